@@ -1,0 +1,3 @@
+from genimg.cli.main import main
+
+main()

@@ -1,0 +1,83 @@
+"""The ``genimg`` app: registers each command module and renders errors once, as one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from genimg import __version__
+from genimg.cli.info import info
+from genimg.cli.models import models
+from genimg.cli.presets import presets
+from genimg.cli.schedulers import schedulers
+from genimg.cli.txt2img import txt2img
+
+app = typer.Typer(
+    name="genimg",
+    help="Generate images with Stable Diffusion 1.x/2.x, SDXL and FLUX: from a 6 GB GPU to an H100, or a CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("txt2img")(txt2img)
+app.command("presets")(presets)
+app.command("schedulers")(schedulers)
+app.command("models")(models)
+app.command("info")(info)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"genimg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Generate images with Stable Diffusion 1.x/2.x, SDXL and FLUX."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app, turn every error into one line and an exit code."""
+    import click
+
+    from genimg.cli.render import error_line
+    from genimg.errors import GenimgError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = next((a for a in args if not a.startswith("-")), None)
+    try:
+        app(args=args, prog_name="genimg", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help())
+        sys.exit(0)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        if debug:
+            raise
+        hint = f" (see `genimg {command} --help`)" if command else " (see `genimg --help`)"
+        error_line(e.format_message().replace("\n", " ") + hint, command)
+        sys.exit(2)
+    except click.Abort:
+        error_line("aborted", command)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        error_line("interrupted", command)
+        sys.exit(130)
+    except GenimgError as e:
+        if debug:
+            raise
+        error_line(str(e), command)
+        sys.exit(e.exit_code)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        error_line(f"{type(e).__name__}: {e} (run again with --debug for the traceback)", command)
+        sys.exit(1)

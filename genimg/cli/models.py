@@ -1,0 +1,26 @@
+"""``genimg models``: the model aliases and what they point to."""
+
+from __future__ import annotations
+
+from genimg.cli import options as o
+
+
+def models(json: o.Json = False) -> None:
+    """List model aliases (add your own in ~/.config/genimg/aliases.toml)."""
+    from genimg.models.resolve import aliases
+
+    table = aliases()
+    if json:
+        import json as _json
+
+        print(_json.dumps(table, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title="Model aliases")
+    for column in ("alias", "family", "source", "description"):
+        view.add_column(column)
+    for name, row in table.items():
+        view.add_row(name, row["family"], row.get("repo") or row.get("path", ""), row.get("description", ""))
+    Console().print(view)

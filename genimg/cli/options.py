@@ -1,0 +1,49 @@
+"""Options shared by the generating commands, declared once as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+GEN = "Generation"
+MODEL = "Model and memory"
+OUT = "Output"
+
+Prompt = Annotated[str, typer.Argument(help="What to draw.", show_default=False)]
+Negative = Annotated[str, typer.Option("--negative", "-n", help="What to avoid (SD/SDXL).", rich_help_panel=GEN)]
+Width = Annotated[Optional[int], typer.Option("--width", "-W", help="Image width (default: the model's).", rich_help_panel=GEN)]
+Height = Annotated[Optional[int], typer.Option("--height", "-H", help="Image height (default: the model's).", rich_help_panel=GEN)]
+Steps = Annotated[Optional[int], typer.Option("--steps", "-s", help="Denoising steps (default: the model's).", rich_help_panel=GEN)]
+Cfg = Annotated[Optional[float], typer.Option("--cfg", "-g", help="Guidance scale (default: the model's).", rich_help_panel=GEN)]
+Seed = Annotated[Optional[int], typer.Option("--seed", "-S", help="Seed of the first image; random (and reported) when absent.", rich_help_panel=GEN)]
+Count = Annotated[int, typer.Option("--count", "-c", help="Images to make; seeds seed, seed+1, ...", rich_help_panel=GEN)]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.", rich_help_panel=GEN)]
+Scheduler = Annotated[Optional[str], typer.Option("--scheduler", "--sampler", help="Sampler by A1111 name, e.g. 'Euler a', 'DPM++ 2M Karras' (see `genimg schedulers`).", rich_help_panel=GEN)]
+MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
+
+Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sdxl-turbo, flux-schnell, flux-dev), hub id, diffusers folder or .safetensors file.", rich_help_panel=MODEL)]
+Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
+AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
+PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", rich_help_panel=MODEL)]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: the preset's).", rich_help_panel=MODEL)]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help="fp32, fp16 or bf16.", rich_help_panel=MODEL)]
+Offload = Annotated[Optional[str], typer.Option("--offload", help="none, model or sequential CPU offload.", rich_help_panel=MODEL)]
+Compile = Annotated[Optional[str], typer.Option("--compile", help="torch.compile mode for the denoiser, or off.", rich_help_panel=MODEL)]
+Quantize = Annotated[Optional[str], typer.Option("--quantize", help="Quantize the denoiser: none, int8, nf4 (bitsandbytes, CUDA).", rich_help_panel=MODEL)]
+AttentionSlicing = Annotated[Optional[bool], typer.Option("--attention-slicing/--no-attention-slicing", help="Compute attention in slices (less memory, slower).", show_default=False, rich_help_panel=MODEL)]
+VaeSlicing = Annotated[Optional[bool], typer.Option("--vae-slicing/--no-vae-slicing", help="Decode a batch one image at a time.", show_default=False, rich_help_panel=MODEL)]
+VaeTiling = Annotated[Optional[bool], typer.Option("--vae-tiling/--no-vae-tiling", help="Decode in tiles (large images on small cards).", show_default=False, rich_help_panel=MODEL)]
+ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the denoiser.", show_default=False, rich_help_panel=MODEL)]
+VaeFp32 = Annotated[Optional[bool], typer.Option("--vae-fp32/--no-vae-fp32", help="Decode in float32 (cures black images from fp16 VAEs).", show_default=False, rich_help_panel=MODEL)]
+
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder, or file name template with {prompt} {seed} {index} {model} {width} {height} {steps} {date} {time}. Default: ./outputs/", rich_help_panel=OUT)]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing files.", rich_help_panel=OUT)]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per image on stdout.", rich_help_panel=OUT)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=OUT)]
+
+
+def preset_overrides(**flags) -> dict:
+    """The preset fields given on the command line (``None`` means the flag was not given)."""
+    return {k: v for k, v in flags.items() if v is not None}

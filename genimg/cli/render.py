@@ -1,0 +1,75 @@
+"""Everything the CLI shows: progress on stderr, results on stdout, errors as one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+
+from rich.console import Console
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def error_line(message: str, command: str | None = None) -> None:
+    prefix = f"genimg {command}: " if command else "genimg: "
+    sys.stderr.write(f"{prefix}error: {message}\n")
+
+
+class Reporter:
+    """Renders the library's progress events (``load``, ``step``, ``image``, ``warning``) with rich."""
+
+    def __init__(self, progress, quiet: bool):
+        self.progress = progress
+        self.quiet = quiet
+        self.load_task = self.step_task = self.image_task = None
+
+    def __call__(self, event: str, **info) -> None:
+        if event == "warning":
+            if not self.quiet:
+                stderr.print(f"[yellow]warning:[/] {info['message']}")
+            return
+        if self.progress is None:
+            return
+        p = self.progress
+        if event == "load":
+            self.load_task = p.add_task(f"loading {info['model']}", total=None)
+        elif event == "loaded" and self.load_task is not None:
+            p.update(self.load_task, total=1, completed=1, description=f"loaded {info['model']}")
+        elif event == "step":
+            if self.step_task is None:
+                self.step_task = p.add_task("denoising", total=info["total"])
+            p.update(self.step_task, completed=info["step"], total=info["total"])
+        elif event == "image":
+            if self.image_task is None and info["total"] > 1:
+                self.image_task = p.add_task("images", total=info["total"])
+            if self.image_task is not None:
+                p.update(self.image_task, completed=info["done"])
+
+
+@contextmanager
+def progress_reporter(quiet: bool):
+    if quiet or not stderr.is_terminal and not _force_progress():
+        yield Reporter(None, quiet)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        yield Reporter(progress, quiet)
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("GENIMG_PROGRESS") == "1"
+
+
+def print_result(path, image, as_json: bool) -> None:
+    if as_json:
+        record = {"path": str(path), "seed": image.seed, "seconds": round(image.seconds, 4),
+                  "model": image.job.ref.name, "settings": image.spec.to_dict()}
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    else:
+        print(f"{path}  seed={image.seed}  {image.seconds:.2f}s", flush=True)

@@ -1,0 +1,42 @@
+"""The one exception type users see.
+
+Raised deep in the library with a message that says what is wrong and how to fix it, rendered once
+at the CLI edge as a single line on stderr. ``exit_code`` follows the shell convention: 2 for bad
+input (usage), 1 for a failure at run time.
+"""
+
+from __future__ import annotations
+
+USAGE = 2
+RUNTIME = 1
+
+
+class GenimgError(Exception):
+    """An error meant for the user: ``str(err)`` is the whole message."""
+
+    exit_code = RUNTIME
+
+    def __init__(self, message: str, *, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(GenimgError):
+    """The request itself is wrong (bad flag value, missing file, unknown name)."""
+
+    exit_code = USAGE
+
+
+class RunFailure(GenimgError):
+    """The request was fine but running it failed (out of memory, NaN image, broken weights)."""
+
+    exit_code = RUNTIME
+
+
+def did_you_mean(name: str, choices) -> str:
+    """A ' (did you mean X?)' hint, or '' when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,196 @@
+"""Build diffusers pipelines from a :class:`ModelRef` and a :class:`Preset`, and reuse them.
+
+The pipeline class is looked up in a table keyed by (family, task), never picked by branches. A
+model is loaded once; another task on the same model is built with ``from_pipe``, which shares
+the loaded components instead of loading them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genimg.errors import RunFailure, UsageError
+from genimg.models import ModelRef
+from genimg.presets import Preset
+
+PIPELINE_CLASSES = {
+    ("sd", "txt2img"): "StableDiffusionPipeline",
+    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
+    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+    ("flux", "txt2img"): "FluxPipeline",
+    ("flux", "img2img"): "FluxImg2ImgPipeline",
+    ("flux", "inpaint"): "FluxInpaintPipeline",
+}
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+# What gets quantized on small cards: the denoiser always, FLUX's T5 encoder (4.7 B parameters) too.
+QUANTIZED_COMPONENTS = {"sd": ["unet"], "sdxl": ["unet"], "flux": ["transformer", "text_encoder_2"]}
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, DTYPES[name])
+
+
+@dataclass
+class LoadedModel:
+    ref: ModelRef
+    preset: Preset
+    pipelines: dict = field(default_factory=dict)  # task -> pipeline, all sharing components
+    scheduler_config: dict | None = None  # the model's own, so sampler choices never stack
+
+    def denoiser(self):
+        pipe = self.pipelines["txt2img"]
+        return getattr(pipe, "unet", None) or pipe.transformer
+
+
+class PipelineFactory:
+    """Holds at most one loaded model (big models don't fit twice) and its per-task pipelines."""
+
+    def __init__(self):
+        self.current: LoadedModel | None = None
+
+    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None) -> tuple:
+        """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing."""
+        import diffusers
+
+        if self.current is None or (self.current.ref, self.current.preset) != (ref, preset):
+            self.release()
+            if progress:
+                progress("load", model=ref.name)
+            self.current = _load(ref, preset)
+            if progress:
+                progress("loaded", model=ref.name)
+        loaded = self.current
+        if task not in loaded.pipelines:
+            cls = getattr(diffusers, PIPELINE_CLASSES[(ref.family, task)])
+            pipe = cls.from_pipe(loaded.pipelines["txt2img"])
+            pipe.set_progress_bar_config(disable=True)
+            loaded.pipelines[task] = pipe
+        return loaded.pipelines[task], loaded
+
+    def release(self) -> None:
+        if self.current is None:
+            return
+        self.current = None
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _quiet_libraries() -> None:
+    """genimg draws its own progress; the libraries' per-file bars and notices would interleave."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
+    import diffusers
+
+    _quiet_libraries()
+
+    cls = getattr(diffusers, PIPELINE_CLASSES[(ref.family, "txt2img")])
+    kwargs = {"torch_dtype": torch_dtype(preset.dtype)}
+    if ref.family == "sd":
+        # Like A1111 and ComfyUI, genimg runs without the SD1.x NSFW classifier (a 1.2 GB extra model).
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if preset.quantize != "none":
+        kwargs["quantization_config"] = _quantization_config(ref.family, preset)
+    try:
+        if ref.kind == "single_file":
+            pipe = cls.from_single_file(ref.location, config=ref.config, **kwargs)
+        else:
+            pipe = cls.from_pretrained(ref.location, use_safetensors=None if ref.allow_pickle else True, **kwargs)
+    except (OSError, ValueError) as e:
+        raise _load_error(ref, e) from e
+    apply_preset(pipe, preset)
+    return LoadedModel(ref, preset, {"txt2img": pipe}, dict(pipe.scheduler.config))
+
+
+def _load_error(ref: ModelRef, e: Exception) -> Exception:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "safetensors" in text and not ref.allow_pickle:
+        return UsageError(f"{ref.name} has no .safetensors weights, only pickle files; convert them, "
+                          "or pass --allow-pickle if you trust the source")
+    if ref.kind == "single_file" and ref.config is None:
+        return UsageError(f"could not set up {ref.name} from its single file ({text}); offline, pass --config with a "
+                          "diffusers folder of the same architecture")
+    if ref.kind == "hub":
+        from huggingface_hub import constants
+
+        return UsageError(f"could not load {ref.location} from the Hugging Face cache ({constants.HF_HUB_CACHE}): {text}; "
+                          f"download it with `hf download {ref.location}` where there is network, or pass a local folder")
+    return RunFailure(f"could not load {ref.location}: {text}")
+
+
+def _quantization_config(family: str, preset: Preset):
+    import importlib.util
+
+    if preset.device != "cuda":
+        raise UsageError(f"quantize = {preset.quantize} needs a CUDA GPU; use --quantize none on {preset.device}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UsageError(f"preset {preset.name} quantizes to {preset.quantize}, which needs bitsandbytes: "
+                         "pip install bitsandbytes, or pass --quantize none")
+    from diffusers.quantizers import PipelineQuantizationConfig
+
+    if preset.quantize == "nf4":
+        backend, qkw = "bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                                            "bnb_4bit_compute_dtype": torch_dtype(preset.dtype)}
+    else:
+        backend, qkw = "bitsandbytes_8bit", {"load_in_8bit": True}
+    return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=qkw,
+                                      components_to_quantize=QUANTIZED_COMPONENTS[family])
+
+
+def apply_preset(pipe, preset: Preset) -> None:
+    """Memory and speed settings of ``preset`` on a freshly loaded pipeline."""
+    import torch
+
+    denoiser = getattr(pipe, "unet", None) or pipe.transformer
+    if preset.vae_fp32:
+        _upcast_vae(pipe.vae)
+    if preset.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
+        pipe.enable_attention_slicing()
+    if preset.vae_slicing:
+        pipe.vae.enable_slicing()
+    if preset.vae_tiling:
+        pipe.vae.enable_tiling()
+    if preset.channels_last:
+        denoiser.to(memory_format=torch.channels_last)
+    if preset.offload == "model":
+        pipe.enable_model_cpu_offload(device=preset.device)
+    elif preset.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=preset.device)
+    else:
+        pipe.to(preset.device)
+    if preset.compile != "off":
+        denoiser.compile(mode=None if preset.compile == "default" else preset.compile)
+    pipe.set_progress_bar_config(disable=True)
+
+
+def _upcast_vae(vae) -> None:
+    """Decode in float32 while the rest runs in half precision: the cure for black (NaN) images
+    from VAEs that overflow fp16. The pipelines hand the VAE half-precision latents, hence the cast."""
+    import torch
+
+    vae.to(torch.float32)
+    decode = vae.decode
+
+    def decode_fp32(z, *args, **kwargs):
+        return decode(z.to(torch.float32), *args, **kwargs)
+
+    vae.decode = decode_fp32

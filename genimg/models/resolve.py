@@ -1,0 +1,160 @@
+"""Turn what the user typed after ``--model`` into a :class:`ModelRef`.
+
+Tried in order: an alias (``aliases.toml``, then the user's own), a local diffusers folder, a local
+single-file checkpoint, a Hugging Face hub id. The family comes from the alias, from
+``model_index.json``, or from the checkpoint's key names, and never needs the weights loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genimg.datafiles import load_toml, read_toml
+from genimg.errors import UsageError, did_you_mean
+from genimg.models.checkpoint import PICKLE_SUFFIXES, checkpoint_keys, short_hash
+from genimg.models.families import FAMILIES, family_from_checkpoint_keys, family_from_pipeline_class
+from genimg.paths import config_dir
+
+ALIAS_FILE = Path(__file__).with_name("aliases.toml")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Per-model settings an alias may carry besides the family defaults.
+_ALIAS_SETTINGS = ("width", "height", "steps", "guidance", "scheduler", "max_sequence_length")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    ref: str
+    kind: str  # "hub" | "folder" | "single_file"
+    location: str
+    family: str
+    name: str
+    defaults: dict = field(default_factory=dict)
+    config: str | None = None
+    allow_pickle: bool = False
+
+    def model_hash(self) -> str | None:
+        """A1111's short hash for single files; diffusers folders and hub ids have none."""
+        return short_hash(Path(self.location)) if self.kind == "single_file" else None
+
+
+def aliases() -> dict[str, dict]:
+    """Built-in aliases, the packaged demo model, then the user's own (which win)."""
+    table = {name: dict(row) for name, row in load_toml(ALIAS_FILE).items()}
+    user_file = config_dir() / "aliases.toml"
+    if user_file.is_file():
+        table.update(read_toml(user_file))
+    return table
+
+
+def default_model() -> str:
+    """``$GENIMG_MODEL`` if set, else the built-in demo model when it is installed."""
+    if os.environ.get("GENIMG_MODEL"):
+        return os.environ["GENIMG_MODEL"]
+    if "demo" in aliases():
+        return "demo"
+    raise UsageError("no model given: pass --model with an alias (sd15, sdxl, flux-schnell), a hub id, "
+                     "a diffusers folder or a .safetensors file, or set GENIMG_MODEL")
+
+
+def _defaults(family: str, overrides: dict) -> dict:
+    fam = FAMILIES[family]
+    base = {"width": fam.width, "height": fam.height, "steps": fam.steps, "guidance": fam.guidance,
+            "scheduler": fam.scheduler, "max_sequence_length": None}
+    base.update({k: overrides[k] for k in _ALIAS_SETTINGS if k in overrides})
+    return base
+
+
+def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pickle: bool = False) -> ModelRef:
+    ref = ref or default_model()
+    table = aliases()
+    if ref in table:
+        row = table[ref]
+        family = row["family"]
+        if "path" in row:
+            path = Path(row["path"]).expanduser()
+            if not path.is_absolute():
+                path = ALIAS_FILE.parent / path
+            return ModelRef(ref, "folder", str(path), family, ref, _defaults(family, row))
+        return ModelRef(ref, "hub", row["repo"], family, ref, _defaults(family, row))
+
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return _from_folder(ref, path)
+    if path.is_file():
+        return _from_file(ref, path, config=config, allow_pickle=allow_pickle)
+    if HUB_ID.match(ref) and not ref.startswith((".", "~")) and not path.suffix in (".safetensors", *PICKLE_SUFFIXES):
+        return _from_hub(ref)
+    raise UsageError(f"model {ref!r} is not an alias, a folder or a file{did_you_mean(ref, table)}: "
+                     f"use one of the aliases ({', '.join(table)}), a hub id like org/name, or an existing path")
+
+
+def _from_folder(ref: str, path: Path) -> ModelRef:
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise UsageError(f"{path} has no model_index.json, so it is not a diffusers pipeline folder; "
+                         "pass the folder that holds model_index.json, or a single .safetensors file")
+    family = _family_from_index(index)
+    return ModelRef(ref, "folder", str(path.resolve()), family, path.name, _defaults(family, {}))
+
+
+def _family_from_index(index: Path) -> str:
+    try:
+        class_name = json.loads(index.read_text())["_class_name"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"{index} is not a valid model_index.json ({e})") from None
+    family = family_from_pipeline_class(class_name)
+    if family is None:
+        raise UsageError(f"{index.parent} holds a {class_name}, which genimg does not run "
+                         "(it runs Stable Diffusion 1.x/2.x, SDXL and FLUX.1 pipelines)")
+    return family
+
+
+def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise UsageError(f"{path.name} is a pickle checkpoint, which can run arbitrary code when loaded; "
+                             "convert it to .safetensors, or pass --allow-pickle if you trust its source")
+        family = None  # keys are only known after unpickling; diffusers infers the type itself
+    elif suffix == ".safetensors":
+        family = family_from_checkpoint_keys(checkpoint_keys(path))
+        if family is None:
+            raise UsageError(f"{path.name} is not a full SD1.x/2.x, SDXL or FLUX checkpoint (no known key names); "
+                             "if it is a LoRA, pass it with --lora instead")
+    else:
+        raise UsageError(f"{path.name}: unknown model file type {suffix!r}; expected .safetensors")
+    if config is not None:
+        config_path = Path(config).expanduser()
+        if not (config_path / "model_index.json").is_file():
+            raise UsageError(f"--config {config_path} must be a diffusers folder with model_index.json "
+                             "(the same architecture as the checkpoint)")
+        family = family or _family_from_index(config_path / "model_index.json")
+        config = str(config_path.resolve())
+    if family is None:
+        raise UsageError(f"cannot tell the family of {path.name}: pass --config with a diffusers folder of its architecture")
+    return ModelRef(ref, "single_file", str(path.resolve()), family, path.stem, _defaults(family, {}),
+                    config=config, allow_pickle=allow_pickle)
+
+
+def _from_hub(repo_id: str) -> ModelRef:
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        index = hf_hub_download(repo_id, "model_index.json")
+    except LocalEntryNotFoundError:
+        raise UsageError(
+            f"model {repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub cannot be "
+            f"reached (offline); on a machine with network run `hf download {repo_id}` and copy the cache, "
+            "or pass a local folder or .safetensors file") from None
+    except RepositoryNotFoundError:
+        raise UsageError(f"no model {repo_id} on the Hugging Face hub (or it is gated: log in with `hf auth login`)") from None
+    except EntryNotFoundError:
+        raise UsageError(f"{repo_id} has no model_index.json, so it is not a diffusers pipeline; "
+                         "download its .safetensors file and pass that path") from None
+    family = _family_from_index(Path(index))
+    return ModelRef(repo_id, "hub", repo_id, family, repo_id, _defaults(family, {}))

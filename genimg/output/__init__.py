@@ -1,0 +1,1 @@
+"""Everything about output files: names, PNG metadata, atomic writes."""

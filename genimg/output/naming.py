@@ -1,0 +1,54 @@
+"""Output file names: a folder or a file template, with prompt-derived parts made safe."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from genimg.errors import UsageError
+
+DEFAULT_DIR = "outputs"
+DEFAULT_TEMPLATE = "{prompt}-{seed}.png"
+FIELDS = ("prompt", "seed", "index", "model", "width", "height", "steps", "date", "time")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize(text: str, limit: int = 60) -> str:
+    """A file-name part from free text: ASCII letters, digits, '.', '_' and '-' only, no leading dot."""
+    name = _UNSAFE.sub("_", text).strip("._-")[:limit].strip("._-")
+    return name or "image"
+
+
+def is_folder_target(target: str | Path) -> bool:
+    text = str(target)
+    path = Path(text)
+    return path.is_dir() or text.endswith(("/", "\\")) or not path.suffix
+
+
+def output_paths(target: str | Path | None, specs: list, model_name: str) -> list[Path]:
+    """One path per image spec. ``target`` is a folder (files named by the default template), or a
+    file name that may hold ``{seed}``, ``{prompt}``, ``{index}``…; several images without such a
+    field in the name get ``-<seed>`` added so they never collide."""
+    target = Path(DEFAULT_DIR) if target is None else Path(target).expanduser()
+    if is_folder_target(target):
+        template = str(target / DEFAULT_TEMPLATE)
+    else:
+        template = str(target)
+        if len(specs) > 1 and "{" not in target.name:
+            template = str(target.with_name(f"{target.stem}-{{seed}}{target.suffix}"))
+    if Path(template).suffix.lower() != ".png":
+        raise UsageError(f"output {template!r} must end in .png (genimg writes PNG with its metadata)")
+    now = time.localtime()
+    paths = []
+    for index, spec in enumerate(specs):
+        values = {"prompt": sanitize(spec.prompt), "seed": spec.seed, "index": index,
+                  "model": sanitize(model_name, 40), "width": spec.width, "height": spec.height,
+                  "steps": spec.steps, "date": time.strftime("%Y-%m-%d", now), "time": time.strftime("%H%M%S", now)}
+        try:
+            paths.append(Path(template.format(**values)))
+        except (KeyError, IndexError, ValueError) as e:
+            raise UsageError(f"output template {template!r}: bad field {e}; fields are {{{'}, {'.join(FIELDS)}}}") from None
+    if len(set(paths)) != len(paths):
+        raise UsageError(f"output template {template!r} gives several images the same name; add {{seed}} or {{index}}")
+    return paths

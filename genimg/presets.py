@@ -1,0 +1,118 @@
+"""VRAM-tier presets: how to load and run a pipeline on a given kind of device.
+
+Each preset is a TOML file in ``presets/`` (user files in ``~/.config/genimg/presets/`` add to or
+replace them). A ``[family.NAME]`` table overrides fields for one model family, since FLUX needs
+more than SD1.5 on the same card. Every field can also be overridden from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from genimg.datafiles import data_dir, read_toml
+from genimg.errors import UsageError, did_you_mean
+from genimg.paths import config_dir
+
+CHOICES = {
+    "device": ("cpu", "cuda", "mps"),
+    "dtype": ("fp32", "fp16", "bf16"),
+    "offload": ("none", "model", "sequential"),
+    "compile": ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    "quantize": ("none", "int8", "nf4"),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str = ""
+    device: str = "cuda"
+    vram_gb: float = 0
+    dtype: str = "fp16"
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    offload: str = "none"
+    compile: str = "off"
+    channels_last: bool = False
+    quantize: str = "none"
+    vae_fp32: bool = False
+    family_overrides: dict | None = None
+
+    def for_family(self, family: str) -> "Preset":
+        """This preset with its ``[family.NAME]`` fields applied."""
+        table = (self.family_overrides or {}).get(family, {})
+        return self.with_overrides(**table)
+
+    def with_overrides(self, **overrides) -> "Preset":
+        """A copy with the given fields replaced; ``None`` values are ignored (flag not given)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        _check(self.name, given)
+        return replace(self, **given)
+
+    def settings(self) -> dict:
+        """The fields that change how a pipeline runs (what metadata records)."""
+        d = asdict(self)
+        for key in ("description", "vram_gb", "family_overrides"):
+            d.pop(key)
+        return d
+
+
+_FIELD_NAMES = {f.name for f in fields(Preset)} - {"name", "family_overrides"}
+
+
+def _check(name: str, table: dict) -> None:
+    for key, value in table.items():
+        if key not in _FIELD_NAMES:
+            raise UsageError(f"preset {name!r}: unknown field {key!r}{did_you_mean(key, _FIELD_NAMES)}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise UsageError(f"preset {name!r}: {key} = {value!r} is not one of {', '.join(CHOICES[key])}")
+
+
+def preset_dirs() -> list[Path]:
+    return [data_dir("presets"), config_dir() / "presets"]
+
+
+def load_presets() -> dict[str, Preset]:
+    presets = {}
+    for folder in preset_dirs():
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
+            table = read_toml(path)
+            family = table.pop("family", {})
+            _check(path.stem, table)
+            for fam_table in family.values():
+                _check(path.stem, fam_table)
+            presets[path.stem] = Preset(name=path.stem, family_overrides=family, **table)
+    return dict(sorted(presets.items(), key=lambda item: (item[1].device != "cpu", item[1].vram_gb, item[0])))
+
+
+def get_preset(name: str) -> Preset:
+    if name == "auto":
+        return pick_auto()[0]
+    presets = load_presets()
+    if name not in presets:
+        raise UsageError(f"unknown preset {name!r}{did_you_mean(name, presets)}: use auto or one of {', '.join(presets)} "
+                         "(see `genimg presets`)")
+    return presets[name]
+
+
+def pick_auto(device: str | None = None) -> tuple[Preset, str]:
+    """The preset for this machine and why: the largest GPU tier that fits the free memory."""
+    from genimg.device import detect
+
+    info = detect(device)
+    presets = load_presets()
+    if info.kind == "cpu":
+        return presets["cpu"], "no CUDA or MPS device found"
+    if info.kind == "mps":
+        # Apple GPUs share system memory; fp16 without offload is what diffusers recommends there.
+        base = presets.get("16gb", presets["cpu"])
+        return base.with_overrides(device="mps", offload="none", compile="off", quantize="none"), \
+            "Apple MPS device (unified memory)"
+    gpu_tiers = [p for p in presets.values() if p.device == "cuda" and p.vram_gb <= info.free_gb + 0.5]
+    if not gpu_tiers:
+        lowest = min((p for p in presets.values() if p.device == "cuda"), key=lambda p: p.vram_gb)
+        return lowest, f"{info.name} has only {info.free_gb:.1f} GB free; using the smallest GPU preset"
+    chosen = max(gpu_tiers, key=lambda p: p.vram_gb)
+    return chosen, f"{info.name} with {info.free_gb:.1f} of {info.total_gb:.1f} GB free"

@@ -1,0 +1,70 @@
+"""The one description of a generation: what the CLI builds from flags, a batch row builds from a
+file, and the PNG metadata serialises. One object, one serialisation, so they cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from genimg.errors import UsageError, did_you_mean
+
+TASKS = ("txt2img", "img2img", "inpaint")
+
+
+@dataclass
+class GenerationSpec:
+    prompt: str
+    negative: str = ""
+    model: str | None = None
+    task: str = "txt2img"
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    count: int = 1
+    batch_size: int = 1
+    preset: str = "auto"
+    preset_overrides: dict = field(default_factory=dict)
+    model_config: str | None = None
+    allow_pickle: bool = False
+    max_sequence_length: int | None = None
+
+    def to_dict(self) -> dict:
+        """Only what differs from the defaults, so the JSON stays readable and stable."""
+        default = GenerationSpec(prompt="")
+        return {k: v for k, v in asdict(self).items() if k == "prompt" or v != getattr(default, k)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenerationSpec":
+        names = {f.name for f in fields(cls)}
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise UsageError(f"unknown setting {unknown[0]!r}{did_you_mean(unknown[0], names)}; "
+                             f"known: {', '.join(sorted(names))}")
+        if "prompt" not in data:
+            raise UsageError("a generation needs a prompt")
+        return cls(**data)
+
+    def replace(self, **changes) -> "GenerationSpec":
+        return replace(self, **changes)
+
+    def validate(self, factor: int) -> None:
+        """Check what can be checked before any model is loaded."""
+        if self.task not in TASKS:
+            raise UsageError(f"unknown task {self.task!r}: use one of {', '.join(TASKS)}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and (value <= 0 or value % factor):
+                hint = max(factor, round(value / factor) * factor)
+                raise UsageError(f"--{name} {value} must be a positive multiple of {factor} for this model; try {hint}")
+        if self.steps is not None and self.steps <= 0:
+            raise UsageError(f"--steps must be at least 1 (got {self.steps})")
+        if self.guidance is not None and self.guidance < 0:
+            raise UsageError(f"--cfg must be 0 or more (got {self.guidance})")
+        if self.count < 1:
+            raise UsageError(f"--count must be at least 1 (got {self.count})")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed must be between 0 and 2^63-1 (got {self.seed})")

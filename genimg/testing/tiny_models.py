@@ -1,0 +1,119 @@
+"""Tiny SD1.5, SDXL and FLUX pipelines with random weights, in the real diffusers formats.
+
+Sizes follow ``shared/tiny-models.md``: each saves to a few MB and runs 4 steps at 64x64 on a CPU
+in well under a second, yet goes through exactly the code paths of the full-size models.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def _clip_text(vocab_size: int, with_projection: bool = False):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            max_position_embeddings=77, projection_dim=32, vocab_size=vocab_size,
+                            bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
+    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
+
+
+def _vae(**extra):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                         norm_num_groups=32, sample_size=64, **extra)
+
+
+def _unet(**extra):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=32,
+                                in_channels=extra.pop("in_channels", 4), out_channels=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                attention_head_dim=8, norm_num_groups=32, **extra)
+
+
+def build_sd(tmp: Path, seed: int = 0, inpaint: bool = False):
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    from genimg.testing.tokenizers import clip_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(tmp / "_tok")
+    cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+    return cls(
+        vae=_vae(), text_encoder=_clip_text(len(tokenizer)), tokenizer=tokenizer,
+        unet=_unet(cross_attention_dim=32, in_channels=9 if inpaint else 4),
+        scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                                set_alpha_to_one=False, steps_offset=1),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def build_sdxl(tmp: Path, seed: int = 0):
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+
+    from genimg.testing.tokenizers import clip_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(tmp / "_tok")
+    unet = _unet(cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=8,
+                 projection_class_embeddings_input_dim=8 * 6 + 32, transformer_layers_per_block=1)
+    return StableDiffusionXLPipeline(
+        vae=_vae(force_upcast=True), text_encoder=_clip_text(len(tokenizer)),
+        text_encoder_2=_clip_text(len(tokenizer), with_projection=True), tokenizer=tokenizer, tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                         steps_offset=1, timestep_spacing="leading"),
+    )
+
+
+def build_flux(tmp: Path, seed: int = 0):
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from genimg.testing.tokenizers import clip_tokenizer, t5_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(tmp / "_tok")
+    t5_tok = t5_tokenizer()
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+    t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                                 relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0,
+                                 eos_token_id=1))
+    return FluxPipeline(
+        transformer=transformer, text_encoder=_clip_text(len(tokenizer)), tokenizer=tokenizer,
+        text_encoder_2=t5, tokenizer_2=t5_tok,
+        vae=_vae(use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+    )
+
+
+BUILDERS = {"sd": build_sd, "sdxl": build_sdxl, "flux": build_flux}
+
+
+def save_tiny(family: str, folder: Path, seed: int = 0) -> Path:
+    """Build the tiny ``family`` pipeline and save it as a diffusers folder (safetensors)."""
+    pipe = BUILDERS[family](folder.parent / f".{folder.name}-build", seed)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder.parent / f".{folder.name}-build", ignore_errors=True)
+    return folder
+
+
+def install_in_hf_cache(folder: Path, repo_id: str, cache: Path, commit: str = "0" * 40) -> Path:
+    """Lay ``folder`` out as the Hugging Face cache entry of ``repo_id`` (as `hf download` would)."""
+    entry = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = entry / "snapshots" / commit
+    shutil.copytree(folder, snapshot, dirs_exist_ok=True)
+    (entry / "refs").mkdir(parents=True, exist_ok=True)
+    (entry / "refs" / "main").write_text(commit)
+    return snapshot
