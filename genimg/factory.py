@@ -104,7 +104,7 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
     _quiet_libraries()
 
     cls = getattr(diffusers, PIPELINE_CLASSES[(ref.family, "txt2img")])
-    kwargs = {"torch_dtype": torch_dtype(preset.dtype)}
+    kwargs = {"dtype": torch_dtype(preset.dtype)}
     if ref.family == "sd":
         # Like A1111 and ComfyUI, genimg runs without the SD1.x NSFW classifier (a 1.2 GB extra model).
         kwargs.update(safety_checker=None, requires_safety_checker=False)

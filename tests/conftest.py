@@ -1,0 +1,89 @@
+"""Shared fixtures: an offline, isolated Hugging Face cache and tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before anything imports huggingface_hub, which reads these once at import time: nothing in
+# the tests may touch the network or the user's own caches and config.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="genimg-tests-"))
+os.environ.update({
+    "HF_HOME": str(_SANDBOX / "hf"),
+    "HF_HUB_CACHE": str(_SANDBOX / "hf" / "hub"),
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GENIMG_CACHE_DIR": str(_SANDBOX / "cache"),
+    "GENIMG_CONFIG_DIR": str(_SANDBOX / "config"),
+})
+os.environ.pop("GENIMG_MODEL", None)
+
+import pytest  # noqa: E402
+
+FAMILIES = ("sd", "sdxl", "flux")
+HUB_IDS = {"sd": "genimg-test/tiny-sd", "sdxl": "genimg-test/tiny-sdxl", "flux": "genimg-test/tiny-flux"}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Family name -> a saved diffusers folder of the tiny model."""
+    from genimg.testing.tiny_models import save_tiny
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {family: save_tiny(family, root / family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def hub_models(tiny_models) -> dict[str, str]:
+    """Family name -> a hub id served from the offline HF cache."""
+    from genimg.testing.tiny_models import install_in_hf_cache
+
+    for family, folder in tiny_models.items():
+        install_in_hf_cache(folder, HUB_IDS[family], Path(os.environ["HF_HUB_CACHE"]))
+    return dict(HUB_IDS)
+
+
+@pytest.fixture(scope="session")
+def sd_single_file(tiny_models, tmp_path_factory) -> Path:
+    """The tiny SD1.5 model as one original-layout .safetensors checkpoint."""
+    from diffusers import StableDiffusionPipeline
+
+    from genimg.testing.single_file import save_sd_single_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models["sd"])
+    return save_sd_single_file(pipe, tmp_path_factory.mktemp("single") / "tiny-sd15.safetensors")
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self):
+        return f"CliResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``genimg ARGS`` in-process through the real entry point; returns code, stdout, stderr."""
+    from genimg.cli.main import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def pixels(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.int16)
