@@ -56,7 +56,8 @@ class GenerationSpec:
         for name in ("width", "height"):
             value = getattr(self, name)
             if value is not None and (value <= 0 or value % factor):
-                hint = max(factor, round(value / factor) * factor)
+                lower, upper = value // factor * factor, (value // factor + 1) * factor
+                hint = f"{lower} or {upper}" if lower > 0 else str(upper)
                 raise UsageError(f"--{name} {value} must be a positive multiple of {factor} for this model; try {hint}")
         if self.steps is not None and self.steps <= 0:
             raise UsageError(f"--steps must be at least 1 (got {self.steps})")

@@ -44,20 +44,21 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app, turn every error into one line and an exit code."""
-    import click
-
     from genimg.cli.render import error_line
     from genimg.errors import GenimgError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    names = {c.name for c in app.registered_commands}
     command = next((a for a in args if not a.startswith("-")), None)
+    command = command if command in names else None
+    click = _click_exceptions()
     try:
         app(args=args, prog_name="genimg", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:
-        click.echo(e.ctx.get_help())
+    except click.NoArgsIsHelpError as e:
+        print(e.ctx.get_help())
         sys.exit(0)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
     except click.UsageError as e:
         if debug:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see `genimg {command} --help`)" if command else " (see `genimg --help`)"
         error_line(e.format_message().replace("\n", " ") + hint, command)
         sys.exit(2)
-    except click.Abort:
+    except typer.Abort:
         error_line("aborted", command)
         sys.exit(130)
     except KeyboardInterrupt:
@@ -81,3 +82,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         error_line(f"{type(e).__name__}: {e} (run again with --debug for the traceback)", command)
         sys.exit(1)
+
+
+def _click_exceptions():
+    """Click's exception classes, from the copy of click that typer uses (newer typers vendor it)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions

@@ -1,0 +1,88 @@
+"""Model resolution: aliases, folders, single files and hub ids, and family detection without loading weights."""
+
+import json
+
+import pytest
+
+from genimg.errors import UsageError
+from genimg.models import resolve_model
+from genimg.models.families import family_from_checkpoint_keys, family_from_pipeline_class
+
+
+@pytest.mark.parametrize("alias,family,repo", [
+    ("sd15", "sd", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+    ("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0"),
+    ("sdxl-turbo", "sdxl", "stabilityai/sdxl-turbo"),
+    ("flux-schnell", "flux", "black-forest-labs/FLUX.1-schnell"),
+    ("flux-dev", "flux", "black-forest-labs/FLUX.1-dev"),
+])
+def test_aliases(alias, family, repo):
+    ref = resolve_model(alias)
+    assert (ref.kind, ref.family, ref.location) == ("hub", family, repo)
+
+
+def test_folder_family_comes_from_model_index(tiny_models):
+    for family, folder in tiny_models.items():
+        ref = resolve_model(str(folder))
+        assert (ref.kind, ref.family) == ("folder", family)
+
+
+def test_hub_id_family_comes_from_the_cached_model_index(hub_models):
+    for family, repo in hub_models.items():
+        ref = resolve_model(repo)
+        assert (ref.kind, ref.family, ref.location) == ("hub", family, repo)
+
+
+def test_single_file_family_from_its_keys(sd_single_file):
+    ref = resolve_model(str(sd_single_file))
+    assert (ref.kind, ref.family) == ("single_file", "sd")
+
+
+@pytest.mark.parametrize("keys,family", [
+    (["model.diffusion_model.input_blocks.0.0.weight", "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"], "sd"),
+    (["model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.label_emb.0.0.weight",
+      "conditioner.embedders.1.model.ln_final.weight"], "sdxl"),
+    (["double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight"], "flux"),
+    (["model.diffusion_model.double_blocks.0.img_attn.qkv.weight"], "flux"),
+    (["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"], None),
+])
+def test_checkpoint_key_detection(keys, family):
+    assert family_from_checkpoint_keys(keys) == family
+
+
+@pytest.mark.parametrize("name,family", [
+    ("StableDiffusionPipeline", "sd"), ("StableDiffusionInpaintPipeline", "sd"), ("StableDiffusionXLPipeline", "sdxl"),
+    ("StableDiffusionXLImg2ImgPipeline", "sdxl"), ("FluxPipeline", "flux"), ("FluxFillPipeline", "flux"),
+    ("KandinskyPipeline", None),
+])
+def test_pipeline_class_detection(name, family):
+    assert family_from_pipeline_class(name) == family
+
+
+def test_unsupported_pipeline_folder(tmp_path):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
+    with pytest.raises(UsageError, match="does not run"):
+        resolve_model(str(tmp_path))
+
+
+def test_lora_file_passed_as_model_is_explained(tmp_path):
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    path = tmp_path / "style.safetensors"
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": np.zeros((4, 4), np.float32)}, str(path))
+    with pytest.raises(UsageError, match="--lora"):
+        resolve_model(str(path))
+
+
+def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models):
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\nsteps = 9\n')
+    ref = resolve_model("mine")
+    assert (ref.kind, ref.family, ref.defaults["steps"]) == ("folder", "sdxl", 9)
+    assert resolve_model("sd15").family == "sd"
+
+
+def test_models_command_lists_aliases(cli):
+    result = cli("models", "--json")
+    assert result.code == 0 and "flux-schnell" in json.loads(result.out)
