@@ -8,6 +8,7 @@ import typer
 
 from genimg import __version__
 from genimg.cli.info import info
+from genimg.cli.learn import app as learn_app
 from genimg.cli.models import models
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
@@ -26,6 +27,7 @@ app.command("presets")(presets)
 app.command("schedulers")(schedulers)
 app.command("models")(models)
 app.command("info")(info)
+app.add_typer(learn_app, name="learn")
 
 
 def _version(value: bool) -> None:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    names = {c.name for c in app.registered_commands}
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     command = next((a for a in args if not a.startswith("-")), None)
     command = command if command in names else None
     click = _click_exceptions()
