@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 
-def generate_and_report(spec, output, overwrite: bool, as_json: bool, quiet: bool) -> None:
+def generate_and_report(spec, common) -> None:
     from genimg.api import generate_files
     from genimg.cli.render import print_result, progress_reporter, stderr
 
+    output, overwrite, as_json, quiet = common.output, common.overwrite, common.json, common.quiet
     if spec.model is None and not quiet:
         from genimg.models.resolve import default_model
 

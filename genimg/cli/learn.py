@@ -52,3 +52,112 @@ def _training_progress(report):
         progress.update(tasks[stage], completed=step, description=f"training {stage} (loss {loss:.4f})")
 
     return on_event
+
+
+def _epoch_progress(report, label: str):
+    task = {}
+
+    def on_event(event, epoch, total, loss, seconds):
+        progress = report.progress
+        if progress is None:
+            return
+        if "id" not in task:
+            task["id"] = progress.add_task(label, total=total, completed=epoch - 1)
+        progress.update(task["id"], completed=epoch, description=f"{label} (loss {loss:.4f})")
+
+    return on_event
+
+
+Dataset = typer.Option("digits", "--dataset", "-d", help="digits, faces, shapes, or a folder of images.")
+Run = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, samples, loss curve).")
+Resume = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint.")
+
+
+@app.command("ddpm")
+def ddpm(
+    output: Path = Run,
+    dataset: str = Dataset,
+    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
+    size: int = typer.Option(16, "--size", help="Image side in pixels."),
+    conditional: bool = typer.Option(True, "--conditional/--unconditional", help="Learn the classes (for guidance)."),
+    schedule: str = typer.Option("cosine", "--schedule", help="Noise schedule: linear or cosine."),
+    batch: int = typer.Option(128, "--batch", help="Images per step."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = Resume,
+    overwrite: o.Overwrite = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train a denoising diffusion model (DDPM) from scratch."""
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.learn.train import DDPMConfig, train_ddpm
+
+    if schedule not in ("linear", "cosine"):
+        raise UsageError(f"--schedule must be linear or cosine (got {schedule!r})")
+    if epochs < 1 or batch < 1 or size < 8 or size % 4:
+        raise UsageError("--epochs and --batch must be at least 1, and --size a multiple of 4 of at least 8")
+    config = DDPMConfig(dataset=dataset, epochs=epochs, size=size, conditional=conditional, schedule=schedule,
+                        batch=batch, seed=seed)
+    with progress_reporter(quiet) as report:
+        train_ddpm(output, config, resume, overwrite, _epoch_progress(report, "training DDPM"))
+    print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
+
+
+@app.command("dcgan")
+def dcgan(
+    output: Path = Run,
+    dataset: str = Dataset,
+    epochs: int = typer.Option(60, "--epochs", help="Passes over the data."),
+    size: int = typer.Option(32, "--size", help="Image side: 32 or 64."),
+    batch: int = typer.Option(64, "--batch", help="Images per step."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Train D on 1 - this for real images (0.1 is common)."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = Resume,
+    overwrite: o.Overwrite = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train a DCGAN from scratch."""
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.learn.train import GANConfig, train_dcgan
+
+    if size not in (32, 64):
+        raise UsageError(f"--size must be 32 or 64 for DCGAN (got {size})")
+    if not 0 <= label_smoothing < 0.5:
+        raise UsageError("--label-smoothing must be between 0 and 0.5")
+    config = GANConfig(dataset=dataset, epochs=epochs, size=size, batch=batch, label_smoothing=label_smoothing, seed=seed)
+    with progress_reporter(quiet) as report:
+        train_dcgan(output, config, resume, overwrite, _epoch_progress(report, "training DCGAN"))
+    print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
+
+
+@app.command("sample")
+def sample(
+    run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm` or `genimg learn dcgan`."),
+    label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional DDPM); default: all in turn."),
+    guidance: float = typer.Option(3.0, "--guidance", help="Classifier-free guidance scale (1 = none)."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddpm (all T steps) or ddim."),
+    steps: int = typer.Option(50, "--steps", help="DDIM steps."),
+    eta: float = typer.Option(0.0, "--eta", help="DDIM η: 0 deterministic, 1 DDPM-like."),
+    count: int = typer.Option(64, "--count", "-n", help="How many images."),
+    seed: int = typer.Option(0, "--seed"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Grid PNG (default RUN/sample.png); a GIF of the reverse process goes beside it."),
+    overwrite: o.Overwrite = True,
+) -> None:
+    """Sample a grid (and a reverse-process GIF) from a trained run."""
+    from genimg.errors import UsageError
+    from genimg.learn.pictures import save_gif, save_grid
+    from genimg.learn.sampling import SampleRequest, sample_run
+
+    if sampler not in ("ddpm", "ddim"):
+        raise UsageError(f"--sampler must be ddpm or ddim (got {sampler!r})")
+    if count < 1 or steps < 1:
+        raise UsageError("--count and --steps must be at least 1")
+    output = output or run / "sample.png"
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output} exists; pass --overwrite")
+    images, frames = sample_run(run, SampleRequest(count, label, guidance, sampler, steps, eta, seed))
+    save_grid(images, output)
+    print(output)
+    if frames:
+        print(save_gif(frames, output.with_suffix(".gif"), nrow=8))

@@ -1,7 +1,13 @@
-"""Options shared by the generating commands, declared once as ``Annotated`` aliases."""
+"""Options shared by the generating commands, declared once as ``Annotated`` aliases.
 
-from __future__ import annotations
+``generation_command`` adds every shared option to a command, so txt2img, img2img, inpaint and
+outpaint declare only what is their own and receive the rest as one ``Common`` object.
+"""
 
+import functools
+import inspect
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -44,6 +50,81 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per im
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=OUT)]
 
 
-def preset_overrides(**flags) -> dict:
-    """The preset fields given on the command line (``None`` means the flag was not given)."""
-    return {k: v for k, v in flags.items() if v is not None}
+
+def _shared(
+    negative: Negative = "",
+    model: Model = None,
+    width: Width = None,
+    height: Height = None,
+    steps: Steps = None,
+    cfg: Cfg = None,
+    seed: Seed = None,
+    count: Count = 1,
+    batch_size: BatchSize = 1,
+    scheduler: Scheduler = None,
+    max_sequence_length: MaxSeqLen = None,
+    config: Config = None,
+    allow_pickle: AllowPickle = False,
+    preset: PresetName = "auto",
+    device: Device = None,
+    dtype: Dtype = None,
+    offload: Offload = None,
+    compile: Compile = None,
+    quantize: Quantize = None,
+    attention_slicing: AttentionSlicing = None,
+    vae_slicing: VaeSlicing = None,
+    vae_tiling: VaeTiling = None,
+    channels_last: ChannelsLast = None,
+    vae_fp32: VaeFp32 = None,
+    output: Output = None,
+    overwrite: Overwrite = False,
+    json: Json = False,
+    quiet: Quiet = False,
+):
+    """The options every generating command takes (a template: never called)."""
+
+
+_PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
+                 "vae_tiling", "channels_last", "vae_fp32")
+_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet")
+
+
+@dataclass
+class Common:
+    values: dict
+
+    def spec_fields(self) -> dict:
+        """The shared flags as GenerationSpec fields."""
+        v = self.values
+        skip = set(_PRESET_FLAGS) | set(_OUTPUT_FLAGS) | {"cfg", "config"}
+        fields = {k: val for k, val in v.items() if k not in skip}
+        fields.update(guidance=v["cfg"], model_config=str(v["config"]) if v["config"] else None,
+                      preset_overrides={k: v[k] for k in _PRESET_FLAGS if v[k] is not None})
+        return fields
+
+    def __getattr__(self, name):
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def generation_command(func):
+    """Give ``func(own options..., common: Common)`` every shared option on the command line."""
+    shared_hints = typing.get_type_hints(_shared, include_extras=True)
+    own_hints = typing.get_type_hints(func, include_extras=True)
+    own = [p.replace(annotation=own_hints[p.name]) for p in inspect.signature(func).parameters.values()
+           if p.name != "common"]
+    shared = [p.replace(annotation=shared_hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+              for p in inspect.signature(_shared).parameters.values()]
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+    @functools.wraps(func)
+    def command(**kwargs):
+        common = {name: kwargs.pop(name) for name in list(kwargs) if name in shared_hints}
+        return func(**kwargs, common=Common(common))
+
+    command.__signature__ = inspect.Signature(own + shared)
+    command.__annotations__ = {p.name: p.annotation for p in own + shared}
+    del command.__wrapped__  # typer must see the combined signature, not func's own
+    return command

@@ -1,0 +1,59 @@
+"""Training checkpoints in safetensors (no pickle): tensors in the file, everything else as JSON metadata.
+
+A nested state (model, optimizer, RNG, counters) is flattened: each tensor is stored under its path,
+and a JSON skeleton with ``{"__tensor__": path}`` placeholders rebuilds the structure on load.
+Writes go to a temporary file renamed into place, so an interrupted save never leaves a broken one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+SKELETON_KEY = "genimg_state"
+
+
+def _flatten(obj, prefix: str, tensors: dict):
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().cpu().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", tensors), _flatten(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    return obj
+
+
+def _unflatten(obj, tensors: dict):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__list__" in obj:
+            return [_unflatten(v, tensors) for v in obj["__list__"]]
+    return obj
+
+
+def save_state(path: Path, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors: dict = {}
+    skeleton = _flatten(state, "s", tensors)
+    tmp = path.with_name(f".{path.name}.part")
+    save_file(tensors, str(tmp), metadata={SKELETON_KEY: json.dumps(skeleton)})
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as f:
+        skeleton = json.loads(f.metadata()[SKELETON_KEY])
+    return _unflatten(skeleton, tensors)

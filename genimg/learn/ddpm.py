@@ -1,0 +1,73 @@
+"""Denoising diffusion, the whole idea in one module (Ho et al. 2020; Song et al. 2021; Ho & Salimans 2021).
+
+``forward`` is training (DDPM Algorithm 1): pick t, add noise in closed form, predict the noise.
+``sample`` is generation: ancestral DDPM sampling (Algorithm 2) or DDIM's faster, optionally
+deterministic steps, with classifier-free guidance when the model knows classes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genimg.learn.schedule import NoiseSchedule, ddim_step, ddpm_step, q_sample
+
+
+class GaussianDiffusion(nn.Module):
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule, label_dropout: float = 0.1):
+        super().__init__()
+        self.model = model
+        self.schedule = schedule
+        self.label_dropout = label_dropout
+
+    def forward(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The simplified loss of DDPM eq. 14: ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²  (Algorithm 1)."""
+        t = torch.randint(0, self.schedule.T, (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(x0)
+        x_t = q_sample(self.schedule, x0, t, eps)
+        if y is not None and self.label_dropout > 0:
+            # Classifier-free guidance needs the unconditional model too: train it on dropped labels.
+            drop = torch.rand(y.shape[0], device=y.device) < self.label_dropout
+            y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
+        return F.mse_loss(self.model(x_t, t, y), eps)
+
+    def predict_eps(self, x_t, t: int, y=None, guidance: float = 1.0):
+        """ε_θ, with classifier-free guidance: ε_uncond + w · (ε_cond − ε_uncond); w = 1 is plain conditioning."""
+        ts = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+        if y is None or guidance == 1.0:
+            return self.model(x_t, ts, y)
+        null = torch.full_like(y, self.model.num_classes)
+        cond, uncond = self.model(torch.cat([x_t, x_t]), torch.cat([ts, ts]), torch.cat([y, null])).chunk(2)
+        return uncond + guidance * (cond - uncond)
+
+    @torch.no_grad()
+    def sample(self, shape, y=None, guidance: float = 1.0, sampler: str = "ddpm", steps: int | None = None,
+               eta: float = 0.0, generator: torch.Generator | None = None,
+               on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Generate images of ``shape`` from pure noise x_T ~ N(0, I). ``on_step(i, x)`` sees each x_t."""
+        device = next(self.model.parameters()).device
+        x = torch.randn(shape, generator=generator).to(device)
+        if sampler == "ddpm":
+            for i, t in enumerate(reversed(range(self.schedule.T))):
+                eps = self.predict_eps(x, t, y, guidance)
+                z = torch.randn(shape, generator=generator).to(device)
+                x = ddpm_step(self.schedule, x, eps, t, z)
+                if on_step:
+                    on_step(i, x)
+        elif sampler == "ddim":
+            steps = steps or 50
+            # Evenly spaced sub-sequence of time steps, as in DDIM §4.2 (and diffusers' "leading" spacing).
+            stride = self.schedule.T // steps
+            times = list(range(0, self.schedule.T, stride))[::-1]
+            for i, t in enumerate(times):
+                eps = self.predict_eps(x, t, y, guidance)
+                z = torch.randn(shape, generator=generator).to(device) if eta > 0 else None
+                x = ddim_step(self.schedule, x, eps, t, t - stride, eta, z)
+                if on_step:
+                    on_step(i, x)
+        else:
+            raise ValueError(f"unknown sampler {sampler!r}: use ddpm or ddim")
+        return x.clamp(-1, 1)

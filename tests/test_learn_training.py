@@ -1,0 +1,102 @@
+"""The teaching module trains, checkpoints, resumes exactly, and draws its pictures."""
+
+import json
+
+import pytest
+import torch
+
+from genimg.learn.checkpoint import load_state, save_state
+from genimg.learn.train import DDPMConfig, GANConfig, train_dcgan, train_ddpm
+
+
+def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "rng": torch.get_rng_state()}
+    save_state(tmp_path / "c.safetensors", state)
+    back = load_state(tmp_path / "c.safetensors")
+    assert back["epoch"] == 3 and torch.equal(back["rng"], state["rng"])
+    fresh = torch.optim.AdamW(model.parameters())
+    fresh.load_state_dict(back["optimizer"])
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert (tmp_path / "c.safetensors").read_bytes()[:8] != b"\x80\x04"  # not a pickle
+
+
+def _tiny_ddpm(**kw):
+    return DDPMConfig(dataset="digits", size=8, epochs=4, batch=64, base=8, mults=(1, 2), timesteps=50,
+                      limit=256, sample_every=2, **kw)
+
+
+def test_ddpm_loss_decreases_and_pictures_are_written(tmp_path):
+    run = tmp_path / "run"
+    train_ddpm(run, _tiny_ddpm(epochs=6))
+    losses = [float(line.split(",")[-1]) for line in (run / "loss.csv").read_text().splitlines()[1:]]
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
+    for name in ("config.json", "checkpoint.safetensors", "loss.png", "forward_noising.png", "samples/epoch_002.png",
+                 "samples/epoch_006.png"):
+        assert (run / name).is_file(), name
+
+
+def test_resumed_ddpm_run_matches_an_uninterrupted_one(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train_ddpm(whole, _tiny_ddpm())
+    train_ddpm(parts, _tiny_ddpm(), stop_after_epoch=2)
+    train_ddpm(parts, _tiny_ddpm(), resume=True)
+    a, b = load_state(whole / "checkpoint.safetensors"), load_state(parts / "checkpoint.safetensors")
+    assert a["epoch"] == b["epoch"] == 4
+    for key in a["ema"]:
+        assert torch.allclose(a["ema"][key], b["ema"][key], atol=1e-6), key
+    assert (whole / "loss.csv").read_text() == (parts / "loss.csv").read_text()
+
+
+def test_resumed_dcgan_run_matches_an_uninterrupted_one(tmp_path):
+    config = dict(dataset="digits", size=32, epochs=3, batch=32, features=8, limit=128, sample_every=3)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train_dcgan(whole, GANConfig(**config))
+    train_dcgan(parts, GANConfig(**config), stop_after_epoch=1)
+    train_dcgan(parts, GANConfig(**config), resume=True)
+    a, b = load_state(whole / "checkpoint.safetensors"), load_state(parts / "checkpoint.safetensors")
+    for key in a["generator"]:
+        assert torch.allclose(a["generator"][key].float(), b["generator"][key].float(), atol=1e-6), key
+    assert (whole / "samples" / "epoch_003.png").is_file() and (whole / "loss.png").is_file()
+
+
+def test_a_finished_run_is_not_overwritten_by_accident(cli, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    result = cli("learn", "ddpm", "-o", run, "--epochs", "1")
+    assert result.code == 2 and "--resume" in result.err
+    assert (run / "config.json").read_text() == "{}"
+
+
+def test_sample_command_writes_grid_and_reverse_gif(cli, tmp_path):
+    run = tmp_path / "run"
+    train_ddpm(run, _tiny_ddpm(epochs=1))
+    out = tmp_path / "digits3.png"
+    result = cli("learn", "sample", run, "--class", "3", "--steps", "10", "-n", "8", "-o", out)
+    assert result.code == 0, result
+    from PIL import Image
+
+    with Image.open(out.with_suffix(".gif")) as gif:
+        assert gif.n_frames > 3
+    assert cli("learn", "sample", run, "--class", "11", "-o", out).code == 2
+
+
+def test_dcgan_follows_the_paper():
+    from torch import nn
+
+    from genimg.learn.dcgan import Discriminator, Generator, init_weights
+
+    for size in (32, 64):
+        g, d = Generator(size=size, channels=3), Discriminator(size=size, channels=3)
+        g.apply(init_weights)
+        assert g(torch.randn(2, 100)).shape == (2, 3, size, size)
+        assert d(torch.randn(2, 3, size, size)).shape == (2,)
+        convs = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+        assert abs(torch.cat([c.weight.flatten() for c in convs]).std().item() - 0.02) < 0.002
+        assert isinstance(list(g.net)[-1], nn.Tanh)
+        assert any(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in d.modules())
+        assert not isinstance(list(d.net)[1], nn.BatchNorm2d)  # no BatchNorm on D's input layer
