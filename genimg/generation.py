@@ -16,14 +16,15 @@ from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, lookup
-from genimg.spec import GenerationSpec
+from genimg.spec import DEFAULT_STRENGTH, GenerationSpec
+from genimg.tasks import TaskInputs, read_inputs
 
 Progress = Callable[..., None]
 
 
 @dataclass
 class Job:
-    """A spec with every default filled in from the model family and the preset."""
+    """A spec with every default filled in from the model family and the preset, its inputs read."""
 
     spec: GenerationSpec
     ref: ModelRef
@@ -31,6 +32,14 @@ class Job:
     scheduler: SchedulerSpec
     seeds: list[int]
     warnings: list[str] = field(default_factory=list)
+    inputs: TaskInputs | None = None
+
+    @property
+    def denoising_steps(self) -> int:
+        """Steps actually run: img2img and inpaint skip the first (1 − strength) of the schedule."""
+        if self.spec.task == "txt2img":
+            return self.spec.steps
+        return int(self.spec.steps * self.spec.strength)
 
 
 @dataclass
@@ -52,25 +61,28 @@ def prepare(spec: GenerationSpec) -> Job:
     spec.validate(family.factor)
     d = ref.defaults
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
+    warnings = []
+    inputs = read_inputs(spec, family.factor, seed, warnings.append) if spec.task != "txt2img" else None
+    width, height = inputs.size if inputs else (spec.width or d["width"], spec.height or d["height"])
     resolved = spec.replace(
         model=spec.model or ref.ref,
-        width=spec.width or d["width"],
-        height=spec.height or d["height"],
+        width=width,
+        height=height,
         steps=spec.steps or d["steps"],
         guidance=d["guidance"] if spec.guidance is None else spec.guidance,
         scheduler=spec.scheduler or d["scheduler"],
         max_sequence_length=spec.max_sequence_length or d.get("max_sequence_length"),
         seed=seed,
+        strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(spec.task),
     )
     resolved.validate(family.factor)
     scheduler = lookup(resolved.scheduler, ref.family)
     resolved.scheduler = scheduler.name
     preset = _preset_for(spec, ref.family)
-    warnings = []
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     seeds = [seed + i for i in range(spec.count)]
-    return Job(resolved, ref, preset, scheduler, seeds, warnings)
+    return Job(resolved, ref, preset, scheduler, seeds, warnings, inputs)
 
 
 def _preset_for(spec: GenerationSpec, family: str) -> Preset:
@@ -125,14 +137,18 @@ def _denoise(pipe, job: Job, seeds: list[int], progress: Progress | None) -> lis
     from PIL import Image
 
     spec = job.spec
+    if job.inputs is not None and job.denoising_steps == 0:
+        # Strength 0 asks for no change at all: the (resized) input, without a trip through the VAE.
+        return [job.inputs.image.copy() for _ in seeds]
 
     def on_step(_pipe, step, _timestep, tensors):
         if progress:
-            progress("step", step=step + 1, total=spec.steps)
+            progress("step", step=step + 1, total=job.denoising_steps)
         return tensors
 
     kwargs = dict(
         prompt=[spec.prompt] * len(seeds),
+        negative_prompt=[spec.negative] * len(seeds),
         width=spec.width,
         height=spec.height,
         num_inference_steps=spec.steps,
@@ -140,21 +156,37 @@ def _denoise(pipe, job: Job, seeds: list[int], progress: Progress | None) -> lis
         generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
         output_type="np",
         callback_on_step_end=on_step,
+        max_sequence_length=spec.max_sequence_length,
     )
-    if get_family(job.ref.family).negative_prompt:
-        kwargs["negative_prompt"] = [spec.negative] * len(seeds)
-    if spec.max_sequence_length:
-        kwargs["max_sequence_length"] = spec.max_sequence_length
+    if job.inputs is not None:
+        kwargs.update(job.inputs.pipeline_kwargs(spec))
+    kwargs = _accepted(pipe, kwargs)
     try:
         with torch.inference_mode():
-            arrays = pipe(**kwargs).images
+            images = pipe(**kwargs).images
     except torch.cuda.OutOfMemoryError:
         raise RunFailure(f"out of GPU memory at {spec.width}x{spec.height} with preset {job.preset.name}; "
                          f"try {_smaller_preset(job.preset)}, a smaller size or --batch-size 1") from None
+    arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
     if not np.isfinite(arrays).all() or arrays.max() <= 0:
         raise RunFailure(f"the image came out black (NaN in the {job.preset.dtype} VAE decode); "
                          "pass --vae-fp32, or --dtype bf16 / fp32")
-    return [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
+    results = [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
+    if job.inputs is not None:
+        results = [job.inputs.finish(im) for im in results]
+    return results
+
+
+# Inputs that only some pipelines take (SD img2img has no width/height, FLUX no negative prompt).
+_OPTIONAL = ("negative_prompt", "width", "height", "max_sequence_length", "padding_mask_crop")
+
+
+def _accepted(pipe, kwargs: dict) -> dict:
+    import inspect
+
+    params = inspect.signature(pipe.__call__).parameters
+    return {k: v for k, v in kwargs.items()
+            if not (k in _OPTIONAL and (k not in params or v is None))}
 
 
 def _smaller_preset(preset: Preset) -> str:

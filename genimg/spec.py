@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from genimg.errors import UsageError, did_you_mean
 
 TASKS = ("txt2img", "img2img", "inpaint")
+DEFAULT_STRENGTH = {"img2img": 0.75, "inpaint": 1.0}
 
 
 @dataclass
@@ -29,6 +30,18 @@ class GenerationSpec:
     model_config: str | None = None
     allow_pickle: bool = False
     max_sequence_length: int | None = None
+    # img2img and inpaint
+    image: str | None = None
+    strength: float | None = None
+    resize: str = "fit"
+    mask: str | None = None
+    mask_from_alpha: bool = False
+    mask_rect: str | None = None
+    invert_mask: bool = False
+    mask_blur: int = 4
+    mask_padding: int | None = None  # set: inpaint only the masked area, cropped with this margin
+    extend: dict | None = None  # outpaint: pixels to grow on each side
+    fill: str = "edge"
 
     def to_dict(self) -> dict:
         """Only what differs from the defaults, so the JSON stays readable and stable."""
@@ -69,3 +82,9 @@ class GenerationSpec:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise UsageError(f"--seed must be between 0 and 2^63-1 (got {self.seed})")
+        if self.task != "txt2img" and not self.image:
+            raise UsageError(f"{self.task} needs an input image")
+        if self.strength is not None and not 0.0 <= self.strength <= 1.0:
+            raise UsageError(f"--strength must be between 0 and 1 (got {self.strength})")
+        if self.mask_blur < 0 or (self.mask_padding is not None and self.mask_padding < 0):
+            raise UsageError("--mask-blur and --mask-padding must be 0 or more")

@@ -7,7 +7,9 @@ import sys
 import typer
 
 from genimg import __version__
+from genimg.cli.img2img import img2img
 from genimg.cli.info import info
+from genimg.cli.inpaint import inpaint, outpaint
 from genimg.cli.learn import app as learn_app
 from genimg.cli.models import models
 from genimg.cli.presets import presets
@@ -23,6 +25,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("txt2img")(txt2img)
+app.command("img2img")(img2img)
+app.command("inpaint")(inpaint)
+app.command("outpaint")(outpaint)
 app.command("presets")(presets)
 app.command("schedulers")(schedulers)
 app.command("models")(models)

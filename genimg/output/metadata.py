@@ -77,6 +77,8 @@ def genimg_record(image) -> dict:
                   "family": job.ref.family, "hash": job.ref.model_hash()},
         "preset": job.preset.settings() | {"name": job.preset.name},
         "seconds": round(image.seconds, 4),
+        "denoising_steps": job.denoising_steps,
+        **({"source_hash": job.inputs.source_hash} if job.inputs is not None else {}),
     }
 
 
@@ -85,7 +87,8 @@ def pnginfo(image) -> "PngInfo":
 
     job = image.job
     info = PngInfo()
-    info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, job.ref.name, job.ref.model_hash()))
+    extra = job.inputs.a1111_extra(image.spec) if job.inputs is not None else None
+    info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, job.ref.name, job.ref.model_hash(), extra))
     info.add_text(GENIMG_KEY, json.dumps(genimg_record(image), ensure_ascii=False))
     return info
 

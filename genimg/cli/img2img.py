@@ -1,0 +1,25 @@
+"""``genimg img2img``: repaint an image guided by a prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from genimg.cli import options as o
+
+Image = Annotated[Path, typer.Argument(help="The input image.", show_default=False)]
+Strength = Annotated[Optional[float], typer.Option("--strength", "-t", help="How much to change: 0 keeps the input, 1 ignores it (default 0.75; inpaint 1.0).", rich_help_panel=o.GEN)]
+Resize = Annotated[str, typer.Option("--resize", help="Fitting the input to --width/--height: fit (keep all, fill margins), crop or stretch.", rich_help_panel=o.GEN)]
+
+
+@o.generation_command
+def img2img(image: Image, prompt: o.Prompt, common: o.Common, strength: Strength = None, resize: Resize = "fit") -> None:
+    """Generate variations of an image, steered by a prompt."""
+    from genimg.cli.generating import generate_and_report
+    from genimg.spec import GenerationSpec
+
+    spec = GenerationSpec(prompt=prompt, task="img2img", image=str(image), strength=strength, resize=resize,
+                          **common.spec_fields())
+    generate_and_report(spec, common)

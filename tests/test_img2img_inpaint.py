@@ -1,0 +1,165 @@
+"""img2img, inpaint and outpaint on tiny models of every family, with real photos from scikit-image."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import FAMILIES, pixels
+from genimg.output.metadata import read_metadata
+
+FAST = ("--steps", "4", "--seed", "3")
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory):
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("inputs") / "astronaut.png"
+    Image.fromarray(data.astronaut()).resize((100, 70), Image.LANCZOS).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mask(tmp_path_factory, photo):
+    path = tmp_path_factory.mktemp("masks") / "mask.png"
+    m = Image.new("L", (100, 70), 0)
+    ImageDraw.Draw(m).rectangle((30, 20, 61, 51), fill=255)
+    m.save(path)
+    return path
+
+
+def _run(cli, *args):
+    result = cli(*args, "--json")
+    assert result.code == 0, result
+    return [json.loads(line) for line in result.out.splitlines()]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_img2img_output_size_follows_the_input_rounded_to_the_factor(cli, tmp_path, tiny_models, photo, family):
+    [record] = _run(cli, "img2img", photo, "a cat", "--model", tiny_models[family], *FAST, "-o", tmp_path / "a.png")
+    factor = 16 if family == "flux" else 8
+    with Image.open(record["path"]) as im:
+        assert im.size == (100 // factor * factor, 70 // factor * factor) and im.mode == "RGB"
+    meta = read_metadata(record["path"])
+    assert meta["parameters"]["Denoising strength"] == "0.75"
+    assert meta["genimg"]["source_hash"] and meta["genimg"]["denoising_steps"] == 3
+
+
+def test_img2img_strength_zero_returns_the_input_and_one_departs_from_it(cli, tmp_path, tiny_models, photo):
+    size = ("-W", "96", "-H", "64", "--resize", "stretch")
+    _run(cli, "img2img", photo, "x", "--model", tiny_models["sd"], *size, *FAST, "--strength", "0", "-o", tmp_path / "s0.png")
+    _run(cli, "img2img", photo, "x", "--model", tiny_models["sd"], *size, *FAST, "--strength", "1", "-o", tmp_path / "s1.png")
+    source = np.asarray(Image.open(photo).convert("RGB").resize((96, 64), Image.LANCZOS), dtype=np.int16)
+    keep, change = np.abs(pixels(tmp_path / "s0.png") - source).mean(), np.abs(pixels(tmp_path / "s1.png") - source).mean()
+    assert keep < 1.0 < 20 < change
+
+
+@pytest.mark.parametrize("mode,size", [("crop", (64, 64)), ("stretch", (64, 32)), ("fit", (48, 64))])
+def test_img2img_resize_modes(cli, tmp_path, tiny_models, photo, mode, size):
+    [record] = _run(cli, "img2img", photo, "x", "--model", tiny_models["sd"], "-W", size[0], "-H", size[1], *FAST,
+                    "--resize", mode, "-o", tmp_path / f"{mode}.png")
+    assert Image.open(record["path"]).size == size
+
+
+def test_img2img_count_gives_reproducible_variations(cli, tmp_path, tiny_models, photo):
+    records = _run(cli, "img2img", photo, "x", "--model", tiny_models["sd"], *FAST, "--count", "2", "--strength", "0.9",
+                   "-o", f"{tmp_path}/many/")
+    [again] = _run(cli, "img2img", photo, "x", "--model", tiny_models["sd"], "--steps", "4", "--seed", records[1]["seed"],
+                   "--strength", "0.9", "-o", tmp_path / "again.png")
+    assert np.array_equal(pixels(records[1]["path"]), pixels(again["path"]))
+    assert not np.array_equal(pixels(records[0]["path"]), pixels(records[1]["path"]))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_inpaint_keeps_the_unmasked_pixels(cli, tmp_path, tiny_models, photo, mask, family):
+    [record] = _run(cli, "inpaint", photo, "a cat", "--mask", mask, "--model", tiny_models[family], "-W", "96", "-H", "64",
+                    "--resize", "stretch", *FAST, "--mask-blur", "2", "-o", tmp_path / "in.png")
+    out = pixels(record["path"])
+    source = np.asarray(Image.open(photo).convert("RGB").resize((96, 64), Image.LANCZOS), dtype=np.int16)
+    hard = np.asarray(Image.open(mask).resize((96, 64), Image.NEAREST)) > 127
+    # Far from the mask (beyond the blur seam, 3 blur radii), the output is the input to the pixel.
+    from scipy import ndimage
+
+    far = ~ndimage.binary_dilation(hard, iterations=6)
+    assert np.abs(out[far] - source[far]).max() <= 1
+    assert np.abs(out[hard] - source[hard]).mean() > 5  # the masked area was repainted
+    assert read_metadata(record["path"])["parameters"]["Mask blur"] == "2"
+
+
+def test_only_masked_area_mode(cli, tmp_path, tiny_models, photo, mask):
+    [record] = _run(cli, "inpaint", photo, "x", "--mask", mask, "--mask-padding", "4", "--model", tiny_models["sd"],
+                    "-W", "96", "-H", "64", *FAST, "-o", tmp_path / "crop.png")
+    meta = read_metadata(record["path"])["parameters"]
+    assert meta["Inpaint area"] == "Only masked" and meta["Masked area padding"] == "4"
+    assert Image.open(record["path"]).size == (96, 64)
+
+
+def test_masks_from_alpha_and_rectangle_agree_with_a_mask_file(cli, tmp_path, tiny_models, photo):
+    rgba = Image.open(photo).convert("RGBA").resize((96, 64))
+    alpha = Image.new("L", rgba.size, 255)
+    ImageDraw.Draw(alpha).rectangle((10, 10, 29, 29), fill=0)
+    rgba.putalpha(alpha)
+    rgba.save(tmp_path / "cutout.png")
+    common = ("--model", tiny_models["sd"], *FAST)
+    [a] = _run(cli, "inpaint", tmp_path / "cutout.png", "x", "--mask-from-alpha", *common, "-o", tmp_path / "a.png")
+    [b] = _run(cli, "inpaint", tmp_path / "cutout.png", "x", "--mask-rect", "10,10,20,20", *common, "-o", tmp_path / "b.png")
+    assert np.array_equal(pixels(a["path"]), pixels(b["path"]))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_outpaint_grows_the_canvas_and_keeps_the_middle(cli, tmp_path, tiny_models, photo, family):
+    [record] = _run(cli, "outpaint", photo, "more sky", "--extend", "left,right", "32", "--model", tiny_models[family],
+                    *FAST, "-o", tmp_path / "wide.png")
+    factor = 16 if family == "flux" else 8
+    w, h = Image.open(record["path"]).size
+    assert w % factor == 0 and h % factor == 0 and w >= 100 + 64 and h >= 70
+    out = pixels(record["path"])
+    source = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
+    # The inside of the original, away from the repainted seam, is unchanged.
+    assert np.abs(out[10:60, 32 + 20:32 + 80] - source[10:60, 20:80]).max() <= 1
+
+
+def test_inpaint_extend_is_the_same_as_outpaint(cli, tmp_path, tiny_models, photo):
+    args = (photo, "x", "--extend", "top", "16", "--model", tiny_models["sd"], *FAST)
+    [a] = _run(cli, "outpaint", *args, "-o", tmp_path / "a.png")
+    [b] = _run(cli, "inpaint", *args, "-o", tmp_path / "b.png")
+    assert np.array_equal(pixels(a["path"]), pixels(b["path"]))
+
+
+@pytest.mark.parametrize("args,words", [
+    (("img2img", "{missing}", "x"), ("does not exist",)),
+    (("img2img", "{text}", "x"), ("not a readable image",)),
+    (("img2img", "{photo}", "x", "--strength", "1.5"), ("--strength", "between 0 and 1")),
+    (("inpaint", "{photo}", "x"), ("exactly one mask",)),
+    (("inpaint", "{photo}", "x", "--mask", "{black}"), ("mask is empty",)),
+    (("inpaint", "{photo}", "x", "--mask", "{tall}"), ("aspect ratio",)),
+    (("inpaint", "{photo}", "x", "--mask-from-alpha"), ("transparency",)),
+    (("inpaint", "{photo}", "x", "--mask-rect", "500,500,10,10"), ("outside",)),
+    (("outpaint", "{photo}", "x", "--extend", "sideways", "10"), ("--extend",)),
+    (("img2img", "{photo}", "x", "--resize", "squash"), ("--resize",)),
+])
+def test_bad_inputs_are_one_line_exit_2_and_write_nothing(cli, tmp_path, tiny_models, photo, args, words):
+    (tmp_path / "text.png").write_text("hello")
+    Image.new("L", (100, 70), 0).save(tmp_path / "black.png")
+    Image.new("L", (20, 70), 255).save(tmp_path / "tall.png")
+    paths = {"missing": tmp_path / "nope.png", "text": tmp_path / "text.png", "photo": photo,
+             "black": tmp_path / "black.png", "tall": tmp_path / "tall.png"}
+    args = [a.format(**paths) for a in args]
+    out = tmp_path / "out.png"
+    result = cli(*args, "--model", tiny_models["sd"], "--steps", "2", "-o", out)
+    assert result.code == 2, result
+    assert len(result.err.strip().splitlines()) == 1
+    for word in words:
+        assert word in result.err
+    assert not out.exists()
+
+
+def test_a_mask_of_another_size_but_same_aspect_is_resized_with_a_warning(cli, tmp_path, tiny_models, photo):
+    small = Image.new("L", (50, 35), 0)
+    ImageDraw.Draw(small).rectangle((10, 10, 30, 25), fill=255)
+    small.save(tmp_path / "small.png")
+    result = cli("inpaint", photo, "x", "--mask", tmp_path / "small.png", "--model", tiny_models["sd"], *FAST,
+                 "-o", tmp_path / "o.png")
+    assert result.code == 0 and "resized" in result.err
