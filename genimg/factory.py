@@ -23,7 +23,13 @@ PIPELINE_CLASSES = {
     ("flux", "txt2img"): "FluxPipeline",
     ("flux", "img2img"): "FluxImg2ImgPipeline",
     ("flux", "inpaint"): "FluxInpaintPipeline",
+    # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
+    ("flux", "inpaint", "inpaint"): "FluxFillPipeline",
 }
+
+
+def pipeline_class_name(family: str, task: str, variant: str | None = None) -> str:
+    return PIPELINE_CLASSES.get((family, task, variant)) or PIPELINE_CLASSES[(family, task)]
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -43,10 +49,7 @@ class LoadedModel:
     preset: Preset
     pipelines: dict = field(default_factory=dict)  # task -> pipeline, all sharing components
     scheduler_config: dict | None = None  # the model's own, so sampler choices never stack
-
-    def denoiser(self):
-        pipe = self.pipelines["txt2img"]
-        return getattr(pipe, "unet", None) or pipe.transformer
+    base_task: str = "txt2img"  # the task the model was loaded for; others come from_pipe
 
 
 class PipelineFactory:
@@ -68,8 +71,8 @@ class PipelineFactory:
                 progress("loaded", model=ref.name)
         loaded = self.current
         if task not in loaded.pipelines:
-            cls = getattr(diffusers, PIPELINE_CLASSES[(ref.family, task)])
-            pipe = cls.from_pipe(loaded.pipelines["txt2img"])
+            cls = getattr(diffusers, pipeline_class_name(ref.family, task, ref.variant))
+            pipe = cls.from_pipe(loaded.pipelines[loaded.base_task])
             pipe.set_progress_bar_config(disable=True)
             loaded.pipelines[task] = pipe
         return loaded.pipelines[task], loaded
@@ -103,7 +106,8 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
 
     _quiet_libraries()
 
-    cls = getattr(diffusers, PIPELINE_CLASSES[(ref.family, "txt2img")])
+    base_task = "inpaint" if ref.variant == "inpaint" else "txt2img"
+    cls = getattr(diffusers, pipeline_class_name(ref.family, base_task, ref.variant))
     kwargs = {"dtype": torch_dtype(preset.dtype)}
     if ref.family == "sd":
         # Like A1111 and ComfyUI, genimg runs without the SD1.x NSFW classifier (a 1.2 GB extra model).
@@ -118,7 +122,7 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
     except (OSError, ValueError) as e:
         raise _load_error(ref, e) from e
     apply_preset(pipe, preset)
-    return LoadedModel(ref, preset, {"txt2img": pipe}, dict(pipe.scheduler.config))
+    return LoadedModel(ref, preset, {base_task: pipe}, dict(pipe.scheduler.config), base_task)
 
 
 def _load_error(ref: ModelRef, e: Exception) -> Exception:

@@ -59,6 +59,8 @@ def prepare(spec: GenerationSpec) -> Job:
     ref = resolve_model(spec.model, config=spec.model_config, allow_pickle=spec.allow_pickle)
     family = get_family(ref.family)
     spec.validate(family.factor)
+    if ref.variant == "inpaint" and spec.task != "inpaint":
+        raise UsageError(f"{ref.name} is an inpainting model; use it with `genimg inpaint` or `genimg outpaint`")
     d = ref.defaults
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
     warnings = []

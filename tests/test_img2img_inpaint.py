@@ -163,3 +163,22 @@ def test_a_mask_of_another_size_but_same_aspect_is_resized_with_a_warning(cli, t
     result = cli("inpaint", photo, "x", "--mask", tmp_path / "small.png", "--model", tiny_models["sd"], *FAST,
                  "-o", tmp_path / "o.png")
     assert result.code == 0 and "resized" in result.err
+
+
+@pytest.fixture(scope="session")
+def sd_inpainting_model(tmp_path_factory):
+    from genimg.testing.tiny_models import build_sd
+
+    folder = tmp_path_factory.mktemp("inpainting") / "tiny-sd-inpainting"
+    build_sd(folder.parent / "build", inpaint=True).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_dedicated_inpainting_model_is_used_for_inpaint_and_refused_for_txt2img(cli, tmp_path, sd_inpainting_model, photo, mask):
+    from genimg.models import resolve_model
+
+    assert resolve_model(str(sd_inpainting_model)).variant == "inpaint"
+    [record] = _run(cli, "inpaint", photo, "x", "--mask", mask, "--model", sd_inpainting_model, *FAST, "-o", tmp_path / "i.png")
+    assert Image.open(record["path"]).size == (96, 64)
+    result = cli("txt2img", "x", "--model", sd_inpainting_model, "-o", tmp_path / "t.png")
+    assert result.code == 2 and "inpainting model" in result.err

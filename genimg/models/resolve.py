@@ -15,7 +15,7 @@ from pathlib import Path
 
 from genimg.datafiles import load_toml, read_toml
 from genimg.errors import UsageError, did_you_mean
-from genimg.models.checkpoint import PICKLE_SUFFIXES, checkpoint_keys, short_hash
+from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header, short_hash
 from genimg.models.families import FAMILIES, family_from_checkpoint_keys, family_from_pipeline_class
 from genimg.paths import config_dir
 
@@ -35,6 +35,7 @@ class ModelRef:
     defaults: dict = field(default_factory=dict)
     config: str | None = None
     allow_pickle: bool = False
+    variant: str | None = None  # "inpaint" for dedicated inpainting models (9-channel UNet, FLUX Fill)
 
     def model_hash(self) -> str | None:
         """A1111's short hash for single files; diffusers folders and hub ids have none."""
@@ -97,11 +98,12 @@ def _from_folder(ref: str, path: Path) -> ModelRef:
     if not index.is_file():
         raise UsageError(f"{path} has no model_index.json, so it is not a diffusers pipeline folder; "
                          "pass the folder that holds model_index.json, or a single .safetensors file")
-    family = _family_from_index(index)
-    return ModelRef(ref, "folder", str(path.resolve()), family, path.name, _defaults(family, {}))
+    family, variant = _family_from_index(index)
+    return ModelRef(ref, "folder", str(path.resolve()), family, path.name, _defaults(family, {}), variant=variant)
 
 
-def _family_from_index(index: Path) -> str:
+def _family_from_index(index: Path) -> tuple[str, str | None]:
+    """The family, and "inpaint" when the folder holds a dedicated inpainting model."""
     try:
         class_name = json.loads(index.read_text())["_class_name"]
     except (OSError, ValueError, KeyError) as e:
@@ -110,7 +112,9 @@ def _family_from_index(index: Path) -> str:
     if family is None:
         raise UsageError(f"{index.parent} holds a {class_name}, which genimg does not run "
                          "(it runs Stable Diffusion 1.x/2.x, SDXL and FLUX.1 pipelines)")
-    return family
+    unet_config = index.parent / "unet" / "config.json"
+    nine_channels = unet_config.is_file() and json.loads(unet_config.read_text()).get("in_channels") == 9
+    return family, "inpaint" if ("Fill" in class_name or nine_channels) else None
 
 
 def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
@@ -119,9 +123,12 @@ def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
         if not allow_pickle:
             raise UsageError(f"{path.name} is a pickle checkpoint, which can run arbitrary code when loaded; "
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")
-        family = None  # keys are only known after unpickling; diffusers infers the type itself
+        family = variant = None  # keys are only known after unpickling; diffusers infers the type itself
     elif suffix == ".safetensors":
-        family = family_from_checkpoint_keys(checkpoint_keys(path))
+        header = safetensors_header(path)
+        family = family_from_checkpoint_keys(k for k in header if k != "__metadata__")
+        first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {}).get("shape", [0, 0])
+        variant = "inpaint" if first_conv[1] == 9 else None
         if family is None:
             raise UsageError(f"{path.name} is not a full SD1.x/2.x, SDXL or FLUX checkpoint (no known key names); "
                              "if it is a LoRA, pass it with --lora instead")
@@ -132,12 +139,13 @@ def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
         if not (config_path / "model_index.json").is_file():
             raise UsageError(f"--config {config_path} must be a diffusers folder with model_index.json "
                              "(the same architecture as the checkpoint)")
-        family = family or _family_from_index(config_path / "model_index.json")
+        config_family, config_variant = _family_from_index(config_path / "model_index.json")
+        family, variant = family or config_family, variant or config_variant
         config = str(config_path.resolve())
     if family is None:
         raise UsageError(f"cannot tell the family of {path.name}: pass --config with a diffusers folder of its architecture")
     return ModelRef(ref, "single_file", str(path.resolve()), family, path.stem, _defaults(family, {}),
-                    config=config, allow_pickle=allow_pickle)
+                    config=config, allow_pickle=allow_pickle, variant=variant)
 
 
 def _from_hub(repo_id: str) -> ModelRef:
@@ -156,5 +164,5 @@ def _from_hub(repo_id: str) -> ModelRef:
     except EntryNotFoundError:
         raise UsageError(f"{repo_id} has no model_index.json, so it is not a diffusers pipeline; "
                          "download its .safetensors file and pass that path") from None
-    family = _family_from_index(Path(index))
-    return ModelRef(repo_id, "hub", repo_id, family, repo_id, _defaults(family, {}))
+    family, variant = _family_from_index(Path(index))
+    return ModelRef(repo_id, "hub", repo_id, family, repo_id, _defaults(family, {}), variant=variant)
