@@ -7,6 +7,7 @@ import sys
 import typer
 
 from genimg import __version__
+from genimg.cli.batch import batch
 from genimg.cli.img2img import img2img
 from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
@@ -28,6 +29,7 @@ app.command("txt2img")(txt2img)
 app.command("img2img")(img2img)
 app.command("inpaint")(inpaint)
 app.command("outpaint")(outpaint)
+app.command("batch")(batch)
 app.command("presets")(presets)
 app.command("schedulers")(schedulers)
 app.command("models")(models)
@@ -61,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     command = command if command in names else None
     click = _click_exceptions()
     try:
-        app(args=args, prog_name="genimg", standalone_mode=False)
+        code = app(args=args, prog_name="genimg", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # click hands back a command's Exit(code) as a return value here
     except click.NoArgsIsHelpError as e:
         print(e.ctx.get_help())
         sys.exit(0)

@@ -22,7 +22,16 @@ class Reporter:
     def __init__(self, progress, quiet: bool):
         self.progress = progress
         self.quiet = quiet
-        self.load_task = self.step_task = self.image_task = None
+        self.load_task = self.step_task = self.image_task = self.batch_task = None
+
+    def batch_total(self, total: int, skipped: int) -> None:
+        if self.progress is not None:
+            label = f"batch ({skipped} already done)" if skipped else "batch"
+            self.batch_task = self.progress.add_task(label, total=total)
+
+    def batch_advance(self) -> None:
+        if self.progress is not None and self.batch_task is not None:
+            self.progress.advance(self.batch_task)
 
     def __call__(self, event: str, **info) -> None:
         if event == "warning":

@@ -1,0 +1,1 @@
+"""Batch generation from prompt files: parse rows into jobs, then run them grouped by model."""

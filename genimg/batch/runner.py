@@ -1,0 +1,187 @@
+"""Run batch jobs: checked first, sharded, grouped by model so each loads once, rows that differ
+only in seed run together in batches, images streamed to disk and recorded in the manifest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from genimg.batch import manifest
+from genimg.batch.jobs import BatchJob
+from genimg.errors import GenimgError
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class Unit:
+    """Images that run as one pipeline call: same settings, consecutive seeds of one or more jobs."""
+
+    key: tuple
+    items: list[tuple[BatchJob, int, int]]  # (job, image index within the job, seed)
+
+
+@dataclass
+class BatchResult:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (where, message)
+    interrupted: bool = False
+    seconds: float = 0.0
+    paths: list[Path] = field(default_factory=list)
+
+
+def shard_of(jobs: list[BatchJob], index: int, count: int) -> list[BatchJob]:
+    """Every count-th job from ``index``: shards cover all jobs once, whatever the grouping."""
+    return jobs[index::count]
+
+
+def shard_from_env() -> tuple[int, int]:
+    """(rank, world size) under ``accelerate launch``/torchrun, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _group_key(spec) -> tuple:
+    return (spec.model or "", spec.model_config or "", spec.preset, tuple(sorted(spec.preset_overrides.items())))
+
+
+def _settings_key(spec) -> str:
+    import json
+
+    return json.dumps(spec.replace(seed=None, count=1).to_dict(), sort_keys=True, default=str)
+
+
+def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[Unit], int]:
+    """Units to run (grouped by model, then by settings) and how many images are already done."""
+    buckets: dict[tuple, list] = {}
+    order: list[tuple] = []
+    skipped = 0
+    for job in jobs:
+        key = (_group_key(job.spec), _settings_key(job.spec))
+        for index, seed in enumerate(job.seeds()):
+            record = done.get((job.id, index))
+            if record and record.get("seed") == seed and record.get("settings_key") == key[1]:
+                skipped += 1
+                continue
+            if key not in buckets:
+                buckets[key] = []
+                order.append(key)
+            buckets[key].append((job, index, seed))
+    order.sort(key=lambda k: k[0])  # stable: rows keep their order within a model
+    units = []
+    for key in order:
+        items = buckets[key]
+        size = max(1, batch_size)
+        units += [Unit(key, items[i:i + size]) for i in range(0, len(items), size)]
+    return units, skipped
+
+
+def check(jobs: list[BatchJob]) -> list[tuple[BatchJob, str]]:
+    """Everything that can fail before generation (model, sizes, scheduler, inputs), per job."""
+    from genimg.generation import prepare
+
+    problems = []
+    for job in jobs:
+        try:
+            prepare(job.spec.replace(count=1))
+        except GenimgError as e:
+            problems.append((job, str(e)))
+    return problems
+
+
+class StopFlag:
+    """The first Ctrl-C asks to stop after the current images; a second one stops at once."""
+
+    def __init__(self):
+        self.stop = False
+        self._previous = None
+
+    def __enter__(self):
+        def on_sigint(signum, frame):
+            if self.stop:
+                raise KeyboardInterrupt
+            self.stop = True
+
+        try:
+            self._previous = signal.signal(signal.SIGINT, on_sigint)
+        except ValueError:  # not the main thread: no signal handling, Ctrl-C works as usual
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progress | None,
+              result: BatchResult, stop: StopFlag | None = None) -> BatchResult:
+    from genimg.factory import PipelineFactory
+    from genimg.generation import prepare, run
+    from genimg.output.naming import sanitize
+    from genimg.output.write import save_png
+
+    factory = PipelineFactory()
+    began = time.perf_counter()
+    for unit in units:
+        if stop is not None and stop.stop:
+            result.interrupted = True
+            break
+        first_job = unit.items[0][0]
+        try:
+            job = prepare(first_job.spec.replace(count=1))
+            job.seeds = [seed for _, _, seed in unit.items]
+            job.spec = job.spec.replace(batch_size=len(unit.items))
+            for image, (batch_job, index, seed) in zip(run(job, factory, progress), unit.items):
+                name = f"{batch_job.id}-{index}-{sanitize(batch_job.spec.prompt, 48)}-{seed}.png"
+                # A file of this name without its manifest line is this job's own image from a run cut
+                # off between the write and the record: the same job, seed and settings, so replacing it
+                # loses nothing.
+                path = save_png(image, folder / name, overwrite=True)
+                manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": str(path),
+                                         "seconds": round(image.seconds, 4), "prompt": batch_job.spec.prompt,
+                                         "row": batch_job.row.line, "settings_key": unit.key[1],
+                                         "settings": image.spec.to_dict()})
+                result.done += 1
+                result.paths.append(path)
+                if progress:
+                    progress("batch_image", path=path, image=image, job=batch_job.id)
+        except GenimgError as e:
+            for batch_job in {item[0].id: item[0] for item in unit.items}.values():
+                result.failed.append((f"row {batch_job.row.line} ({batch_job.id})", str(e)))
+            if progress:
+                progress("warning", message=f"row {first_job.row.line}: {e}")
+            if fail_fast:
+                break
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def contact_sheets(folder: Path, size: int = 256) -> list[Path]:
+    """One grid per prompt of every image in the manifest (``grid-<prompt>.png``)."""
+    import math
+
+    from PIL import Image
+
+    from genimg.output.naming import sanitize
+    from genimg.output.write import atomic_save
+
+    by_prompt: dict[str, list[Path]] = {}
+    for record in manifest.read_done(folder).values():
+        by_prompt.setdefault(record["prompt"], []).append(Path(record["path"]))
+    sheets = []
+    for prompt, paths in by_prompt.items():
+        paths.sort()
+        cols = math.ceil(math.sqrt(len(paths)))
+        rows = math.ceil(len(paths) / cols)
+        sheet = Image.new("RGB", (cols * size, rows * size), "white")
+        for i, path in enumerate(paths):
+            with Image.open(path) as im:
+                im.thumbnail((size, size))
+                sheet.paste(im.convert("RGB"), ((i % cols) * size, (i // cols) * size))
+        target = folder / f"grid-{sanitize(prompt, 48)}.png"
+        sheets.append(atomic_save(target, lambda tmp: sheet.save(tmp, format="PNG"), overwrite=True))
+    return sheets

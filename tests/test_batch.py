@@ -1,0 +1,175 @@
+"""genimg batch: every file format, wildcards, resume, shards, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import pixels
+from genimg.batch.files import read_rows
+from genimg.batch.jobs import build_jobs
+from genimg.errors import UsageError
+
+FAST = ("-W", "64", "-H", "64", "--steps", "2")
+
+FORMATS = {
+    "prompts.txt": "# two prompts\na red circle\n\na blue square\n",
+    "prompts.csv": 'prompt,seed,steps,cfg\na red circle,1,3,5\n"a blue square, big",2,4,6\n',
+    "prompts.tsv": "prompt\tseed\tsteps\tcfg\na red circle\t1\t3\t5\na blue square, big\t2\t4\t6\n",
+    "prompts.jsonl": '{"prompt": "a red circle", "seed": 1, "steps": 3, "cfg": 5}\n'
+                     '{"prompt": "a blue square, big", "seed": 2, "steps": 4, "cfg_scale": 6}\n',
+    "prompts.toml": '[defaults]\ncfg = 5\n\n[[jobs]]\nprompt = "a red circle"\nseed = 1\nsteps = 3\n\n'
+                    '[[jobs]]\nprompt = "a blue square, big"\nseed = 2\nsteps = 4\ncfg = 6\n',
+    "prompts.yaml": "defaults:\n  cfg: 5\njobs:\n  - prompt: a red circle\n    seed: 1\n    steps: 3\n"
+                    "  - {prompt: 'a blue square, big', seed: 2, steps: 4, cfg: 6}\n",
+}
+
+
+def _jobs(tmp_path, name, text, **kw):
+    path = tmp_path / name
+    path.write_text(text)
+    rows, defaults = read_rows(path)
+    return build_jobs(rows, defaults, {}, tmp_path, name, base_seed=0, **kw)
+
+
+@pytest.mark.parametrize("name", [n for n in FORMATS if not n.endswith(".txt")])
+def test_every_structured_format_gives_the_same_jobs(tmp_path, name):
+    jobs = _jobs(tmp_path, name, FORMATS[name])
+    got = [(j.spec.prompt, j.spec.seed, j.spec.steps, j.spec.guidance) for j in jobs]
+    assert got == [("a red circle", 1, 3, 5), ("a blue square, big", 2, 4, 6)]
+
+
+def test_text_file_skips_comments_and_blank_lines_and_fixes_seeds(tmp_path):
+    jobs = _jobs(tmp_path, "prompts.txt", FORMATS["prompts.txt"])
+    assert [j.spec.prompt for j in jobs] == ["a red circle", "a blue square"]
+    again = _jobs(tmp_path, "prompts.txt", FORMATS["prompts.txt"])
+    assert [j.spec.seed for j in jobs] == [j.spec.seed for j in again] and jobs[0].spec.seed != jobs[1].spec.seed
+
+
+def test_wildcards_with_a_fixed_seed_give_fixed_prompts(tmp_path):
+    text = "a {small|large} __shapes__ on a {red|blue} background\n"
+    first = [j.spec.prompt for j in _jobs(tmp_path, "w.txt", text, repeat=5)]
+    assert first == [j.spec.prompt for j in _jobs(tmp_path, "w.txt", text, repeat=5)]
+    assert all("__" not in p and "{" not in p for p in first)
+    combos = {j.spec.prompt for j in _jobs(tmp_path, "w.txt", text, combinatorial=True)}
+    assert len(combos) == 2 * 4 * 2 and "a large star on a blue background" in combos
+
+
+def test_unknown_column_lists_the_allowed_ones(tmp_path):
+    with pytest.raises(UsageError, match=r"p.csv:2: unknown column 'colour'; allowed: .*prompt"):
+        _jobs(tmp_path, "p.csv", "prompt,colour\nx,red\n")
+
+
+@pytest.mark.parametrize("name,text,where", [
+    ("bad.jsonl", '{"prompt": "ok"}\n{"prompt": oops}\n', "bad.jsonl:2:12"),
+    ("bad.toml", "[[jobs]]\nprompt = \n", "bad.toml"),
+    ("bad.yaml", "jobs:\n  - prompt: [unclosed\n", "bad.yaml:3"),
+    ("bad.csv", 'prompt,seed\n"a,1\n', "bad.csv"),
+])
+def test_unparseable_files_name_the_place(tmp_path, name, text, where):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UsageError, match=where.replace(".", r"\.")):
+        rows, defaults = read_rows(tmp_path / name)
+        build_jobs(rows, defaults, {}, tmp_path, name, 0)
+
+
+def _batch(cli, *args):
+    result = cli("batch", *args, "--json")
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    return result, [r for r in lines if "path" in r], next((r["summary"] for r in lines if "summary" in r), None)
+
+
+def test_batch_writes_images_and_a_manifest_and_resumes_without_redoing(cli, tmp_path, tiny_models):
+    (tmp_path / "p.txt").write_text("a red circle\na blue square\n")
+    out = tmp_path / "out"
+    result, images, summary = _batch(cli, tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--count", "2", "-o", out)
+    assert result.code == 0, result
+    assert summary["done"] == 4 and len(images) == 4
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert sum('"job"' in line for line in lines) == 4
+    result, images, summary = _batch(cli, tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--count", "2", "-o", out)
+    assert (summary["done"], summary["skipped"]) == (0, 4)
+
+
+def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli, tmp_path, tiny_models):
+    from genimg.batch import runner
+
+    (tmp_path / "p.txt").write_text("a {red|green|blue} circle\na small star\n")
+    args = (tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--repeat", "2", "--seed", "9")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert cli("batch", *args, "-o", whole).code == 0
+
+    original_run = runner.run_batch
+    made = []
+
+    def interrupting_run(units, folder, fail_fast, progress, result, stop=None):
+        def on_event(event, **info):
+            progress(event, **info)
+            if event == "batch_image":
+                made.append(info["path"])
+                if len(made) == 2:
+                    stop.stop = True  # what the first Ctrl-C does
+        return original_run(units, folder, fail_fast, on_event, result, stop)
+
+    runner.run_batch = interrupting_run
+    try:
+        first = cli("batch", *args, "-o", parts)
+    finally:
+        runner.run_batch = original_run
+    assert first.code == 130 and len(made) == 2
+    assert cli("batch", *args, "-o", parts).code == 0
+    names = sorted(p.name for p in whole.glob("*.png"))
+    assert names == sorted(p.name for p in parts.glob("*.png")) and len(names) == 4
+    for name in names:
+        assert np.array_equal(pixels(whole / name), pixels(parts / name))
+
+
+def test_two_shards_cover_every_job_exactly_once(cli, tmp_path, tiny_models):
+    (tmp_path / "p.txt").write_text("".join(f"prompt number {i}\n" for i in range(5)))
+    out = tmp_path / "out"
+    seen = []
+    for shard in ("0/2", "1/2"):
+        result, images, _ = _batch(cli, tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--seed", "1",
+                                   "--shard", shard, "-o", out)
+        assert result.code == 0
+        seen += [r["path"] for r in images]
+    assert len(seen) == len(set(seen)) == 5
+    jobs = [json.loads(line)["job"] for line in (out / "manifest.jsonl").read_text().splitlines() if '"job"' in line]
+    assert sorted(jobs) == sorted(set(jobs)) and len(jobs) == 5
+
+
+def test_a_failing_row_is_reported_and_the_others_run(cli, tmp_path, tiny_models):
+    (tmp_path / "p.csv").write_text("prompt,image,task\nfine,,txt2img\nbroken,missing.png,img2img\nalso fine,,txt2img\n")
+    result, images, summary = _batch(cli, tmp_path / "p.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
+    assert result.code == 1
+    assert "p.csv:3" in result.err and "does not exist" in result.err
+    assert summary["done"] == 2 and summary["failed"] == 1
+    result, _, _ = _batch(cli, tmp_path / "p.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "ff", "--fail-fast")
+    assert result.code == 2 and not list((tmp_path / "ff").glob("*.png"))
+
+
+def test_check_validates_without_generating(cli, tmp_path, tiny_models):
+    (tmp_path / "p.csv").write_text("prompt,steps,scheduler\nok,2,Euler\nbad,2,Eular\n")
+    result = cli("batch", tmp_path / "p.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out", "--check")
+    assert result.code == 2 and "Eular" in result.err and "2 jobs" in result.out
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))
+
+
+def test_rows_override_command_line_defaults_and_relative_paths_follow_the_file(cli, tmp_path, tiny_models):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "in.png")
+    (tmp_path / "p.jsonl").write_text('{"prompt": "x", "task": "img2img", "image": "in.png", "strength": 0.5, "steps": 4}\n'
+                                      '{"prompt": "y", "size": "32x64"}\n')
+    result, images, _ = _batch(cli, tmp_path / "p.jsonl", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
+    assert result.code == 0, result
+    settings = [r["settings"] for r in images]
+    assert settings[0]["task"] == "img2img" and settings[0]["steps"] == 4 and settings[0]["strength"] == 0.5
+    assert (settings[1]["width"], settings[1]["height"]) == (32, 64)
+
+
+def test_grid_writes_a_contact_sheet_per_prompt(cli, tmp_path, tiny_models):
+    (tmp_path / "p.txt").write_text("a red circle\n")
+    result = cli("batch", tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--count", "3", "--grid", "-o", tmp_path / "o")
+    assert result.code == 0
+    assert (tmp_path / "o" / "grid-a_red_circle.png").is_file()
