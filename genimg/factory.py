@@ -50,6 +50,7 @@ class LoadedModel:
     pipelines: dict = field(default_factory=dict)  # task -> pipeline, all sharing components
     scheduler_config: dict | None = None  # the model's own, so sampler choices never stack
     base_task: str = "txt2img"  # the task the model was loaded for; others come from_pipe
+    lora_paths: tuple = ()  # LoRAs loaded into the shared components, in adapter order
 
 
 class PipelineFactory:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from genimg.adapters import apply_loras, parse_lora
 from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.presets import Preset, get_preset, load_presets
@@ -33,6 +34,7 @@ class Job:
     seeds: list[int]
     warnings: list[str] = field(default_factory=list)
     inputs: TaskInputs | None = None
+    loras: tuple = ()
 
     @property
     def denoising_steps(self) -> int:
@@ -84,7 +86,8 @@ def prepare(spec: GenerationSpec) -> Job:
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     seeds = [seed + i for i in range(spec.count)]
-    return Job(resolved, ref, preset, scheduler, seeds, warnings, inputs)
+    loras = tuple(parse_lora(text, spec.allow_pickle) for text in spec.loras)
+    return Job(resolved, ref, preset, scheduler, seeds, warnings, inputs, loras)
 
 
 def _preset_for(spec: GenerationSpec, family: str) -> Preset:
@@ -115,6 +118,7 @@ def run(job: Job, factory=None, progress: Progress | None = None) -> Iterator[Ge
     from genimg.schedulers import build
 
     pipe.scheduler = build(job.scheduler, loaded.scheduler_config)
+    apply_loras(pipe, loaded, job.loras)
     size = job.spec.batch_size
     for start in range(0, len(job.seeds), size):
         seeds = job.seeds[start:start + size]

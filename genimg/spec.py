@@ -30,6 +30,7 @@ class GenerationSpec:
     model_config: str | None = None
     allow_pickle: bool = False
     max_sequence_length: int | None = None
+    loras: list = field(default_factory=list)  # "PATH" or "PATH:WEIGHT"
     # img2img and inpaint
     image: str | None = None
     strength: float | None = None

@@ -12,7 +12,7 @@ from genimg.batch.files import Row
 from genimg.errors import UsageError
 from genimg.spec import GenerationSpec
 
-ALIASES = {"cfg": "guidance", "cfg_scale": "guidance", "negative_prompt": "negative", "sampler": "scheduler",
+ALIASES = {"lora": "loras", "cfg": "guidance", "cfg_scale": "guidance", "negative_prompt": "negative", "sampler": "scheduler",
            "init_image": "image", "denoising_strength": "strength"}
 PATH_FIELDS = ("image", "mask", "model_config")
 _SPEC_FIELDS = {f.name for f in fields(GenerationSpec)}
@@ -43,6 +43,9 @@ def normalise(data: dict, where: str, base: Path) -> dict:
                 raise UsageError(f"{where}: size must look like 512x768 (got {value!r})") from None
             continue
         key = ALIASES.get(key, key)
+        if key == "loras":
+            items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
+            value = [_relative_lora(str(v).strip(), base) for v in items]
         if key in PATH_FIELDS and value:
             path = Path(str(value)).expanduser()
             value = str(path if path.is_absolute() else (base / path).resolve())
@@ -80,6 +83,18 @@ def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: P
                 raise UsageError(f"{where}: {e}") from None
             jobs.append(BatchJob(job_id, row, spec))
     return jobs
+
+
+def _relative_lora(text: str, base: Path) -> str:
+    """A row's LoRA path (``PATH[:WEIGHT]``) resolved against the batch file's folder."""
+    path, sep, weight = text.rpartition(":") if ":" in text else (text, "", "")
+    try:
+        float(weight)
+    except ValueError:
+        path, sep, weight = text, "", ""
+    full = Path(path).expanduser()
+    full = full if full.is_absolute() else (base / full).resolve()
+    return f"{full}{sep}{weight}"
 
 
 def _mix(seed: int, text: str) -> int:

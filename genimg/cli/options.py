@@ -30,6 +30,7 @@ Scheduler = Annotated[Optional[str], typer.Option("--scheduler", "--sampler", he
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sdxl-turbo, flux-schnell, flux-dev), hub id, diffusers folder or .safetensors file.", rich_help_panel=MODEL)]
+Lora = Annotated[Optional[list[str]], typer.Option("--lora", "-l", help="LoRA file or folder, optionally :WEIGHT (repeatable; diffusers or kohya layout).", rich_help_panel=MODEL)]
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
 PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", rich_help_panel=MODEL)]
@@ -63,6 +64,7 @@ def _shared(
     batch_size: BatchSize = 1,
     scheduler: Scheduler = None,
     max_sequence_length: MaxSeqLen = None,
+    lora: Lora = None,
     config: Config = None,
     allow_pickle: AllowPickle = False,
     preset: PresetName = "auto",
@@ -96,9 +98,10 @@ class Common:
     def spec_fields(self) -> dict:
         """The shared flags as GenerationSpec fields."""
         v = self.values
-        skip = set(_PRESET_FLAGS) | set(_OUTPUT_FLAGS) | {"cfg", "config"}
+        skip = set(_PRESET_FLAGS) | set(_OUTPUT_FLAGS) | {"cfg", "config", "lora"}
         fields = {k: val for k, val in v.items() if k not in skip}
         fields.update(guidance=v["cfg"], model_config=str(v["config"]) if v["config"] else None,
+                      loras=list(v["lora"] or []),
                       preset_overrides={k: v[k] for k in _PRESET_FLAGS if v[k] is not None})
         return fields
 

@@ -67,6 +67,15 @@ def parse_parameters(text: str) -> dict:
     return result
 
 
+def _lora_hash(path: str) -> str:
+    from pathlib import Path
+
+    from genimg.models.checkpoint import short_hash
+
+    p = Path(path)
+    return short_hash(p / "pytorch_lora_weights.safetensors" if p.is_dir() else p)
+
+
 def genimg_record(image) -> dict:
     """Everything genimg knows about one image, as stored in the ``genimg`` chunk."""
     job = image.job
@@ -87,7 +96,10 @@ def pnginfo(image) -> "PngInfo":
 
     job = image.job
     info = PngInfo()
-    extra = job.inputs.a1111_extra(image.spec) if job.inputs is not None else None
+    extra = job.inputs.a1111_extra(image.spec) if job.inputs is not None else {}
+    if job.loras:
+        # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
+        extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in job.loras)
     info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, job.ref.name, job.ref.model_hash(), extra))
     info.add_text(GENIMG_KEY, json.dumps(genimg_record(image), ensure_ascii=False))
     return info
