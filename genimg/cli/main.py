@@ -12,6 +12,7 @@ from genimg.cli.img2img import img2img
 from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
 from genimg.cli.learn import app as learn_app
+from genimg.cli.lora_train import lora_train
 from genimg.cli.models import models
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
@@ -30,6 +31,7 @@ app.command("img2img")(img2img)
 app.command("inpaint")(inpaint)
 app.command("outpaint")(outpaint)
 app.command("batch")(batch)
+app.command("lora-train")(lora_train)
 app.command("presets")(presets)
 app.command("schedulers")(schedulers)
 app.command("models")(models)

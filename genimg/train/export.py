@@ -1,0 +1,73 @@
+"""Saving a trained LoRA: the diffusers layout (``pytorch_lora_weights.safetensors``) that
+``pipe.load_lora_weights`` reads, or kohya's ``lora_unet_…``/``lora_te1_…`` keys for A1111 and ComfyUI;
+the training settings and base model go into the file's metadata too."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from genimg.errors import UsageError
+
+WEIGHTS = "pytorch_lora_weights.safetensors"
+
+
+def save_lora(pipe, ref, trained, config, out: Path) -> Path:
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
+
+    names = ["transformer" if ref.family == "flux" else "unet", "text_encoder", "text_encoder_2"]
+    peft_layers = {name: _baked(get_peft_model_state_dict(_unwrap(module)), config)
+                   for name, module in zip(names, trained)}
+    type(pipe).save_lora_weights(out, safe_serialization=True, **{
+        f"{name}_lora_layers": convert_state_dict_to_diffusers(layers) for name, layers in peft_layers.items()})
+    path = out / WEIGHTS
+    metadata = {"genimg_config": json.dumps(asdict(config)), "base_model": ref.ref, "base_family": ref.family,
+                "lora_rank": str(config.rank), "lora_alpha": str(config.alpha)}
+    tensors = load_file(str(path))
+    save_file(tensors, str(path), metadata=metadata)
+    if config.save_format == "kohya":
+        return save_kohya(peft_layers, ref, config, out / f"{out.name}.safetensors", metadata)
+    return path
+
+
+def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict) -> Path:
+    """kohya's layout (``lora_unet_…``, ``lora_te1_…``, ``.alpha`` keys)."""
+    from diffusers.utils import convert_state_dict_to_kohya
+    from safetensors.torch import save_file
+
+    if ref.family == "flux":
+        raise UsageError("--save-format kohya is for SD1.x and SDXL LoRAs; ComfyUI loads genimg's FLUX LoRAs "
+                         "in the diffusers layout (pytorch_lora_weights.safetensors)")
+    peft = {f"{name}.{key}": value for name, layers in peft_layers.items() for key, value in layers.items()}
+    kohya = {_kohya_name(k, ref.family): v for k, v in convert_state_dict_to_kohya(peft).items()}
+    # (alpha = rank in kohya's keys: the scale is already baked into the weights)
+    save_file({k: v.contiguous() for k, v in kohya.items()}, str(path),
+              metadata={**metadata, "ss_network_dim": str(config.rank), "ss_network_alpha": str(config.alpha),
+                        "ss_base_model_version": {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0"}[ref.family]})
+    return path
+
+
+def _kohya_name(key: str, family: str) -> str:
+    """kohya's text-encoder names: CLIP's modules under ``text_model_`` (transformers 5 drops that
+    prefix from its state dicts), and SD1.x's single encoder as ``lora_te_``."""
+    for te in ("lora_te1_", "lora_te2_"):
+        if key.startswith(te + "encoder_") or key.startswith(te + "final_layer_norm"):
+            key = te + "text_model_" + key[len(te):]
+    if family == "sd" and key.startswith("lora_te1_"):
+        key = "lora_te_" + key[len("lora_te1_"):]
+    return key
+
+
+def _baked(state: dict, config) -> dict:
+    """LoRA weights with the scale alpha / rank multiplied into the up (B) matrices. Loaders that read
+    no alpha (diffusers' layout without adapter metadata) or read alpha = rank then apply exactly
+    the update the training used."""
+    scale = config.alpha / config.rank
+    return {k: (v * scale if "lora_B" in k else v) for k, v in state.items()}
+
+
+def _unwrap(module):
+    return getattr(module, "module", module)

@@ -1,0 +1,324 @@
+"""The LoRA training loop: data cached once, exact resume, checkpoints, samples, logs.
+
+Randomness is drawn from generators seeded by (seed, step) and data order from (seed, epoch), so a
+run resumed from a checkpoint takes exactly the steps an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from genimg.errors import RunFailure, UsageError
+from genimg.train.config import TEXT_TARGETS, LoraTrainConfig
+from genimg.train.dataset import buckets, caption_for, collect, fit_to_bucket, load_images
+
+Progress = Callable[..., None]
+RUN_FILE = "genimg_lora.json"
+CHECKPOINTS = "checkpoints"
+
+
+def prepare_output(out: Path, resume: str | None, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from (or None); refuses to write into another run's folder."""
+    ckpts = sorted((out / CHECKPOINTS).glob("step-*.safetensors")) if out.is_dir() else []
+    if resume:
+        path = ckpts[-1] if resume == "latest" and ckpts else Path(resume) if resume != "latest" else None
+        if path is None or not path.is_file():
+            raise UsageError(f"nothing to resume in {out}: no checkpoint found; start without --resume")
+        return path
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UsageError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+        shutil.rmtree(out)
+    return None
+
+
+def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bool = False,
+               progress: Progress | None = None, stop_after: int | None = None) -> dict:
+    from accelerate import Accelerator
+    from peft import LoraConfig
+
+    from genimg.factory import PipelineFactory
+    from genimg.models import resolve_model
+    from genimg.presets import get_preset
+    from genimg.train.objectives import OBJECTIVES
+
+    config.validate()
+    out = Path(config.output)
+    ref = resolve_model(config.model, config=config.model_config, allow_pickle=config.allow_pickle)
+    config = config.with_family_defaults(ref.family)
+    if config.train_text_encoder and ref.family == "flux":
+        raise UsageError("--train-text-encoder is for SD1.x and SDXL; FLUX LoRAs train the transformer")
+    factor = 16 if ref.family == "flux" else 8
+    if config.resolution % factor:
+        raise UsageError(f"--resolution {config.resolution} must be a multiple of {factor} for this model family")
+    examples = collect(Path(config.dataset), config.caption, config.repeats)
+    if config.class_images:
+        from genimg.train.dataset import Example
+
+        if not config.class_prompt:
+            raise UsageError("--class-images needs --class-prompt (the caption of the class images)")
+        examples += [Example(e.path, config.class_prompt, e.repeats, True)
+                     for e in collect(Path(config.class_images), config.class_prompt, 1)]
+    checkpoint = prepare_output(out, resume, overwrite)
+    report = progress or (lambda *a, **k: None)
+    warn = lambda message: report("warning", message=message)  # noqa: E731
+
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one state per process; a second run in the same process (the Python API, tests)
+    # may ask for another precision. Its own tests reset it the same way.
+    if hasattr(AcceleratorState, "_reset_state"):
+        AcceleratorState._reset_state()
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+                              cpu=not torch.cuda.is_available())
+    device = accelerator.device
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
+    preset = get_preset("cpu" if device.type == "cpu" else "auto").with_overrides(
+        device=str(device), offload="none", compile="off", quantize="none",
+        dtype={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(weight_dtype, "fp32"))
+    report("load", model=ref.name)
+    pipe, _ = PipelineFactory().get(ref, preset, "txt2img")
+    report("loaded", model=ref.name)
+    objective = OBJECTIVES[ref.family](pipe, config, device, weight_dtype)
+    denoiser = objective.denoiser
+    for module in (pipe.vae, denoiser, *(getattr(pipe, n) for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None)):
+        module.requires_grad_(False)
+    torch.manual_seed(config.seed)  # the LoRA's initial weights: the same run from the same seed
+    denoiser.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                    init_lora_weights="gaussian", target_modules=config.target_modules))
+    trained = [denoiser]
+    if config.train_text_encoder:
+        for name in ("text_encoder", "text_encoder_2"):
+            encoder = getattr(pipe, name, None)
+            if encoder is not None:
+                encoder.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                               init_lora_weights="gaussian", target_modules=TEXT_TARGETS))
+                trained.append(encoder)
+    if config.gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
+    # LoRA weights train in fp32 even when the model runs in fp16/bf16: fp16 master weights are what
+    # make other trainers fail with "Attempting to unscale FP16 gradients".
+    for module in trained:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    params = [p for m in trained for p in m.parameters() if p.requires_grad]
+
+    # Data: every image resized into its bucket and encoded once.
+    sizes = buckets(config.resolution, 64 if config.resolution >= 256 else factor)
+    pairs = load_images(examples, config.strict, warn)
+    import numpy as np
+
+    items = []  # (latents, example, (h, w))
+    with torch.no_grad():
+        for example, image in pairs:
+            fitted = fit_to_bucket(image, sizes, config.center_crop, config.resolution)
+            pixels = torch.from_numpy(np.array(fitted)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            items.append((objective.encode_latents(pixels)[0].cpu(), example, (fitted.height, fitted.width)))
+    order_units = [i for i, (_, ex, _) in enumerate(items) for _ in range(ex.repeats)]
+    steps_per_epoch = max(1, math.ceil(len(order_units) / (config.batch_size * config.grad_accum * accelerator.num_processes)))
+    max_steps = config.max_steps or steps_per_epoch * config.epochs
+    text_cache = {} if not (config.shuffle_captions or config.train_text_encoder) else None
+
+    optimizer = _optimizer(params, config, device, warn)
+    from diffusers.optimization import get_scheduler
+
+    lr_schedule = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
+                                num_training_steps=max_steps)
+    prepared = accelerator.prepare(*trained, optimizer, lr_schedule)
+    optimizer, lr_schedule = prepared[-2], prepared[-1]
+    ema = {n: p.detach().clone() for n, p in _named_trainable(trained)} if config.ema_decay else None
+
+    step = 0
+    if checkpoint is not None:
+        step = _load_checkpoint(checkpoint, trained, optimizer, lr_schedule, ema)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps({"config": asdict(config), "base_model": _model_record(ref)}, indent=2))
+    eval_before = _eval_loss(objective, items, config, text_cache) if step == 0 else None
+
+    began = time.perf_counter()
+    start_step = step
+    for module in trained:
+        module.train()
+    while step < max_steps:
+        epoch = step // steps_per_epoch
+        order = torch.randperm(len(order_units), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+        position = (step % steps_per_epoch) * config.batch_size * config.grad_accum * accelerator.num_processes
+        step_loss = 0.0
+        for micro in range(config.grad_accum):
+            g = torch.Generator().manual_seed(config.seed * 7_919 + step * 131 + micro)
+            rng = random.Random(f"{config.seed}-{step}-{micro}")
+            begin = position + (micro * accelerator.num_processes + accelerator.process_index) * config.batch_size
+            picks = [order_units[int(order[(begin + k) % len(order_units)])] for k in range(config.batch_size)]
+            # A batch shares one bucket: take the first pick's bucket and fill it from the same bucket.
+            size = items[picks[0]][2]
+            picks = [p if items[p][2] == size else picks[0] for p in picks]
+            latents = torch.stack([items[p][0] for p in picks]).to(device)
+            captions = [caption_for(items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout, rng)
+                        for p in picks]
+            with accelerator.accumulate(*trained):
+                cond = _text(objective, captions, text_cache)
+                per_sample = objective.loss(latents, cond, g, size)
+                weights = torch.tensor([config.prior_weight if items[p][1].is_prior else 1.0 for p in picks], device=device)
+                loss = (per_sample * weights).mean()
+                if not torch.isfinite(loss):
+                    last = sorted((out / CHECKPOINTS).glob("step-*.safetensors"))
+                    raise RunFailure(f"the loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint "
+                                     f"is {last[-1] if last else 'none'}; try a lower --lr or --mixed-precision bf16")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                lr_schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+            step_loss += loss.item() / config.grad_accum
+        step += 1
+        if ema is not None:
+            with torch.no_grad():
+                for name, p in _named_trainable(trained):
+                    ema[name].mul_(config.ema_decay).add_(p.detach(), alpha=1 - config.ema_decay)
+        if accelerator.is_main_process:
+            _log(out, step, epoch + 1, step_loss, lr_schedule.get_last_lr()[0])
+            if step % config.checkpoint_every == 0 or step == max_steps:
+                _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, config.keep_checkpoints)
+            if config.validation_every and config.validation_prompts and step % config.validation_every == 0:
+                _samples(pipe, config, out, step, trained)
+        report("train_step", step=step, total=max_steps, loss=step_loss, lr=lr_schedule.get_last_lr()[0],
+               seconds=time.perf_counter() - began, start=start_step)
+        if stop_after is not None and step >= stop_after:
+            break
+    record = {"steps": step, "seconds": round(time.perf_counter() - began, 2)}
+    if step >= max_steps and accelerator.is_main_process:
+        if ema is not None:
+            _swap_in(trained, ema)
+        record["eval_loss_before"] = eval_before
+        record["eval_loss_after"] = _eval_loss(objective, items, config, text_cache)
+        from genimg.learn.pictures import loss_curve
+        from genimg.train.export import save_lora
+
+        record["weights"] = str(save_lora(pipe, ref, trained, config, out))
+        loss_curve({"loss": _losses(out)}, out / "loss.png")
+        (out / RUN_FILE).write_text(json.dumps({"config": asdict(config), "base_model": _model_record(ref),
+                                                "result": record}, indent=2))
+    return record
+
+
+def _model_record(ref) -> dict:
+    return {"ref": ref.ref, "kind": ref.kind, "location": ref.location, "family": ref.family, "hash": ref.model_hash()}
+
+
+def _named_trainable(trained):
+    return [(f"{i}.{n}", p) for i, m in enumerate(trained) for n, p in m.named_parameters() if p.requires_grad]
+
+
+def _swap_in(trained, ema):
+    with torch.no_grad():
+        for name, p in _named_trainable(trained):
+            p.copy_(ema[name])
+
+
+def _text(objective, captions, cache):
+    if cache is None:
+        return objective.encode_text(captions)
+    missing = [c for c in dict.fromkeys(captions) if c not in cache]
+    if missing:
+        encoded = objective.encode_text(missing)
+        for i, caption in enumerate(missing):
+            cache[caption] = {k: v[i:i + 1].detach() if torch.is_tensor(v) and v.dim() > 1 and k != "text_ids" else v
+                              for k, v in encoded.items()}
+    parts = [cache[c] for c in captions]
+    return {k: (torch.cat([p[k] for p in parts]) if torch.is_tensor(parts[0][k]) and k != "text_ids" else parts[0][k])
+            for k in parts[0]}
+
+
+@torch.no_grad()
+def _eval_loss(objective, items, config, cache) -> float:
+    """The loss on every training image at fixed noise and times: comparable before and after."""
+    total = 0.0
+    for i, (latents, example, size) in enumerate(items):
+        g = torch.Generator().manual_seed(10_000 + i)
+        cond = _text(objective, [example.caption or ""], cache)
+        total += objective.loss(latents[None].to(objective.device), cond, g, size).mean().item()
+    return round(total / len(items), 6)
+
+
+def _optimizer(params, config, device, warn):
+    if config.use_8bit_adam:
+        if device.type == "cuda":
+            try:
+                import bitsandbytes as bnb
+
+                return bnb.optim.AdamW8bit(params, lr=config.lr)
+            except ImportError:
+                warn("--use-8bit-adam needs bitsandbytes (pip install bitsandbytes); using AdamW")
+        else:
+            warn("--use-8bit-adam needs a CUDA GPU; using AdamW")
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
+
+
+def _log(out: Path, step: int, epoch: int, loss: float, lr: float) -> None:
+    path = out / "loss.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", "epoch", "loss", "lr"])
+        writer.writerow([step, epoch, f"{loss:.6f}", f"{lr:.3e}"])
+
+
+def _losses(out: Path) -> list[float]:
+    with open(out / "loss.csv") as f:
+        return [float(row["loss"]) for row in csv.DictReader(f)]
+
+
+def _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, keep) -> Path:
+    from genimg.learn.checkpoint import save_state
+
+    folder = out / CHECKPOINTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{step:06d}.safetensors"
+    save_state(path, {"lora": {n: p.detach() for n, p in _named_trainable(trained)}, "optimizer": optimizer.state_dict(),
+                      "lr_schedule": lr_schedule.state_dict(), "ema": ema or {}, "step": step})
+    for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
+        old.unlink()
+    return path
+
+
+def _load_checkpoint(path, trained, optimizer, lr_schedule, ema) -> int:
+    from genimg.learn.checkpoint import load_state
+
+    state = load_state(path)
+    with torch.no_grad():
+        for name, p in _named_trainable(trained):
+            p.copy_(state["lora"][name])
+    optimizer.load_state_dict(state["optimizer"])
+    lr_schedule.load_state_dict(state["lr_schedule"])
+    if ema is not None and state["ema"]:
+        for name in ema:
+            ema[name].copy_(state["ema"][name])
+    return int(state["step"])
+
+
+@torch.no_grad()
+def _samples(pipe, config, out, step, trained) -> None:
+    folder = out / "samples"
+    folder.mkdir(exist_ok=True)
+    for module in trained:
+        module.eval()
+    for i, prompt in enumerate(config.validation_prompts):
+        image = pipe(prompt, num_inference_steps=config.validation_steps, height=config.resolution,
+                     width=config.resolution, generator=torch.Generator().manual_seed(config.seed + i)).images[0]
+        image.save(folder / f"step-{step:06d}-{i}.png")
+    for module in trained:
+        module.train()

@@ -1,0 +1,117 @@
+"""What differs between families when training: how captions condition the denoiser, and the loss.
+
+SD1.x and SDXL learn to predict the noise (or v) added by the DDPM forward process, weighted by
+min-SNR-γ; FLUX learns the velocity of a rectified flow, noise − x₀, at logit-normal times.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+class Objective:
+    def __init__(self, pipe, config, device, weight_dtype):
+        self.pipe = pipe
+        self.config = config
+        self.device = device
+        self.weight_dtype = weight_dtype
+
+    @property
+    def denoiser(self):
+        return self.pipe.unet
+
+    def encode_latents(self, pixels: torch.Tensor) -> torch.Tensor:
+        vae = self.pipe.vae
+        latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mean
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        return ((latents - shift) * vae.config.scaling_factor).float()
+
+    def encode_text(self, captions: list[str], sizes=None) -> dict:
+        with torch.no_grad() if not self.config.train_text_encoder else torch.enable_grad():
+            embeds = self.pipe.encode_prompt(captions, self.device, 1, False)[0]
+        return {"encoder_hidden_states": embeds}
+
+    def loss(self, latents: torch.Tensor, cond: dict, generator: torch.Generator, sizes=None) -> torch.Tensor:
+        scheduler = self.pipe.scheduler
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        if self.config.noise_offset:
+            # Crosslabs' noise offset: lets the model learn overall brightness (very dark or light images).
+            noise = noise + self.config.noise_offset * torch.randn((b, latents.shape[1], 1, 1), generator=generator).to(latents)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(self.device)
+        noisy = scheduler.add_noise(latents, noise, t)
+        v_prediction = scheduler.config.prediction_type == "v_prediction"
+        target = scheduler.get_velocity(latents, noise, t) if v_prediction else noise
+        pred = self.denoiser(noisy.to(self.weight_dtype), t, **self._cast(cond), return_dict=False)[0]
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=list(range(1, pred.dim())))
+        if self.config.min_snr_gamma:
+            alphas = scheduler.alphas_cumprod.to(self.device)[t]
+            snr = alphas / (1 - alphas)
+            clipped = torch.clamp(snr, max=self.config.min_snr_gamma)
+            per_sample = per_sample * (clipped / (snr + 1) if v_prediction else clipped / snr)
+        return per_sample
+
+    def _cast(self, cond: dict) -> dict:
+        def cast(value):
+            if isinstance(value, dict):
+                return {k: cast(v) for k, v in value.items()}
+            return value.to(self.device, self.weight_dtype) if torch.is_tensor(value) and value.is_floating_point() else value
+
+        return {k: cast(v) for k, v in cond.items()}
+
+
+class SDXLObjective(Objective):
+    def encode_text(self, captions: list[str], sizes=None) -> dict:
+        with torch.no_grad() if not self.config.train_text_encoder else torch.enable_grad():
+            embeds, _, pooled, _ = self.pipe.encode_prompt(captions, device=self.device, num_images_per_prompt=1,
+                                                           do_classifier_free_guidance=False)
+        return {"encoder_hidden_states": embeds, "pooled": pooled}
+
+    def loss(self, latents, cond, generator, sizes=None):
+        # SDXL's micro-conditioning: original size, crop offset, target size (no crop after bucketing).
+        h, w = sizes
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]] * latents.shape[0], device=self.device, dtype=torch.float32)
+        cond = {"encoder_hidden_states": cond["encoder_hidden_states"],
+                "added_cond_kwargs": {"text_embeds": cond["pooled"], "time_ids": time_ids}}
+        return super().loss(latents, cond, generator, sizes)
+
+
+class FluxObjective(Objective):
+    @property
+    def denoiser(self):
+        return self.pipe.transformer
+
+    def encode_text(self, captions: list[str], sizes=None) -> dict:
+        with torch.no_grad():
+            embeds, pooled, text_ids = self.pipe.encode_prompt(
+                captions, prompt_2=None, device=self.device,
+                max_sequence_length=min(512, self.pipe.tokenizer_2.model_max_length))
+        return {"encoder_hidden_states": embeds, "pooled": pooled, "text_ids": text_ids}
+
+    def loss(self, latents, cond, generator, sizes=None):
+        from diffusers import FluxPipeline
+
+        b, c, h, w = latents.shape
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        # Logit-normal times (SD3 paper §3.1), the diffusers FLUX example's default weighting scheme.
+        sigmas = torch.sigmoid(torch.randn((b,), generator=generator)).to(self.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1 - s) * latents + s * noise
+        target = noise - latents
+        packed = FluxPipeline._pack_latents(noisy, b, c, h, w)
+        image_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, self.device, self.weight_dtype)
+        transformer = self.denoiser
+        guidance = None
+        if getattr(transformer.config, "guidance_embeds", False):
+            guidance = torch.full((b,), self.config.flux_guidance, device=self.device)
+        pred = transformer(hidden_states=packed.to(self.weight_dtype), timestep=sigmas.to(self.weight_dtype),
+                           guidance=guidance, pooled_projections=cond["pooled"].to(self.weight_dtype),
+                           encoder_hidden_states=cond["encoder_hidden_states"].to(self.weight_dtype),
+                           txt_ids=cond["text_ids"], img_ids=image_ids, return_dict=False)[0]
+        vae_scale = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+        pred = FluxPipeline._unpack_latents(pred, h * vae_scale, w * vae_scale, vae_scale)
+        return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+
+
+OBJECTIVES = {"sd": Objective, "sdxl": SDXLObjective, "flux": FluxObjective}

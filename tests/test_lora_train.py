@@ -1,0 +1,192 @@
+"""genimg lora-train on tiny models and skimage's sample photos."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from conftest import pixels
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("dataset")
+    for name in ("astronaut", "chelsea", "coffee"):
+        Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
+        (folder / f"{name}.txt").write_text(f"a photo of {name}")
+    return folder
+
+
+def _train(cli, dataset, model, out, *extra):
+    result = cli("lora-train", dataset, "--model", model, "-o", out, "--resolution", "64", "--rank", "4", "--alpha", "4",
+                 "--lr", "5e-3", "--checkpoint-every", "5", "--json", *extra)
+    assert result.code == 0, result
+    return json.loads(result.out)
+
+
+def test_loss_decreases_and_the_lora_loads_into_plain_diffusers(cli, tmp_path, tiny_models, photos):
+    from diffusers import StableDiffusionPipeline
+
+    record = _train(cli, photos, tiny_models["sd"], tmp_path / "run", "--max-steps", "30")
+    assert record["eval_loss_after"] < record["eval_loss_before"]
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models["sd"], safety_checker=None)
+    kwargs = dict(prompt="a photo of chelsea", num_inference_steps=4, height=64, width=64, output_type="np")
+    before = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).images
+    pipe.load_lora_weights(tmp_path / "run")
+    after = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).images
+    assert np.abs(before - after).mean() > 1e-3
+    for name in ("loss.csv", "loss.png", "genimg_lora.json"):
+        assert (tmp_path / "run" / name).is_file()
+    with safe_open(str(tmp_path / "run" / "pytorch_lora_weights.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["base_family"] == "sd" and json.loads(meta["genimg_config"])["rank"] == 4
+
+
+def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(cli, tmp_path, tiny_models, photos):
+    from genimg.train.config import LoraTrainConfig
+    from genimg.train.loop import train_lora
+
+    def config(out):
+        return LoraTrainConfig(dataset=str(photos), model=str(tiny_models["sd"]), output=str(out), resolution=64, rank=4,
+                               alpha=4, lr=5e-3, max_steps=10, checkpoint_every=5, caption_dropout=0.3,
+                               lr_scheduler="cosine", warmup_steps=2, noise_offset=0.05)
+
+    train_lora(config(tmp_path / "whole"))
+    train_lora(config(tmp_path / "parts"), stop_after=5)
+    assert not (tmp_path / "parts" / "pytorch_lora_weights.safetensors").exists()
+    train_lora(config(tmp_path / "parts"), resume="latest")
+    a = load_file(str(tmp_path / "whole" / "pytorch_lora_weights.safetensors"))
+    b = load_file(str(tmp_path / "parts" / "pytorch_lora_weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:  # same steps, same noise, same optimizer state: equal to float rounding
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    steps = [line.split(",")[0] for line in (tmp_path / "parts" / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == [str(i) for i in range(1, 11)]
+
+
+def test_kohya_export_gives_the_same_images_as_the_diffusers_layout(cli, tmp_path, tiny_models, photos):
+    _train(cli, photos, tiny_models["sd"], tmp_path / "k", "--max-steps", "6", "--save-format", "kohya", "--train-text-encoder")
+    kohya = tmp_path / "k" / "k.safetensors"
+    keys = list(load_file(str(kohya)))
+    assert any(k.startswith("lora_unet_") for k in keys) and any(k.startswith("lora_te_text_model_") for k in keys)
+    common = ("a photo of coffee", "--model", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "3", "--seed", "2")
+    assert cli("txt2img", *common, "--lora", tmp_path / "k", "-o", tmp_path / "d.png").code == 0
+    assert cli("txt2img", *common, "--lora", kohya, "-o", tmp_path / "k.png").code == 0
+    assert cli("txt2img", *common, "-o", tmp_path / "none.png").code == 0
+    assert np.abs(pixels(tmp_path / "d.png") - pixels(tmp_path / "k.png")).max() <= 1
+    assert not np.array_equal(pixels(tmp_path / "d.png"), pixels(tmp_path / "none.png"))
+
+
+@pytest.mark.parametrize("family", ["sdxl", "flux"])
+def test_sdxl_and_flux_loras_train_and_load(cli, tmp_path, tiny_models, photos, family):
+    _train(cli, photos, tiny_models[family], tmp_path / "run", "--max-steps", "4")
+    common = ("x", "--model", tiny_models[family], "-W", "64", "-H", "64", "--steps", "3", "--seed", "2")
+    assert cli("txt2img", *common, "--lora", f"{tmp_path / 'run'}:1", "-o", tmp_path / "l.png").code == 0
+    assert cli("txt2img", *common, "--lora", f"{tmp_path / 'run'}:0", "-o", tmp_path / "z.png").code == 0
+    assert cli("txt2img", *common, "-o", tmp_path / "n.png").code == 0
+    assert np.array_equal(pixels(tmp_path / "z.png"), pixels(tmp_path / "n.png"))
+    assert not np.array_equal(pixels(tmp_path / "l.png"), pixels(tmp_path / "n.png"))
+
+
+def test_lora_weights_stay_fp32_under_bf16_mixed_precision(tmp_path, tiny_models, photos):
+    from genimg.learn.checkpoint import load_state
+    from genimg.train.config import LoraTrainConfig
+    from genimg.train.loop import train_lora
+
+    train_lora(LoraTrainConfig(dataset=str(photos), model=str(tiny_models["sd"]), output=str(tmp_path / "bf16"),
+                               resolution=64, rank=4, max_steps=2, checkpoint_every=2, mixed_precision="bf16"))
+    state = load_state(next((tmp_path / "bf16" / "checkpoints").glob("*.safetensors")))
+    assert {v.dtype for v in state["lora"].values()} == {torch.float32}
+
+
+def test_dataset_layouts(tmp_path, photos):
+    from genimg.train.dataset import collect
+
+    kohya = tmp_path / "kohya"
+    (kohya / "5_mydog").mkdir(parents=True)
+    for name in ("astronaut", "chelsea"):
+        (kohya / "5_mydog" / f"{name}.png").write_bytes((photos / f"{name}.png").read_bytes())
+        (kohya / "5_mydog" / f"{name}.caption").write_text(f"sks {name}")
+    examples = collect(kohya, None, 1)
+    assert [(e.caption, e.repeats) for e in examples] == [("sks astronaut", 5), ("sks chelsea", 5)]
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "a.png").write_bytes((photos / "coffee.png").read_bytes())
+    (hf / "metadata.jsonl").write_text('{"file_name": "a.png", "text": "a cup"}\n')
+    assert [e.caption for e in collect(hf, None, 2)] == ["a cup"]
+    assert [e.caption for e in collect(hf, "one for all", 1)] == ["one for all"]
+
+
+def test_aspect_ratio_buckets_keep_the_shape():
+    from genimg.train.dataset import buckets, fit_to_bucket
+
+    sizes = buckets(512, 64)
+    assert (512, 512) in sizes and all(w % 64 == 0 and h % 64 == 0 for w, h in sizes)
+    wide = fit_to_bucket(Image.new("RGB", (1600, 900)), sizes, False, 512)
+    assert wide.width > wide.height and wide.width % 64 == 0
+    assert fit_to_bucket(Image.new("RGB", (1600, 900)), sizes, True, 512).size == (512, 512)
+
+
+@pytest.mark.parametrize("setup,args,words", [
+    ("empty", (), ("holds no images",)),
+    ("nocaptions", (), ("have no caption", "--caption")),
+    ("photos", ("--rank", "0"), ("--rank",)),
+    ("photos", ("--resolution", "60"), ("--resolution 60", "multiple of 8")),
+    ("photos", (), ("--max-steps",)),
+])
+def test_bad_training_input(cli, tmp_path, tiny_models, photos, setup, args, words):
+    dataset = {"photos": photos, "empty": tmp_path / "empty", "nocaptions": tmp_path / "nocap"}[setup]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "nocap").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "nocap" / "lonely.png")
+    steps = () if words == ("--max-steps",) else ("--max-steps", "1")
+    result = cli("lora-train", dataset, "--model", tiny_models["sd"], "-o", tmp_path / "out", *steps, *args)
+    assert result.code == 2, result
+    assert len(result.err.strip().splitlines()) == 1
+    for word in words:
+        assert word in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_earlier_run_is_never_lost(cli, tmp_path, tiny_models, photos):
+    _train(cli, photos, tiny_models["sd"], tmp_path / "run", "--max-steps", "2")
+    before = (tmp_path / "run" / "pytorch_lora_weights.safetensors").read_bytes()
+    result = cli("lora-train", photos, "--model", tiny_models["sd"], "-o", tmp_path / "run", "--max-steps", "2")
+    assert result.code == 2 and "--resume" in result.err
+    assert (tmp_path / "run" / "pytorch_lora_weights.safetensors").read_bytes() == before
+
+
+def test_unreadable_images_are_skipped_or_stop_with_strict(cli, tmp_path, tiny_models, photos):
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in photos.iterdir():
+        (data / p.name).write_bytes(p.read_bytes())
+    (data / "broken.png").write_bytes(b"not an image")
+    (data / "broken.txt").write_text("broken")
+    result = cli("lora-train", data, "--model", tiny_models["sd"], "-o", tmp_path / "a", "--max-steps", "1",
+                 "--resolution", "64")
+    assert result.code == 0 and "broken.png" in result.err
+    result = cli("lora-train", data, "--model", tiny_models["sd"], "-o", tmp_path / "b", "--max-steps", "1",
+                 "--resolution", "64", "--strict")
+    assert result.code == 2 and "broken.png" in result.err
+
+
+def test_config_file_and_flags(cli, tmp_path, tiny_models, photos):
+    template = cli("lora-train", "--print-config")
+    assert template.code == 0 and "max_steps" in template.out
+    (tmp_path / "train.toml").write_text(f'dataset = "{photos}"\nmodel = "{tiny_models["sd"]}"\noutput = "{tmp_path / "o"}"\n'
+                                         'max_steps = 50\nresolution = 64\nrank = 2\n')
+    result = cli("lora-train", "--config", tmp_path / "train.toml", "--max-steps", "2", "--json")
+    assert result.code == 0, result
+    assert json.loads(result.out)["steps"] == 2
+    saved = json.loads((tmp_path / "o" / "genimg_lora.json").read_text())
+    assert saved["config"]["rank"] == 2 and saved["base_model"]["family"] == "sd"
+    (tmp_path / "bad.toml").write_text("rnak = 4\n")
+    result = cli("lora-train", "--config", tmp_path / "bad.toml")
+    assert result.code == 2 and "did you mean 'rank'" in result.err
