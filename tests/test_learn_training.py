@@ -25,8 +25,9 @@ def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):
 
 
 def _tiny_ddpm(**kw):
-    return DDPMConfig(dataset="digits", size=8, epochs=4, batch=64, base=8, mults=(1, 2), timesteps=50,
-                      limit=256, sample_every=2, **kw)
+    settings = dict(dataset="digits", size=8, epochs=4, batch=64, base=8, mults=(1, 2), timesteps=50, limit=256,
+                    sample_every=2)
+    return DDPMConfig(**{**settings, **kw})
 
 
 def test_ddpm_loss_decreases_and_pictures_are_written(tmp_path):
