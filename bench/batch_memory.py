@@ -27,11 +27,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tmp = Path(tempfile.mkdtemp(prefix="genimg-bench-"))
-    model = args.model
-    if model is None:
-        from genimg.testing.tiny_models import save_tiny
+    from genimg.testing.tiny_models import model_or_tiny
 
-        model = str(save_tiny("sd", tmp / "tiny-sd"))
+    model = model_or_tiny(args.model, tmp)
     from genimg.batch.files import Row
     from genimg.batch.jobs import build_jobs
     from genimg.batch.runner import BatchResult, plan_units, run_batch

@@ -23,11 +23,9 @@ def main() -> None:
     parser.add_argument("--model")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="genimg-bench-"))
-    model = args.model
-    if model is None:
-        from genimg.testing.tiny_models import save_tiny
+    from genimg.testing.tiny_models import model_or_tiny
 
-        model = str(save_tiny("sd", tmp / "tiny-sd"))
+    model = model_or_tiny(args.model, tmp)
     prompts = [f"a picture number {i}" for i in range(args.prompts)]
     (tmp / "prompts.txt").write_text("\n".join(prompts) + "\n")
     env = dict(os.environ, HF_HUB_OFFLINE="1")

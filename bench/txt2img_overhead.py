@@ -46,11 +46,9 @@ def main() -> None:
     parser.add_argument("--model", help="a diffusers SD folder (default: build the tiny test model)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="genimg-bench-"))
-    model = args.model
-    if model is None:
-        from genimg.testing.tiny_models import save_tiny
+    from genimg.testing.tiny_models import model_or_tiny
 
-        model = str(save_tiny("sd", tmp / "tiny-sd"))
+    model = model_or_tiny(args.model, tmp)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     plain_script = tmp / "plain.py"
     plain_script.write_text(PLAIN)

@@ -16,7 +16,7 @@ from genimg.adapters import apply_loras, parse_lora
 from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.presets import Preset, get_preset, load_presets
-from genimg.schedulers import SchedulerSpec, lookup
+from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.spec import DEFAULT_STRENGTH, GenerationSpec
 from genimg.tasks import TaskInputs, read_inputs
 
@@ -115,8 +115,6 @@ def run(job: Job, factory=None, progress: Progress | None = None) -> Iterator[Ge
         if progress:
             progress("warning", message=message)
     pipe, loaded = factory.get(job.ref, job.preset, job.spec.task, progress)
-    from genimg.schedulers import build
-
     pipe.scheduler = build(job.scheduler, loaded.scheduler_config)
     apply_loras(pipe, loaded, job.loras)
     size = job.spec.batch_size

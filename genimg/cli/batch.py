@@ -25,6 +25,7 @@ def batch(
 ) -> None:
     """Generate from a prompt file; every generation option sets the default for all rows."""
     import json
+    import os
     import secrets
 
     from genimg.batch import manifest
@@ -43,8 +44,9 @@ def batch(
     fields = common.spec_fields()
     defaults = GenerationSpec(prompt="")
     cli_defaults = {k: v for k, v in fields.items() if k != "seed" and v != getattr(defaults, k)}
-    if count > 1 and "LOCAL_RANK" in __import__("os").environ and "device" not in cli_defaults.get("preset_overrides", {}):
-        cli_defaults.setdefault("preset_overrides", {})["device"] = f"cuda:{__import__('os').environ['LOCAL_RANK']}"
+    if count > 1 and "LOCAL_RANK" in os.environ and "device" not in cli_defaults.get("preset_overrides", {}):
+        # Under accelerate/torchrun each process takes its own GPU.
+        cli_defaults.setdefault("preset_overrides", {})["device"] = f"cuda:{os.environ['LOCAL_RANK']}"
     seed = common.seed if common.seed is not None else manifest.batch_seed(folder)
     if seed is None:
         seed = secrets.randbelow(2**31)

@@ -11,7 +11,9 @@ a conditional UNet learn together to denoise those latents (ε-prediction, min-S
 from __future__ import annotations
 
 import json
+import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -135,7 +137,7 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / config.warmup) * 0.5 * (
-        1 + __import__("math").cos(__import__("math").pi * min(1.0, s / config.unet_steps))))
+        1 + math.cos(math.pi * min(1.0, s / config.unet_steps))))  # linear warm-up, then cosine decay
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     alphas = scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
@@ -181,7 +183,5 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
                           "total": round(total, 1)},
               "torch": torch.__version__, "threads": config.threads}
     (output / "genimg_training.json").write_text(json.dumps(record, indent=2))
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     return record

@@ -117,3 +117,8 @@ def install_in_hf_cache(folder: Path, repo_id: str, cache: Path, commit: str = "
     (entry / "refs").mkdir(parents=True, exist_ok=True)
     (entry / "refs" / "main").write_text(commit)
     return snapshot
+
+
+def model_or_tiny(model: str | None, workdir: Path, family: str = "sd") -> str:
+    """``model`` if given, else the tiny ``family`` model built in ``workdir`` (for benchmarks)."""
+    return model if model else str(save_tiny(family, workdir / f"tiny-{family}"))
