@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line
 
 
 def error_line(message: str, command: str | None = None) -> None:

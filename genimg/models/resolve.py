@@ -79,7 +79,7 @@ def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pi
             path = Path(row["path"]).expanduser()
             if not path.is_absolute():
                 path = ALIAS_FILE.parent / path
-            return ModelRef(ref, "folder", str(path), family, ref, _defaults(family, row))
+            return ModelRef(ref, "folder", str(path), family, ref, _defaults(family, {**_folder_settings(path), **row}))
         return ModelRef(ref, "hub", row["repo"], family, ref, _defaults(family, row))
 
     path = Path(ref).expanduser()
@@ -99,7 +99,14 @@ def _from_folder(ref: str, path: Path) -> ModelRef:
         raise UsageError(f"{path} has no model_index.json, so it is not a diffusers pipeline folder; "
                          "pass the folder that holds model_index.json, or a single .safetensors file")
     family, variant = _family_from_index(index)
-    return ModelRef(ref, "folder", str(path.resolve()), family, path.name, _defaults(family, {}), variant=variant)
+    return ModelRef(ref, "folder", str(path.resolve()), family, path.name, _defaults(family, _folder_settings(path)),
+                    variant=variant)
+
+
+def _folder_settings(path: Path) -> dict:
+    """Generation defaults a model folder carries in ``genimg.toml`` (size, steps, guidance, scheduler)."""
+    settings = path / "genimg.toml"
+    return read_toml(settings) if settings.is_file() else {}
 
 
 def _family_from_index(index: Path) -> tuple[str, str | None]:
