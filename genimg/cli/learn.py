@@ -77,7 +77,7 @@ Resume = typer.Option(False, "--resume", help="Continue the run in -o from its l
 def ddpm(
     output: Path = Run,
     dataset: str = Dataset,
-    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
+    epochs: int = typer.Option(150, "--epochs", help="Passes over the data."),
     size: int = typer.Option(16, "--size", help="Image side in pixels."),
     conditional: bool = typer.Option(True, "--conditional/--unconditional", help="Learn the classes (for guidance)."),
     schedule: str = typer.Option("cosine", "--schedule", help="Noise schedule: linear or cosine."),
@@ -107,7 +107,7 @@ def ddpm(
 def dcgan(
     output: Path = Run,
     dataset: str = Dataset,
-    epochs: int = typer.Option(60, "--epochs", help="Passes over the data."),
+    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
     size: int = typer.Option(32, "--size", help="Image side: 32 or 64."),
     batch: int = typer.Option(64, "--batch", help="Images per step."),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Train D on 1 - this for real images (0.1 is common)."),

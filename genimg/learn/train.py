@@ -25,7 +25,7 @@ Progress = Callable[..., None]
 class DDPMConfig:
     dataset: str = "digits"
     size: int = 16
-    epochs: int = 300
+    epochs: int = 150
     batch: int = 128
     lr: float = 2e-3
     schedule: str = "cosine"
@@ -45,7 +45,7 @@ class DDPMConfig:
 class GANConfig:
     dataset: str = "digits"
     size: int = 32
-    epochs: int = 60
+    epochs: int = 300
     batch: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
@@ -53,7 +53,7 @@ class GANConfig:
     features: int = 32
     label_smoothing: float = 0.0  # 0.1 trains D on 0.9 for real images (one-sided smoothing)
     seed: int = 0
-    sample_every: int = 10
+    sample_every: int = 25
     limit: int | None = None
     kind: str = field(default="dcgan", init=False)
 
