@@ -83,6 +83,10 @@ def prepare(spec: GenerationSpec) -> Job:
     scheduler = lookup(resolved.scheduler, ref.family)
     resolved.scheduler = scheduler.name
     preset = _preset_for(spec, ref.family)
+    megapixels = resolved.width * resolved.height / 1e6
+    if preset.max_megapixels and megapixels > preset.max_megapixels and not preset.vae_tiling:
+        raise UsageError(f"{resolved.width}x{resolved.height} ({megapixels:.1f} MP) is more than preset {preset.name} "
+                         f"handles ({preset.max_megapixels} MP); use a smaller --width/--height, or --vae-tiling")
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     seeds = [seed + i for i in range(spec.count)]

@@ -38,6 +38,7 @@ class Preset:
     channels_last: bool = False
     quantize: str = "none"
     vae_fp32: bool = False
+    max_megapixels: float = 0  # largest image this tier handles without VAE tiling (0: no limit)
     family_overrides: dict | None = None
 
     def for_family(self, family: str) -> "Preset":
@@ -54,7 +55,7 @@ class Preset:
     def settings(self) -> dict:
         """The fields that change how a pipeline runs (what metadata records)."""
         d = asdict(self)
-        for key in ("description", "vram_gb", "family_overrides"):
+        for key in ("description", "vram_gb", "family_overrides", "max_megapixels"):
             d.pop(key)
         return d
 

@@ -182,3 +182,14 @@ def test_dedicated_inpainting_model_is_used_for_inpaint_and_refused_for_txt2img(
     assert Image.open(record["path"]).size == (96, 64)
     result = cli("txt2img", "x", "--model", sd_inpainting_model, "-o", tmp_path / "t.png")
     assert result.code == 2 and "inpainting model" in result.err
+
+
+def test_an_image_too_large_for_the_preset_is_refused_with_advice(cli, tmp_path, tiny_models, photo, monkeypatch):
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "config" / "presets").mkdir(parents=True)
+    (tmp_path / "config" / "presets" / "tiny.toml").write_text('device = "cpu"\ndtype = "fp32"\nmax_megapixels = 0.005\n')
+    result = cli("img2img", photo, "x", "--model", tiny_models["sd"], "--preset", "tiny", "--steps", "2",
+                 "-o", tmp_path / "big.png")
+    assert result.code == 2 and "--vae-tiling" in result.err and not (tmp_path / "big.png").exists()
+    assert cli("img2img", photo, "x", "--model", tiny_models["sd"], "--preset", "tiny", "--steps", "2", "--vae-tiling",
+               "-o", tmp_path / "ok.png").code == 0
