@@ -65,8 +65,6 @@ def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> Ta
         image = source.convert("RGB")
     size = target_size(image.size, spec.width, spec.height, factor)
     if size != image.size:
-        from PIL import Image
-
         image = resize(image, size, spec.resize)
         mask = resize(mask, size, spec.resize).point(lambda v: 255 if v >= 128 else 0)
         if size[0] * size[1] > 0 and not mask.getbbox():

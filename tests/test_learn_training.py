@@ -1,8 +1,5 @@
 """The teaching module trains, checkpoints, resumes exactly, and draws its pictures."""
 
-import json
-
-import pytest
 import torch
 
 from genimg.learn.checkpoint import load_state, save_state

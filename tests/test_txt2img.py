@@ -32,7 +32,7 @@ def test_generates_png_of_the_asked_size_in_every_format(cli, tmp_path, kind, fa
     with Image.open(target) as im:
         assert im.format == "PNG" and im.mode == "RGB"
         assert im.size == (64, 48 if family != "flux" else 32)
-    assert f"seed=7" in result.out
+    assert "seed=7" in result.out
 
 
 def test_single_file_gives_the_same_image_as_the_folder_it_came_from(cli, tmp_path, tiny_models, sd_single_file):

@@ -91,7 +91,7 @@ def genimg_record(image) -> dict:
     }
 
 
-def pnginfo(image) -> "PngInfo":
+def pnginfo(image):
     from PIL.PngImagePlugin import PngInfo
 
     job = image.job
