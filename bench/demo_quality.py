@@ -2,6 +2,8 @@
 
 Draws N prompts from the shapes grammar with random seeds, generates each at 64x64, and asks the
 analyser (genimg.learn.analyse) for the background colour, the shape's colour and its shape.
+As a control, the same verdicts are also scored against the *next* prompt's words: what agreement
+by chance looks like (about 1 in 4 for shapes, 1 in 7 for colours).
 
     python bench/demo_quality.py [--model demo] [--prompts 200] [--steps 20] [--cfg 5]
 """
@@ -36,6 +38,7 @@ def main() -> None:
     hits = {"background": 0, "colour": 0, "shape": 0}
     misses = []
     seconds = []
+    judged = []  # (scene, verdict)
     for i in range(args.prompts):
         scene = prompt_scene(rng)
         prompt = scene.caption()
@@ -45,6 +48,7 @@ def main() -> None:
         image = generate(spec, factory)[0]
         seconds.append(time.perf_counter() - began)
         verdict = analyse(image.image)
+        judged.append((scene, verdict))
         ok = {"background": verdict.background == scene.background, "colour": verdict.colour == scene.colour,
               "shape": verdict.shape == scene.shape}
         for key, good in ok.items():
@@ -52,14 +56,19 @@ def main() -> None:
         if not all(ok.values()):
             misses.append({"prompt": prompt, "seed": spec.seed, "got": verdict.__dict__})
     n = args.prompts
+    control = {key: sum(getattr(v, key) == getattr(judged[(i + 1) % n][0], key) for i, (_, v) in enumerate(judged)) / n
+               for key in ("colour", "shape")}
     result = {"prompts": n, "background": hits["background"] / n, "colour": hits["colour"] / n,
-              "shape": hits["shape"] / n, "median_seconds_per_image": sorted(seconds)[n // 2],
+              "shape": hits["shape"] / n, "control_next_prompt": control,
+              "median_seconds_per_image": sorted(seconds)[n // 2],
               "settings": image.spec.to_dict() | {"prompt": "<varies>", "seed": "<varies>"}}
     if args.json:
         print(json.dumps(result | {"misses": misses[:20]}, indent=2))
     else:
         print(f"{n} prompts: background {result['background']:.1%}, colour {result['colour']:.1%}, "
               f"shape {result['shape']:.1%}; median {result['median_seconds_per_image']:.2f} s/image")
+        print(f"  control (verdicts scored against the next prompt): colour {control['colour']:.1%}, "
+              f"shape {control['shape']:.1%}")
         for miss in misses[:10]:
             print("  miss:", miss)
 

@@ -35,6 +35,8 @@ class Job:
     warnings: list[str] = field(default_factory=list)
     inputs: TaskInputs | None = None
     loras: tuple = ()
+    # (prompt, negative) per seed when one call draws several prompts (batch); else the spec's.
+    prompts: list[tuple[str, str]] | None = None
 
     @property
     def denoising_steps(self) -> int:
@@ -124,11 +126,12 @@ def run(job: Job, factory=None, progress: Progress | None = None) -> Iterator[Ge
     size = job.spec.batch_size
     for start in range(0, len(job.seeds), size):
         seeds = job.seeds[start:start + size]
+        prompts = job.prompts[start:start + size] if job.prompts else [(job.spec.prompt, job.spec.negative)] * len(seeds)
         began = time.perf_counter()
-        images = _denoise(pipe, job, seeds, progress)
+        images = _denoise(pipe, job, seeds, prompts, progress)
         seconds = (time.perf_counter() - began) / len(seeds)
-        for offset, (seed, image) in enumerate(zip(seeds, images)):
-            spec = job.spec.replace(seed=seed, count=1, batch_size=1)
+        for offset, (seed, (prompt, negative), image) in enumerate(zip(seeds, prompts, images)):
+            spec = job.spec.replace(seed=seed, count=1, batch_size=1, prompt=prompt, negative=negative)
             if progress:
                 progress("image", done=start + offset + 1, total=len(job.seeds))
             yield GeneratedImage(image, spec, job, start + offset, seconds)
@@ -139,7 +142,7 @@ def generate(spec: GenerationSpec, factory=None, progress: Progress | None = Non
     return list(run(prepare(spec), factory, progress))
 
 
-def _denoise(pipe, job: Job, seeds: list[int], progress: Progress | None) -> list:
+def _denoise(pipe, job: Job, seeds: list[int], prompts: list[tuple[str, str]], progress: Progress | None) -> list:
     import numpy as np
     import torch
     from PIL import Image
@@ -155,8 +158,8 @@ def _denoise(pipe, job: Job, seeds: list[int], progress: Progress | None) -> lis
         return tensors
 
     kwargs = dict(
-        prompt=[spec.prompt] * len(seeds),
-        negative_prompt=[spec.negative] * len(seeds),
+        prompt=[prompt for prompt, _ in prompts],
+        negative_prompt=[negative for _, negative in prompts],
         width=spec.width,
         height=spec.height,
         num_inference_steps=spec.steps,

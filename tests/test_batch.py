@@ -102,14 +102,14 @@ def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli
     original_run = runner.run_batch
     made = []
 
-    def interrupting_run(units, folder, fail_fast, progress, result, stop=None):
+    def interrupting_run(units, folder, fail_fast, progress, result, stop=None, prepared=None):
         def on_event(event, **info):
             progress(event, **info)
             if event == "batch_image":
                 made.append(info["path"])
                 if len(made) == 2:
                     stop.stop = True  # what the first Ctrl-C does
-        return original_run(units, folder, fail_fast, on_event, result, stop)
+        return original_run(units, folder, fail_fast, on_event, result, stop, prepared)
 
     runner.run_batch = interrupting_run
     try:
@@ -124,6 +124,39 @@ def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli
         assert np.array_equal(pixels(whole / name), pixels(parts / name))
 
 
+def test_rows_that_differ_only_in_prompt_share_a_forward_pass_and_keep_their_own_prompts(cli, tmp_path, tiny_models):
+    from diffusers import StableDiffusionPipeline
+
+    from genimg.output.metadata import read_metadata
+
+    prompts = ["a red circle", "a blue square", "a green star"]
+    (tmp_path / "p.txt").write_text("\n".join(prompts) + "\n")
+    calls = []
+    original = StableDiffusionPipeline.__call__
+
+    def counting_call(self, *args, **kwargs):
+        calls.append(list(kwargs["prompt"]))
+        return original(self, *args, **kwargs)
+
+    StableDiffusionPipeline.__call__ = counting_call
+    try:
+        result, images, _ = _batch(cli, tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--seed", "4",
+                                   "--batch-size", "3", "-o", tmp_path / "out")
+    finally:
+        StableDiffusionPipeline.__call__ = original
+    assert result.code == 0 and calls == [prompts]
+    made = {}
+    for record in images:
+        spec = read_metadata(record["path"])["genimg"]["spec"]
+        made[spec["prompt"]] = spec["seed"]
+        alone = tmp_path / f"alone-{spec['seed']}.png"
+        assert cli("txt2img", spec["prompt"], "-m", tiny_models["sd"], *FAST, "--seed", str(spec["seed"]),
+                   "-o", alone).code == 0
+        # The same picture as its prompt and seed give alone (batched matmuls may round differently).
+        assert np.abs(pixels(alone).astype(int) - pixels(record["path"]).astype(int)).max() <= 2
+    assert sorted(made) == sorted(prompts) and len(set(made.values())) == 3
+
+
 def test_two_shards_cover_every_job_exactly_once(cli, tmp_path, tiny_models):
     (tmp_path / "p.txt").write_text("".join(f"prompt number {i}\n" for i in range(5)))
     out = tmp_path / "out"
@@ -136,6 +169,31 @@ def test_two_shards_cover_every_job_exactly_once(cli, tmp_path, tiny_models):
     assert len(seen) == len(set(seen)) == 5
     jobs = [json.loads(line)["job"] for line in (out / "manifest.jsonl").read_text().splitlines() if '"job"' in line]
     assert sorted(jobs) == sorted(set(jobs)) and len(jobs) == 5
+
+
+@pytest.mark.slow
+def test_two_launched_processes_split_the_jobs_and_agree_on_seeds_without_a_seed_flag(tmp_path, tiny_models):
+    """`accelerate launch`/torchrun sets RANK and WORLD_SIZE; each process takes its share into one folder."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "p.txt").write_text("".join(f"prompt number {i}\n" for i in range(5)))
+    args = ["batch", str(tmp_path / "p.txt"), "-m", str(tiny_models["sd"]), *FAST, "--quiet"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "genimg",
+                               *args, "-o", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "two" / "manifest.jsonl").read_text().splitlines()]
+    jobs = [r["job"] for r in records if "job" in r]
+    assert sorted(jobs) == sorted(set(jobs)) and len(jobs) == 5
+    assert len({r["batch_seed"] for r in records if "batch_seed" in r}) == 1
+    # The same jobs and seeds as two --shard runs in one process each, into another folder.
+    for shard in ("0/2", "1/2"):
+        alone = subprocess.run([sys.executable, "-m", "genimg", *args, "--shard", shard, "-o", str(tmp_path / "one")],
+                               env=env, capture_output=True, text=True, timeout=300)
+        assert alone.returncode == 0, alone.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.png")) == sorted(p.name for p in (tmp_path / "one").glob("*.png"))
 
 
 def test_a_failing_row_is_reported_and_the_others_run(cli, tmp_path, tiny_models):

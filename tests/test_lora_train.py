@@ -83,6 +83,50 @@ def test_kohya_export_gives_the_same_images_as_the_diffusers_layout(cli, tmp_pat
     assert not np.array_equal(pixels(tmp_path / "d.png"), pixels(tmp_path / "none.png"))
 
 
+def test_flux_kohya_export_is_the_same_update_in_sd_scripts_names(cli, tmp_path, tiny_models, photos):
+    from diffusers import FluxTransformer2DModel
+    from diffusers.loaders.lora_conversion_utils import _convert_kohya_flux_lora_to_diffusers
+
+    from genimg.train.kohya_flux import fused_modules
+
+    _train(cli, photos, tiny_models["flux"], tmp_path / "f", "--max-steps", "3", "--save-format", "kohya")
+    kohya = load_file(str(tmp_path / "f" / "f.safetensors"))
+    diffusers_layout = load_file(str(tmp_path / "f" / "pytorch_lora_weights.safetensors"))
+    assert any(k.startswith("lora_unet_double_blocks_0_img_attn_qkv.") for k in kohya)
+    assert any(k.startswith("lora_unet_single_blocks_0_linear1.") for k in kohya)
+
+    def delta(layers, module, prefix=""):
+        for down, up in (("lora_A", "lora_B"), ("lora.down", "lora.up")):  # peft's names, diffusers' file names
+            if f"{prefix}{module}.{down}.weight" in layers:
+                return layers[f"{prefix}{module}.{up}.weight"] @ layers[f"{prefix}{module}.{down}.weight"]
+        return None
+
+    transformer = FluxTransformer2DModel.from_pretrained(tiny_models["flux"], subfolder="transformer")
+    checked = 0
+    for name, parts in fused_modules(transformer).items():
+        if f"{name}.lora_down.weight" not in kohya:
+            continue
+        down, up = kohya[f"{name}.lora_down.weight"], kohya[f"{name}.lora_up.weight"]
+        fused = up @ down * (kohya[f"{name}.alpha"] / down.shape[0])
+        expected = torch.cat([
+            d if (d := delta(diffusers_layout, part, "transformer.")) is not None
+            else torch.zeros(transformer.get_submodule(part).weight.shape) for part in parts])
+        assert torch.allclose(fused, expected, atol=1e-6), name
+        checked += 1
+    assert checked == len({k.rsplit(".", 2)[0] for k in kohya})
+    # diffusers' own sd-scripts reader gets the diffusers layout back (its single-block reader assumes
+    # full-size FLUX widths, so the tiny model's double blocks are what it can check here).
+    double = {k: v for k, v in kohya.items() if "single_blocks" not in k}
+    back = _convert_kohya_flux_lora_to_diffusers(double)
+    compared = 0
+    for key in back:
+        if key.endswith("lora_A.weight"):
+            module = key[:-len(".lora_A.weight")]
+            assert torch.allclose(delta(back, module), delta(diffusers_layout, module), atol=1e-6), module
+            compared += 1
+    assert compared >= sum(k.endswith(".lora_down.weight") for k in double)
+
+
 @pytest.mark.parametrize("family", ["sdxl", "flux"])
 def test_sdxl_and_flux_loras_train_and_load(cli, tmp_path, tiny_models, photos, family):
     _train(cli, photos, tiny_models[family], tmp_path / "run", "--max-steps", "4")
@@ -190,3 +234,41 @@ def test_config_file_and_flags(cli, tmp_path, tiny_models, photos):
     (tmp_path / "bad.toml").write_text("rnak = 4\n")
     result = cli("lora-train", "--config", tmp_path / "bad.toml")
     assert result.code == 2 and "did you mean 'rank'" in result.err
+
+
+def test_tensorboard_log_matches_the_csv(cli, tmp_path, tiny_models, photos):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _train(cli, photos, tiny_models["sd"], tmp_path / "run", "--max-steps", "4")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    logged = [(e.step, round(e.value, 5)) for e in events.Scalars("train/loss")]
+    rows = (tmp_path / "run" / "loss.csv").read_text().splitlines()[1:]
+    assert logged == [(int(r.split(",")[0]), round(float(r.split(",")[2]), 5)) for r in rows]
+
+
+@pytest.mark.slow
+def test_two_processes_train_what_one_process_with_twice_the_batch_trains(tmp_path, tiny_models, photos):
+    """`accelerate launch`/torchrun on two CPU processes (gloo): gradients are averaged across them."""
+    import os
+    import subprocess
+    import sys
+
+    args = [str(photos), "--model", str(tiny_models["sd"]), "--resolution", "64", "--rank", "4", "--alpha", "4",
+            "--lr", "5e-3", "--max-steps", "3", "--center-crop", "--quiet"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "genimg",
+                          "lora-train", *args, "--batch-size", "1", "-o", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("pytorch_lora_weights.safetensors") == 1  # only the main process reports
+    one = subprocess.run([sys.executable, "-m", "genimg", "lora-train", *args, "--batch-size", "2",
+                          "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert (tmp_path / "one" / "loss.csv").read_text() == (tmp_path / "two" / "loss.csv").read_text()
+    a = load_file(str(tmp_path / "one" / "pytorch_lora_weights.safetensors"))
+    b = load_file(str(tmp_path / "two" / "pytorch_lora_weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:  # an all-reduce sums in another order than a batch: equal to float rounding
+        assert torch.allclose(a[key], b[key], atol=1e-4), key

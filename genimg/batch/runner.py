@@ -19,7 +19,9 @@ Progress = Callable[..., None]
 
 @dataclass
 class Unit:
-    """Images that run as one pipeline call: same settings, consecutive seeds of one or more jobs."""
+    """Images that run as one pipeline call: the same settings but for the prompt, the seeds of one
+    or more jobs. A pipeline takes a list of prompts, so rows that differ only in their words still
+    share a forward pass."""
 
     key: tuple
     items: list[tuple[BatchJob, int, int]]  # (job, image index within the job, seed)
@@ -50,9 +52,15 @@ def _group_key(spec) -> tuple:
 
 
 def _settings_key(spec) -> str:
+    """Everything that makes an image but its seed: a manifest line counts only while this matches."""
     import json
 
     return json.dumps(spec.replace(seed=None, count=1).to_dict(), sort_keys=True, default=str)
+
+
+def _batch_key(spec) -> str:
+    """What images must share to run in one pipeline call: everything but the seed and the words."""
+    return _settings_key(spec.replace(prompt="", negative=""))
 
 
 def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[Unit], int]:
@@ -61,10 +69,11 @@ def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[
     order: list[tuple] = []
     skipped = 0
     for job in jobs:
-        key = (_group_key(job.spec), _settings_key(job.spec))
+        key = (_group_key(job.spec), _batch_key(job.spec))
+        settings = _settings_key(job.spec)
         for index, seed in enumerate(job.seeds()):
             record = done.get((job.id, index))
-            if record and record.get("seed") == seed and record.get("settings_key") == key[1]:
+            if record and record.get("seed") == seed and record.get("settings_key") == settings:
                 skipped += 1
                 continue
             if key not in buckets:
@@ -80,17 +89,19 @@ def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[
     return units, skipped
 
 
-def check(jobs: list[BatchJob]) -> list[tuple[BatchJob, str]]:
-    """Everything that can fail before generation (model, sizes, scheduler, inputs), per job."""
+def check(jobs: list[BatchJob]) -> tuple[list[tuple[BatchJob, str]], dict]:
+    """Everything that can fail before generation (model, sizes, scheduler, inputs), per job.
+    Returns the problems and the prepared generation of each good job (by job id), so the run
+    reuses them instead of reading every input image again."""
     from genimg.generation import prepare
 
-    problems = []
+    problems, prepared = [], {}
     for job in jobs:
         try:
-            prepare(job.spec.replace(count=1))
+            prepared[job.id] = prepare(job.spec.replace(count=1))
         except GenimgError as e:
             problems.append((job, str(e)))
-    return problems
+    return problems, prepared
 
 
 class StopFlag:
@@ -118,7 +129,9 @@ class StopFlag:
 
 
 def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progress | None,
-              result: BatchResult, stop: StopFlag | None = None) -> BatchResult:
+              result: BatchResult, stop: StopFlag | None = None, prepared: dict | None = None) -> BatchResult:
+    import copy
+
     from genimg.factory import PipelineFactory
     from genimg.generation import prepare, run
     from genimg.output.naming import sanitize
@@ -132,8 +145,10 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
             break
         first_job = unit.items[0][0]
         try:
-            job = prepare(first_job.spec.replace(count=1))
+            checked = (prepared or {}).get(first_job.id)
+            job = copy.copy(checked) if checked else prepare(first_job.spec.replace(count=1))
             job.seeds = [seed for _, _, seed in unit.items]
+            job.prompts = [(j.spec.prompt, j.spec.negative) for j, _, _ in unit.items]
             job.spec = job.spec.replace(batch_size=len(unit.items))
             for image, (batch_job, index, seed) in zip(run(job, factory, progress), unit.items):
                 name = f"{batch_job.id}-{index}-{sanitize(batch_job.spec.prompt, 48)}-{seed}.png"
@@ -143,7 +158,7 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
                 path = save_png(image, folder / name, overwrite=True)
                 manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": str(path),
                                          "seconds": round(image.seconds, 4), "prompt": batch_job.spec.prompt,
-                                         "row": batch_job.row.line, "settings_key": unit.key[1],
+                                         "row": batch_job.row.line, "settings_key": _settings_key(batch_job.spec),
                                          "settings": image.spec.to_dict()})
                 result.done += 1
                 result.paths.append(path)

@@ -24,6 +24,7 @@ def batch(
     shard: Annotated[Optional[str], typer.Option("--shard", help="Run share i of n (i/n, from 0); default: from accelerate's RANK/WORLD_SIZE.", rich_help_panel=BATCH)] = None,
 ) -> None:
     """Generate from a prompt file; every generation option sets the default for all rows."""
+    import hashlib
     import json
     import os
     import secrets
@@ -45,15 +46,20 @@ def batch(
     defaults = GenerationSpec(prompt="")
     cli_defaults = {k: v for k, v in fields.items() if k != "seed" and v != getattr(defaults, k)}
     if count > 1 and "LOCAL_RANK" in os.environ and "device" not in cli_defaults.get("preset_overrides", {}):
-        # Under accelerate/torchrun each process takes its own GPU.
-        cli_defaults.setdefault("preset_overrides", {})["device"] = f"cuda:{os.environ['LOCAL_RANK']}"
+        from genimg.device import detect
+
+        if detect(None).kind == "cuda":  # under accelerate/torchrun each process takes its own GPU
+            cli_defaults.setdefault("preset_overrides", {})["device"] = f"cuda:{os.environ['LOCAL_RANK']}"
+    rows, file_defaults = read_rows(file)
     seed = common.seed if common.seed is not None else manifest.batch_seed(folder)
+    if seed is None and count > 1:
+        # Shards run apart and must draw the same seeds without talking: take them from the file.
+        seed = int.from_bytes(hashlib.sha256(file.read_bytes()).digest()[:4], "big") >> 1
     if seed is None:
         seed = secrets.randbelow(2**31)
-    rows, file_defaults = read_rows(file)
     jobs = build_jobs(rows, file_defaults, cli_defaults, file.resolve().parent, file.name, seed, combinatorial, repeat)
     jobs = shard_of(jobs, index, count)
-    problems = check(jobs)
+    problems, prepared = check(jobs)
     for job, message in problems:
         error_line(f"{file.name}:{job.row.line} ({job.id}): {message}", "batch")
     if check_only:
@@ -79,7 +85,7 @@ def batch(
             else:
                 report(event, **info)
 
-        run_batch(units, folder, fail_fast, on_event, result, stop)
+        run_batch(units, folder, fail_fast, on_event, result, stop, prepared)
     if grid:
         for sheet in contact_sheets(folder):
             stderr.print(f"contact sheet {sheet}")

@@ -65,6 +65,7 @@ def lora_train(
 
         print(TEMPLATE, end="")
         return
+    import os
     from dataclasses import replace
 
     from genimg.cli.render import progress_reporter, stderr
@@ -83,6 +84,9 @@ def lora_train(
     for key, flag in (("dataset", "DATASET"), ("model", "--model"), ("output", "-o")):
         if not getattr(config, key):
             raise UsageError(f"missing {flag} (on the command line or in --config)")
+    # Under `accelerate launch` / torchrun every process runs this; the first one speaks for them.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    quiet = quiet or not main_process
     with progress_reporter(quiet) as report:
         task = {}
 
@@ -98,6 +102,8 @@ def lora_train(
                                    description=f"training (loss {info['loss']:.4f}, lr {info['lr']:.2e})")
 
         record = train_lora(config, resume, overwrite, on_event)
+    if not main_process:
+        return
     if json:
         import json as _json
 

@@ -8,8 +8,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from genimg.errors import UsageError
-
 WEIGHTS = "pytorch_lora_weights.safetensors"
 
 
@@ -29,24 +27,27 @@ def save_lora(pipe, ref, trained, config, out: Path) -> Path:
     tensors = load_file(str(path))
     save_file(tensors, str(path), metadata=metadata)
     if config.save_format == "kohya":
-        return save_kohya(peft_layers, ref, config, out / f"{out.name}.safetensors", metadata)
+        return save_kohya(peft_layers, ref, config, out / f"{out.name}.safetensors", metadata, _unwrap(trained[0]))
     return path
 
 
-def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict) -> Path:
-    """kohya's layout (``lora_unet_…``, ``lora_te1_…``, ``.alpha`` keys)."""
+def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict, denoiser) -> Path:
+    """kohya's layout (``lora_unet_…``, ``lora_te1_…``, ``.alpha`` keys); FLUX in sd-scripts' names."""
     from diffusers.utils import convert_state_dict_to_kohya
     from safetensors.torch import save_file
 
     if ref.family == "flux":
-        raise UsageError("--save-format kohya is for SD1.x and SDXL LoRAs; ComfyUI loads genimg's FLUX LoRAs "
-                         "in the diffusers layout (pytorch_lora_weights.safetensors)")
-    peft = {f"{name}.{key}": value for name, layers in peft_layers.items() for key, value in layers.items()}
-    kohya = {_kohya_name(k, ref.family): v for k, v in convert_state_dict_to_kohya(peft).items()}
-    # (alpha = rank in kohya's keys: the scale is already baked into the weights)
+        from genimg.train.kohya_flux import to_kohya
+
+        kohya = to_kohya(peft_layers["transformer"], denoiser)
+    else:
+        peft = {f"{name}.{key}": value for name, layers in peft_layers.items() for key, value in layers.items()}
+        # (alpha = rank in kohya's keys: the scale is already baked into the weights)
+        kohya = {_kohya_name(k, ref.family): v for k, v in convert_state_dict_to_kohya(peft).items()}
+    version = {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux": "flux1"}[ref.family]
     save_file({k: v.contiguous() for k, v in kohya.items()}, str(path),
               metadata={**metadata, "ss_network_dim": str(config.rank), "ss_network_alpha": str(config.alpha),
-                        "ss_base_model_version": {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0"}[ref.family]})
+                        "ss_base_model_version": version})
     return path
 
 

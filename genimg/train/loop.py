@@ -27,8 +27,9 @@ RUN_FILE = "genimg_lora.json"
 CHECKPOINTS = "checkpoints"
 
 
-def prepare_output(out: Path, resume: str | None, overwrite: bool) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to write into another run's folder."""
+def prepare_output(out: Path, resume: str | None, overwrite: bool, main_process: bool = True) -> Path | None:
+    """The checkpoint to resume from (or None); refuses to write into another run's folder. Every
+    process checks (so all stop alike on bad input); only the main one removes an overwritten run."""
     ckpts = sorted((out / CHECKPOINTS).glob("step-*.safetensors")) if out.is_dir() else []
     if resume:
         path = ckpts[-1] if resume == "latest" and ckpts else Path(resume) if resume != "latest" else None
@@ -38,7 +39,8 @@ def prepare_output(out: Path, resume: str | None, overwrite: bool) -> Path | Non
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-        shutil.rmtree(out)
+        if main_process:
+            shutil.rmtree(out)
     return None
 
 
@@ -69,10 +71,6 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
             raise UsageError("--class-images needs --class-prompt (the caption of the class images)")
         examples += [Example(e.path, config.class_prompt, e.repeats, True)
                      for e in collect(Path(config.class_images), config.class_prompt, 1)]
-    checkpoint = prepare_output(out, resume, overwrite)
-    report = progress or (lambda *a, **k: None)
-    warn = lambda message: report("warning", message=message)  # noqa: E731
-
     from accelerate.state import AcceleratorState
 
     # accelerate keeps one state per process; a second run in the same process (the Python API, tests)
@@ -81,10 +79,15 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
         AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
                               cpu=not torch.cuda.is_available())
+    checkpoint = prepare_output(out, resume, overwrite, accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    report = progress or (lambda *a, **k: None)
+    warn = lambda message: report("warning", message=message)  # noqa: E731
+
     device = accelerator.device
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
     preset = get_preset("cpu" if device.type == "cpu" else "auto").with_overrides(
-        device=str(device), offload="none", compile="off", quantize="none",
+        device="cpu" if device.type == "cpu" else str(device), offload="none", compile="off", quantize="none",
         dtype={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(weight_dtype, "fp32"))
     report("load", model=ref.name)
     pipe, _ = PipelineFactory().get(ref, preset, "txt2img")
@@ -135,8 +138,10 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
 
     lr_schedule = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                                 num_training_steps=max_steps)
-    prepared = accelerator.prepare(*trained, optimizer, lr_schedule)
-    optimizer, lr_schedule = prepared[-2], prepared[-1]
+    # Only the optimizer goes through accelerate (mixed-precision scaling, skipped steps while
+    # accumulating). Gradients are averaged across processes by hand below, which works for the
+    # denoiser and the text encoders alike, and the schedule steps once per optimizer step.
+    optimizer = accelerator.prepare(optimizer)
     ema = {n: p.detach().clone() for n, p in _named_trainable(trained)} if config.ema_decay else None
 
     step = 0
@@ -144,7 +149,10 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
         step = _load_checkpoint(checkpoint, trained, optimizer, lr_schedule, ema)
     else:
         out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps({"config": asdict(config), "base_model": _model_record(ref)}, indent=2))
+    board = None
+    if accelerator.is_main_process:
+        (out / RUN_FILE).write_text(json.dumps({"config": asdict(config), "base_model": _model_record(ref)}, indent=2))
+        board = _tensorboard(out)
     eval_before = _eval_loss(objective, items, config, text_cache) if step == 0 else None
 
     began = time.perf_counter()
@@ -157,19 +165,23 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
         position = (step % steps_per_epoch) * config.batch_size * config.grad_accum * accelerator.num_processes
         step_loss = 0.0
         for micro in range(config.grad_accum):
-            g = torch.Generator().manual_seed(config.seed * 7_919 + step * 131 + micro)
-            rng = random.Random(f"{config.seed}-{step}-{micro}")
-            begin = position + (micro * accelerator.num_processes + accelerator.process_index) * config.batch_size
-            picks = [order_units[int(order[(begin + k) % len(order_units)])] for k in range(config.batch_size)]
+            # Sample j of this step, whichever process or batch it lands in, gets the same image,
+            # caption draws and noise: N processes train exactly what one process with N times the
+            # batch would.
+            first = (micro * accelerator.num_processes + accelerator.process_index) * config.batch_size
+            slots = range(first, first + config.batch_size)
+            picks = [order_units[int(order[(position + j) % len(order_units)])] for j in slots]
+            generators = [torch.Generator().manual_seed(config.seed * 7_919 + step * 131_071 + j) for j in slots]
             # A batch shares one bucket: take the first pick's bucket and fill it from the same bucket.
             size = items[picks[0]][2]
             picks = [p if items[p][2] == size else picks[0] for p in picks]
             latents = torch.stack([items[p][0] for p in picks]).to(device)
-            captions = [caption_for(items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout, rng)
-                        for p in picks]
+            captions = [caption_for(items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout,
+                                    random.Random(f"{config.seed}-{step}-{j}")) for p, j in zip(picks, slots)]
             with accelerator.accumulate(*trained):
-                cond = _text(objective, captions, text_cache)
-                per_sample = objective.loss(latents, cond, g, size)
+                with accelerator.autocast():
+                    cond = _text(objective, captions, text_cache)
+                    per_sample = objective.loss(latents, cond, generators, size)
                 weights = torch.tensor([config.prior_weight if items[p][1].is_prior else 1.0 for p in picks], device=device)
                 loss = (per_sample * weights).mean()
                 if not torch.isfinite(loss):
@@ -177,12 +189,15 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
                     raise RunFailure(f"the loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint "
                                      f"is {last[-1] if last else 'none'}; try a lower --lr or --mixed-precision bf16")
                 accelerator.backward(loss)
+                if accelerator.sync_gradients and accelerator.num_processes > 1:
+                    _average_gradients(accelerator, params)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
-                lr_schedule.step()
+                if accelerator.sync_gradients:
+                    lr_schedule.step()
                 optimizer.zero_grad(set_to_none=True)
-            step_loss += loss.item() / config.grad_accum
+            step_loss += accelerator.reduce(loss.detach(), "mean").item() / config.grad_accum
         step += 1
         if ema is not None:
             with torch.no_grad():
@@ -190,6 +205,9 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
                     ema[name].mul_(config.ema_decay).add_(p.detach(), alpha=1 - config.ema_decay)
         if accelerator.is_main_process:
             _log(out, step, epoch + 1, step_loss, lr_schedule.get_last_lr()[0])
+            if board is not None:
+                board.add_scalar("train/loss", step_loss, step)
+                board.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
             if step % config.checkpoint_every == 0 or step == max_steps:
                 _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, config.keep_checkpoints)
             if config.validation_every and config.validation_prompts and step % config.validation_every == 0:
@@ -198,6 +216,8 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
                seconds=time.perf_counter() - began, start=start_step)
         if stop_after is not None and step >= stop_after:
             break
+    if board is not None:
+        board.close()
     record = {"steps": step, "seconds": round(time.perf_counter() - began, 2)}
     if step >= max_steps and accelerator.is_main_process:
         if ema is not None:
@@ -249,7 +269,7 @@ def _eval_loss(objective, items, config, cache) -> float:
     for i, (latents, example, size) in enumerate(items):
         g = torch.Generator().manual_seed(10_000 + i)
         cond = _text(objective, [example.caption or ""], cache)
-        total += objective.loss(latents[None].to(objective.device), cond, g, size).mean().item()
+        total += objective.loss(latents[None].to(objective.device), cond, [g], size).mean().item()
     return round(total / len(items), 6)
 
 
@@ -265,6 +285,25 @@ def _optimizer(params, config, device, warn):
         else:
             warn("--use-8bit-adam needs a CUDA GPU; using AdamW")
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer for ``OUT/tensorboard`` when tensorboard is installed (the CSV log is always written)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch's writer needs the tensorboard package
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _average_gradients(accelerator, params) -> None:
+    """All-reduce the LoRA gradients (one flat tensor: one message per step, not one per layer)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = accelerator.reduce(torch.cat([g.flatten() for g in grads]), "mean")
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(g).to(g.dtype)
+        offset += g.numel()
 
 
 def _log(out: Path, step: int, epoch: int, loss: float, lr: float) -> None:

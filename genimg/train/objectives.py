@@ -10,6 +10,10 @@ import torch
 from torch.nn import functional as F
 
 
+def draw_each(generators: list[torch.Generator], draw) -> torch.Tensor:
+    return torch.stack([draw(g) for g in generators])
+
+
 class Objective:
     def __init__(self, pipe, config, device, weight_dtype):
         self.pipe = pipe
@@ -32,14 +36,17 @@ class Objective:
             embeds = self.pipe.encode_prompt(captions, self.device, 1, False)[0]
         return {"encoder_hidden_states": embeds}
 
-    def loss(self, latents: torch.Tensor, cond: dict, generator: torch.Generator, sizes=None) -> torch.Tensor:
+    def loss(self, latents: torch.Tensor, cond: dict, generators: list[torch.Generator], sizes=None) -> torch.Tensor:
+        """Per-sample losses. Each sample draws its noise and time from its own generator, so a sample
+        is trained the same whether it shares a batch or sits on another GPU."""
         scheduler = self.pipe.scheduler
-        b = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)
         if self.config.noise_offset:
             # Crosslabs' noise offset: lets the model learn overall brightness (very dark or light images).
-            noise = noise + self.config.noise_offset * torch.randn((b, latents.shape[1], 1, 1), generator=generator).to(latents)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(self.device)
+            offset = draw_each(generators, lambda g: torch.randn((latents.shape[1], 1, 1), generator=g))
+            noise = noise + self.config.noise_offset * offset.to(latents)
+        t = draw_each(generators, lambda g: torch.randint(0, scheduler.config.num_train_timesteps, (), generator=g))
+        t = t.to(self.device)
         noisy = scheduler.add_noise(latents, noise, t)
         v_prediction = scheduler.config.prediction_type == "v_prediction"
         target = scheduler.get_velocity(latents, noise, t) if v_prediction else noise
@@ -68,13 +75,13 @@ class SDXLObjective(Objective):
                                                            do_classifier_free_guidance=False)
         return {"encoder_hidden_states": embeds, "pooled": pooled}
 
-    def loss(self, latents, cond, generator, sizes=None):
+    def loss(self, latents, cond, generators, sizes=None):
         # SDXL's micro-conditioning: original size, crop offset, target size (no crop after bucketing).
         h, w = sizes
         time_ids = torch.tensor([[h, w, 0, 0, h, w]] * latents.shape[0], device=self.device, dtype=torch.float32)
         cond = {"encoder_hidden_states": cond["encoder_hidden_states"],
                 "added_cond_kwargs": {"text_embeds": cond["pooled"], "time_ids": time_ids}}
-        return super().loss(latents, cond, generator, sizes)
+        return super().loss(latents, cond, generators, sizes)
 
 
 class FluxObjective(Objective):
@@ -89,13 +96,13 @@ class FluxObjective(Objective):
                 max_sequence_length=min(512, self.pipe.tokenizer_2.model_max_length))
         return {"encoder_hidden_states": embeds, "pooled": pooled, "text_ids": text_ids}
 
-    def loss(self, latents, cond, generator, sizes=None):
+    def loss(self, latents, cond, generators, sizes=None):
         from diffusers import FluxPipeline
 
         b, c, h, w = latents.shape
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)
         # Logit-normal times (SD3 paper §3.1), the diffusers FLUX example's default weighting scheme.
-        sigmas = torch.sigmoid(torch.randn((b,), generator=generator)).to(self.device)
+        sigmas = torch.sigmoid(draw_each(generators, lambda g: torch.randn((), generator=g))).to(self.device)
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1 - s) * latents + s * noise
         target = noise - latents
