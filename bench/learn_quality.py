@@ -1,6 +1,6 @@
 """The teaching models, measured: class-conditional DDPM and DCGAN on scikit-learn's digits.
 
-    python bench/learn_quality.py [--ddpm-epochs 150] [--gan-epochs 300] [--skip-gan] [--skip-ddpm] [--truncation 1 0.7]
+    python bench/learn_quality.py [--ddpm-epochs 150] [--gan-epochs 300] [--skip-gan] [--skip-ddpm]
 
 A logistic-regression classifier trained on the real 8x8 digits judges samples shrunk back to 8x8:
 - DDPM: the share of guided samples (10 per class x 10 classes) labelled as the class asked for;
@@ -47,8 +47,6 @@ def main() -> None:
     parser.add_argument("--skip-ddpm", action="store_true")
     parser.add_argument("--skip-gan", action="store_true")
     parser.add_argument("--guidance", type=float, default=3.0)
-    parser.add_argument("--truncation", type=float, nargs="+", default=[1.0, 0.7, 0.5],
-                        help="DCGAN: judge samples drawn with these ψ (z ~ N(0, ψ²))")
     parser.add_argument("--gan-features", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -81,16 +79,14 @@ def main() -> None:
         began = time.perf_counter()
         train_dcgan(out / "dcgan", config, overwrite=True)
         trained = time.perf_counter() - began
+        images, _ = sample_run(out / "dcgan", SampleRequest(count=500, gif=False))
+        proba = clf.predict_proba(to_digit_features(images))
+        confident = np.mean(proba.max(1) >= 0.9)
+        hist = np.bincount(proba.argmax(1), minlength=10) / len(proba)
+        entropy = -np.sum(hist[hist > 0] * np.log(hist[hist > 0]))
         print(f"DCGAN ({config.size}x{config.size}, {config.epochs} epochs, batch {config.batch}, features "
-              f"{config.features}): trained in {trained / 60:.1f} min")
-        for truncation in args.truncation:
-            images, _ = sample_run(out / "dcgan", SampleRequest(count=500, gif=False, truncation=truncation))
-            proba = clf.predict_proba(to_digit_features(images))
-            confident = np.mean(proba.max(1) >= 0.9)
-            hist = np.bincount(proba.argmax(1), minlength=10) / len(proba)
-            entropy = -np.sum(hist[hist > 0] * np.log(hist[hist > 0]))
-            print(f"  truncation {truncation}: {confident:.1%} of 500 samples confident (p >= 0.9); class-histogram "
-                  f"entropy {entropy:.2f} nats (max 2.30); histogram {np.round(hist, 3).tolist()}")
+              f"{config.features}): trained in {trained / 60:.1f} min; {confident:.1%} of 500 samples confident "
+              f"(p >= 0.9); class-histogram entropy {entropy:.2f} nats (max 2.30); histogram {np.round(hist, 3).tolist()}")
     print(f"runs in {out}")
 
 

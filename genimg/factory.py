@@ -145,7 +145,7 @@ def _load_error(ref: ModelRef, e: Exception) -> Exception:
 def _quantization_config(family: str, preset: Preset):
     import importlib.util
 
-    if preset.device != "cuda":
+    if preset.device.split(":")[0] != "cuda":
         raise UsageError(f"quantize = {preset.quantize} needs a CUDA GPU; use --quantize none on {preset.device}")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise UsageError(f"preset {preset.name} quantizes to {preset.quantize}, which needs bitsandbytes: "

@@ -183,6 +183,9 @@ def test_aspect_ratio_buckets_keep_the_shape():
     ("photos", ("--rank", "0"), ("--rank",)),
     ("photos", ("--resolution", "60"), ("--resolution 60", "multiple of 8")),
     ("photos", (), ("--max-steps",)),
+    ("photos", ("--quantize", "fp8"), ("--quantize must be none, nf4 or int8",)),
+    pytest.param("photos", ("--quantize", "nf4"), ("needs a CUDA GPU",),
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU trains quantized")),
 ])
 def test_bad_training_input(cli, tmp_path, tiny_models, photos, setup, args, words):
     dataset = {"photos": photos, "empty": tmp_path / "empty", "nocaptions": tmp_path / "nocap"}[setup]

@@ -141,7 +141,6 @@ def sample(
     eta: float = typer.Option(0.0, "--eta", help="DDIM η: 0 deterministic, 1 DDPM-like."),
     count: int = typer.Option(64, "--count", "-n", help="How many images."),
     seed: int = typer.Option(0, "--seed"),
-    truncation: float = typer.Option(1.0, "--truncation", help="DCGAN: draw z from N(0, ψ²); below 1 trades variety for cleaner images."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Grid PNG (default RUN/sample.png); a GIF of the reverse process goes beside it."),
     overwrite: o.Overwrite = True,
 ) -> None:
@@ -154,12 +153,10 @@ def sample(
         raise UsageError(f"--sampler must be ddpm or ddim (got {sampler!r})")
     if count < 1 or steps < 1:
         raise UsageError("--count and --steps must be at least 1")
-    if not 0 < truncation <= 1:
-        raise UsageError(f"--truncation must be in (0, 1] (got {truncation})")
     output = output or run / "sample.png"
     if output.exists() and not overwrite:
         raise UsageError(f"{output} exists; pass --overwrite")
-    images, frames = sample_run(run, SampleRequest(count, label, guidance, sampler, steps, eta, seed, truncation=truncation))
+    images, frames = sample_run(run, SampleRequest(count, label, guidance, sampler, steps, eta, seed))
     save_grid(images, output)
     print(output)
     if frames:

@@ -44,6 +44,7 @@ def lora_train(
     gradient_checkpointing: Annotated[Optional[bool], typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", show_default=False, rich_help_panel=OPT)] = None,
     mixed_precision: Annotated[Optional[str], typer.Option("--mixed-precision", help="no, fp16 or bf16 (LoRA weights stay fp32).", rich_help_panel=OPT)] = None,
     use_8bit_adam: Annotated[Optional[bool], typer.Option("--use-8bit-adam/--adamw", help="bitsandbytes AdamW8bit (CUDA).", show_default=False, rich_help_panel=OPT)] = None,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="none, nf4 or int8: train on a base quantized with bitsandbytes (QLoRA, CUDA; for FLUX on small cards).", rich_help_panel=OPT)] = None,
     noise_offset: Annotated[Optional[float], typer.Option("--noise-offset", rich_help_panel=OPT)] = None,
     min_snr_gamma: Annotated[Optional[float], typer.Option("--min-snr-gamma", help="Min-SNR weighting γ (0: off).", rich_help_panel=OPT)] = None,
     ema_decay: Annotated[Optional[float], typer.Option("--ema-decay", help="Keep an EMA of the LoRA weights (e.g. 0.999).", rich_help_panel=OPT)] = None,

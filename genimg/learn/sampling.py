@@ -21,10 +21,6 @@ class SampleRequest:
     eta: float = 0.0
     seed: int = 0
     gif: bool = True
-    # DCGAN: z ~ N(0, ψ²) with ψ = truncation. Samples near the centre of the prior are the ones the
-    # generator saw most in training; shrinking it trades variety for fidelity (the "truncation
-    # trick", Brock et al. 2019; StyleGAN's ψ with the mean of z at 0).
-    truncation: float = 1.0
 
 
 def load_run(run: Path):
@@ -52,7 +48,7 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
         g.load_state_dict(state["generator"])
         g.eval()
         with torch.no_grad():
-            return g(request.truncation * torch.randn(request.count, config.z_dim, generator=generator)), []
+            return g(torch.randn(request.count, config.z_dim, generator=generator)), []
     from genimg.learn.ddpm import GaussianDiffusion
     from genimg.learn.train import build_diffusion
 

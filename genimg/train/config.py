@@ -56,6 +56,7 @@ class LoraTrainConfig:
     gradient_checkpointing: bool = False
     mixed_precision: str = "no"  # no, fp16, bf16
     use_8bit_adam: bool = False
+    quantize: str = "none"  # nf4 or int8: a frozen base quantized with bitsandbytes (QLoRA; CUDA only)
     noise_offset: float = 0.0
     min_snr_gamma: float | None = 5.0
     ema_decay: float | None = None
@@ -87,6 +88,8 @@ class LoraTrainConfig:
             raise UsageError("--max-steps, --epochs, --batch-size and --grad-accum must be at least 1")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise UsageError(f"--mixed-precision must be no, fp16 or bf16 (got {self.mixed_precision!r})")
+        if self.quantize not in ("none", "nf4", "int8"):
+            raise UsageError(f"--quantize must be none, nf4 or int8 (got {self.quantize!r})")
         if self.save_format not in ("diffusers", "kohya"):
             raise UsageError(f"--save-format must be diffusers or kohya (got {self.save_format!r})")
         if not 0 <= self.caption_dropout < 1:
@@ -140,6 +143,7 @@ grad_accum = 1
 gradient_checkpointing = false
 mixed_precision = "no"         # fp16 or bf16 on a GPU (LoRA weights stay fp32)
 use_8bit_adam = false          # bitsandbytes, CUDA only
+quantize = "none"              # nf4 or int8: train on a bitsandbytes-quantized base (QLoRA; CUDA only)
 noise_offset = 0.0
 min_snr_gamma = 5.0
 # ema_decay = 0.999

@@ -87,7 +87,7 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     device = accelerator.device
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
     preset = get_preset("cpu" if device.type == "cpu" else "auto").with_overrides(
-        device="cpu" if device.type == "cpu" else str(device), offload="none", compile="off", quantize="none",
+        device="cpu" if device.type == "cpu" else str(device), offload="none", compile="off", quantize=config.quantize,
         dtype={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(weight_dtype, "fp32"))
     report("load", model=ref.name)
     pipe, _ = PipelineFactory().get(ref, preset, "txt2img")
@@ -96,6 +96,11 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     denoiser = objective.denoiser
     for module in (pipe.vae, denoiser, *(getattr(pipe, n) for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None)):
         module.requires_grad_(False)
+    if config.quantize != "none":
+        from peft import prepare_model_for_kbit_training
+
+        # QLoRA: the quantized base stays frozen; its norms and embeddings go to fp32 for stable gradients.
+        prepare_model_for_kbit_training(denoiser, use_gradient_checkpointing=config.gradient_checkpointing)
     torch.manual_seed(config.seed)  # the LoRA's initial weights: the same run from the same seed
     denoiser.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                     init_lora_weights="gaussian", target_modules=config.target_modules))
