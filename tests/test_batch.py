@@ -171,6 +171,22 @@ def test_two_shards_cover_every_job_exactly_once(cli, tmp_path, tiny_models):
     assert sorted(jobs) == sorted(set(jobs)) and len(jobs) == 5
 
 
+def test_shards_made_apart_merge_by_copying_and_the_folder_can_move(cli, tmp_path, tiny_models):
+    import shutil
+
+    (tmp_path / "p.txt").write_text("".join(f"prompt number {i}\n" for i in range(4)))
+    args = (tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--seed", "3")
+    for shard, folder in (("0/2", "a"), ("1/2", "b")):  # two machines, no shared disk
+        assert cli("batch", *args, "--shard", shard, "-o", tmp_path / folder).code == 0
+    for png in (tmp_path / "b").glob("*.png"):
+        shutil.copy(png, tmp_path / "a")
+    with open(tmp_path / "a" / "manifest.jsonl", "a") as merged:
+        merged.write((tmp_path / "b" / "manifest.jsonl").read_text())
+    (tmp_path / "a").rename(tmp_path / "moved")
+    result, _, summary = _batch(cli, *args, "-o", tmp_path / "moved")
+    assert result.code == 0 and (summary["done"], summary["skipped"]) == (0, 4)
+
+
 @pytest.mark.slow
 def test_two_launched_processes_split_the_jobs_and_agree_on_seeds_without_a_seed_flag(tmp_path, tiny_models):
     """`accelerate launch`/torchrun sets RANK and WORLD_SIZE; each process takes its share into one folder."""

@@ -2,7 +2,9 @@
 
 Re-running a batch skips every (job, image) whose line is there with the same settings and whose
 file still exists. Shards of one batch append to the same file; each line is one ``write`` on a
-file opened for appending, so lines from several processes never interleave.
+file opened for appending, so lines from several processes never interleave. Paths are relative to
+the folder, so a folder can be moved, and shards written on machines without shared storage merge by
+copying their images into one folder and concatenating their manifests.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def read_done(folder: Path) -> dict[tuple[str, int], dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash; its image is made again
-        if "job" in record and Path(record.get("path", "")).is_file():
+        if "job" in record and (folder / record.get("path", "")).is_file():
             done[(record["job"], record["index"])] = record
     return done
 

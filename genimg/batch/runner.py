@@ -156,7 +156,7 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
                 # off between the write and the record: the same job, seed and settings, so replacing it
                 # loses nothing.
                 path = save_png(image, folder / name, overwrite=True)
-                manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": str(path),
+                manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": path.name,
                                          "seconds": round(image.seconds, 4), "prompt": batch_job.spec.prompt,
                                          "row": batch_job.row.line, "settings_key": _settings_key(batch_job.spec),
                                          "settings": image.spec.to_dict()})
@@ -186,7 +186,7 @@ def contact_sheets(folder: Path, size: int = 256) -> list[Path]:
 
     by_prompt: dict[str, list[Path]] = {}
     for record in manifest.read_done(folder).values():
-        by_prompt.setdefault(record["prompt"], []).append(Path(record["path"]))
+        by_prompt.setdefault(record["prompt"], []).append(folder / record["path"])
     sheets = []
     for prompt, paths in by_prompt.items():
         paths.sort()
