@@ -23,9 +23,15 @@ PIPELINE_CLASSES = {
     ("flux", "txt2img"): "FluxPipeline",
     ("flux", "img2img"): "FluxImg2ImgPipeline",
     ("flux", "inpaint"): "FluxInpaintPipeline",
+    ("sd", "controlnet"): "StableDiffusionControlNetPipeline",
+    ("sdxl", "controlnet"): "StableDiffusionXLControlNetPipeline",
+    ("flux", "controlnet"): "FluxControlNetPipeline",
     # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
     ("flux", "inpaint", "inpaint"): "FluxFillPipeline",
 }
+
+
+CONTROLNET_CLASSES = {"sd": "ControlNetModel", "sdxl": "ControlNetModel", "flux": "FluxControlNetModel"}
 
 
 def pipeline_class_name(family: str, task: str, variant: str | None = None) -> str:
@@ -59,8 +65,9 @@ class PipelineFactory:
     def __init__(self):
         self.current: LoadedModel | None = None
 
-    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None) -> tuple:
-        """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing."""
+    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnet=None) -> tuple:
+        """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing.
+        ``controlnet`` (a :class:`ModelRef`) is needed for the controlnet task; each one loaded is kept."""
         import diffusers
 
         if self.current is None or (self.current.ref, self.current.preset) != (ref, preset):
@@ -71,12 +78,14 @@ class PipelineFactory:
             if progress:
                 progress("loaded", model=ref.name)
         loaded = self.current
-        if task not in loaded.pipelines:
+        key = (task, controlnet.location) if controlnet is not None else task
+        if key not in loaded.pipelines:
             cls = getattr(diffusers, pipeline_class_name(ref.family, task, ref.variant))
-            pipe = cls.from_pipe(loaded.pipelines[loaded.base_task])
+            extra = {"controlnet": _load_controlnet(controlnet, ref.family, preset, progress)} if controlnet else {}
+            pipe = cls.from_pipe(loaded.pipelines[loaded.base_task], **extra)
             pipe.set_progress_bar_config(disable=True)
-            loaded.pipelines[task] = pipe
-        return loaded.pipelines[task], loaded
+            loaded.pipelines[key] = pipe
+        return loaded.pipelines[key], loaded
 
     def release(self) -> None:
         if self.current is None:
@@ -124,6 +133,27 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
         raise _load_error(ref, e) from e
     apply_preset(pipe, preset)
     return LoadedModel(ref, preset, {base_task: pipe}, dict(pipe.scheduler.config), base_task)
+
+
+def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
+    import diffusers
+
+    if progress:
+        progress("load", model=ref.name)
+    cls = getattr(diffusers, CONTROLNET_CLASSES[family])
+    try:
+        if ref.kind == "single_file":
+            model = cls.from_single_file(ref.location, torch_dtype=torch_dtype(preset.dtype))
+        else:
+            model = cls.from_pretrained(ref.location, use_safetensors=None if ref.allow_pickle else True,
+                                        dtype=torch_dtype(preset.dtype))
+    except (OSError, ValueError) as e:
+        raise _load_error(ref, e) from e
+    if preset.offload == "none":
+        model.to(preset.device)
+    if progress:
+        progress("loaded", model=ref.name)
+    return model
 
 
 def _load_error(ref: ModelRef, e: Exception) -> Exception:

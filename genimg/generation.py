@@ -35,13 +35,14 @@ class Job:
     warnings: list[str] = field(default_factory=list)
     inputs: TaskInputs | None = None
     loras: tuple = ()
+    controlnet: ModelRef | None = None
     # (prompt, negative) per seed when one call draws several prompts (batch); else the spec's.
     prompts: list[tuple[str, str]] | None = None
 
     @property
     def denoising_steps(self) -> int:
         """Steps actually run: img2img and inpaint skip the first (1 − strength) of the schedule."""
-        if self.spec.task == "txt2img":
+        if self.spec.task in ("txt2img", "controlnet"):
             return self.spec.steps
         return int(self.spec.steps * self.spec.strength)
 
@@ -93,7 +94,12 @@ def prepare(spec: GenerationSpec) -> Job:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     seeds = [seed + i for i in range(spec.count)]
     loras = tuple(parse_lora(text, spec.allow_pickle) for text in spec.loras)
-    return Job(resolved, ref, preset, scheduler, seeds, warnings, inputs, loras)
+    controlnet = None
+    if spec.task == "controlnet":
+        from genimg.models.controlnets import resolve_controlnet
+
+        controlnet = resolve_controlnet(spec.controlnet, ref.family, spec.allow_pickle)
+    return Job(resolved, ref, preset, scheduler, seeds, warnings, inputs, loras, controlnet=controlnet)
 
 
 def _preset_for(spec: GenerationSpec, family: str) -> Preset:
@@ -120,7 +126,7 @@ def run(job: Job, factory=None, progress: Progress | None = None) -> Iterator[Ge
     for message in job.warnings:
         if progress:
             progress("warning", message=message)
-    pipe, loaded = factory.get(job.ref, job.preset, job.spec.task, progress)
+    pipe, loaded = factory.get(job.ref, job.preset, job.spec.task, progress, job.controlnet)
     pipe.scheduler = build(job.scheduler, loaded.scheduler_config)
     apply_loras(pipe, loaded, job.loras)
     size = job.spec.batch_size
@@ -189,7 +195,7 @@ def _denoise(pipe, job: Job, seeds: list[int], prompts: list[tuple[str, str]], p
 
 
 # Inputs that only some pipelines take (SD img2img has no width/height, FLUX no negative prompt).
-_OPTIONAL = ("negative_prompt", "width", "height", "max_sequence_length", "padding_mask_crop")
+_OPTIONAL = ("negative_prompt", "width", "height", "max_sequence_length", "padding_mask_crop", "image", "control_image")
 
 
 def _accepted(pipe, kwargs: dict) -> dict:

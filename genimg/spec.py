@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from genimg.errors import UsageError, did_you_mean
 
-TASKS = ("txt2img", "img2img", "inpaint")
+TASKS = ("txt2img", "img2img", "inpaint", "controlnet")
+CONTROL_MODES = ("none", "canny")  # how the input becomes the control map: as it is, or its edges
 DEFAULT_STRENGTH = {"img2img": 0.75, "inpaint": 1.0}
 
 
@@ -43,6 +44,10 @@ class GenerationSpec:
     mask_padding: int | None = None  # set: inpaint only the masked area, cropped with this margin
     extend: dict | None = None  # outpaint: pixels to grow on each side
     fill: str = "edge"
+    # controlnet: the input image steers the composition through a ControlNet model
+    controlnet: str | None = None  # folder, hub id or single .safetensors file
+    control: str = "none"  # preprocessing of the input image, one of CONTROL_MODES
+    control_scale: float = 1.0  # the ControlNet's weight (A1111's "Weight")
 
     def to_dict(self) -> dict:
         """Only what differs from the defaults, so the JSON stays readable and stable."""
@@ -85,6 +90,12 @@ class GenerationSpec:
             raise UsageError(f"--seed must be between 0 and 2^63-1 (got {self.seed})")
         if self.task != "txt2img" and not self.image:
             raise UsageError(f"{self.task} needs an input image")
+        if self.task == "controlnet" and not self.controlnet:
+            raise UsageError("controlnet needs a ControlNet model: --controlnet PATH_OR_HUB_ID")
+        if self.control not in CONTROL_MODES:
+            raise UsageError(f"--control must be one of {', '.join(CONTROL_MODES)} (got {self.control!r})")
+        if self.control_scale < 0:
+            raise UsageError(f"--control-scale must be 0 or more (got {self.control_scale})")
         if self.strength is not None and not 0.0 <= self.strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1 (got {self.strength})")
         if self.mask_blur < 0 or (self.mask_padding is not None and self.mask_padding < 0):

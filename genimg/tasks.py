@@ -4,6 +4,7 @@ finishing step that keeps the unmasked pixels of the input."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from genimg.errors import UsageError
@@ -47,8 +48,43 @@ class TaskInputs:
         return extra
 
 
-def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> TaskInputs:
+@dataclass
+class ControlInputs:
+    """The control map a ControlNet follows (edges, pose, depth …), at the output size."""
+
+    image: object  # PIL RGB
+    source_hash: str
+    model_name: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def pipeline_kwargs(self, spec) -> dict:
+        # SD/SDXL's ControlNet pipelines call the control map `image`, FLUX's `control_image`.
+        return {"image": self.image, "control_image": self.image, "controlnet_conditioning_scale": float(spec.control_scale)}
+
+    def finish(self, generated):
+        return generated
+
+    def a1111_extra(self, spec) -> dict:
+        # A1111's ControlNet extension writes one such entry per unit.
+        return {"ControlNet 0": f"Module: {spec.control}, Model: {self.model_name}, Weight: {spec.control_scale:g}"}
+
+
+def read_control(spec, factor: int) -> ControlInputs:
+    from genimg.control import preprocess
+
+    source = load_image(spec.image, "control image")
+    size = target_size(source.size, spec.width, spec.height, factor)
+    image = resize(source.convert("RGB"), size, spec.resize)
+    return ControlInputs(preprocess(image, spec.control), file_hash(spec.image), Path(spec.controlnet).stem)
+
+
+def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> TaskInputs | ControlInputs:
     """Load, size and check the input image and mask: all before any model is loaded."""
+    if spec.task == "controlnet":
+        return read_control(spec, factor)
     source = load_image(spec.image)
     digest = file_hash(spec.image)
     if spec.task == "img2img":

@@ -35,6 +35,15 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_controlnets(tiny_models, tmp_path_factory) -> dict[str, Path]:
+    """Family name -> a saved ControlNet folder for that family's tiny model."""
+    from genimg.testing.tiny_models import save_tiny_controlnet
+
+    root = tmp_path_factory.mktemp("controlnets")
+    return {family: save_tiny_controlnet(folder, root / family) for family, folder in tiny_models.items()}
+
+
+@pytest.fixture(scope="session")
 def hub_models(tiny_models) -> dict[str, str]:
     """Family name -> a hub id served from the offline HF cache."""
     from genimg.testing.tiny_models import install_in_hf_cache

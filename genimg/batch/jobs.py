@@ -15,6 +15,7 @@ from genimg.spec import GenerationSpec
 ALIASES = {"lora": "loras", "cfg": "guidance", "cfg_scale": "guidance", "negative_prompt": "negative", "sampler": "scheduler",
            "init_image": "image", "denoising_strength": "strength"}
 PATH_FIELDS = ("image", "mask", "model_config")
+MODEL_FIELDS = ("model", "controlnet")  # a path if one exists beside the file, else an alias or hub id
 _SPEC_FIELDS = {f.name for f in fields(GenerationSpec)}
 ALLOWED = sorted((_SPEC_FIELDS - {"preset_overrides"}) | set(ALIASES) | {"size"})
 
@@ -50,11 +51,12 @@ def normalise(data: dict, where: str, base: Path) -> dict:
             path = Path(str(value)).expanduser()
             value = str(path if path.is_absolute() else (base / path).resolve())
         out[key] = value
-    if key_model := out.get("model"):
+    for key in MODEL_FIELDS:
         # A relative model path is relative to the file too; an alias or hub id is left alone.
-        candidate = base / str(key_model)
-        if not Path(str(key_model)).is_absolute() and candidate.exists():
-            out["model"] = str(candidate.resolve())
+        if value := out.get(key):
+            candidate = base / str(value)
+            if not Path(str(value)).is_absolute() and candidate.exists():
+                out[key] = str(candidate.resolve())
     return out
 
 

@@ -8,6 +8,7 @@ import typer
 
 from genimg import __version__
 from genimg.cli.batch import batch
+from genimg.cli.controlnet import controlnet
 from genimg.cli.img2img import img2img
 from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
@@ -30,6 +31,7 @@ app.command("txt2img")(txt2img)
 app.command("img2img")(img2img)
 app.command("inpaint")(inpaint)
 app.command("outpaint")(outpaint)
+app.command("controlnet")(controlnet)
 app.command("batch")(batch)
 app.command("lora-train")(lora_train)
 app.command("presets")(presets)

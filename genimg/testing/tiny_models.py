@@ -109,6 +109,40 @@ def save_tiny(family: str, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+# The layers a new ControlNet starts with at zero (so that it first changes nothing), SD and FLUX.
+ZERO_INITIALISED = ("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out",
+                    "controlnet_blocks", "controlnet_single_blocks", "controlnet_x_embedder")
+
+
+def save_tiny_controlnet(model_folder: Path, folder: Path, seed: int = 0) -> Path:
+    """A ControlNet for the tiny model at ``model_folder`` (SD, SDXL or FLUX), saved in safetensors.
+    Built from the model's own denoiser as ControlNet training starts, but with its zero
+    convolutions given random weights, so that the control image visibly changes the result."""
+    import json
+
+    import torch
+    from diffusers import ControlNetModel, FluxControlNetModel, FluxTransformer2DModel, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    index = json.loads((model_folder / "model_index.json").read_text())
+    if "transformer" in index:
+        base = FluxTransformer2DModel.from_pretrained(model_folder, subfolder="transformer")
+        keys = ("patch_size", "in_channels", "num_layers", "num_single_layers", "attention_head_dim",
+                "num_attention_heads", "joint_attention_dim", "pooled_projection_dim", "guidance_embeds", "axes_dims_rope")
+        model = FluxControlNetModel(**{k: base.config[k] for k in keys})
+    else:
+        # The control image is embedded down to the latent size: one stride-2 block per VAE downsampling.
+        vae_blocks = len(json.loads((model_folder / "vae" / "config.json").read_text())["block_out_channels"])
+        model = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(model_folder, subfolder="unet"),
+                                          conditioning_embedding_out_channels=tuple(16 * 2**i for i in range(vae_blocks)))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.startswith(ZERO_INITIALISED):
+                param.normal_(0, 0.3)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def install_in_hf_cache(folder: Path, repo_id: str, cache: Path, commit: str = "0" * 40) -> Path:
     """Lay ``folder`` out as the Hugging Face cache entry of ``repo_id`` (as `hf download` would)."""
     entry = cache / f"models--{repo_id.replace('/', '--')}"

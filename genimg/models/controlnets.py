@@ -1,0 +1,36 @@
+"""Where a ControlNet's weights are: a diffusers folder (``config.json``), a single ``.safetensors``
+file, or a hub id already in the Hugging Face cache. Its family is its base model's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genimg.errors import UsageError
+from genimg.models.checkpoint import PICKLE_SUFFIXES
+from genimg.models.resolve import HUB_ID, ModelRef
+
+# The ControlNet classes' names in config.json, by the family they steer.
+CONFIG_CLASSES = {"ControlNetModel": ("sd", "sdxl"), "FluxControlNetModel": ("flux",)}
+
+
+def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> ModelRef:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise UsageError(f"ControlNet folder {path} has no config.json; pass a diffusers ControlNet folder "
+                             "or a .safetensors file")
+        cls = json.loads(config.read_text()).get("_class_name")
+        if family not in CONFIG_CLASSES.get(cls, ()):
+            raise UsageError(f"{path.name} is a {cls or 'model of unknown class'}, not a ControlNet for this "
+                             f"{family.upper()} model; use one trained for the same family")
+        return ModelRef(text, "folder", str(path.resolve()), family, path.name)
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
+            raise UsageError(f"ControlNet {path.name} is a pickle file, which can run arbitrary code when loaded; "
+                             "convert it to .safetensors, or pass --allow-pickle if you trust its source")
+        return ModelRef(text, "single_file", str(path.resolve()), family, path.stem, allow_pickle=allow_pickle)
+    if HUB_ID.match(text) and path.suffix == "":
+        return ModelRef(text, "hub", text, family, text.split("/")[-1])
+    raise UsageError(f"ControlNet {text!r} is not a folder, a file or a hub id (org/name)")

@@ -1,0 +1,86 @@
+"""genimg controlnet: a ControlNet steers the picture; weight 0 gives exactly the plain picture."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import pixels
+from genimg.output.metadata import read_metadata
+
+FAST = ("-W", "64", "-H", "64", "--steps", "3", "--seed", "5")
+
+
+@pytest.fixture
+def circle(tmp_path):
+    image = Image.new("RGB", (64, 64), "black")
+    ImageDraw.Draw(image).ellipse((12, 12, 52, 52), outline="white", width=3)
+    image.save(tmp_path / "circle.png")
+    return tmp_path / "circle.png"
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl", "flux"])
+def test_a_controlnet_changes_the_picture_and_weight_zero_does_not(cli, tmp_path, tiny_models, tiny_controlnets,
+                                                                   circle, family):
+    model = ("-m", tiny_models[family])
+    assert cli("txt2img", "a ring", *model, *FAST, "-o", tmp_path / "plain.png").code == 0
+    for scale in ("1", "0"):
+        result = cli("controlnet", circle, "a ring", *model, "--controlnet", tiny_controlnets[family],
+                     "--control-scale", scale, *FAST, "-o", tmp_path / f"c{scale}.png")
+        assert result.code == 0, result
+    plain, steered, zero = (pixels(tmp_path / n).astype(int) for n in ("plain.png", "c1.png", "c0.png"))
+    assert np.abs(steered - plain).mean() > 1
+    if family != "flux":  # diffusers' FLUX ControlNet pipeline encodes the control image with the seed's
+        assert np.abs(zero - plain).max() <= 1  # generator first, so its starting noise differs
+
+
+def test_canny_turns_a_photo_into_edges_that_steer_differently(cli, tmp_path, tiny_models, tiny_controlnets):
+    from skimage import data
+
+    from genimg.control import preprocess
+
+    photo = Image.fromarray(data.chelsea()).resize((64, 64))
+    photo.save(tmp_path / "cat.png")
+    edges = np.asarray(preprocess(photo, "canny"))
+    assert set(np.unique(edges)) == {0, 255} and 0.01 < (edges > 0).mean() < 0.5
+    common = ("a cat", "-m", tiny_models["sd"], "--controlnet", tiny_controlnets["sd"], *FAST)
+    assert cli("controlnet", tmp_path / "cat.png", *common, "--control", "canny", "--control-scale", "0.5",
+               "-o", tmp_path / "canny.png").code == 0
+    assert cli("controlnet", tmp_path / "cat.png", *common, "-o", tmp_path / "raw.png").code == 0
+    assert not np.array_equal(pixels(tmp_path / "canny.png"), pixels(tmp_path / "raw.png"))
+    meta = read_metadata(tmp_path / "canny.png")
+    assert "ControlNet 0: \"Module: canny, Model: sd, Weight: 0.5\"" in meta["parameters_text"]
+    spec = meta["genimg"]["spec"]
+    assert (spec["task"], spec["control"], spec["control_scale"]) == ("controlnet", "canny", 0.5)
+
+
+@pytest.mark.parametrize("args,words", [
+    (("missing.png", "x", "--controlnet", "{cn}"), ("missing.png", "does not exist")),
+    (("{img}", "x", "--controlnet", "nowhere/at-all/x"), ("is not a folder, a file or a hub id",)),
+    (("{img}", "x", "--controlnet", "{pickle}"), ("pickle", "--allow-pickle")),
+    (("{img}", "x", "--controlnet", "{flux_cn}"), ("FluxControlNetModel", "not a ControlNet for this SD")),
+    (("{img}", "x", "--controlnet", "{cn}", "--control", "depth"), ("--control must be one of none, canny",)),
+    (("{img}", "x"), ("--controlnet",)),
+])
+def test_bad_controlnet_input(cli, tmp_path, tiny_models, tiny_controlnets, circle, args, words):
+    (tmp_path / "cn.ckpt").write_bytes(b"not really")
+    values = {"cn": tiny_controlnets["sd"], "flux_cn": tiny_controlnets["flux"], "img": circle,
+              "pickle": tmp_path / "cn.ckpt"}
+    args = [str(a).format(**values) for a in args]
+    result = cli("controlnet", *args, "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out.png")
+    assert result.code == 2, result
+    assert len(result.err.strip().splitlines()) == 1
+    for word in words:
+        assert word in result.err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_batch_rows_can_use_a_controlnet(cli, tmp_path, tiny_models, tiny_controlnets, circle):
+    import shutil
+
+    shutil.copytree(tiny_controlnets["sd"], tmp_path / "my-controlnet")
+    (tmp_path / "jobs.csv").write_text("prompt,task,image,controlnet,control_scale\n"
+                                       "a ring,controlnet,circle.png,my-controlnet,1\na plain one,txt2img,,,\n")
+    result = cli("batch", tmp_path / "jobs.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
+    assert result.code == 0, result
+    specs = [read_metadata(p)["genimg"]["spec"] for p in sorted((tmp_path / "out").glob("*.png"))]
+    assert sorted(s["task"] for s in specs if "task" in s) == ["controlnet"]
