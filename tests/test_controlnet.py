@@ -84,3 +84,39 @@ def test_batch_rows_can_use_a_controlnet(cli, tmp_path, tiny_models, tiny_contro
     assert result.code == 0, result
     specs = [read_metadata(p)["genimg"]["spec"] for p in sorted((tmp_path / "out").glob("*.png"))]
     assert sorted(s["task"] for s in specs if "task" in s) == ["controlnet"]
+
+
+def test_demo_controlnet_trainer_makes_a_controlnet_genimg_loads(cli, tmp_path, tiny_models, circle):
+    result = cli("learn", "demo-controlnet", "-m", tiny_models["sd"], "-o", tmp_path / "cn", "--steps", "3",
+                 "--images", "32", "--quiet")
+    assert result.code == 0, result
+    assert {p.name for p in (tmp_path / "cn").iterdir()} >= {"config.json", "diffusion_pytorch_model.safetensors",
+                                                               "genimg_training.json"}
+    assert cli("controlnet", circle, "a ring", "-m", tiny_models["sd"], "--controlnet", tmp_path / "cn", *FAST,
+               "-o", tmp_path / "out.png").code == 0
+
+
+# Fixed scenes and seeds: where the demo ControlNet must put the shape, and the plain demo model does not.
+PLACED = [("square", "yellow", "purple", "large", 0.7, 0.7, 3), ("triangle", "white", "green", "", 0.7, 0.3, 3),
+          ("star", "orange", "black", "large", 0.32, 0.68, 2), ("star", "orange", "black", "large", 0.32, 0.68, 3)]
+
+
+@pytest.mark.parametrize("shape,colour,background,size,cx,cy,seed", PLACED)
+def test_the_demo_controlnet_puts_the_shape_where_the_edges_are(tmp_path, shape, colour, background, size, cx, cy, seed):
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.learn.analyse import analyse
+    from genimg.learn.shapes import ShapeScene, render
+    from genimg.spec import GenerationSpec
+
+    scene = ShapeScene(shape, colour, background, size, None, cx, cy, 0.0)
+    render(scene).save(tmp_path / "scene.png")
+    factory = PipelineFactory()
+    centres = {}
+    for scale in (1.0, 0.0):
+        spec = GenerationSpec(scene.caption(), model="demo", task="controlnet", image=str(tmp_path / "scene.png"),
+                              controlnet="demo-canny", control="canny", control_scale=scale, seed=seed)
+        verdict = analyse(generate(spec, factory)[0].image)
+        assert (verdict.shape, verdict.colour) == (shape, colour)
+        centres[scale] = max(abs(verdict.centre[0] - cx), abs(verdict.centre[1] - cy))
+    assert centres[1.0] <= 0.1 < centres[0.0]

@@ -89,19 +89,18 @@ def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[
     return units, skipped
 
 
-def check(jobs: list[BatchJob]) -> tuple[list[tuple[BatchJob, str]], dict]:
-    """Everything that can fail before generation (model, sizes, scheduler, inputs), per job.
-    Returns the problems and the prepared generation of each good job (by job id), so the run
-    reuses them instead of reading every input image again."""
+def check(jobs: list[BatchJob]) -> list[tuple[BatchJob, str]]:
+    """Everything that can fail before generation (model, sizes, scheduler, inputs), per job. The
+    prepared jobs are not kept: a long img2img batch would hold every input image in memory."""
     from genimg.generation import prepare
 
-    problems, prepared = [], {}
+    problems = []
     for job in jobs:
         try:
-            prepared[job.id] = prepare(job.spec.replace(count=1))
+            prepare(job.spec.replace(count=1))
         except GenimgError as e:
             problems.append((job, str(e)))
-    return problems, prepared
+    return problems
 
 
 class StopFlag:
@@ -129,9 +128,7 @@ class StopFlag:
 
 
 def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progress | None,
-              result: BatchResult, stop: StopFlag | None = None, prepared: dict | None = None) -> BatchResult:
-    import copy
-
+              result: BatchResult, stop: StopFlag | None = None) -> BatchResult:
     from genimg.factory import PipelineFactory
     from genimg.generation import prepare, run
     from genimg.output.naming import sanitize
@@ -145,8 +142,7 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
             break
         first_job = unit.items[0][0]
         try:
-            checked = (prepared or {}).get(first_job.id)
-            job = copy.copy(checked) if checked else prepare(first_job.spec.replace(count=1))
+            job = prepare(first_job.spec.replace(count=1))
             job.seeds = [seed for _, _, seed in unit.items]
             job.prompts = [(j.spec.prompt, j.spec.negative) for j, _, _ in unit.items]
             job.spec = job.spec.replace(batch_size=len(unit.items))

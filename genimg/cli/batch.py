@@ -59,7 +59,7 @@ def batch(
         seed = secrets.randbelow(2**31)
     jobs = build_jobs(rows, file_defaults, cli_defaults, file.resolve().parent, file.name, seed, combinatorial, repeat)
     jobs = shard_of(jobs, index, count)
-    problems, prepared = check(jobs)
+    problems = check(jobs)
     for job, message in problems:
         error_line(f"{file.name}:{job.row.line} ({job.id}): {message}", "batch")
     if check_only:
@@ -85,7 +85,7 @@ def batch(
             else:
                 report(event, **info)
 
-        run_batch(units, folder, fail_fast, on_event, result, stop, prepared)
+        run_batch(units, folder, fail_fast, on_event, result, stop)
     if grid:
         for sheet in contact_sheets(folder):
             stderr.print(f"contact sheet {sheet}")

@@ -6,14 +6,16 @@ from genimg.cli import options as o
 
 
 def models(json: o.Json = False) -> None:
-    """List model aliases (add your own in ~/.config/genimg/aliases.toml)."""
+    """List model aliases (add your own in ~/.config/genimg/aliases.toml) and ControlNet aliases."""
+    from genimg.models.controlnets import controlnet_aliases
     from genimg.models.resolve import aliases
 
-    table = aliases()
+    table, controlnets = aliases(), controlnet_aliases()
     if json:
         import json as _json
 
-        print(_json.dumps(table, indent=2, default=str))
+        print(_json.dumps({**table, **{name: {**row, "kind": "controlnet"} for name, row in controlnets.items()}},
+                          indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
@@ -23,4 +25,6 @@ def models(json: o.Json = False) -> None:
         view.add_column(column)
     for name, row in table.items():
         view.add_row(name, row["family"], row.get("repo") or row.get("path", ""), row.get("description", ""))
+    for name, row in controlnets.items():
+        view.add_row(f"{name} (--controlnet)", row["family"], row["path"], row.get("description", ""))
     Console().print(view)

@@ -29,6 +29,7 @@ class Verdict:
     background: str
     colour: str | None
     shape: str | None
+    centre: tuple[float, float] | None = None  # the shape's centroid, as fractions of width and height
 
 
 def nearest_colour(rgb) -> str:
@@ -108,4 +109,5 @@ def analyse(image) -> Verdict:
     features = shape_features(mask)
     centroids, mean, std = _centroids()
     shape = SHAPES[int(np.argmin(((centroids - (features - mean) / std) ** 2).sum(1)))]
-    return Verdict(background, colour, shape)
+    ys, xs = np.nonzero(mask)
+    return Verdict(background, colour, shape, (float(xs.mean() + 0.5) / mask.shape[1], float(ys.mean() + 0.5) / mask.shape[0]))

@@ -12,10 +12,21 @@ from genimg.models.resolve import HUB_ID, ModelRef
 
 # The ControlNet classes' names in config.json, by the family they steer.
 CONFIG_CLASSES = {"ControlNetModel": ("sd", "sdxl"), "FluxControlNetModel": ("flux",)}
+ALIAS_FILE = Path(__file__).with_name("controlnets.toml")
+
+
+def controlnet_aliases() -> dict[str, dict]:
+    from genimg.datafiles import load_toml
+
+    return load_toml(ALIAS_FILE)
 
 
 def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> ModelRef:
+    table = controlnet_aliases()
     path = Path(text).expanduser()
+    if text in table:
+        path = Path(table[text]["path"])
+        path = path if path.is_absolute() else ALIAS_FILE.parent / path
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
