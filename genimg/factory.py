@@ -143,7 +143,7 @@ def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
     cls = getattr(diffusers, CONTROLNET_CLASSES[family])
     try:
         if ref.kind == "single_file":
-            model = cls.from_single_file(ref.location, torch_dtype=torch_dtype(preset.dtype))
+            model = cls.from_single_file(ref.location, dtype=torch_dtype(preset.dtype))
         else:
             model = cls.from_pretrained(ref.location, use_safetensors=None if ref.allow_pickle else True,
                                         dtype=torch_dtype(preset.dtype))

@@ -58,12 +58,13 @@ def test_canny_turns_a_photo_into_edges_that_steer_differently(cli, tmp_path, ti
     (("{img}", "x", "--controlnet", "nowhere/at-all/x"), ("is not a folder, a file or a hub id",)),
     (("{img}", "x", "--controlnet", "{pickle}"), ("pickle", "--allow-pickle")),
     (("{img}", "x", "--controlnet", "{flux_cn}"), ("FluxControlNetModel", "not a ControlNet for this SD")),
+    (("{img}", "x", "--controlnet", "{sdxl_cn}"), ("ControlNetModel", "not a ControlNet for this SD")),
     (("{img}", "x", "--controlnet", "{cn}", "--control", "depth"), ("--control must be one of none, canny",)),
     (("{img}", "x"), ("--controlnet",)),
 ])
 def test_bad_controlnet_input(cli, tmp_path, tiny_models, tiny_controlnets, circle, args, words):
     (tmp_path / "cn.ckpt").write_bytes(b"not really")
-    values = {"cn": tiny_controlnets["sd"], "flux_cn": tiny_controlnets["flux"], "img": circle,
+    values = {"cn": tiny_controlnets["sd"], "flux_cn": tiny_controlnets["flux"], "sdxl_cn": tiny_controlnets["sdxl"], "img": circle,
               "pickle": tmp_path / "cn.ckpt"}
     args = [str(a).format(**values) for a in args]
     result = cli("controlnet", *args, "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out.png")

@@ -32,8 +32,12 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
         if not config.is_file():
             raise UsageError(f"ControlNet folder {path} has no config.json; pass a diffusers ControlNet folder "
                              "or a .safetensors file")
-        cls = json.loads(config.read_text()).get("_class_name")
-        if family not in CONFIG_CLASSES.get(cls, ()):
+        settings = json.loads(config.read_text())
+        cls = settings.get("_class_name")
+        made_for = CONFIG_CLASSES.get(cls, ())
+        if cls == "ControlNetModel":  # SDXL's take its size and crop conditioning ("text_time"), SD's do not
+            made_for = ("sdxl",) if settings.get("addition_embed_type") == "text_time" else ("sd",)
+        if family not in made_for:
             raise UsageError(f"{path.name} is a {cls or 'model of unknown class'}, not a ControlNet for this "
                              f"{family.upper()} model; use one trained for the same family")
         return ModelRef(text, "folder", str(path.resolve()), family, path.name)

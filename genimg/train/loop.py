@@ -172,7 +172,7 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
         for micro in range(config.grad_accum):
             # Sample j of this step, whichever process or batch it lands in, gets the same image,
             # caption draws and noise: N processes train exactly what one process with N times the
-            # batch would.
+            # batch would (when the batch's images share one bucket, as below).
             first = (micro * accelerator.num_processes + accelerator.process_index) * config.batch_size
             slots = range(first, first + config.batch_size)
             picks = [order_units[int(order[(position + j) % len(order_units)])] for j in slots]
