@@ -10,7 +10,6 @@ layout; the caption still carries the colours.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -46,11 +45,11 @@ def edge_maps(images):
 def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfig | None = None,
                           progress: Callable[..., None] | None = None) -> dict:
     """Train on the demo pipeline at ``model`` and save the ControlNet to ``output``; returns the record."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
     from diffusers import ControlNetModel, StableDiffusionPipeline
 
+    from genimg.learn.demo_model import min_snr_weight, pixels_tensor, warmup_cosine
     from genimg.learn.shapes import dataset, training_caption
 
     config = config or DemoControlNetConfig()
@@ -71,7 +70,7 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
         pictures.append(image)
         captions.append(training_caption(scene, rng))
     edges = edge_maps(pictures)
-    x = torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = pixels_tensor(pictures)
     tokenizer = pipe.tokenizer
     ids = tokenizer(captions + [""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
@@ -84,8 +83,7 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
     scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
     snr = scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)
     opt = torch.optim.AdamW(controlnet.parameters(), lr=config.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / config.warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / config.steps))))
+    schedule = warmup_cosine(opt, config.warmup, config.steps)
     g = torch.Generator().manual_seed(config.seed)
     controlnet.train()
     for step in range(config.steps):
@@ -98,8 +96,7 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
         down, mid = controlnet(zt, t, encoder_hidden_states=hidden, controlnet_cond=edges[index], return_dict=False)
         pred = pipe.unet(zt, t, encoder_hidden_states=hidden, down_block_additional_residuals=down,
                          mid_block_additional_residual=mid).sample
-        weight = torch.clamp(snr[t], max=config.min_snr_gamma) / snr[t]  # min-SNR-γ, as the demo UNet trained
-        loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        loss = (min_snr_weight(snr[t], config.min_snr_gamma) * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)

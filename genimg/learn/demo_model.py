@@ -125,19 +125,38 @@ def sharpen_saved_model(folder: Path, config: DemoTrainingConfig | None = None, 
     return mse
 
 
-def _images_tensor(config: DemoTrainingConfig):
+def pixels_tensor(pictures):
+    """PIL RGB pictures -> a (N, 3, H, W) float tensor in [-1, 1], as the VAE takes them."""
     import numpy as np
     import torch
 
+    return torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def warmup_cosine(opt, warmup: int, total: int):
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / total))))
+
+
+def min_snr_weight(snr, gamma: float):
+    """Min-SNR-γ weighting (Hang et al. 2023) for ε-prediction: stops easy, low-noise steps dominating the loss."""
+    import torch
+
+    return torch.clamp(snr, max=gamma) / snr
+
+
+def _images_tensor(config: DemoTrainingConfig):
     from genimg.learn.shapes import dataset, training_caption
 
     rng = random.Random(config.seed + 1)
-    pixels, captions = [], []
+    pictures, captions = [], []
     for image, scene in dataset(config.images, seed=config.seed, side=config.side):
-        pixels.append(np.asarray(image))
+        pictures.append(image)
         captions.append(training_caption(scene, rng))
-    x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return x, captions
+    return pixels_tensor(pictures), captions
 
 
 def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
@@ -189,8 +208,7 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / config.warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / config.unet_steps))))  # linear warm-up, then cosine decay
+    schedule = warmup_cosine(opt, config.warmup, config.unet_steps)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     alphas = scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
@@ -208,9 +226,7 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
         zt = scheduler.add_noise(z0, noise, t)
         hidden = text_encoder(tokens)[0]
         pred = unet(zt, t, encoder_hidden_states=hidden).sample
-        # Min-SNR-γ weighting (Hang et al. 2023): stops easy, low-noise steps dominating the loss.
-        weight = torch.clamp(snr[t], max=config.min_snr_gamma) / snr[t]
-        loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        loss = (min_snr_weight(snr[t], config.min_snr_gamma) * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
