@@ -1,11 +1,14 @@
 """The teaching models, measured: class-conditional DDPM and DCGAN on scikit-learn's digits.
 
-    python bench/learn_quality.py [--ddpm-epochs 150] [--gan-epochs 300] [--skip-gan] [--skip-ddpm]
+    python bench/learn_quality.py [--ddpm-epochs 150] [--gan-epochs 300] [--cgan-epochs 100]
+                                  [--skip-ddpm] [--skip-gan] [--skip-cgan]
 
 A logistic-regression classifier trained on the real 8x8 digits judges samples shrunk back to 8x8:
 - DDPM: the share of guided samples (10 per class x 10 classes) labelled as the class asked for;
-- DCGAN: the share of samples the classifier is confident about (p >= 0.9) and the entropy of the
-  predicted-class histogram (collapse shows as low entropy; the maximum is ln 10 = 2.30 nats).
+- DCGAN, unconditional and conditional: the share of samples the classifier is confident about
+  (p >= 0.9) and the entropy of the predicted-class histogram (collapse shows as low entropy; the
+  maximum is ln 10 = 2.30 nats); for the conditional one (50 per class) also the share labelled as
+  the class asked for.
 Training and sampling times are printed with the settings.
 """
 
@@ -46,6 +49,8 @@ def main() -> None:
     parser.add_argument("--gan-epochs", type=int, default=300)
     parser.add_argument("--skip-ddpm", action="store_true")
     parser.add_argument("--skip-gan", action="store_true")
+    parser.add_argument("--cgan-epochs", type=int, default=100)
+    parser.add_argument("--skip-cgan", action="store_true")
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--gan-features", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -68,25 +73,32 @@ def main() -> None:
         print(f"DDPM ({config.size}x{config.size}, {config.epochs} epochs, batch {config.batch}, base {config.base}, "
               f"{config.schedule} schedule): trained in {trained / 60:.1f} min; 100 DDIM-50 samples at guidance "
               f"{args.guidance} in {sampled:.1f} s; classifier agrees with the asked class for {np.mean(got == wanted):.1%}")
-    if not args.skip_gan:
+    if not (args.skip_gan and args.skip_cgan):
         from genimg.learn import datasets
 
         real = clf.predict_proba(to_digit_features(datasets.load("digits", 32).images))
         print(f"reference: real digits through the same round trip: {np.mean(real.max(1) >= 0.9):.1%} confident")
-        config = GANConfig(epochs=args.gan_epochs)
+    for conditional, epochs, skip in ((False, args.gan_epochs, args.skip_gan), (True, args.cgan_epochs, args.skip_cgan)):
+        if skip:
+            continue
+        config = GANConfig(epochs=epochs, conditional=conditional)
         if args.gan_features:
             config.features = args.gan_features
+        run = out / ("cdcgan" if conditional else "dcgan")
         began = time.perf_counter()
-        train_dcgan(out / "dcgan", config, overwrite=True)
+        train_dcgan(run, config, overwrite=True)
         trained = time.perf_counter() - began
-        images, _ = sample_run(out / "dcgan", SampleRequest(count=500, gif=False))
+        images, _ = sample_run(run, SampleRequest(count=500, gif=False))
         proba = clf.predict_proba(to_digit_features(images))
         confident = np.mean(proba.max(1) >= 0.9)
         hist = np.bincount(proba.argmax(1), minlength=10) / len(proba)
         entropy = -np.sum(hist[hist > 0] * np.log(hist[hist > 0]))
-        print(f"DCGAN ({config.size}x{config.size}, {config.epochs} epochs, batch {config.batch}, features "
-              f"{config.features}): trained in {trained / 60:.1f} min; {confident:.1%} of 500 samples confident "
-              f"(p >= 0.9); class-histogram entropy {entropy:.2f} nats (max 2.30); histogram {np.round(hist, 3).tolist()}")
+        asked = (f"; labelled as the class asked for: {np.mean(proba.argmax(1) == np.arange(500) % 10):.1%}"
+                 if conditional else "")
+        print(f"{'conditional ' if conditional else ''}DCGAN ({config.size}x{config.size}, {config.epochs} epochs, "
+              f"batch {config.batch}, features {config.features}): trained in {trained / 60:.1f} min; {confident:.1%} "
+              f"of 500 samples confident (p >= 0.9); class-histogram entropy {entropy:.2f} nats (max 2.30){asked}; "
+              f"histogram {np.round(hist, 3).tolist()}")
     print(f"runs in {out}")
 
 

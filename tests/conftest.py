@@ -96,3 +96,13 @@ def pixels(path: Path):
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture
+def launch_two():
+    """`accelerate launch` of two processes, as the README tells users to start several GPUs; on a
+    machine without CUDA, --multi_gpu starts the same torchrun processes, which meet over gloo."""
+    import sys
+
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]

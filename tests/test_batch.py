@@ -188,8 +188,8 @@ def test_shards_made_apart_merge_by_copying_and_the_folder_can_move(cli, tmp_pat
 
 
 @pytest.mark.slow
-def test_two_launched_processes_split_the_jobs_and_agree_on_seeds_without_a_seed_flag(tmp_path, tiny_models):
-    """`accelerate launch`/torchrun sets RANK and WORLD_SIZE; each process takes its share into one folder."""
+def test_two_launched_processes_split_the_jobs_and_agree_on_seeds_without_a_seed_flag(tmp_path, tiny_models, launch_two):
+    """`accelerate launch` (torchrun beneath) sets RANK and WORLD_SIZE; each process takes its share into one folder."""
     import os
     import subprocess
     import sys
@@ -197,8 +197,8 @@ def test_two_launched_processes_split_the_jobs_and_agree_on_seeds_without_a_seed
     (tmp_path / "p.txt").write_text("".join(f"prompt number {i}\n" for i in range(5)))
     args = ["batch", str(tmp_path / "p.txt"), "-m", str(tiny_models["sd"]), *FAST, "--quiet"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "genimg",
-                               *args, "-o", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    launched = subprocess.run([*launch_two, "-m", "genimg", *args, "-o", str(tmp_path / "two")],
+                              env=env, capture_output=True, text=True, timeout=300)
     assert launched.returncode == 0, launched.stderr[-2000:]
     records = [json.loads(line) for line in (tmp_path / "two" / "manifest.jsonl").read_text().splitlines()]
     jobs = [r["job"] for r in records if "job" in r]

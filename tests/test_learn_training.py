@@ -98,3 +98,48 @@ def test_dcgan_follows_the_paper():
         assert isinstance(list(g.net)[-1], nn.Tanh)
         assert any(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in d.modules())
         assert not isinstance(list(d.net)[1], nn.BatchNorm2d)  # no BatchNorm on D's input layer
+
+
+def test_conditional_dcgan_takes_the_class_in_both_networks():
+    from genimg.learn.dcgan import Discriminator, Generator, init_weights
+
+    torch.manual_seed(0)
+    g, d = Generator(size=32, features=8, num_classes=10), Discriminator(size=32, features=8, num_classes=10)
+    g.apply(init_weights)
+    d.apply(init_weights)
+    g.eval()
+    d.eval()
+    z = torch.randn(1, 100).repeat(2, 1)
+    threes, sevens = torch.tensor([3, 3]), torch.tensor([7, 7])
+    a, b = g(z, threes), g(z, sevens)
+    assert torch.equal(a[0], a[1]) and not torch.allclose(a, b)  # same noise, other class: another image
+    assert not torch.allclose(d(a, threes), d(a, sevens))
+
+
+def test_conditional_dcgan_run_samples_the_class_asked_for(cli, tmp_path):
+    run = tmp_path / "run"
+    config = dict(dataset="digits", size=32, epochs=1, batch=32, features=8, limit=64, sample_every=1, conditional=True)
+    train_dcgan(run, GANConfig(**config))
+    out = tmp_path / "threes.png"
+    result = cli("learn", "sample", run, "--class", "3", "-n", "4", "-o", out)
+    assert result.code == 0, result
+    from PIL import Image
+
+    with Image.open(out) as grid:
+        assert grid.mode == "L"
+    from genimg.learn.sampling import SampleRequest, sample_run
+
+    threes, _ = sample_run(run, SampleRequest(count=4, label=3))
+    sevens, _ = sample_run(run, SampleRequest(count=4, label=7))
+    assert not torch.allclose(threes, sevens)
+    assert cli("learn", "sample", run, "--class", "10", "-o", out).code == 2
+
+
+def test_dcgan_without_classes_refuses_a_class(cli, tmp_path):
+    run = tmp_path / "run"
+    train_dcgan(run, GANConfig(dataset="digits", size=32, epochs=1, batch=32, features=8, limit=64))
+    result = cli("learn", "sample", run, "--class", "3", "-o", tmp_path / "x.png")
+    assert result.code == 2 and "without classes" in result.err
+    result = cli("learn", "dcgan", "-o", tmp_path / "faces", "--dataset", "faces", "--conditional", "--epochs", "1")
+    assert result.code == 2 and "no labels" in result.err
+    assert not (tmp_path / "faces").exists()  # refused before anything is written

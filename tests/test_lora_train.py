@@ -70,6 +70,32 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(cli, tmp_p
     assert steps == [str(i) for i in range(1, 11)]
 
 
+def test_8bit_adam_trains_and_resumes_exactly(tmp_path, tiny_models, photos):
+    """bitsandbytes' AdamW8bit (its CPU kernels here): blockwise-quantized moments survive a checkpoint."""
+    pytest.importorskip("bitsandbytes")  # in the test extra; a plain install trains with torch's AdamW
+    from genimg.learn.checkpoint import load_state
+    from genimg.train.config import LoraTrainConfig
+    from genimg.train.loop import train_lora
+
+    def config(out):  # rank 64 makes 64x64 matrices: the 4,096 values bitsandbytes needs before it quantizes
+        return LoraTrainConfig(dataset=str(photos), model=str(tiny_models["sd"]), output=str(out), resolution=64,
+                               rank=64, alpha=64, lr=1e-3, max_steps=6, checkpoint_every=3, use_8bit_adam=True)
+
+    train_lora(config(tmp_path / "whole"))
+    train_lora(config(tmp_path / "parts"), stop_after=3)
+    halfway = load_state(tmp_path / "parts" / "checkpoints" / "step-000003.safetensors")
+    # bitsandbytes keeps its quantized moments one level down, under __bnb_optimizer_quant_state__
+    moments = [v for s in halfway["optimizer"]["state"].values() for inner in s.values() if isinstance(inner, dict)
+               for v in inner.values() if torch.is_tensor(v)]
+    assert any(v.dtype == torch.uint8 for v in moments)
+    train_lora(config(tmp_path / "parts"), resume="latest")
+    a = load_file(str(tmp_path / "whole" / "pytorch_lora_weights.safetensors"))
+    b = load_file(str(tmp_path / "parts" / "pytorch_lora_weights.safetensors"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    assert a.keys() and all(torch.isfinite(v).all() for v in a.values())
+
+
 def test_kohya_export_gives_the_same_images_as_the_diffusers_layout(cli, tmp_path, tiny_models, photos):
     _train(cli, photos, tiny_models["sd"], tmp_path / "k", "--max-steps", "6", "--save-format", "kohya", "--train-text-encoder")
     kohya = tmp_path / "k" / "k.safetensors"
@@ -252,8 +278,8 @@ def test_tensorboard_log_matches_the_csv(cli, tmp_path, tiny_models, photos):
 
 
 @pytest.mark.slow
-def test_two_processes_train_what_one_process_with_twice_the_batch_trains(tmp_path, tiny_models, photos):
-    """`accelerate launch`/torchrun on two CPU processes (gloo): gradients are averaged across them."""
+def test_two_processes_train_what_one_process_with_twice_the_batch_trains(tmp_path, tiny_models, photos, launch_two):
+    """`accelerate launch` on two CPU processes (gloo): gradients are averaged across them."""
     import os
     import subprocess
     import sys
@@ -261,8 +287,7 @@ def test_two_processes_train_what_one_process_with_twice_the_batch_trains(tmp_pa
     args = [str(photos), "--model", str(tiny_models["sd"]), "--resolution", "64", "--rank", "4", "--alpha", "4",
             "--lr", "5e-3", "--max-steps", "3", "--center-crop", "--quiet"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "genimg",
-                          "lora-train", *args, "--batch-size", "1", "-o", str(tmp_path / "two")],
+    two = subprocess.run([*launch_two, "-m", "genimg", "lora-train", *args, "--batch-size", "1", "-o", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count("pytorch_lora_weights.safetensors") == 1  # only the main process reports

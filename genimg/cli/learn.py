@@ -142,6 +142,8 @@ def dcgan(
     size: int = typer.Option(32, "--size", help="Image side: 32 or 64."),
     batch: int = typer.Option(64, "--batch", help="Images per step."),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Train D on 1 - this for real images (0.1 is common)."),
+    conditional: bool = typer.Option(False, "--conditional/--unconditional",
+                                     help="Learn the classes too (a conditional GAN), so `learn sample --class` can ask for one."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = Resume,
     overwrite: o.Overwrite = False,
@@ -156,7 +158,8 @@ def dcgan(
         raise UsageError(f"--size must be 32 or 64 for DCGAN (got {size})")
     if not 0 <= label_smoothing < 0.5:
         raise UsageError("--label-smoothing must be between 0 and 0.5")
-    config = GANConfig(dataset=dataset, epochs=epochs, size=size, batch=batch, label_smoothing=label_smoothing, seed=seed)
+    config = GANConfig(dataset=dataset, epochs=epochs, size=size, batch=batch, label_smoothing=label_smoothing,
+                       conditional=conditional, seed=seed)
     with progress_reporter(quiet) as report:
         train_dcgan(output, config, resume, overwrite, _epoch_progress(report, "training DCGAN"))
     print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
@@ -165,7 +168,7 @@ def dcgan(
 @app.command("sample")
 def sample(
     run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm` or `genimg learn dcgan`."),
-    label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional DDPM); default: all in turn."),
+    label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional runs); default: all in turn."),
     guidance: float = typer.Option(3.0, "--guidance", help="Classifier-free guidance scale (1 = none)."),
     sampler: str = typer.Option("ddim", "--sampler", help="ddpm (all T steps) or ddim."),
     steps: int = typer.Option(50, "--steps", help="DDIM steps."),

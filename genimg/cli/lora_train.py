@@ -43,7 +43,7 @@ def lora_train(
     grad_accum: Annotated[Optional[int], typer.Option("--grad-accum", help="Gradient accumulation steps.", rich_help_panel=OPT)] = None,
     gradient_checkpointing: Annotated[Optional[bool], typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", show_default=False, rich_help_panel=OPT)] = None,
     mixed_precision: Annotated[Optional[str], typer.Option("--mixed-precision", help="no, fp16 or bf16 (LoRA weights stay fp32).", rich_help_panel=OPT)] = None,
-    use_8bit_adam: Annotated[Optional[bool], typer.Option("--use-8bit-adam/--adamw", help="bitsandbytes AdamW8bit (CUDA).", show_default=False, rich_help_panel=OPT)] = None,
+    use_8bit_adam: Annotated[Optional[bool], typer.Option("--use-8bit-adam/--adamw", help="bitsandbytes' AdamW8bit: moments in 8 bits (CUDA, and CPU with a recent bitsandbytes).", show_default=False, rich_help_panel=OPT)] = None,
     quantize: Annotated[Optional[str], typer.Option("--quantize", help="none, nf4 or int8: train on a base quantized with bitsandbytes (QLoRA, CUDA; for FLUX on small cards).", rich_help_panel=OPT)] = None,
     noise_offset: Annotated[Optional[float], typer.Option("--noise-offset", rich_help_panel=OPT)] = None,
     min_snr_gamma: Annotated[Optional[float], typer.Option("--min-snr-gamma", help="Min-SNR weighting γ (0: off).", rich_help_panel=OPT)] = None,

@@ -16,15 +16,19 @@ import torch
 SKELETON_KEY = "genimg_state"
 
 
-def _flatten(obj, prefix: str, tensors: dict):
+def _flatten(obj, prefix: str, tensors: dict, seen: dict):
     if isinstance(obj, torch.Tensor):
-        tensors[prefix] = obj.detach().cpu().contiguous()
-        return {"__tensor__": prefix}
+        # One tensor held in several places (bitsandbytes' 8-bit optimizers share their quantization
+        # maps across parameters) is stored once: safetensors refuses two names for one memory.
+        if id(obj) not in seen:
+            seen[id(obj)] = prefix
+            tensors[prefix] = obj.detach().cpu().contiguous()
+        return {"__tensor__": seen[id(obj)]}
     if isinstance(obj, dict):
-        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", tensors), _flatten(v, f"{prefix}.{i}", tensors)]
+        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", tensors, seen), _flatten(v, f"{prefix}.{i}", tensors, seen)]
                              for i, (k, v) in enumerate(obj.items())]}
     if isinstance(obj, (list, tuple)):
-        return {"__list__": [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+        return {"__list__": [_flatten(v, f"{prefix}.{i}", tensors, seen) for i, v in enumerate(obj)]}
     return obj
 
 
@@ -43,7 +47,7 @@ def save_state(path: Path, state: dict) -> None:
     from safetensors.torch import save_file
 
     tensors: dict = {}
-    skeleton = _flatten(state, "s", tensors)
+    skeleton = _flatten(state, "s", tensors, {})
     tmp = path.with_name(f".{path.name}.part")
     save_file(tensors, str(tmp), metadata={SKELETON_KEY: json.dumps(skeleton)})
     os.replace(tmp, path)

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from genimg.errors import UsageError
 
 NAMED = ("digits", "faces", "shapes")
+LABELLED = ("digits", "shapes")
 
 
 @dataclass

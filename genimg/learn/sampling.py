@@ -44,11 +44,14 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
     if config.kind == "dcgan":
         from genimg.learn.dcgan import Generator
 
-        g = Generator(config.z_dim, channels, config.size, config.features)
+        # the first layer reads the noise and, for a conditional run, the one-hot class beside it
+        classes = state["generator"]["net.0.weight"].shape[0] - config.z_dim or None
+        g = Generator(config.z_dim, channels, config.size, config.features, classes)
         g.load_state_dict(state["generator"])
         g.eval()
+        y = _labels(request, classes)
         with torch.no_grad():
-            return g(torch.randn(request.count, config.z_dim, generator=generator)), []
+            return g(torch.randn(request.count, config.z_dim, generator=generator), y), []
     from genimg.learn.ddpm import GaussianDiffusion
     from genimg.learn.train import build_diffusion
 
@@ -56,14 +59,7 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
     diffusion = build_diffusion(config, channels, classes)
     diffusion.model.load_state_dict(state["ema"])
     diffusion.model.eval()
-    y = None
-    if classes:
-        if request.label is not None and not 0 <= request.label < classes:
-            raise UsageError(f"--class must be between 0 and {classes - 1} for this run")
-        y = (torch.full((request.count,), request.label) if request.label is not None
-             else torch.arange(request.count) % classes)
-    elif request.label is not None:
-        raise UsageError("this run was trained without classes; leave out --class")
+    y = _labels(request, classes)
     frames: list[torch.Tensor] = []
     every = max(1, (request.steps if request.sampler == "ddim" else config.timesteps) // 40)
 
@@ -76,3 +72,14 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
         sampler=request.sampler, steps=request.steps, eta=request.eta, generator=generator, on_step=keep)
     frames.append(images)
     return images, frames
+
+
+def _labels(request: SampleRequest, classes: int | None) -> torch.Tensor | None:
+    """The class of each image: the one asked for, or every class in turn; None for an unconditional run."""
+    if not classes:
+        if request.label is not None:
+            raise UsageError("this run was trained without classes; leave out --class")
+        return None
+    if request.label is not None and not 0 <= request.label < classes:
+        raise UsageError(f"--class must be between 0 and {classes - 1} for this run")
+    return torch.full((request.count,), request.label) if request.label is not None else torch.arange(request.count) % classes

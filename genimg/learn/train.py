@@ -52,6 +52,7 @@ class GANConfig:
     z_dim: int = 100
     features: int = 32
     label_smoothing: float = 0.0  # 0.1 trains D on 0.9 for real images (one-sided smoothing)
+    conditional: bool = False  # a class-conditional pair (cGAN); the course's DCGAN is unconditional
     seed: int = 0
     sample_every: int = 25
     limit: int | None = None
@@ -72,6 +73,12 @@ def config_from_dict(data: dict):
 def prepare_run(run: Path, config, resume: bool, overwrite: bool):
     """Check the run folder: a fresh one, one to resume (its own config wins), or one to replace."""
     import shutil
+
+    from genimg.learn.datasets import LABELLED
+
+    if config.conditional and config.dataset not in LABELLED:
+        raise UsageError(f"dataset {config.dataset} has no labels; train it without --conditional "
+                         f"(the labelled ones: {', '.join(LABELLED)})")
 
     config_file = run / "config.json"
     if resume:
@@ -135,8 +142,6 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
     config = prepare_run(run, config, resume, overwrite)
     torch.manual_seed(config.seed)
     data = datasets.load(config.dataset, config.size, config.limit, config.seed)
-    if config.conditional and data.labels is None:
-        raise UsageError(f"dataset {config.dataset} has no labels; train it without --conditional")
     classes = len(data.class_names) if config.conditional else None
     diffusion = build_diffusion(config, data.channels, classes)
     ema = EMA(diffusion.model, config.ema_decay)
@@ -210,13 +215,15 @@ def train_dcgan(run: Path, config: GANConfig, resume: bool = False, overwrite: b
     config = prepare_run(run, config, resume, overwrite)
     torch.manual_seed(config.seed)
     data = datasets.load(config.dataset, config.size, config.limit, config.seed)
-    g = Generator(config.z_dim, data.channels, config.size, config.features)
-    d = Discriminator(data.channels, config.size, config.features)
+    classes = len(data.class_names) if config.conditional else None
+    g = Generator(config.z_dim, data.channels, config.size, config.features, classes)
+    d = Discriminator(data.channels, config.size, config.features, classes)
     g.apply(init_weights)
     d.apply(init_weights)
     opt_g, opt_d = optimizers(g, d, config.lr, config.beta1)
     data_gen = torch.Generator().manual_seed(config.seed)
     fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(1))
+    fixed_y = torch.arange(64) % classes if classes else None  # a column per class in the grids
     epoch = 0
     if resume:
         state = load_state(run / "checkpoint.safetensors")
@@ -234,8 +241,9 @@ def train_dcgan(run: Path, config: GANConfig, resume: bool = False, overwrite: b
         order = torch.randperm(len(data.images), generator=data_gen)
         rows = []
         for i in range(steps_per_epoch):
-            real = data.images[order[i * config.batch:(i + 1) * config.batch]]
-            loss_d, loss_g = gan_step(g, d, opt_g, opt_d, real, real_label=1.0 - config.label_smoothing)
+            index = order[i * config.batch:(i + 1) * config.batch]
+            loss_d, loss_g = gan_step(g, d, opt_g, opt_d, data.images[index], real_label=1.0 - config.label_smoothing,
+                                      labels=data.labels[index] if classes else None)
             rows.append({"epoch": epoch + 1, "step": epoch * steps_per_epoch + i + 1, "loss_d": round(loss_d, 6),
                          "loss_g": round(loss_g, 6)})
         epoch += 1
@@ -243,7 +251,7 @@ def train_dcgan(run: Path, config: GANConfig, resume: bool = False, overwrite: b
         if epoch % config.sample_every == 0 or epoch == config.epochs:
             g.eval()
             with torch.no_grad():
-                pictures.save_grid(g(fixed_z), run / "samples" / f"epoch_{epoch:03d}.png")
+                pictures.save_grid(g(fixed_z, fixed_y), run / "samples" / f"epoch_{epoch:03d}.png")
         save_state(run / "checkpoint.safetensors", {
             "generator": g.state_dict(), "discriminator": d.state_dict(), "opt_g": opt_g.state_dict(),
             "opt_d": opt_d.state_dict(), "rng": _rng_state(data_gen), "epoch": epoch})

@@ -280,16 +280,27 @@ def _eval_loss(objective, items, config, cache) -> float:
 
 def _optimizer(params, config, device, warn):
     if config.use_8bit_adam:
-        if device.type == "cuda":
-            try:
-                import bitsandbytes as bnb
-
-                return bnb.optim.AdamW8bit(params, lr=config.lr)
-            except ImportError:
-                warn("--use-8bit-adam needs bitsandbytes (pip install bitsandbytes); using AdamW")
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            warn("--use-8bit-adam needs bitsandbytes (pip install bitsandbytes); using AdamW")
         else:
-            warn("--use-8bit-adam needs a CUDA GPU; using AdamW")
+            if _runs_8bit_adam(bnb, device):
+                return bnb.optim.AdamW8bit(params, lr=config.lr, weight_decay=1e-2)
+            warn(f"this bitsandbytes has no 8-bit AdamW for {device.type} (CUDA always has one); using AdamW")
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
+
+
+def _runs_8bit_adam(bnb, device) -> bool:
+    """One step on a throwaway tensor: bitsandbytes' CPU and other non-CUDA backends vary by version,
+    and a missing kernel should cost a warning at the start, not a crash at the first step."""
+    probe = torch.nn.Parameter(torch.zeros(4096, device=device))
+    probe.grad = torch.ones_like(probe)
+    try:
+        bnb.optim.AdamW8bit([probe]).step()
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return False
+    return True
 
 
 def _tensorboard(out: Path):
