@@ -102,13 +102,9 @@ class PipelineFactory:
 
 def _quiet_libraries() -> None:
     """genimg draws its own progress; the libraries' per-file bars and notices would interleave."""
-    import logging
-
     import diffusers
     import transformers
 
-    # peft imports bitsandbytes when it is installed, which on some CPUs logs that an optional kernel is missing
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     diffusers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

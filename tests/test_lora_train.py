@@ -93,7 +93,8 @@ def test_8bit_adam_trains_and_resumes_exactly(tmp_path, tiny_models, photos):
     b = load_file(str(tmp_path / "parts" / "pytorch_lora_weights.safetensors"))
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6), key
-    assert a.keys() and all(torch.isfinite(v).all() for v in a.values())
+    ups = [v for k, v in a.items() if k.endswith("lora.up.weight")]  # zeros until the optimizer moves them
+    assert ups and all(torch.isfinite(v).all() and v.abs().max() > 0 for v in ups)
 
 
 def test_kohya_export_gives_the_same_images_as_the_diffusers_layout(cli, tmp_path, tiny_models, photos):

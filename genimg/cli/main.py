@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if not debug:
+        # peft imports bitsandbytes when it is installed, and on some CPUs that logs a missing optional kernel
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     command = next((a for a in args if not a.startswith("-")), None)
     command = command if command in names else None

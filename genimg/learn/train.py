@@ -77,8 +77,8 @@ def prepare_run(run: Path, config, resume: bool, overwrite: bool):
     from genimg.learn.datasets import LABELLED
 
     if config.conditional and config.dataset not in LABELLED:
-        raise UsageError(f"dataset {config.dataset} has no labels; train it without --conditional "
-                         f"(the labelled ones: {', '.join(LABELLED)})")
+        raise UsageError(f"dataset {config.dataset} has no labels; pass --unconditional, or use a labelled one "
+                         f"({', '.join(LABELLED)})")
 
     config_file = run / "config.json"
     if resume:
