@@ -211,6 +211,7 @@ def test_aspect_ratio_buckets_keep_the_shape():
     ("photos", ("--resolution", "60"), ("--resolution 60", "multiple of 8")),
     ("photos", (), ("--max-steps",)),
     ("photos", ("--quantize", "fp8"), ("--quantize must be none, nf4 or int8",)),
+    ("photos", ("--prior-weight", "-1"), ("--prior-weight must be 0 or more",)),
     pytest.param("photos", ("--quantize", "nf4"), ("needs a CUDA GPU",),
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU trains quantized")),
 ])
@@ -301,3 +302,119 @@ def test_two_processes_train_what_one_process_with_twice_the_batch_trains(tmp_pa
     assert a.keys() == b.keys()
     for key in a:  # an all-reduce sums in another order than a batch: equal to float rounding
         assert torch.allclose(a[key], b[key], atol=1e-4), key
+
+
+def _config(photos, tiny_models, out, **kw):
+    from genimg.train.config import LoraTrainConfig
+
+    settings = dict(dataset=str(photos), model=str(tiny_models["sd"]), output=str(out), resolution=64, rank=4, alpha=4,
+                    lr=5e-3, max_steps=4, checkpoint_every=100, center_crop=True)
+    return LoraTrainConfig(**{**settings, **kw})
+
+
+def _weights(out):
+    return load_file(str(out / "pytorch_lora_weights.safetensors"))
+
+
+def _same_weights(a, b, atol):
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
+
+
+def test_gradient_accumulation_trains_what_a_larger_batch_trains(tmp_path, tiny_models, photos):
+    from genimg.train.loop import train_lora
+
+    train_lora(_config(photos, tiny_models, tmp_path / "accum", batch_size=1, grad_accum=2))
+    train_lora(_config(photos, tiny_models, tmp_path / "batch", batch_size=2, grad_accum=1))
+    assert (tmp_path / "accum" / "loss.csv").read_text() == (tmp_path / "batch" / "loss.csv").read_text()
+    # two backward passes sum in another order than one batch; Adam's normalised steps carry that rounding
+    assert _same_weights(_weights(tmp_path / "accum"), _weights(tmp_path / "batch"), atol=1e-4)
+
+
+def test_gradient_checkpointing_changes_memory_not_the_result(tmp_path, tiny_models, photos):
+    from genimg.train.loop import train_lora
+
+    train_lora(_config(photos, tiny_models, tmp_path / "plain"))
+    train_lora(_config(photos, tiny_models, tmp_path / "ckpt", gradient_checkpointing=True))
+    assert _same_weights(_weights(tmp_path / "plain"), _weights(tmp_path / "ckpt"), atol=1e-5)
+
+
+def test_epochs_repeats_and_batch_set_the_step_count(tmp_path, tiny_models, photos):
+    from genimg.train.loop import train_lora
+
+    # 3 images x 2 repeats = 6 samples an epoch; batch 2 -> 3 steps an epoch; 2 epochs -> 6 steps
+    record = train_lora(_config(photos, tiny_models, tmp_path / "run", max_steps=None, epochs=2, repeats=2, batch_size=2))
+    rows = (tmp_path / "run" / "loss.csv").read_text().splitlines()[1:]
+    assert record["steps"] == 6 and [r.split(",")[1] for r in rows] == ["1"] * 3 + ["2"] * 3
+
+
+def test_ema_keeps_a_running_average_of_the_lora(tmp_path, tiny_models, photos):
+    from genimg.learn.checkpoint import load_state
+    from genimg.train.loop import train_lora
+
+    train_lora(_config(photos, tiny_models, tmp_path / "ema", ema_decay=0.5, checkpoint_every=1, keep_checkpoints=10))
+    train_lora(_config(photos, tiny_models, tmp_path / "raw"))
+    states = [load_state(p) for p in sorted((tmp_path / "ema" / "checkpoints").glob("step-*.safetensors"))]
+    for before, after in zip(states, states[1:]):  # ema_k = d·ema_(k-1) + (1 - d)·lora_k
+        for name, value in after["ema"].items():
+            assert torch.allclose(value, 0.5 * before["ema"][name] + 0.5 * after["lora"][name], atol=1e-6), name
+    assert not _same_weights(_weights(tmp_path / "ema"), _weights(tmp_path / "raw"), atol=1e-6)
+
+
+def test_validation_prompts_are_rendered_to_samples(cli, tmp_path, tiny_models, photos):
+    _train(cli, photos, tiny_models["sd"], tmp_path / "run", "--max-steps", "4", "--validation-prompt", "a photo of coffee",
+           "--validation-every", "2", "--validation-steps", "2")
+    names = sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png"))
+    assert names == ["step-000002-0.png", "step-000004-0.png"]
+    with Image.open(tmp_path / "run" / "samples" / names[0]) as image:
+        assert image.size == (64, 64)
+
+
+def test_class_images_take_part_with_their_prior_weight(tmp_path, tiny_models, photos, cli):
+    from genimg.train.loop import train_lora
+
+    classes = tmp_path / "class"
+    classes.mkdir()
+    for i, colour in enumerate(("red", "green")):
+        Image.new("RGB", (96, 96), colour).save(classes / f"{i}.png")
+    common = dict(caption="a photo of sks", class_prompt="a photo", class_images=str(classes), max_steps=6)
+    train_lora(_config(photos, tiny_models, tmp_path / "with", **common))
+    train_lora(_config(photos, tiny_models, tmp_path / "without", **common, prior_weight=0.0))
+    assert not _same_weights(_weights(tmp_path / "with"), _weights(tmp_path / "without"), atol=1e-6)
+    result = cli("lora-train", photos, "--model", tiny_models["sd"], "-o", tmp_path / "x", "--max-steps", "1",
+                 "--class-images", classes)
+    assert result.code == 2 and "--class-prompt" in result.err
+
+
+def test_captions_get_the_trigger_word_shuffled_tags_and_dropout():
+    import random
+
+    from genimg.train.dataset import Example, caption_for
+
+    tagged = Example(None, "a dog, red collar, grass, sunny", 1, False)
+    shuffled = {caption_for(tagged, "", True, 0.0, random.Random(i)) for i in range(20)}
+    assert len(shuffled) > 1 and all(c.startswith("a dog, ") for c in shuffled)  # the first tag stays first
+    assert caption_for(tagged, "sks", False, 0.0, random.Random(0)) == "sks, a dog, red collar, grass, sunny"
+    assert caption_for(Example(None, "a dog", 1, True), "sks", False, 0.0, random.Random(0)) == "a dog"  # class images
+    dropped = [caption_for(tagged, "sks", False, 0.5, random.Random(i)) for i in range(200)]
+    assert 60 < dropped.count("") < 140
+
+
+def test_min_snr_weights_each_timestep_by_min_snr_gamma_over_snr(tmp_path, tiny_models, photos):
+    from genimg.train.loop import train_lora
+
+    train_lora(_config(photos, tiny_models, tmp_path / "snr", min_snr_gamma=1.0, max_steps=2))
+    train_lora(_config(photos, tiny_models, tmp_path / "flat", min_snr_gamma=None, max_steps=2))
+    first = [float((tmp_path / r / "loss.csv").read_text().splitlines()[1].split(",")[2]) for r in ("snr", "flat")]
+    # same noise and timesteps; min(SNR, 1)/SNR <= 1 only ever shrinks a sample's loss
+    assert first[0] < first[1]
+
+
+def test_the_config_template_names_every_setting_and_loads(tmp_path):
+    import re
+
+    from genimg.train.config import FIELD_NAMES, TEMPLATE, load_config_file
+
+    named = set(re.findall(r"^#? ?(\w+) = ", TEMPLATE, flags=re.M))
+    assert named == FIELD_NAMES
+    (tmp_path / "train.toml").write_text(TEMPLATE)
+    assert set(load_config_file(tmp_path / "train.toml")) <= FIELD_NAMES

@@ -96,6 +96,8 @@ class LoraTrainConfig:
             raise UsageError("--caption-dropout must be between 0 and 1")
         if self.repeats < 1:
             raise UsageError("--repeats must be at least 1")
+        if self.prior_weight < 0:
+            raise UsageError(f"--prior-weight must be 0 or more (got {self.prior_weight})")
 
 
 FIELD_NAMES = {f.name for f in fields(LoraTrainConfig)}
@@ -120,24 +122,32 @@ TEMPLATE = '''# genimg lora-train configuration. Flags on the command line overr
 dataset = "my-images"          # folder: images + same-name .txt/.caption, kohya N_name folders, or metadata.jsonl
 model = "sd15"                 # alias, hub id, diffusers folder or .safetensors
 output = "my-lora"             # gets pytorch_lora_weights.safetensors, checkpoints/, samples/, loss.csv/png
+# model_config = "sd15-config" # for a single .safetensors file: a diffusers config folder to build it with
+allow_pickle = false           # true lets --model load a pickle checkpoint (.ckpt/.bin/.pt); only ones you trust
 
 # caption = "a photo of sks dog"   # one caption for all images (DreamBooth style)
+# class_images = "dogs"        # prior preservation: a folder of class images ...
+# class_prompt = "a photo of a dog"   # ... and their caption
+prior_weight = 1.0             # weight of the class images' loss
 caption_prefix = ""            # trigger word put before every caption
 repeats = 1                    # times each image is seen per epoch (kohya folders set their own)
 shuffle_captions = false       # shuffle comma-separated tags, keeping the first
 caption_dropout = 0.0          # share of steps trained on an empty caption
 # resolution = 512             # default: 512 SD1.x, 1024 SDXL and FLUX
 center_crop = false            # false: aspect-ratio buckets
+strict = false                 # true: stop on an unreadable image instead of skipping it
 
 # rank = 16                    # default: 32 SD1.x, 16 SDXL and FLUX
 # alpha = 16                   # default: 16
 dropout = 0.0
+# target_modules = ["to_q", "to_k", "to_v", "to_out.0"]   # default: the attention projections of the family
 train_text_encoder = false     # SD1.x/SDXL only
 
 # lr = 1e-4
 lr_scheduler = "constant_with_warmup"   # constant, linear, cosine, cosine_with_restarts, polynomial, ...
 warmup_steps = 0
-max_steps = 1000               # or epochs = 10
+max_steps = 1000               # or, instead, epochs:
+# epochs = 10
 batch_size = 1
 grad_accum = 1
 gradient_checkpointing = false
@@ -147,11 +157,14 @@ quantize = "none"              # nf4 or int8: train on a bitsandbytes-quantized 
 noise_offset = 0.0
 min_snr_gamma = 5.0
 # ema_decay = 0.999
+max_grad_norm = 1.0            # gradient clipping (0: none)
+flux_guidance = 1.0            # FLUX: the guidance input during training
 seed = 0
 
 checkpoint_every = 500
 keep_checkpoints = 3
 validation_prompts = []
 validation_every = 0           # steps between sample images (0: none)
+validation_steps = 20          # sampling steps of each sample image
 save_format = "diffusers"      # or "kohya" (lora_unet_... keys for A1111 / ComfyUI)
 '''
