@@ -222,8 +222,9 @@ def train_dcgan(run: Path, config: GANConfig, resume: bool = False, overwrite: b
     d.apply(init_weights)
     opt_g, opt_d = optimizers(g, d, config.lr, config.beta1)
     data_gen = torch.Generator().manual_seed(config.seed)
-    fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(1))
-    fixed_y = torch.arange(64) % classes if classes else None  # a column per class in the grids
+    # the same noise every epoch, so the grids show one sample changing; a conditional run draws a row per class
+    fixed_z = torch.randn(8 * (classes or 8), config.z_dim, generator=torch.Generator().manual_seed(1))
+    fixed_y = torch.arange(classes).repeat_interleave(8) if classes else None
     epoch = 0
     if resume:
         state = load_state(run / "checkpoint.safetensors")
