@@ -79,7 +79,11 @@ def save_full_size(family: str, folder: Path) -> Path:
     work = folder.parent / f".{folder.name}-build"
     torch.manual_seed(0)
     pipe = build(family, work)
+    verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # its notice on casting a whole model to fp16 concerns inference, not a file
-    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    try:
+        pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    finally:
+        logging.set_verbosity(verbosity)
     shutil.rmtree(work, ignore_errors=True)
     return folder
