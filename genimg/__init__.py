@@ -9,7 +9,7 @@ Heavy libraries (torch, diffusers) load only when a generation runs, so importin
 __version__ = "0.1.0"
 
 from genimg.errors import GenimgError, RunFailure, UsageError
-from genimg.spec import GenerationSpec
+from genimg.spec import ControlSpec, GenerationSpec, LoraSpec, MaskSpec, OutpaintSpec
 
 
 def generate(spec, factory=None, progress=None):
@@ -26,4 +26,33 @@ def txt2img(prompt: str, output=None, overwrite: bool = False, **settings):
     return [path for path, _ in generate_files(GenerationSpec(prompt=prompt, **settings), output, overwrite)]
 
 
-__all__ = ["GenerationSpec", "GenimgError", "RunFailure", "UsageError", "generate", "txt2img", "__version__"]
+def plan(spec, output=None, overwrite: bool = False):
+    """Resolve a spec into a frozen plan (model, preset, seeds, paths) without loading weights."""
+    from genimg.generation import plan as _plan
+
+    return _plan(spec, output, overwrite)
+
+
+def run(plan, factory=None, progress=None):
+    """Run a plan; yields each image as it is finished."""
+    from genimg.generation import run as _run
+
+    return _run(plan, factory, progress)
+
+
+def run_batch(file, output="outputs", **options):
+    """The twin of ``genimg batch``: see :func:`genimg.batch.plan.run_file`."""
+    from genimg.batch.plan import run_file
+
+    return run_file(file, output, **options)
+
+
+def train_lora(config, resume=None, overwrite: bool = False, progress=None):
+    """The twin of ``genimg lora-train``: train with a :class:`genimg.train.config.LoraTrainConfig`."""
+    from genimg.train.loop import train_lora as _train_lora
+
+    return _train_lora(config, resume, overwrite, progress)
+
+
+__all__ = ["ControlSpec", "GenerationSpec", "GenimgError", "LoraSpec", "MaskSpec", "OutpaintSpec", "RunFailure",
+           "UsageError", "generate", "plan", "run", "run_batch", "train_lora", "txt2img", "__version__"]

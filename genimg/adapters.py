@@ -1,51 +1,110 @@
 """LoRAs on generation pipelines: ``--lora PATH[:WEIGHT]``, repeatable, diffusers or kohya layout.
 
-diffusers' ``load_lora_weights`` reads both layouts (and converts kohya's ``lora_unet_…`` keys); the
-pipeline's components are shared between tasks, so which LoRAs are loaded is tracked per model and
-changed only when a generation asks for others.
+Before any model is loaded, a LoRA's file is read for what it was made for (its metadata, its key
+names, the width of its cross-attention inputs) and one made for another family is refused in one
+line. diffusers' ``load_lora_weights`` reads both layouts (and converts kohya's ``lora_unet_…``
+keys); the pipeline's components are shared between tasks, so which LoRAs are loaded is tracked per
+model and changed only when a generation asks for others.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from genimg.errors import UsageError
-from genimg.models.checkpoint import PICKLE_SUFFIXES
+from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 FAMILY_HINT = {"sd": "an SD1.x/2.x model", "sdxl": "an SDXL model", "flux": "a FLUX model"}
+# kohya's ss_base_model_version values, by prefix.
+_KOHYA_VERSIONS = (("sdxl", "sdxl"), ("sd_v1", "sd"), ("sd_v2", "sd"), ("flux", "flux"))
 
 
 @dataclass(frozen=True)
 class LoraRef:
-    path: str
+    path: str  # the weights file
     weight: float = 1.0
+    family: str | None = None  # what its file says it was made for, where it says
 
     @property
     def name(self) -> str:
-        return Path(self.path).stem if Path(self.path).is_file() else Path(self.path).name
+        path = Path(self.path)
+        return path.parent.name if path.name == LORA_FILE else path.stem
 
 
-def parse_lora(text: str, allow_pickle: bool = False) -> LoraRef:
-    """``PATH`` or ``PATH:WEIGHT``; a folder must hold ``pytorch_lora_weights.safetensors``."""
-    path, weight = text, 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep and head:
-        try:
-            path, weight = head, float(tail)
-        except ValueError:
-            path = text  # a ':' inside the path itself
-    resolved = Path(path).expanduser()
-    if resolved.is_dir():
-        if not (resolved / LORA_FILE).is_file():
-            raise UsageError(f"LoRA folder {resolved} has no {LORA_FILE}")
-    elif not resolved.is_file():
-        raise UsageError(f"LoRA {path} does not exist (give a .safetensors file or a folder with {LORA_FILE}, "
+def lora_file(path: Path) -> Path:
+    """The weights file of a LoRA given as a file or a diffusers LoRA folder."""
+    return path / LORA_FILE if path.is_dir() else path
+
+
+def check_lora(lora, ref, allow_pickle: bool = False) -> LoraRef:
+    """A :class:`LoraSpec` checked against the model ``ref``: it exists, is not pickle unless allowed,
+    and, where its file tells, was made for the model's family."""
+    path = Path(lora.path).expanduser()
+    if path.is_dir() and not (path / LORA_FILE).is_file():
+        raise UsageError(f"LoRA folder {path} has no {LORA_FILE}")
+    if not path.exists():
+        raise UsageError(f"LoRA {lora.path} does not exist (give a .safetensors file or a folder with {LORA_FILE}, "
                          "optionally with :WEIGHT)")
-    elif resolved.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-        raise UsageError(f"LoRA {resolved.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
-    return LoraRef(str(resolved.resolve()), weight)
+    weights = lora_file(path).resolve()
+    if weights.suffix.lower() in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise UsageError(f"LoRA {weights.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
+        return LoraRef(str(weights), lora.weight)
+    family = lora_family(weights, model_cross_dim(ref))
+    if family and family != ref.family:
+        raise UsageError(f"LoRA {LoraRef(str(weights)).name} was made for {FAMILY_HINT[family]}, not for "
+                         f"{ref.name} ({FAMILY_HINT.get(ref.family, ref.family)}); use a LoRA trained on the same family")
+    return LoraRef(str(weights), lora.weight, family)
+
+
+def lora_family(path: Path, cross_dim: int | None = None) -> str | None:
+    """The family a LoRA file was made for, from its metadata, its key names, or (SD against SDXL) the
+    width of its cross-attention inputs compared with the model's; None where nothing tells."""
+    header = safetensors_header(path)
+    meta = header.get("__metadata__") or {}
+    if meta.get("base_family") in FAMILY_HINT:
+        return meta["base_family"]
+    version = str(meta.get("ss_base_model_version", ""))
+    for prefix, family in _KOHYA_VERSIONS:
+        if version.startswith(prefix):
+            return family
+    keys = [k for k in header if k != "__metadata__"]
+    if any(k.startswith(("transformer.", "lora_unet_double_blocks", "lora_unet_single_blocks")) for k in keys):
+        return "flux"
+    if any(k.startswith(("text_encoder_2.", "lora_te2_")) or "lora_unet_input_blocks" in k for k in keys):
+        return "sdxl"
+    if cross_dim:
+        for key, info in header.items():
+            if ("attn2.to_k" in key or "attn2_to_k" in key) and any(m in key for m in ("lora_A", "lora_down", "lora.down")):
+                if info["shape"][-1] != cross_dim:
+                    return "sdxl" if info["shape"][-1] > cross_dim else "sd"
+                break
+    return None
+
+
+def model_cross_dim(ref) -> int | None:
+    """The UNet's cross-attention width from a model folder's config (no weights read)."""
+    if ref.kind == "folder" or ref.kind == "hub":
+        config = _config_path(ref)
+        if config is not None and config.is_file():
+            dim = json.loads(config.read_text()).get("cross_attention_dim")
+            return dim if isinstance(dim, int) else None
+    return None
+
+
+def _config_path(ref) -> Path | None:
+    if ref.kind == "folder":
+        return Path(ref.location) / "unet" / "config.json"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(ref.location, "unet/config.json")
+        return Path(found) if isinstance(found, str) else None
+    except Exception:  # noqa: BLE001 - the check is a courtesy; loading reports the real problem
+        return None
 
 
 def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...]) -> None:
@@ -59,13 +118,15 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...]) -> None:
             try:
                 pipe.load_lora_weights(lora.path, adapter_name=f"lora{i}")
                 reason = None
-            except (ValueError, KeyError, OSError) as e:
-                reason = str(e).splitlines()[0]
+            except Exception as e:  # noqa: BLE001 - size mismatches, bad keys, broken files: all one line
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             # diffusers only warns when no key matches the model: a LoRA for another family loads nothing.
             present = {name for names in pipe.get_list_adapters().values() for name in names}
             if reason or f"lora{i}" not in present:
                 pipe.unload_lora_weights()
-                raise UsageError(f"cannot load LoRA {lora.name} into {loaded.ref.name} ({FAMILY_HINT.get(loaded.ref.family)}): "
+                made_for = f", made for {FAMILY_HINT[lora.family]}" if lora.family else ""
+                raise UsageError(f"cannot load LoRA {lora.name}{made_for} into {loaded.ref.name} "
+                                 f"({FAMILY_HINT.get(loaded.ref.family)}): "
                                  f"{reason or 'none of its weights match this model'}; is it for another model family?")
         loaded.lora_paths = wanted
     if loras:

@@ -33,9 +33,17 @@ def load_toml(path: Path) -> dict:
 
 
 def read_toml(path: Path) -> dict:
-    """Parse a TOML file the user gave (not cached: the user may edit it between calls)."""
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    """Parse a TOML file the user gave (not cached: the user may edit it between calls); a file that is
+    not valid TOML is a one-line error naming the file and the line."""
+    from genimg.errors import UsageError
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path} is not valid TOML: {e}; fix or remove the file") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
 
 
 TOMLDecodeError = tomllib.TOMLDecodeError

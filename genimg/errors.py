@@ -34,6 +34,12 @@ class RunFailure(GenimgError):
     exit_code = RUNTIME
 
 
+class Interrupted(GenimgError):
+    """Ctrl-C: the message says what was finished and what was not."""
+
+    exit_code = 130
+
+
 def did_you_mean(name: str, choices) -> str:
     """A ' (did you mean X?)' hint, or '' when nothing is close."""
     import difflib

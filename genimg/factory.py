@@ -13,29 +13,57 @@ from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef
 from genimg.presets import Preset
 
-PIPELINE_CLASSES = {
-    ("sd", "txt2img"): "StableDiffusionPipeline",
-    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
-    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
-    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
-    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
-    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
-    ("flux", "txt2img"): "FluxPipeline",
-    ("flux", "img2img"): "FluxImg2ImgPipeline",
-    ("flux", "inpaint"): "FluxInpaintPipeline",
-    ("sd", "controlnet"): "StableDiffusionControlNetPipeline",
-    ("sdxl", "controlnet"): "StableDiffusionXLControlNetPipeline",
-    ("flux", "controlnet"): "FluxControlNetPipeline",
+@dataclass(frozen=True)
+class PipelineEntry:
+    """A diffusers pipeline class and the task arguments it takes (each pipeline names them its own way)."""
+
+    class_name: str
+    sized: bool = True  # takes width/height (SD/SDXL img2img take the input image's size instead)
+    control_arg: str = "control_image"  # where the control maps go (SD/SDXL txt2img ControlNet: `image`)
+    mask_crop: bool = False  # takes padding_mask_crop ("only masked area")
+
+
+# Keyed by (family, task, modifier): modifier None, "controlnet" (one or more ControlNets steer the
+# task, as diffusers' auto_pipeline pairs them), or "fill" (a dedicated inpainting model).
+PIPELINES = {
+    ("sd", "txt2img", None): PipelineEntry("StableDiffusionPipeline"),
+    ("sd", "img2img", None): PipelineEntry("StableDiffusionImg2ImgPipeline", sized=False),
+    ("sd", "inpaint", None): PipelineEntry("StableDiffusionInpaintPipeline", mask_crop=True),
+    ("sd", "txt2img", "controlnet"): PipelineEntry("StableDiffusionControlNetPipeline", control_arg="image"),
+    ("sd", "img2img", "controlnet"): PipelineEntry("StableDiffusionControlNetImg2ImgPipeline"),
+    ("sd", "inpaint", "controlnet"): PipelineEntry("StableDiffusionControlNetInpaintPipeline", mask_crop=True),
+    ("sdxl", "txt2img", None): PipelineEntry("StableDiffusionXLPipeline"),
+    ("sdxl", "img2img", None): PipelineEntry("StableDiffusionXLImg2ImgPipeline", sized=False),
+    ("sdxl", "inpaint", None): PipelineEntry("StableDiffusionXLInpaintPipeline", mask_crop=True),
+    ("sdxl", "txt2img", "controlnet"): PipelineEntry("StableDiffusionXLControlNetPipeline", control_arg="image"),
+    ("sdxl", "img2img", "controlnet"): PipelineEntry("StableDiffusionXLControlNetImg2ImgPipeline"),
+    ("sdxl", "inpaint", "controlnet"): PipelineEntry("StableDiffusionXLControlNetInpaintPipeline", mask_crop=True),
+    ("flux", "txt2img", None): PipelineEntry("FluxPipeline"),
+    ("flux", "img2img", None): PipelineEntry("FluxImg2ImgPipeline"),
+    ("flux", "inpaint", None): PipelineEntry("FluxInpaintPipeline", mask_crop=True),
+    ("flux", "txt2img", "controlnet"): PipelineEntry("FluxControlNetPipeline"),
+    ("flux", "img2img", "controlnet"): PipelineEntry("FluxControlNetImg2ImgPipeline"),
+    ("flux", "inpaint", "controlnet"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
     # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
-    ("flux", "inpaint", "inpaint"): "FluxFillPipeline",
+    ("flux", "inpaint", "fill"): PipelineEntry("FluxFillPipeline"),
 }
 
-
 CONTROLNET_CLASSES = {"sd": "ControlNetModel", "sdxl": "ControlNetModel", "flux": "FluxControlNetModel"}
+MULTI_CONTROLNET_CLASSES = {"sd": "MultiControlNetModel", "sdxl": "MultiControlNetModel", "flux": "FluxMultiControlNetModel"}
 
 
-def pipeline_class_name(family: str, task: str, variant: str | None = None) -> str:
-    return PIPELINE_CLASSES.get((family, task, variant)) or PIPELINE_CLASSES[(family, task)]
+def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False) -> PipelineEntry:
+    """The pipeline for ``task`` on a ``family`` model; a clear error where diffusers has none."""
+    if variant == "inpaint" and family == "flux":
+        if controlled:
+            raise UsageError("diffusers has no ControlNet pipeline for FLUX Fill models; drop the controls "
+                             "or use a FLUX base model with a ControlNet")
+        return PIPELINES[(family, task, "fill")]
+    modifier = "controlnet" if controlled else None
+    if (family, task, modifier) not in PIPELINES:
+        raise UsageError(f"no {task} pipeline{' with ControlNets' if controlled else ''} for {family} models")
+    return PIPELINES[(family, task, modifier)]
+
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -53,9 +81,10 @@ def torch_dtype(name: str):
 class LoadedModel:
     ref: ModelRef
     preset: Preset
-    pipelines: dict = field(default_factory=dict)  # task -> pipeline, all sharing components
+    pipelines: dict = field(default_factory=dict)  # (task, ControlNet locations) -> pipeline, all sharing components
     scheduler_config: dict | None = None  # the model's own, so sampler choices never stack
     base_task: str = "txt2img"  # the task the model was loaded for; others come from_pipe
+    controlnets: dict = field(default_factory=dict)  # location -> loaded ControlNet
     lora_paths: tuple = ()  # LoRAs loaded into the shared components, in adapter order
 
 
@@ -64,10 +93,11 @@ class PipelineFactory:
 
     def __init__(self):
         self.current: LoadedModel | None = None
+        self.loads = self.released = 0  # how often a model was loaded and let go (for tests and --debug)
 
-    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnet=None) -> tuple:
-        """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing.
-        ``controlnet`` (a :class:`ModelRef`) is needed for the controlnet task; each one loaded is kept."""
+    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnets=()) -> tuple:
+        """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing;
+        ``controlnets`` (:class:`ModelRef` each) steer it. Each ControlNet loaded is kept with the model."""
         import diffusers
 
         if self.current is None or (self.current.ref, self.current.preset) != (ref, preset):
@@ -75,14 +105,23 @@ class PipelineFactory:
             if progress:
                 progress("load", model=ref.name)
             self.current = _load(ref, preset)
+            self.loads += 1
             if progress:
                 progress("loaded", model=ref.name)
         loaded = self.current
-        key = (task, controlnet.location) if controlnet is not None else task
+        key = (task, tuple(c.location for c in controlnets))
         if key not in loaded.pipelines:
-            cls = getattr(diffusers, pipeline_class_name(ref.family, task, ref.variant))
-            extra = {"controlnet": _load_controlnet(controlnet, ref.family, preset, progress)} if controlnet else {}
-            pipe = cls.from_pipe(loaded.pipelines[loaded.base_task], **extra)
+            cls = getattr(diffusers, pipeline_entry(ref.family, task, ref.variant, bool(controlnets)).class_name)
+            extra = {}
+            if controlnets:
+                nets = []
+                for cn in controlnets:
+                    if cn.location not in loaded.controlnets:
+                        loaded.controlnets[cn.location] = _load_controlnet(cn, ref.family, preset, progress)
+                    nets.append(loaded.controlnets[cn.location])
+                multi = getattr(diffusers, MULTI_CONTROLNET_CLASSES[ref.family])
+                extra["controlnet"] = nets[0] if len(nets) == 1 else multi(nets)
+            pipe = cls.from_pipe(loaded.pipelines[(loaded.base_task, ())], **extra)
             pipe.set_progress_bar_config(disable=True)
             loaded.pipelines[key] = pipe
         return loaded.pipelines[key], loaded
@@ -91,6 +130,7 @@ class PipelineFactory:
         if self.current is None:
             return
         self.current = None
+        self.released += 1
         import gc
 
         import torch
@@ -117,7 +157,7 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
     _quiet_libraries()
 
     base_task = "inpaint" if ref.variant == "inpaint" else "txt2img"
-    cls = getattr(diffusers, pipeline_class_name(ref.family, base_task, ref.variant))
+    cls = getattr(diffusers, pipeline_entry(ref.family, base_task, ref.variant).class_name)
     kwargs = {"dtype": torch_dtype(preset.dtype)}
     if ref.family == "sd":
         # Like A1111 and ComfyUI, genimg runs without the SD1.x NSFW classifier (a 1.2 GB extra model).
@@ -132,7 +172,7 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
     except (OSError, ValueError) as e:
         raise _load_error(ref, e) from e
     apply_preset(pipe, preset)
-    return LoadedModel(ref, preset, {base_task: pipe}, dict(pipe.scheduler.config), base_task)
+    return LoadedModel(ref, preset, {(base_task, ()): pipe}, dict(pipe.scheduler.config), base_task)
 
 
 def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
@@ -158,6 +198,10 @@ def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
 
 def _load_error(ref: ModelRef, e: Exception) -> Exception:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if ref.kind == "single_file" and ref.location.endswith(".safetensors") or _has_safetensors(ref):
+        if "header" in text.lower() or "deserializ" in text.lower() or "safetensor" in text.lower():
+            return UsageError(f"{ref.name}: its .safetensors weights cannot be read ({text}); the file is damaged "
+                              "or incomplete: download it again")
     if "safetensors" in text and not ref.allow_pickle:
         return UsageError(f"{ref.name} has no .safetensors weights, only pickle files; convert them, "
                           "or pass --allow-pickle if you trust the source")
@@ -170,6 +214,12 @@ def _load_error(ref: ModelRef, e: Exception) -> Exception:
         return UsageError(f"could not load {ref.location} from the Hugging Face cache ({constants.HF_HUB_CACHE}): {text}; "
                           f"download it with `hf download {ref.location}` where there is network, or pass a local folder")
     return RunFailure(f"could not load {ref.location}: {text}")
+
+
+def _has_safetensors(ref: ModelRef) -> bool:
+    from pathlib import Path
+
+    return ref.kind == "folder" and any(Path(ref.location).rglob("*.safetensors"))
 
 
 def _quantization_config(family: str, preset: Preset):

@@ -1,66 +1,83 @@
-"""Run a :class:`GenerationSpec`: resolve it against the model and preset, then denoise.
+"""Plan a :class:`GenerationSpec`, then run the plan.
 
-``prepare`` does every check that needs no weights (so bad input fails before a slow load) and
-fixes the seeds; ``run`` yields images batch by batch as they finish. Image *i* of a run uses seed
-``seed + i`` with its own CPU generator, so any image can be reproduced alone.
+``plan`` does everything that needs no weights — resolves the model, fills in the family's and
+preset's defaults, reads and checks the input images, masks, control maps and LoRAs, fixes each
+image's seed, prompt and output path — and returns a frozen :class:`Plan`, so bad input fails before
+a slow load and nothing changes between planning and running. ``run`` yields the images batch by
+batch as they finish. Image *i* of a run uses seed ``seed + i`` with its own CPU generator, so any
+image can be reproduced alone.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
-from genimg.adapters import apply_loras, parse_lora
+from genimg.adapters import LoraRef, apply_loras, check_lora
 from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.spec import DEFAULT_STRENGTH, GenerationSpec
-from genimg.tasks import TaskInputs, read_inputs
+from genimg.tasks import ControlInput, TaskInputs, control_size, read_controls, read_inputs
 
 Progress = Callable[..., None]
 
 
-@dataclass
-class Job:
-    """A spec with every default filled in from the model family and the preset, its inputs read."""
+@dataclass(frozen=True)
+class PlannedImage:
+    index: int
+    seed: int
+    prompt: str
+    negative: str
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A spec with every default filled in from the model family and the preset, its inputs read, and
+    one entry per image. Frozen: what was checked is what runs."""
 
     spec: GenerationSpec
     ref: ModelRef
     preset: Preset
     scheduler: SchedulerSpec
-    seeds: list[int]
-    warnings: list[str] = field(default_factory=list)
+    images: tuple[PlannedImage, ...]
+    warnings: tuple[str, ...] = ()
     inputs: TaskInputs | None = None
-    loras: tuple = ()
-    controlnet: ModelRef | None = None
-    # (prompt, negative) per seed when one call draws several prompts (batch); else the spec's.
-    prompts: list[tuple[str, str]] | None = None
+    controls: tuple[ControlInput, ...] = ()
+    loras: tuple[LoraRef, ...] = ()
 
     @property
-    def denoising_steps(self) -> int:
-        """Steps actually run: img2img and inpaint skip the first (1 − strength) of the schedule."""
-        if self.spec.task in ("txt2img", "controlnet"):
-            return self.spec.steps
-        return int(self.spec.steps * self.spec.strength)
+    def seeds(self) -> list[int]:
+        return [image.seed for image in self.images]
 
 
-@dataclass
+@dataclass(frozen=True)
 class GeneratedImage:
     image: object  # PIL.Image.Image
-    spec: GenerationSpec  # this one image: its own seed, count 1
-    job: Job
+    spec: GenerationSpec  # this one image: its own seed and prompt, count 1
+    plan: Plan
     index: int
     seconds: float
+    steps: int  # denoising steps the pipeline ran (img2img and inpaint skip part of the schedule)
 
     @property
     def seed(self) -> int:
         return self.spec.seed
 
+    @property
+    def path(self) -> Path | None:
+        return self.plan.images[self.index].path
 
-def prepare(spec: GenerationSpec) -> Job:
+
+def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
+         images: Sequence[PlannedImage] | None = None) -> Plan:
+    """Resolve ``spec`` into a :class:`Plan`. With ``output`` (a folder or file template) each image
+    gets its path, checked writable; ``images`` (batch) gives the per-image seeds, prompts and paths."""
     ref = resolve_model(spec.model, config=spec.model_config, allow_pickle=spec.allow_pickle)
     family = get_family(ref.family)
     spec.validate(family.factor)
@@ -68,38 +85,62 @@ def prepare(spec: GenerationSpec) -> Job:
         raise UsageError(f"{ref.name} is an inpainting model; use it with `genimg inpaint` or `genimg outpaint`")
     d = ref.defaults
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
-    warnings = []
+    warnings: list[str] = []
     inputs = read_inputs(spec, family.factor, seed, warnings.append) if spec.task != "txt2img" else None
-    width, height = inputs.size if inputs else (spec.width or d["width"], spec.height or d["height"])
+    if inputs:
+        width, height = inputs.size
+    elif spec.controls:
+        width, height = control_size(spec, family.factor)
+    else:
+        width, height = spec.width or d["width"], spec.height or d["height"]
     resolved = spec.replace(
         model=spec.model or ref.ref,
         width=width,
         height=height,
         steps=spec.steps or d["steps"],
         guidance=d["guidance"] if spec.guidance is None else spec.guidance,
-        scheduler=spec.scheduler or d["scheduler"],
         max_sequence_length=spec.max_sequence_length or d.get("max_sequence_length"),
         seed=seed,
         strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(spec.task),
     )
     resolved.validate(family.factor)
-    scheduler = lookup(resolved.scheduler, ref.family)
-    resolved.scheduler = scheduler.name
+    scheduler = lookup(spec.scheduler or d["scheduler"], ref.family)
+    resolved = resolved.replace(scheduler=scheduler.name)
     preset = _preset_for(spec, ref.family)
-    megapixels = resolved.width * resolved.height / 1e6
+    megapixels = width * height / 1e6
     if preset.max_megapixels and megapixels > preset.max_megapixels and not preset.vae_tiling:
-        raise UsageError(f"{resolved.width}x{resolved.height} ({megapixels:.1f} MP) is more than preset {preset.name} "
+        raise UsageError(f"{width}x{height} ({megapixels:.1f} MP) is more than preset {preset.name} "
                          f"handles ({preset.max_megapixels} MP); use a smaller --width/--height, or --vae-tiling")
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
-    seeds = [seed + i for i in range(spec.count)]
-    loras = tuple(parse_lora(text, spec.allow_pickle) for text in spec.loras)
-    controlnet = None
-    if spec.task == "controlnet":
-        from genimg.models.controlnets import resolve_controlnet
+    entry = _entry(ref, resolved)
+    if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
+        raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
+    loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in spec.loras)
+    controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
+                             warnings.append)
+    if images is None:
+        images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
+        if output is not None:
+            images = _with_paths(images, resolved, ref, output, overwrite)
+    return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras)
 
-        controlnet = resolve_controlnet(spec.controlnet, ref.family, spec.allow_pickle)
-    return Job(resolved, ref, preset, scheduler, seeds, warnings, inputs, loras, controlnet=controlnet)
+
+def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwrite: bool) -> list[PlannedImage]:
+    from dataclasses import replace
+
+    from genimg.output.naming import output_paths
+    from genimg.output.write import check_writable
+
+    paths = output_paths(output, [resolved.replace(seed=im.seed) for im in images], ref.name)
+    check_writable(paths, overwrite)
+    return [replace(im, path=path) for im, path in zip(images, paths)]
+
+
+def _entry(ref: ModelRef, spec: GenerationSpec):
+    from genimg.factory import pipeline_entry
+
+    return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls))
 
 
 def _preset_for(spec: GenerationSpec, family: str) -> Preset:
@@ -118,92 +159,118 @@ def _preset_for(spec: GenerationSpec, family: str) -> Preset:
     return preset
 
 
-def run(job: Job, factory=None, progress: Progress | None = None) -> Iterator[GeneratedImage]:
-    """Generate the job's images, yielding each batch's images as soon as they are decoded."""
+def run(plan: Plan, factory=None, progress: Progress | None = None) -> Iterator[GeneratedImage]:
+    """Generate the plan's images, yielding each batch's images as soon as they are decoded."""
     from genimg.factory import PipelineFactory
 
     factory = factory or PipelineFactory()
-    for message in job.warnings:
+    for message in plan.warnings:
         if progress:
             progress("warning", message=message)
-    pipe, loaded = factory.get(job.ref, job.preset, job.spec.task, progress, job.controlnet)
-    pipe.scheduler = build(job.scheduler, loaded.scheduler_config)
-    apply_loras(pipe, loaded, job.loras)
-    size = job.spec.batch_size
-    for start in range(0, len(job.seeds), size):
-        seeds = job.seeds[start:start + size]
-        prompts = job.prompts[start:start + size] if job.prompts else [(job.spec.prompt, job.spec.negative)] * len(seeds)
+    pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress,
+                               tuple(c.controlnet for c in plan.controls))
+    pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
+    apply_loras(pipe, loaded, plan.loras)
+    size = plan.spec.batch_size
+    for start in range(0, len(plan.images), size):
+        batch = plan.images[start:start + size]
         began = time.perf_counter()
-        images = _denoise(pipe, job, seeds, prompts, progress)
-        seconds = (time.perf_counter() - began) / len(seeds)
-        for offset, (seed, (prompt, negative), image) in enumerate(zip(seeds, prompts, images)):
-            spec = job.spec.replace(seed=seed, count=1, batch_size=1, prompt=prompt, negative=negative)
+        images, steps = _denoise(pipe, plan, batch, progress)
+        seconds = (time.perf_counter() - began) / len(batch)
+        for planned, image in zip(batch, images):
+            spec = plan.spec.replace(seed=planned.seed, count=1, batch_size=1, prompt=planned.prompt,
+                                     negative=planned.negative)
             if progress:
-                progress("image", done=start + offset + 1, total=len(job.seeds))
-            yield GeneratedImage(image, spec, job, start + offset, seconds)
+                progress("image", done=planned.index + 1, total=len(plan.images))
+            yield GeneratedImage(image, spec, plan, planned.index, seconds, steps)
 
 
 def generate(spec: GenerationSpec, factory=None, progress: Progress | None = None) -> list[GeneratedImage]:
     """Python API twin of ``genimg txt2img``: the images of ``spec``, in memory."""
-    return list(run(prepare(spec), factory, progress))
+    return list(run(plan(spec), factory, progress))
 
 
-def _denoise(pipe, job: Job, seeds: list[int], prompts: list[tuple[str, str]], progress: Progress | None) -> list:
+def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
+    """Exactly the arguments this plan's pipeline takes: the common ones, the family's, the task's and
+    the controls'. Nothing is filtered afterwards, so an argument a pipeline lacks is an error, not a
+    silently ignored setting."""
+    import torch
+
+    from genimg.models.families import FAMILIES
+
+    spec = plan.spec
+    entry = _entry(plan.ref, spec)
+    kwargs = dict(
+        prompt=[im.prompt for im in batch],
+        num_inference_steps=spec.steps,
+        guidance_scale=spec.guidance,
+        generator=[torch.Generator("cpu").manual_seed(im.seed) for im in batch],
+        output_type="np",
+    )
+    family = FAMILIES[plan.ref.family]
+    if family.negative_prompt:
+        kwargs["negative_prompt"] = [im.negative for im in batch]
+    if "max_sequence_length" in family.pipeline_arguments and spec.max_sequence_length:
+        kwargs["max_sequence_length"] = spec.max_sequence_length
+    if entry.sized:
+        kwargs.update(width=spec.width, height=spec.height)
+    if plan.inputs is not None:
+        kwargs.update(image=plan.inputs.image, strength=spec.strength)
+        if plan.inputs.mask is not None:
+            kwargs["mask_image"] = plan.inputs.mask
+            if plan.inputs.mask_padding is not None:
+                # diffusers' own "only masked area": crop around the mask, inpaint at full size, paste back.
+                kwargs.update(padding_mask_crop=plan.inputs.mask_padding, output_type="pil")
+    if plan.controls:
+        one = len(plan.controls) == 1
+        maps = [c.image for c in plan.controls]
+        kwargs[entry.control_arg] = maps[0] if one else maps
+        for arg, values in (("controlnet_conditioning_scale", [c.spec.scale for c in plan.controls]),
+                            ("control_guidance_start", [c.spec.start for c in plan.controls]),
+                            ("control_guidance_end", [c.spec.end for c in plan.controls])):
+            kwargs[arg] = float(values[0]) if one else [float(v) for v in values]
+    return kwargs
+
+
+def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int]:
     import numpy as np
     import torch
     from PIL import Image
 
-    spec = job.spec
-    if job.inputs is not None and job.denoising_steps == 0:
+    spec = plan.spec
+    if plan.inputs is not None and spec.strength == 0:
         # Strength 0 asks for no change at all: the (resized) input, without a trip through the VAE.
-        return [job.inputs.image.copy() for _ in seeds]
+        return [plan.inputs.image.copy() for _ in batch], 0
+    steps = 0
 
-    def on_step(_pipe, step, _timestep, tensors):
+    def on_step(pipeline, step, _timestep, tensors):
+        nonlocal steps
+        steps = step + 1
         if progress:
-            progress("step", step=step + 1, total=job.denoising_steps)
+            # The pipeline's own count: img2img and inpaint run part of the schedule, rounded per family.
+            progress("step", step=step + 1, total=pipeline.num_timesteps)
         return tensors
 
-    kwargs = dict(
-        prompt=[prompt for prompt, _ in prompts],
-        negative_prompt=[negative for _, negative in prompts],
-        width=spec.width,
-        height=spec.height,
-        num_inference_steps=spec.steps,
-        guidance_scale=spec.guidance,
-        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
-        output_type="np",
-        callback_on_step_end=on_step,
-        max_sequence_length=spec.max_sequence_length,
-    )
-    if job.inputs is not None:
-        kwargs.update(job.inputs.pipeline_kwargs(spec))
-    kwargs = _accepted(pipe, kwargs)
+    kwargs = pipeline_arguments(plan, batch)
     try:
         with torch.inference_mode():
-            images = pipe(**kwargs).images
+            images = pipe(**kwargs, callback_on_step_end=on_step).images
     except torch.cuda.OutOfMemoryError:
-        raise RunFailure(f"out of GPU memory at {spec.width}x{spec.height} with preset {job.preset.name}; "
-                         f"try {_smaller_preset(job.preset)}, a smaller size or --batch-size 1") from None
+        raise RunFailure(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}; "
+                         f"try {_smaller_preset(plan.preset)}, a smaller size or --batch-size 1") from None
+    except (IndexError, RuntimeError, ValueError) as e:
+        if plan.inputs is not None and spec.steps * spec.strength < 1:
+            raise UsageError(f"--strength {spec.strength:g} with {spec.steps} steps leaves no denoising step for "
+                             f"{plan.ref.name}; raise --strength or --steps (strength × steps ≥ 1)") from None
+        raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
-    if not np.isfinite(arrays).all() or arrays.max() <= 0:
-        raise RunFailure(f"the image came out black (NaN in the {job.preset.dtype} VAE decode); "
+    if not np.isfinite(arrays).all():
+        raise RunFailure(f"the image came out black (NaN in the {plan.preset.dtype} VAE decode); "
                          "pass --vae-fp32, or --dtype bf16 / fp32")
     results = [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
-    if job.inputs is not None:
-        results = [job.inputs.finish(im) for im in results]
-    return results
-
-
-# Inputs that only some pipelines take (SD img2img has no width/height, FLUX no negative prompt).
-_OPTIONAL = ("negative_prompt", "width", "height", "max_sequence_length", "padding_mask_crop", "image", "control_image")
-
-
-def _accepted(pipe, kwargs: dict) -> dict:
-    import inspect
-
-    params = inspect.signature(pipe.__call__).parameters
-    return {k: v for k, v in kwargs.items()
-            if not (k in _OPTIONAL and (k not in params or v is None))}
+    if plan.inputs is not None:
+        results = [plan.inputs.finish(im) for im in results]
+    return results, steps
 
 
 def _smaller_preset(preset: Preset) -> str:

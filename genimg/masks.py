@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from genimg.errors import UsageError
 from genimg.inputs import load_image
-
-SIDES = ("left", "right", "top", "bottom")
-
-
-@dataclass(frozen=True)
-class MaskSettings:
-    path: str | None = None
-    from_alpha: bool = False
-    rect: str | None = None  # "x,y,w,h"
-    invert: bool = False
-    blur: int = 4
+from genimg.spec import SIDES, MaskSpec
 
 
-def build_mask(settings: MaskSettings, image, warn=None):
+def build_mask(settings: MaskSpec, image, warn=None):
     """An 'L' mask the size of ``image``; exactly one source must be given."""
     from PIL import Image, ImageDraw
 
@@ -62,13 +50,10 @@ def _match_size(mask, size, warn):
     return mask.resize(size, Image.NEAREST)
 
 
-def _rect(text: str, size) -> tuple[int, int, int, int]:
-    try:
-        x, y, w, h = (int(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--mask-rect takes x,y,w,h in pixels (got {text!r})") from None
+def _rect(rect: tuple[int, int, int, int], size) -> tuple[int, int, int, int]:
+    x, y, w, h = rect
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x >= size[0] or y >= size[1]:
-        raise UsageError(f"--mask-rect {text} lies outside the {size[0]}x{size[1]} image")
+        raise UsageError(f"--mask-rect {x},{y},{w},{h} lies outside the {size[0]}x{size[1]} image")
     return x, y, w, h
 
 
@@ -89,24 +74,12 @@ def composite(original, generated, soft_mask):
     return Image.fromarray((a * (1 - m) + b * m).round().clip(0, 255).astype(np.uint8))
 
 
-def parse_extend(sides: str, pixels: int) -> dict[str, int]:
-    names = [s.strip().lower() for s in sides.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SIDES]
-    if unknown or not names:
-        raise UsageError(f"--extend takes sides from {', '.join(SIDES)} (comma-separated) and a pixel count")
-    if pixels <= 0:
-        raise UsageError(f"--extend needs a positive number of pixels (got {pixels})")
-    return {side: (pixels if side in names else 0) for side in SIDES}
-
-
 def outpaint_canvas(image, extend: dict[str, int], factor: int, fill: str, overlap: int, seed: int):
     """A larger canvas with ``image`` inside it, the new border filled (``edge``: the image's edge pixels
     stretched out; ``noise``: random colours), and the mask of what to paint: the border plus
     ``overlap`` pixels into the image so the seam is repainted too. Grown sides are padded up to the factor."""
     from PIL import Image
 
-    if fill not in ("edge", "noise"):
-        raise UsageError(f"--fill must be edge or noise (got {fill!r})")
     e = dict(extend)
     w, h = image.size
     extra_w = (-(w + e["left"] + e["right"])) % factor

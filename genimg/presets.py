@@ -61,6 +61,8 @@ class Preset:
 
 
 _FIELD_NAMES = {f.name for f in fields(Preset)} - {"name", "family_overrides"}
+_FIELD_TYPES = {f.name: {"bool": bool, "float": (int, float), "str": str}.get(str(f.type)) for f in fields(Preset)}
+_TYPE_WORDS = {bool: "true or false", (int, float): "a number", str: "text"}
 
 
 def _check(name: str, table: dict) -> None:
@@ -69,6 +71,9 @@ def _check(name: str, table: dict) -> None:
             raise UsageError(f"preset {name!r}: unknown field {key!r}{did_you_mean(key, _FIELD_NAMES)}")
         if key in CHOICES and value not in CHOICES[key]:
             raise UsageError(f"preset {name!r}: {key} = {value!r} is not one of {', '.join(CHOICES[key])}")
+        expected = _FIELD_TYPES.get(key)
+        if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
+            raise UsageError(f"preset {name!r}: {key} = {value!r} must be {_TYPE_WORDS[expected]}")
 
 
 def preset_dirs() -> list[Path]:
@@ -81,9 +86,12 @@ def load_presets() -> dict[str, Preset]:
         for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
             table = read_toml(path)
             family = table.pop("family", {})
-            _check(path.stem, table)
-            for fam_table in family.values():
-                _check(path.stem, fam_table)
+            try:
+                _check(path.stem, table)
+                for name, fam_table in family.items():
+                    _check(f"{path.stem}] [family.{name}", fam_table)
+            except UsageError as e:
+                raise UsageError(f"{path}: {e}") from None
             presets[path.stem] = Preset(name=path.stem, family_overrides=family, **table)
     return dict(sorted(presets.items(), key=lambda item: (item[1].device != "cpu", item[1].vram_gb, item[0])))
 
@@ -99,7 +107,19 @@ def get_preset(name: str) -> Preset:
 
 
 def pick_auto(device: str | None = None) -> tuple[Preset, str]:
-    """The preset for this machine and why: the largest GPU tier that fits the free memory."""
+    """The preset for this machine and why: the largest GPU tier that fits the device's total memory.
+    Picked once per process and kept: free memory shrinks as soon as a model is loaded, and a batch
+    must not re-plan its second model for a lower tier part-way through."""
+    key = (device, tuple(str(d) for d in preset_dirs()))
+    if key not in _AUTO:
+        _AUTO[key] = _pick_auto(device)
+    return _AUTO[key]
+
+
+_AUTO: dict = {}
+
+
+def _pick_auto(device: str | None) -> tuple[Preset, str]:
     from genimg.device import detect
 
     info = detect(device)
@@ -111,9 +131,9 @@ def pick_auto(device: str | None = None) -> tuple[Preset, str]:
         base = presets.get("16gb", presets["cpu"])
         return base.with_overrides(device="mps", offload="none", compile="off", quantize="none"), \
             "Apple MPS device (unified memory)"
-    gpu_tiers = [p for p in presets.values() if p.device == "cuda" and p.vram_gb <= info.free_gb + 0.5]
+    gpu_tiers = [p for p in presets.values() if p.device == "cuda" and p.vram_gb <= info.total_gb + 0.5]
     if not gpu_tiers:
         lowest = min((p for p in presets.values() if p.device == "cuda"), key=lambda p: p.vram_gb)
-        return lowest, f"{info.name} has only {info.free_gb:.1f} GB free; using the smallest GPU preset"
+        return lowest, f"{info.name} has only {info.total_gb:.1f} GB; using the smallest GPU preset"
     chosen = max(gpu_tiers, key=lambda p: p.vram_gb)
-    return chosen, f"{info.name} with {info.free_gb:.1f} of {info.total_gb:.1f} GB free"
+    return chosen, f"{info.name} with {info.total_gb:.1f} GB ({info.free_gb:.1f} GB free now)"

@@ -1,18 +1,159 @@
 """The one description of a generation: what the CLI builds from flags, a batch row builds from a
-file, and the PNG metadata serialises. One object, one serialisation, so they cannot drift apart."""
+file, ``--from IMAGE`` builds from a PNG, and the metadata writer serialises.
+
+Every way in goes through :meth:`GenerationSpec.from_dict`: one alias table (the names users know
+from A1111 and other tools), one coercion step (a bad value is a one-line :class:`UsageError` naming
+the field, the value and what is allowed), and composite settings (mask, outpaint, LoRAs, controls)
+parsed once into typed parts. Nothing deeper re-parses text.
+"""
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from genimg.errors import UsageError, did_you_mean
 
-TASKS = ("txt2img", "img2img", "inpaint", "controlnet")
-CONTROL_MODES = ("none", "canny")  # how the input becomes the control map: as it is, or its edges
+TASKS = ("txt2img", "img2img", "inpaint")
+CONTROL_TYPES = ("none", "canny")  # how a control image becomes the map: as it is, or its edges
+RESIZE_MODES = ("fit", "crop", "stretch")
+FILL_MODES = ("edge", "noise")
+SIDES = ("left", "right", "top", "bottom")
 DEFAULT_STRENGTH = {"img2img": 0.75, "inpaint": 1.0}
 
 
-@dataclass
+@dataclass(frozen=True)
+class LoraSpec:
+    path: str
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, value) -> "LoraSpec":
+        """``PATH``, ``PATH:WEIGHT`` or ``{"path", "weight"}``; a ``:`` that belongs to an existing path
+        (or a Windows drive) stays in the path."""
+        from pathlib import Path
+
+        if isinstance(value, LoraSpec):
+            return value
+        if isinstance(value, dict):
+            return _part(cls, value, "lora")
+        text = str(value).strip()
+        head, sep, tail = text.rpartition(":")
+        if not sep or not head or Path(text).expanduser().exists() or _is_drive(head, tail):
+            return cls(text)
+        try:
+            return cls(head, float(tail))
+        except ValueError:
+            if Path(head).expanduser().exists():
+                raise UsageError(f"--lora {text}: the weight {tail!r} is not a number; write PATH:WEIGHT, "
+                                 f"e.g. {head}:0.8") from None
+            return cls(text)
+
+    def text(self) -> str:
+        return self.path if self.weight == 1.0 else f"{self.path}:{self.weight:g}"
+
+
+def _is_drive(head: str, tail: str) -> bool:
+    """``C:\\loras\\x`` on Windows: the colon belongs to the path."""
+    return len(head) == 1 and head.isalpha() and tail.startswith(("\\", "/"))
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """One ControlNet steering a generation: its control image, how that image becomes the map, the
+    ControlNet model, its weight, and the part of the schedule it acts on (A1111's Guidance Start/End)."""
+
+    type: str
+    image: str
+    model: str | None = None
+    scale: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+    @classmethod
+    def parse(cls, value) -> "ControlSpec":
+        """``TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME]`` or a dict with those keys."""
+        if isinstance(value, ControlSpec):
+            return value
+        if isinstance(value, dict):
+            return _part(cls, value, "control")
+        text = str(value)
+        head, *options = text.split(",")
+        kind, sep, image = head.partition("=")
+        if not sep or not image.strip():
+            raise UsageError(f"--control {text!r}: write TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME], "
+                             "e.g. canny=photo.png,scale=0.8")
+        data = {"type": kind.strip(), "image": image.strip()}
+        for option in options:
+            key, sep, val = option.partition("=")
+            if not sep:
+                raise UsageError(f"--control {text!r}: {option!r} is not KEY=VALUE (keys: scale, start, end, model)")
+            data[key.strip()] = val.strip()
+        return _part(cls, data, "control")
+
+    def check(self) -> None:
+        if self.type not in CONTROL_TYPES:
+            raise UsageError(f"unknown control type {self.type!r}{did_you_mean(self.type, CONTROL_TYPES)}; "
+                             f"use one of {', '.join(CONTROL_TYPES)}")
+        if not self.model:
+            raise UsageError(f"control {self.type}={self.image} names no ControlNet: add ,model=NAME_OR_PATH")
+        if not 0 <= self.scale <= 2:
+            raise UsageError(f"control scale must be between 0 and 2 (got {self.scale:g})")
+        if not 0 <= self.start < self.end <= 1:
+            raise UsageError(f"control start/end must satisfy 0 <= start < end <= 1 (got {self.start:g}, {self.end:g})")
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """Where to repaint (white = repaint): a mask file, the image's transparency, or a rectangle."""
+
+    path: str | None = None
+    from_alpha: bool = False
+    rect: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels
+    invert: bool = False
+    blur: int = 4
+    padding: int | None = None  # set: inpaint only the masked area, cropped with this margin
+
+    def given(self) -> bool:
+        return bool(self.path or self.from_alpha or self.rect)
+
+
+@dataclass(frozen=True)
+class OutpaintSpec:
+    """Pixels to grow on each side, and what the new area starts from."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+    fill: str = "edge"
+
+    def sides(self) -> dict[str, int]:
+        return {side: getattr(self, side) for side in SIDES}
+
+    @classmethod
+    def parse(cls, value, fill: str = "edge") -> "OutpaintSpec":
+        """``"left,right:64"``, ``("left,right", 64)`` or ``{"left": 64, ...}``."""
+        if isinstance(value, OutpaintSpec):
+            return value
+        if isinstance(value, dict):
+            return _part(cls, {"fill": fill, **value}, "extend")
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            sides, pixels = value
+        else:
+            sides, _, pixels = str(value).rpartition(":")
+        names = [s.strip().lower() for s in str(sides).split(",") if s.strip()]
+        if not names or any(s not in SIDES for s in names):
+            raise UsageError(f"extend {value!r}: give sides from {', '.join(SIDES)} (comma-separated) and pixels, "
+                             "e.g. --extend left,right 64 (in a batch file: \"left,right:64\")")
+        amount = _coerce("extend", pixels, int)
+        if amount <= 0:
+            raise UsageError(f"--extend needs a positive number of pixels (got {amount})")
+        return _part(cls, {"fill": fill, **{s: amount for s in names}}, "extend")
+
+
+@dataclass(frozen=True)
 class GenerationSpec:
     prompt: str
     negative: str = ""
@@ -31,53 +172,86 @@ class GenerationSpec:
     model_config: str | None = None
     allow_pickle: bool = False
     max_sequence_length: int | None = None
-    loras: list = field(default_factory=list)  # "PATH" or "PATH:WEIGHT"
-    # img2img and inpaint
+    loras: tuple[LoraSpec, ...] = ()
+    controls: tuple[ControlSpec, ...] = ()
+    # img2img and inpaint: the input image, how much to change it and how to fit it to the size asked
     image: str | None = None
     strength: float | None = None
     resize: str = "fit"
-    mask: str | None = None
-    mask_from_alpha: bool = False
-    mask_rect: str | None = None
-    invert_mask: bool = False
-    mask_blur: int = 4
-    mask_padding: int | None = None  # set: inpaint only the masked area, cropped with this margin
-    extend: dict | None = None  # outpaint: pixels to grow on each side
-    fill: str = "edge"
-    # controlnet: the input image steers the composition through a ControlNet model
-    controlnet: str | None = None  # folder, hub id or single .safetensors file
-    control: str = "none"  # preprocessing of the input image, one of CONTROL_MODES
-    control_scale: float = 1.0  # the ControlNet's weight (A1111's "Weight")
+    mask: MaskSpec | None = None
+    outpaint: OutpaintSpec | None = None
 
+    def __post_init__(self):
+        # The Python API builds specs directly: the same coercion as flags and file rows, so
+        # GenerationSpec("x", steps="3", loras=["a.safetensors:0.5"]) means what it says.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "mask" and isinstance(value, dict):
+                value = _part(MaskSpec, value, "mask")
+            elif f.name == "outpaint" and value is not None:
+                value = OutpaintSpec.parse(value)
+            elif value is not None:
+                value = _coerce(f.name, value, _TYPES[f.name])
+            object.__setattr__(self, f.name, value)
+
+    # -- serialisation ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Only what differs from the defaults, so the JSON stays readable and stable."""
-        default = GenerationSpec(prompt="")
-        return {k: v for k, v in asdict(self).items() if k == "prompt" or v != getattr(default, k)}
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "prompt" and value == _DEFAULTS[f.name]:
+                continue
+            if f.name in ("mask", "outpaint"):
+                value = _part_dict(value)
+            elif f.name == "loras":
+                value = [lora.text() for lora in value]
+            elif f.name == "controls":
+                value = [_part_dict(c) for c in value]
+            out[f.name] = value
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GenerationSpec":
-        names = {f.name for f in fields(cls)}
-        unknown = [k for k in data if k not in names]
-        if unknown:
-            raise UsageError(f"unknown setting {unknown[0]!r}{did_you_mean(unknown[0], names)}; "
-                             f"known: {', '.join(sorted(names))}")
-        if "prompt" not in data:
-            raise UsageError("a generation needs a prompt")
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "") -> "GenerationSpec":
+        """A spec from settings under any name users know (``cfg``, ``sampler``, ``size``, ``mask_rect``
+        …), each value coerced to its field's type; ``where`` prefixes error messages (file:line)."""
+        try:
+            return cls(**_canonical(data))
+        except UsageError as e:
+            raise UsageError(f"{where}: {e}" if where else str(e)) from None
 
     def replace(self, **changes) -> "GenerationSpec":
         return replace(self, **changes)
 
+    def merged(self, data: dict) -> "GenerationSpec":
+        """This spec with the settings in ``data`` (any known names) laid over it."""
+        return GenerationSpec.from_dict({**self.to_dict(), **data})
+
+    @classmethod
+    def from_png(cls, path) -> "GenerationSpec":
+        """The settings stored in a PNG: genimg's own record, else A1111's ``parameters`` text."""
+        from genimg.output.metadata import spec_from_png
+
+        return spec_from_png(path).spec
+
+    # -- checks -------------------------------------------------------------------------------------
     def validate(self, factor: int) -> None:
         """Check what can be checked before any model is loaded."""
         if self.task not in TASKS:
-            raise UsageError(f"unknown task {self.task!r}: use one of {', '.join(TASKS)}")
+            raise UsageError(f"unknown task {self.task!r}: use one of {', '.join(TASKS)} "
+                             "(ControlNets go with any of them as controls)")
+        if self.resize not in RESIZE_MODES:
+            raise UsageError(f"--resize must be one of {', '.join(RESIZE_MODES)} (got {self.resize!r})")
+        if self.outpaint and self.outpaint.fill not in FILL_MODES:
+            raise UsageError(f"--fill must be one of {', '.join(FILL_MODES)} (got {self.outpaint.fill!r})")
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value is not None and (value <= 0 or value % factor):
+            if value is not None and value <= 0:
+                raise UsageError(f"--{name} must be a positive multiple of {factor} (got {value})")
+            if value is not None and value % factor:
                 lower, upper = value // factor * factor, (value // factor + 1) * factor
                 hint = f"{lower} or {upper}" if lower > 0 else str(upper)
-                raise UsageError(f"--{name} {value} must be a positive multiple of {factor} for this model; try {hint}")
+                raise UsageError(f"--{name} {value} must be a multiple of {factor} for this model; try {hint}")
         if self.steps is not None and self.steps <= 0:
             raise UsageError(f"--steps must be at least 1 (got {self.steps})")
         if self.guidance is not None and self.guidance < 0:
@@ -90,13 +264,174 @@ class GenerationSpec:
             raise UsageError(f"--seed must be between 0 and 2^63-1 (got {self.seed})")
         if self.task != "txt2img" and not self.image:
             raise UsageError(f"{self.task} needs an input image")
-        if self.task == "controlnet" and not self.controlnet:
-            raise UsageError("controlnet needs a ControlNet model: --controlnet PATH_OR_HUB_ID")
-        if self.control not in CONTROL_MODES:
-            raise UsageError(f"--control must be one of {', '.join(CONTROL_MODES)} (got {self.control!r})")
-        if self.control_scale < 0:
-            raise UsageError(f"--control-scale must be 0 or more (got {self.control_scale})")
+        if self.task == "inpaint" and not (self.outpaint or (self.mask and self.mask.given())):
+            raise UsageError("give exactly one mask: --mask FILE, --mask-from-alpha or --mask-rect x,y,w,h")
+        if self.outpaint and self.mask and self.mask.given():
+            raise UsageError("--extend makes its own mask; leave out --mask, --mask-from-alpha and --mask-rect")
+        if self.task == "txt2img" and (self.mask or self.outpaint):
+            raise UsageError("a mask or --extend needs an inpaint task with an input image")
         if self.strength is not None and not 0.0 <= self.strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1 (got {self.strength})")
-        if self.mask_blur < 0 or (self.mask_padding is not None and self.mask_padding < 0):
+        if self.mask and (self.mask.blur < 0 or (self.mask.padding is not None and self.mask.padding < 0)):
             raise UsageError("--mask-blur and --mask-padding must be 0 or more")
+        for control in self.controls:
+            control.check()
+
+
+# -- the one way in --------------------------------------------------------------------------------
+
+# Names users know from A1111, Forge, ComfyUI exports and older genimg files, as spec fields.
+ALIASES = {
+    "cfg": "guidance", "cfg_scale": "guidance", "guidance_scale": "guidance",
+    "negative_prompt": "negative", "sampler": "scheduler", "sampler_name": "scheduler",
+    "init_image": "image", "denoising_strength": "strength", "num_inference_steps": "steps",
+    "lora": "loras", "control": "controls", "n_iter": "count",
+}
+# Flat keys (flags and file rows) for the parts of a mask.
+MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",
+             "mask_blur": "blur", "mask_padding": "padding"}
+# The one-control shorthand of `genimg controlnet` and of older batch rows (task = controlnet).
+LEGACY_CONTROL_KEYS = ("controlnet", "control_type", "control_scale")
+
+
+def known_keys() -> list[str]:
+    names = {f.name for f in fields(GenerationSpec)}
+    return sorted(names | set(ALIASES) | set(MASK_KEYS) | {"size", "extend", "fill", *LEGACY_CONTROL_KEYS})
+
+
+def _canonical(data: dict) -> dict:
+    data = {str(k).strip().lower().replace("-", "_").replace(" ", "_"): v for k, v in data.items()}
+    out: dict = {}
+    mask: dict = {}
+    legacy: dict = {}
+    for key, value in data.items():
+        if value is None:
+            continue  # not given: the field keeps its default
+        if key == "control" and isinstance(value, str) and "=" not in value:
+            key = "control_type"  # older rows and PNGs: `control` named the preprocessing of task = controlnet
+        key = ALIASES.get(key, key)
+        if key == "size":
+            out["width"], out["height"] = _size(value)
+        elif key in MASK_KEYS:
+            mask[MASK_KEYS[key]] = value
+        elif key in LEGACY_CONTROL_KEYS:
+            legacy[key] = value
+        elif key not in _TYPES and key not in ("extend", "fill"):
+            raise UsageError(f"unknown setting {key!r}{did_you_mean(key, known_keys())}; known: {', '.join(known_keys())}")
+        elif key not in ("extend", "fill"):
+            out[key] = value
+    if "prompt" not in out or out["prompt"] is None or not str(out["prompt"]).strip():
+        raise UsageError("the generation has no prompt")
+    spec = dict(out)
+    if isinstance(mask.get("path"), MaskSpec):
+        spec["mask"] = mask["path"]
+    elif isinstance(mask.get("path"), dict):  # the serialised form: mask = {path, rect, ...}
+        spec["mask"] = _part(MaskSpec, mask["path"], "mask")
+    elif mask and _part(MaskSpec, mask, "mask") != MaskSpec():
+        spec["mask"] = _part(MaskSpec, mask, "mask")
+    if isinstance(out.get("outpaint"), (dict, OutpaintSpec)):  # the serialised form
+        spec["outpaint"] = OutpaintSpec.parse(out["outpaint"])
+    if data.get("extend") not in (None, "", {}):
+        spec["outpaint"] = OutpaintSpec.parse(data["extend"], fill=str(data.get("fill") or "edge"))
+    elif data.get("fill") not in (None, "", "edge") and "outpaint" not in spec:
+        raise UsageError("fill only applies with extend (outpaint)")
+    if legacy or spec.get("task") == "controlnet":
+        spec = _legacy_control(spec, legacy)
+    return spec
+
+
+def _legacy_control(spec: dict, legacy: dict) -> dict:
+    """``task = controlnet`` with ``image``/``controlnet``/``control_type``/``control_scale``: txt2img
+    with one control, the image being the control image."""
+    if not legacy.get("controlnet"):
+        raise UsageError("controlnet needs a ControlNet model: --controlnet PATH_OR_HUB_ID")
+    if not spec.get("image"):
+        raise UsageError("controlnet needs a control image")
+    control = {"type": legacy.get("control_type") or "none", "image": spec.pop("image"),
+               "model": legacy["controlnet"], "scale": legacy.get("control_scale", 1.0)}
+    spec["task"] = "txt2img"
+    spec["controls"] = (*spec.get("controls", ()), _part(ControlSpec, control, "control"))
+    return spec
+
+
+def _size(value) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in str(value).lower().replace(" ", "").split("x"))
+        return w, h
+    except ValueError:
+        raise UsageError(f"size must look like 512x768 (got {value!r})") from None
+
+
+def _coerce(name: str, value, kind):
+    """``value`` as ``kind`` (the field's type), or a one-line error naming the field."""
+    if kind is None:
+        return value
+    origin = typing.get_origin(kind)
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        if value is None or value == "":
+            return None
+        return _coerce(name, value, args[0])
+    if origin is tuple and args and args[-1] is Ellipsis:
+        items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(";") if v.strip()]
+        part = args[0]
+        return tuple(part.parse(v) if hasattr(part, "parse") else _coerce(name, v, part) for v in items)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        if len(items) != len(args):
+            raise UsageError(f"{name} takes {len(args)} comma-separated numbers (got {value!r})")
+        return tuple(_coerce(name, v, a) for v, a in zip(items, args))
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise UsageError(f"{name} must be a table of settings (got {value!r})")
+        return dict(value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off", ""):
+            return False
+        raise UsageError(f"{name} must be true or false (got {value!r})")
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise UsageError(f"{name} must be a whole number (got {value!r})")
+        try:
+            return int(value) if not isinstance(value, str) else int(value.strip())
+        except (TypeError, ValueError):
+            raise UsageError(f"{name} must be a whole number (got {value!r})") from None
+    if kind is float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{name} must be a number (got {value!r})") from None
+    if kind is str:
+        if isinstance(value, (dict, list, tuple)):
+            raise UsageError(f"{name} must be text (got {value!r})")
+        return str(value)
+    return value
+
+
+def _part(cls, data: dict, what: str):
+    """A typed part (mask, outpaint, control, LoRA) from a dict, each value coerced."""
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in data if k not in hints]
+    if unknown:
+        raise UsageError(f"{what}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], hints)}; "
+                         f"known: {', '.join(hints)}")
+    return cls(**{k: _coerce(f"{what} {k}", v, hints[k]) for k, v in data.items()})
+
+
+def _part_dict(part) -> dict:
+    default = {f.name: f.default for f in fields(part)}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(part).items()
+            if v is not None and (v != default[k] or k in ("type", "image", "path"))}
+
+
+_TYPES = typing.get_type_hints(GenerationSpec)
+_DEFAULTS = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
+             for f in fields(GenerationSpec) if f.name != "prompt"}
+_TYPES["mask"] = _TYPES["outpaint"] = None  # parts, built by _canonical

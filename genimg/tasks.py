@@ -1,5 +1,6 @@
-"""What img2img, inpaint and outpaint add to a generation: the input image, the mask, and the
-finishing step that keeps the unmasked pixels of the input."""
+"""What img2img, inpaint, outpaint and ControlNets add to a generation: the input image, the mask,
+the control maps, and the finishing step that keeps the unmasked pixels of the input. All of it is
+read and checked before any model is loaded."""
 
 from __future__ import annotations
 
@@ -9,95 +10,89 @@ from typing import Callable
 
 from genimg.errors import UsageError
 from genimg.inputs import file_hash, load_image, resize, target_size
-from genimg.masks import MaskSettings, blend_mask, build_mask, composite, outpaint_canvas
+from genimg.masks import blend_mask, build_mask, composite, outpaint_canvas
+from genimg.spec import ControlSpec, MaskSpec
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskInputs:
     image: object  # PIL RGB, at the output size
     mask: object | None  # PIL L (white = repaint), same size, or None for img2img
     source_hash: str
-    original: object | None = None  # for inpaint: what the unmasked area must keep
     mask_blur: int = 4
+    mask_padding: int | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         return self.image.size
-
-    def pipeline_kwargs(self, spec) -> dict:
-        kwargs = {"image": self.image, "strength": spec.strength}
-        if self.mask is not None:
-            kwargs["mask_image"] = self.mask
-            if spec.mask_padding is not None:
-                # diffusers' own "only masked area": crop around the mask, inpaint at full size, paste back.
-                kwargs.update(padding_mask_crop=spec.mask_padding, output_type="pil")
-        return kwargs
 
     def finish(self, generated):
         """Inpainting: put the original back wherever the mask is black, blending across its edge."""
         if self.mask is None:
             return generated
-        return composite(self.original, generated, blend_mask(self.mask, self.mask_blur))
+        return composite(self.image, generated, blend_mask(self.mask, self.mask_blur))
 
-    def a1111_extra(self, spec) -> dict:
-        extra = {"Denoising strength": spec.strength}
+    def a1111_extra(self, strength: float) -> dict:
+        extra = {"Denoising strength": strength}
         if self.mask is not None:
-            extra["Mask blur"] = spec.mask_blur
-            if spec.mask_padding is not None:
-                extra.update({"Inpaint area": "Only masked", "Masked area padding": spec.mask_padding})
+            extra["Mask blur"] = self.mask_blur
+            if self.mask_padding is not None:
+                extra.update({"Inpaint area": "Only masked", "Masked area padding": self.mask_padding})
         return extra
 
 
-@dataclass
-class ControlInputs:
-    """The control map a ControlNet follows (edges, pose, depth …), at the output size."""
+@dataclass(frozen=True)
+class ControlInput:
+    """One control map (edges, pose, depth …) at the output size, and the ControlNet that reads it."""
 
+    spec: ControlSpec
     image: object  # PIL RGB
     source_hash: str
-    model_name: str
+    controlnet: object  # ModelRef
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.image.size
-
-    def pipeline_kwargs(self, spec) -> dict:
-        # SD/SDXL's ControlNet pipelines call the control map `image`, FLUX's `control_image`.
-        return {"image": self.image, "control_image": self.image, "controlnet_conditioning_scale": float(spec.control_scale)}
-
-    def finish(self, generated):
-        return generated
-
-    def a1111_extra(self, spec) -> dict:
-        # A1111's ControlNet extension writes one such entry per unit.
-        return {"ControlNet 0": f"Module: {spec.control}, Model: {self.model_name}, Weight: {spec.control_scale:g}"}
+    def a1111_value(self) -> str:
+        # The keys A1111's ControlNet extension writes for each unit.
+        s = self.spec
+        return (f"Module: {s.type}, Model: {self.controlnet.name}, Weight: {s.scale:g}, "
+                f"Guidance Start: {s.start:g}, Guidance End: {s.end:g}")
 
 
-def read_control(spec, factor: int) -> ControlInputs:
+def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str, allow_pickle: bool,
+                  warn: Callable[[str], None]) -> tuple[ControlInput, ...]:
     from genimg.control import preprocess
+    from genimg.models.controlnets import resolve_controlnet
 
-    source = load_image(spec.image, "control image")
-    size = target_size(source.size, spec.width, spec.height, factor)
-    image = resize(source.convert("RGB"), size, spec.resize)
-    return ControlInputs(preprocess(image, spec.control), file_hash(spec.image), Path(spec.controlnet).stem)
+    out = []
+    for n, control in enumerate(controls):
+        source = load_image(control.image, "control image").convert("RGB")
+        if n and abs(source.width / source.height - size[0] / size[1]) > 0.01:
+            warn(f"control image {Path(control.image).name} has another aspect ratio than the output; "
+                 f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
+        image = resize(source, size, resize_mode)
+        ref = resolve_controlnet(control.model, family, allow_pickle)
+        out.append(ControlInput(control, preprocess(image, control.type), file_hash(control.image), ref))
+    return tuple(out)
 
 
-def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> TaskInputs | ControlInputs:
-    """Load, size and check the input image and mask: all before any model is loaded."""
-    if spec.task == "controlnet":
-        return read_control(spec, factor)
+def control_size(spec, factor: int) -> tuple[int, int]:
+    """txt2img with controls and no size given: the first control image's size, as `genimg controlnet` did."""
+    first = load_image(spec.controls[0].image, "control image")
+    return target_size(first.size, spec.width, spec.height, factor)
+
+
+def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> TaskInputs:
+    """Load, size and check the input image and mask of img2img and inpaint."""
     source = load_image(spec.image)
     digest = file_hash(spec.image)
     if spec.task == "img2img":
         size = target_size(source.size, spec.width, spec.height, factor)
         return TaskInputs(resize(source.convert("RGB"), size, spec.resize), None, digest)
-    if spec.extend:
-        if any((spec.mask, spec.mask_from_alpha, spec.mask_rect)):
-            raise UsageError("--extend makes its own mask; leave out --mask, --mask-from-alpha and --mask-rect")
-        image, mask = outpaint_canvas(source.convert("RGB"), spec.extend, factor, spec.fill,
-                                      overlap=max(spec.mask_blur * 2, 8), seed=seed)
+    mask_settings = spec.mask or MaskSpec()
+    if spec.outpaint:
+        image, mask = outpaint_canvas(source.convert("RGB"), spec.outpaint.sides(), factor, spec.outpaint.fill,
+                                      overlap=max(mask_settings.blur * 2, 8), seed=seed)
     else:
-        settings = MaskSettings(spec.mask, spec.mask_from_alpha, spec.mask_rect, spec.invert_mask, spec.mask_blur)
-        mask = build_mask(settings, source, warn)
+        mask = build_mask(mask_settings, source, warn)
         image = source.convert("RGB")
     size = target_size(image.size, spec.width, spec.height, factor)
     if size != image.size:
@@ -105,4 +100,4 @@ def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> Ta
         mask = resize(mask, size, spec.resize).point(lambda v: 255 if v >= 128 else 0)
         if size[0] * size[1] > 0 and not mask.getbbox():
             raise UsageError("the mask vanished when the image was resized to the model's size; use a larger mask")
-    return TaskInputs(image, mask, digest, original=image, mask_blur=spec.mask_blur)
+    return TaskInputs(image, mask, digest, mask_settings.blur, mask_settings.padding)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 # Set before anything imports huggingface_hub, which reads these once at import time: nothing in
 # the tests may touch the network or the user's own caches and config.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="genimg-tests-"))
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)  # a run leaves no cache or config behind
 os.environ.update({
     "HF_HOME": str(_SANDBOX / "hf"),
     "HF_HUB_CACHE": str(_SANDBOX / "hf" / "hub"),

@@ -29,7 +29,10 @@ def _jobs(tmp_path, name, text, **kw):
     path = tmp_path / name
     path.write_text(text)
     rows, defaults = read_rows(path)
-    return build_jobs(rows, defaults, {}, tmp_path, name, base_seed=0, **kw)
+    jobs, problems = build_jobs(rows, defaults, {}, tmp_path, name, base_seed=0, **kw)
+    if problems:
+        raise UsageError(f"{problems[0].where}: {problems[0].message}")
+    return jobs
 
 
 @pytest.mark.parametrize("name", [n for n in FORMATS if not n.endswith(".txt")])
@@ -69,8 +72,7 @@ def test_unknown_column_lists_the_allowed_ones(tmp_path):
 def test_unparseable_files_name_the_place(tmp_path, name, text, where):
     (tmp_path / name).write_text(text)
     with pytest.raises(UsageError, match=where.replace(".", r"\.")):
-        rows, defaults = read_rows(tmp_path / name)
-        build_jobs(rows, defaults, {}, tmp_path, name, 0)
+        read_rows(tmp_path / name)
 
 
 def _batch(cli, *args):
@@ -91,8 +93,8 @@ def test_batch_writes_images_and_a_manifest_and_resumes_without_redoing(cli, tmp
     assert (summary["done"], summary["skipped"]) == (0, 4)
 
 
-def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli, tmp_path, tiny_models):
-    from genimg.batch import runner
+def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli, tmp_path, tiny_models, monkeypatch):
+    from genimg.batch import plan, runner
 
     (tmp_path / "p.txt").write_text("a {red|green|blue} circle\na small star\n")
     args = (tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--repeat", "2", "--seed", "9")
@@ -102,20 +104,18 @@ def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli
     original_run = runner.run_batch
     made = []
 
-    def interrupting_run(units, folder, fail_fast, progress, result, stop=None):
+    def interrupting_run(units, folder, fail_fast, progress, result, stop=None, first_record=None):
         def on_event(event, **info):
             progress(event, **info)
             if event == "batch_image":
                 made.append(info["path"])
                 if len(made) == 2:
                     stop.stop = True  # what the first Ctrl-C does
-        return original_run(units, folder, fail_fast, on_event, result, stop)
+        return original_run(units, folder, fail_fast, on_event, result, stop, first_record)
 
-    runner.run_batch = interrupting_run
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(plan, "run_batch", interrupting_run)
         first = cli("batch", *args, "-o", parts)
-    finally:
-        runner.run_batch = original_run
     assert first.code == 130 and len(made) == 2
     assert cli("batch", *args, "-o", parts).code == 0
     names = sorted(p.name for p in whole.glob("*.png"))
@@ -242,8 +242,94 @@ def test_rows_override_command_line_defaults_and_relative_paths_follow_the_file(
     assert (settings[1]["width"], settings[1]["height"]) == (32, 64)
 
 
-def test_grid_writes_a_contact_sheet_per_prompt(cli, tmp_path, tiny_models):
-    (tmp_path / "p.txt").write_text("a red circle\n")
-    result = cli("batch", tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--count", "3", "--grid", "-o", tmp_path / "o")
-    assert result.code == 0
-    assert (tmp_path / "o" / "grid-a_red_circle.png").is_file()
+def test_grid_gathers_a_rows_combinations_into_one_sheet(cli, tmp_path, tiny_models):
+    from PIL import Image
+
+    (tmp_path / "p.txt").write_text("a {red|blue} {circle|star}\na green square\n")
+    result = cli("batch", tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "--combinatorial", "--grid",
+                 "-o", tmp_path / "o")
+    assert result.code == 0, result
+    sheets = sorted((tmp_path / "o").glob("grid-*.png"))
+    assert [p.name for p in sheets] == ["grid-a_green_square.png", "grid-a_red_blue_circle_star.png"]
+    assert "4 images of the row 'a {red|blue} {circle|star}'" in result.err
+    with Image.open(tmp_path / "o" / "grid-a_red_blue_circle_star.png") as sheet:
+        assert sheet.size == (512, 512)  # 2x2 cells of 256 px: the four combinations together
+        cells = np.asarray(sheet.convert("RGB"), dtype=np.int16)
+    made = sorted(p for p in (tmp_path / "o").glob("*.png") if not p.name.startswith("grid-") and "square" not in p.name)
+    assert len(made) == 4
+    with Image.open(made[0]) as first:
+        expected = np.asarray(first.convert("RGB"), dtype=np.int16)
+    assert np.array_equal(cells[:64, :64], expected)  # the first image sits in the first cell
+
+
+def test_bad_rows_of_every_kind_are_named_and_the_good_rows_run(cli, tmp_path, tiny_models):
+    from PIL import Image
+
+    Image.new("RGB", (48, 48), "red").save(tmp_path / "in.png")
+    (tmp_path / "p.toml").write_text(
+        '[[jobs]]\nprompt = "good one"\n\n'
+        '[[jobs]]\nprompt = "bad steps"\nsteps = "many"\n\n'
+        '[[jobs]]\nprompt = "grown"\ntask = "inpaint"\nimage = "in.png"\nextend = "right:16"\nsize = "64x48"\n\n'
+        '[[jobs]]\nprompt = "bad extend"\ntask = "inpaint"\nimage = "in.png"\nextend = "up:16"\n\n'
+        '[[jobs]]\nprompt = "good two"\n')
+    (tmp_path / "q.jsonl").write_text('{"prompt": "fine"}\n{"prompt": "bad count", "count": "x"}\n'
+                                      '{"prompt": "bad cfg", "cfg": [1]}\n')
+    checked = cli("batch", tmp_path / "p.toml", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "o", "--check")
+    assert checked.code == 2 and "5 jobs" not in checked.out
+    assert "p.toml:2: steps must be a whole number (got 'many')" in checked.err
+    assert "p.toml:4: extend 'up:16'" in checked.err and len(checked.err.strip().splitlines()) == 2
+    result, images, summary = _batch(cli, tmp_path / "p.toml", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "o")
+    assert result.code == 1 and summary["done"] == 3 and summary["failed"] == 2
+    grown = next(r for r in images if r["settings"]["prompt"] == "grown")
+    from PIL import Image as PILImage
+
+    with PILImage.open(grown["path"]) as im:
+        assert im.size == (64, 48)  # 48 + 16 to the right
+    assert grown["settings"]["outpaint"] == {"right": 16}
+    result, images, summary = _batch(cli, tmp_path / "q.jsonl", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "q")
+    assert "q.jsonl:2: count must be a whole number (got 'x')" in result.err
+    assert "q.jsonl:3: guidance must be a number" in result.err
+    assert summary["done"] == 1 and summary["failed"] == 2
+
+
+def test_wildcard_rows_leave_no_temporary_folders(cli, tmp_path, tiny_models, monkeypatch):
+    import os
+    import tempfile
+
+    user = tmp_path / "config"
+    (user / "wildcards").mkdir(parents=True)
+    (user / "wildcards" / "pets.txt").write_text("cat\ndog\n")
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(user))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.makedirs(tmp_path / "tmp")
+    (tmp_path / "p.txt").write_text("".join(f"a __pets__ number {i}\n" for i in range(5)))
+    result, images, _ = _batch(cli, tmp_path / "p.txt", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "o")
+    assert result.code == 0, result
+    assert all(("cat" in r["settings"]["prompt"]) or ("dog" in r["settings"]["prompt"]) for r in images)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
+def test_a_jobs_identity_is_its_content_not_its_line(cli, tmp_path, tiny_models):
+    run = ("-m", tiny_models["sd"], *FAST, "--seed", "4", "-o", tmp_path / "o")
+    (tmp_path / "a.txt").write_text("a red circle\na {small|big} star\n")
+    (tmp_path / "b.txt").write_text("a red circle\n")
+    first, images, _ = _batch(cli, tmp_path / "a.txt", *run)
+    made = _names(tmp_path / "o")
+    assert first.code == 0 and len(made) == 2
+    # Another file into the same folder makes its own images and touches none of a.txt's.
+    _, _, summary = _batch(cli, tmp_path / "b.txt", *run)
+    assert summary["done"] == 1 and set(made) < set(_names(tmp_path / "o"))
+    # A comment on top and the rows reordered: nothing is made again, nothing renamed.
+    (tmp_path / "a.txt").write_text("# my prompts\n\na {small|big} star\na red circle\n")
+    _, _, summary = _batch(cli, tmp_path / "a.txt", *run)
+    assert summary == {**summary, "done": 0, "skipped": 2}
+    lines = (tmp_path / "o" / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 3  # the batch seed, then one line per image ever made
+    # Changing a row's settings makes that row anew.
+    (tmp_path / "a.txt").write_text("a {small|big} star\na red circle, at dusk\n")
+    _, _, summary = _batch(cli, tmp_path / "a.txt", *run)
+    assert (summary["done"], summary["skipped"]) == (1, 1)

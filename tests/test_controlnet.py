@@ -48,9 +48,10 @@ def test_canny_turns_a_photo_into_edges_that_steer_differently(cli, tmp_path, ti
     assert cli("controlnet", tmp_path / "cat.png", *common, "-o", tmp_path / "raw.png").code == 0
     assert not np.array_equal(pixels(tmp_path / "canny.png"), pixels(tmp_path / "raw.png"))
     meta = read_metadata(tmp_path / "canny.png")
-    assert "ControlNet 0: \"Module: canny, Model: sd, Weight: 0.5\"" in meta["parameters_text"]
-    spec = meta["genimg"]["spec"]
-    assert (spec["task"], spec["control"], spec["control_scale"]) == ("controlnet", "canny", 0.5)
+    assert ('ControlNet 0: "Module: canny, Model: sd, Weight: 0.5, Guidance Start: 0, Guidance End: 1"'
+            in meta["parameters_text"])
+    [control] = meta["genimg"]["spec"]["controls"]
+    assert (control["type"], control["scale"]) == ("canny", 0.5)
 
 
 @pytest.mark.parametrize("args,words", [
@@ -59,7 +60,7 @@ def test_canny_turns_a_photo_into_edges_that_steer_differently(cli, tmp_path, ti
     (("{img}", "x", "--controlnet", "{pickle}"), ("pickle", "--allow-pickle")),
     (("{img}", "x", "--controlnet", "{flux_cn}"), ("FluxControlNetModel", "not a ControlNet for this SD")),
     (("{img}", "x", "--controlnet", "{sdxl_cn}"), ("ControlNetModel", "not a ControlNet for this SD")),
-    (("{img}", "x", "--controlnet", "{cn}", "--control", "depth"), ("--control must be one of none, canny",)),
+    (("{img}", "x", "--controlnet", "{cn}", "--control", "depth"), ("unknown control type 'depth'", "none, canny")),
     (("{img}", "x"), ("--controlnet",)),
 ])
 def test_bad_controlnet_input(cli, tmp_path, tiny_models, tiny_controlnets, circle, args, words):
@@ -84,7 +85,8 @@ def test_batch_rows_can_use_a_controlnet(cli, tmp_path, tiny_models, tiny_contro
     result = cli("batch", tmp_path / "jobs.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
     assert result.code == 0, result
     specs = [read_metadata(p)["genimg"]["spec"] for p in sorted((tmp_path / "out").glob("*.png"))]
-    assert sorted(s["task"] for s in specs if "task" in s) == ["controlnet"]
+    assert [len(s.get("controls", [])) for s in specs] == [0, 1]
+    assert specs[1]["controls"][0]["model"] == str((tmp_path / "my-controlnet").resolve())
 
 
 def test_demo_controlnet_trainer_makes_a_controlnet_genimg_loads(cli, tmp_path, tiny_models, circle):
@@ -115,8 +117,8 @@ def test_the_demo_controlnet_puts_the_shape_where_the_edges_are(tmp_path, shape,
     factory = PipelineFactory()
     centres = {}
     for scale in (1.0, 0.0):
-        spec = GenerationSpec(scene.caption(), model="demo", task="controlnet", image=str(tmp_path / "scene.png"),
-                              controlnet="demo-canny", control="canny", control_scale=scale, seed=seed)
+        control = {"type": "canny", "image": str(tmp_path / "scene.png"), "model": "demo-canny", "scale": scale}
+        spec = GenerationSpec(scene.caption(), model="demo", controls=[control], seed=seed)
         verdict = analyse(generate(spec, factory)[0].image)
         assert (verdict.shape, verdict.colour) == (shape, colour)
         centres[scale] = max(abs(verdict.centre[0] - cx), abs(verdict.centre[1] - cy))

@@ -90,3 +90,23 @@ def test_img2img_and_inpaint_work_with_the_demo_model(cli, tmp_path):
     source = pixels(tmp_path / "in.png")
     assert np.abs(out[:2] - source[:2]).max() <= 1  # outside the rectangle: the input
     assert json.loads(result.out)["settings"]["task"] == "inpaint"
+
+
+def test_a_smoke_sized_demo_model_run_takes_seconds_and_behaves_like_the_demo(cli, tmp_path):
+    import json
+
+    from PIL import Image
+
+    out = tmp_path / "mine"
+    result = cli("learn", "demo-model", "-o", out, "--unet-steps", "2", "--vae-steps", "2", "--decoder-steps", "1",
+                 "--images", "64", "--batch", "4", "--vae-batch", "4", "--quiet")
+    assert result.code == 0, result
+    record = json.loads((out / "genimg_training.json").read_text())
+    assert record["config"]["decoder_steps"] == 1 and record["config"]["images"] == 64
+    # The folder carries the demo's generation defaults: 64x64, 20 steps, not SD1.5's 512x512.
+    made = cli("txt2img", "a red circle", "-m", out, "--seed", "1", "-o", tmp_path / "a.png", "--json")
+    assert made.code == 0, made
+    settings = json.loads(made.out)["settings"]
+    assert (settings["width"], settings["height"], settings["steps"]) == (64, 64, 20)
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (64, 64)

@@ -16,7 +16,8 @@ def _assert_usage_error(result, *words):
 
 @pytest.mark.parametrize("args,words", [
     (("-W", "65", "-H", "64"), ("--width 65", "multiple of 8")),
-    (("-W", "64", "-H", "0"), ("--height 0",)),
+    (("-W", "64", "-H", "0"), ("--height", "positive multiple of 8", "got 0")),
+    (("-W", "-64", "-H", "64"), ("--width", "positive multiple of 8", "got -64")),
     (("-W", "64", "-H", "64", "--steps", "0"), ("--steps", "at least 1")),
     (("-W", "64", "-H", "64", "--count", "0"), ("--count",)),
     (("-W", "64", "-H", "64", "--scheduler", "Eular a"), ("unknown scheduler", "did you mean 'Euler a'")),
@@ -118,3 +119,81 @@ def test_nan_image_is_a_runtime_failure_with_advice(tiny_models, monkeypatch):
     with pytest.raises(RunFailure, match="--vae-fp32") as err:
         generate(GenerationSpec("x", model=str(tiny_models["sd"]), width=64, height=64, steps=2, seed=1))
     assert err.value.exit_code == 1
+
+
+def test_ctrl_c_says_what_was_written_and_what_was_not(cli, tmp_path, tiny_models, monkeypatch):
+    import genimg.api
+
+    real_run = genimg.api.run
+
+    def interrupted_run(plan, factory=None, progress=None):
+        for n, image in enumerate(real_run(plan, factory, progress)):
+            if n == 1:
+                raise KeyboardInterrupt
+            yield image
+
+    monkeypatch.setattr(genimg.api, "run", interrupted_run)
+    result = cli("txt2img", "x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2", "--seed", "1",
+                 "--count", "3", "-o", tmp_path)
+    assert result.code == 130
+    assert "interrupted: 1 of 3 images written" in result.err and "2 not made" in result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x-1.png"]
+
+
+def test_a_broken_user_alias_or_preset_file_names_the_file_and_entry(cli, tmp_path, monkeypatch):
+    config = tmp_path / "config"
+    (config / "presets").mkdir(parents=True)
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(config))
+    (config / "aliases.toml").write_text('[sd3]\nrepo = "stabilityai/sd3"\n')
+    result = cli("txt2img", "x", "-m", "sd3", "-o", tmp_path / "a.png")
+    _assert_usage_error(result, str(config / "aliases.toml"), "alias [sd3]", "family = None is not one of sd, sdxl, flux")
+    (config / "aliases.toml").write_text('[mine\nrepo = "x"\n')
+    _assert_usage_error(cli("txt2img", "x", "-o", tmp_path / "a.png"), "aliases.toml is not valid TOML", "line 1")
+    (config / "aliases.toml").unlink()
+    (config / "presets" / "tiny.toml").write_text('device = "cpu"\ndtype = "fp32"\nvae_tiling = "yes"\n')
+    _assert_usage_error(cli("presets"), str(config / "presets" / "tiny.toml"), "vae_tiling = 'yes' must be true or false")
+
+
+def test_an_unreachable_hub_is_said_once_and_quickly(cli, tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from genimg.models import hub
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    hub.unreachable_reason.cache_clear()
+    began = time.perf_counter()
+    result = cli("txt2img", "x", "-m", "someone/not-downloaded", "-o", tmp_path / "a.png")
+    assert time.perf_counter() - began < 5
+    _assert_usage_error(result, "someone/not-downloaded", f"127.0.0.1:{port}", "cannot be reached", "hf download")
+    hub.unreachable_reason.cache_clear()
+
+
+def test_a_damaged_safetensors_controlnet_is_called_damaged_not_pickle(cli, tmp_path, tiny_models, tiny_controlnets):
+    import shutil
+
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "c.png")
+    folder = tmp_path / "cn"
+    shutil.copytree(tiny_controlnets["sd"], folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    (tmp_path / "cn.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    for controlnet in (folder, tmp_path / "cn.safetensors"):
+        result = cli("controlnet", tmp_path / "c.png", "x", "-m", tiny_models["sd"], "--controlnet", controlnet,
+                     "-W", "64", "-H", "64", "--steps", "2", "-o", tmp_path / "o.png")
+        assert result.code == 2, result
+        assert "pickle" not in result.err and ("damaged" in result.err or "re-download" in result.err)
+        assert len(result.err.strip().splitlines()) == 1
+
+
+def test_learn_without_a_subcommand_prints_its_help_once(cli):
+    result = cli("learn")
+    assert result.code == 0 and result.out.count("Usage:") == 1 and "ddpm" in result.out

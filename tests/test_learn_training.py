@@ -49,6 +49,19 @@ def test_resumed_ddpm_run_matches_an_uninterrupted_one(tmp_path):
     assert (whole / "loss.csv").read_text() == (parts / "loss.csv").read_text()
 
 
+def test_a_finished_ddpm_run_is_lengthened_by_resume_with_more_epochs(cli, tmp_path):
+    run = tmp_path / "run"
+    args = ("learn", "ddpm", "-o", run, "--dataset", "digits", "--size", "8", "--batch", "512", "--quiet")
+    assert cli(*args, "--epochs", "1").code == 0
+    longer = cli(*args, "--epochs", "3", "--resume")
+    assert longer.code == 0, longer
+    state = load_state(run / "checkpoint.safetensors")
+    assert state["epoch"] == 3
+    steps = [int(line.split(",")[1]) for line in (run / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == 3 * 4  # 1,797 digits / 512 = 4 steps an epoch
+    assert state["lr_schedule"]["total_steps"] == 12
+
+
 def test_resumed_dcgan_run_matches_an_uninterrupted_one(tmp_path):
     config = dict(dataset="digits", size=32, epochs=3, batch=32, features=8, limit=128, sample_every=3)
     whole, parts = tmp_path / "whole", tmp_path / "parts"

@@ -60,4 +60,38 @@ def test_missing_lora_and_wrong_family(cli, tmp_path, tiny_models, loras):
                  "-o", tmp_path / "a.png")
     assert result.code == 2 and "does not exist" in result.err
     result = cli("txt2img", "x", "--model", tiny_models["sd"], *FAST, "--lora", loras["flux"], "-o", tmp_path / "b.png")
-    assert result.code == 2 and "cannot load LoRA" in result.err
+    assert result.code == 2 and "LoRA flux-lora was made for a FLUX model" in result.err
+
+
+def test_a_lora_for_another_architecture_is_refused_in_one_line_before_loading(cli, tmp_path, tiny_models, loras):
+    # A LoRA of the tiny SDXL model, without metadata: its cross-attention inputs are wider than the SD model's.
+    result = cli("txt2img", "x", "--model", tiny_models["sd"], *FAST, "--lora", loras["sdxl"], "-o", tmp_path / "b.png")
+    assert result.code == 2, result
+    assert len(result.err.strip().splitlines()) == 1 and "size mismatch" not in result.err
+    assert "LoRA sdxl-lora was made for an SDXL model, not for sd (an SD1.x/2.x model)" in result.err
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_a_batch_row_with_a_wrong_lora_is_reported_and_the_rest_run(cli, tmp_path, tiny_models, loras):
+    import json
+
+    (tmp_path / "p.csv").write_text(f"prompt,lora\nfirst,\nwrong,{loras['sdxl']}\nlast,{loras['sd']}:0.5\n")
+    args = ("batch", tmp_path / "p.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
+    checked = cli(*args, "--check")
+    assert checked.code == 2 and "p.csv:3" in checked.err and "made for an SDXL model" in checked.err
+    result = cli(*args, "--json")
+    summary = json.loads(result.out.splitlines()[-1])["summary"]
+    assert result.code == 1 and (summary["done"], summary["failed"]) == (2, 1)
+
+
+def test_lora_paths_with_colons_and_weights_that_are_not_numbers(cli, tmp_path, tiny_models, loras):
+    import shutil
+
+    odd = tmp_path / "style:v2"
+    shutil.copytree(loras["sd"], odd)
+    model = ("--model", tiny_models["sd"], *FAST)
+    assert cli("txt2img", "x", *model, "--lora", odd, "-o", tmp_path / "a.png").code == 0
+    assert cli("txt2img", "x", *model, "--lora", f"{odd}:0.5", "-o", tmp_path / "b.png").code == 0
+    assert not np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+    result = cli("txt2img", "x", *model, "--lora", f"{loras['sd']}:abc", "-o", tmp_path / "c.png")
+    assert result.code == 2 and "the weight 'abc' is not a number" in result.err and "does not exist" not in result.err

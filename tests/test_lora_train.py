@@ -418,3 +418,10 @@ def test_the_config_template_names_every_setting_and_loads(tmp_path):
     assert named == FIELD_NAMES
     (tmp_path / "train.toml").write_text(TEMPLATE)
     assert set(load_config_file(tmp_path / "train.toml")) <= FIELD_NAMES
+
+
+def test_the_default_resolution_is_the_models_own_size(cli, tmp_path, photos):
+    out = tmp_path / "demo-lora"
+    result = cli("lora-train", photos, "-m", "demo", "-o", out, "--max-steps", "1", "--rank", "2", "--json")
+    assert result.code == 0, result
+    assert json.loads((out / "genimg_lora.json").read_text())["config"]["resolution"] == 64

@@ -1,104 +1,150 @@
-"""From rows to jobs: defaults applied, names users know mapped to spec fields, paths made
-absolute, wildcards expanded, and a stable id and seed for every job so a resumed run makes the
-same images as an uninterrupted one."""
+"""From rows to jobs: defaults applied, relative paths made absolute, wildcards expanded, each row
+turned into a spec through the one way in (:meth:`GenerationSpec.from_dict`), and a stable id and
+seed for every job.
+
+A job is "the same job" when it comes from the same file name with the same resolved settings (the
+row after defaults, its prompt before wildcard expansion) and the same repeat index. Its id and its
+seed derive from that content, not from the line it stands on: editing other lines, adding comments,
+reordering rows or sharing an output folder between files never remakes or renames finished images.
+A row that cannot become a spec is reported with its file and line; the other rows still run.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from genimg.batch.files import Row
 from genimg.errors import UsageError
-from genimg.spec import GenerationSpec
+from genimg.spec import GenerationSpec, known_keys
 
-ALIASES = {"lora": "loras", "cfg": "guidance", "cfg_scale": "guidance", "negative_prompt": "negative", "sampler": "scheduler",
-           "init_image": "image", "denoising_strength": "strength"}
-PATH_FIELDS = ("image", "mask", "model_config")
+PATH_FIELDS = ("image", "init_image", "mask", "model_config")
 MODEL_FIELDS = ("model", "controlnet")  # a path if one exists beside the file, else an alias or hub id
-_SPEC_FIELDS = {f.name for f in fields(GenerationSpec)}
-ALLOWED = sorted((_SPEC_FIELDS - {"preset_overrides"}) | set(ALIASES) | {"size"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchJob:
     id: str
     row: Row
     spec: GenerationSpec  # seed set; count images with seeds seed, seed+1, ...
+    template: str  # the row's prompt before wildcards: what a contact sheet groups by
 
     def seeds(self) -> list[int]:
         return [self.spec.seed + i for i in range(self.spec.count)]
 
 
+@dataclass(frozen=True)
+class RowProblem:
+    where: str  # file:line
+    message: str
+
+
 def normalise(data: dict, where: str, base: Path) -> dict:
-    """A row's keys as GenerationSpec fields, with relative paths resolved against the batch file."""
+    """A row's settings with relative paths resolved against the batch file's folder."""
     out = {}
     for key, value in data.items():
-        key = key.strip().lower().replace("-", "_")
-        if key not in ALLOWED:
-            raise UsageError(f"{where}: unknown column {key!r}; allowed: {', '.join(ALLOWED)}")
-        if key == "size":
-            try:
-                out["width"], out["height"] = (int(v) for v in str(value).lower().split("x"))
-            except ValueError:
-                raise UsageError(f"{where}: size must look like 512x768 (got {value!r})") from None
-            continue
-        key = ALIASES.get(key, key)
-        if key == "loras":
+        key = str(key).strip().lower().replace("-", "_")
+        if key not in known_keys():
+            raise UsageError(f"{where}: unknown column {key!r}; allowed: {', '.join(known_keys())}")
+        if key in ("lora", "loras") and value:
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
             value = [_relative_lora(str(v).strip(), base) for v in items]
-        if key in PATH_FIELDS and value:
-            path = Path(str(value)).expanduser()
-            value = str(path if path.is_absolute() else (base / path).resolve())
+        elif key in ("control", "controls") and value and not _is_type_name(value):
+            items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
+            value = [_relative_control(v, base) for v in items]
+        elif key in PATH_FIELDS and isinstance(value, str) and value:
+            value = str(_relative(value, base))
+        elif key in MODEL_FIELDS and isinstance(value, str) and value:
+            # A relative model path is relative to the file too; an alias or hub id is left alone.
+            candidate = base / value
+            if not Path(value).is_absolute() and candidate.exists():
+                value = str(candidate.resolve())
         out[key] = value
-    for key in MODEL_FIELDS:
-        # A relative model path is relative to the file too; an alias or hub id is left alone.
-        if value := out.get(key):
-            candidate = base / str(value)
-            if not Path(str(value)).is_absolute() and candidate.exists():
-                out[key] = str(candidate.resolve())
     return out
 
 
 def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: Path, source: str,
-               base_seed: int, combinatorial: bool = False, repeat: int = 1, wildcard_dirs=()) -> list[BatchJob]:
-    """Jobs of every row: command-line defaults, then the file's ``defaults``, then the row itself."""
-    from genimg.batch.wildcards import expand
+               base_seed: int, combinatorial: bool = False, repeat: int = 1,
+               wildcard_dirs=()) -> tuple[list[BatchJob], list[RowProblem]]:
+    """Jobs of every row (command-line defaults, then the file's ``defaults``, then the row itself)
+    and the rows that could not become one."""
+    from genimg.batch.wildcards import Wildcards
 
-    file_defaults = normalise(file_defaults, f"{source}: defaults", base)
-    jobs = []
-    for row in rows:
-        where = f"{source}:{row.line}"
-        settings = {**cli_defaults, **file_defaults, **normalise(row.data, where, base)}
-        if not str(settings.get("prompt", "")).strip():
-            raise UsageError(f"{where}: the row has no prompt")
-        prompts = expand(str(settings["prompt"]), combinatorial, repeat, seed=_mix(base_seed, f"row{row.line}"),
-                         wildcard_dirs=wildcard_dirs, where=where)
-        for k, prompt in enumerate(prompts):
-            job_id = f"r{row.line:04d}-{k:03d}"
-            row_seed = settings.get("seed")
-            seed = int(row_seed) + (k if repeat > 1 or combinatorial else 0) if row_seed is not None \
-                else _mix(base_seed, job_id)
+    jobs: list[BatchJob] = []
+    problems: list[RowProblem] = []
+    try:
+        file_defaults = normalise(file_defaults, f"{source}: defaults", base)
+    except UsageError as e:
+        return [], [RowProblem(f"{source}: defaults", str(e).split(": ", 1)[-1])]
+    seen: dict[str, int] = {}
+    with Wildcards(wildcard_dirs) as wildcards:
+        for row in rows:
+            where = f"{source}:{row.line}"
             try:
-                spec = GenerationSpec.from_dict({**settings, "prompt": prompt, "seed": seed})
-            except TypeError as e:
-                raise UsageError(f"{where}: {e}") from None
-            jobs.append(BatchJob(job_id, row, spec))
-    return jobs
+                settings = {**cli_defaults, **file_defaults, **normalise(row.data, where, base)}
+                template = str(settings.get("prompt") or "")
+                GenerationSpec.from_dict({**settings, "seed": settings.get("seed", 0)}, where)  # checks every value
+                content = _content_key(source, settings)
+                seen[content] = seen.get(content, 0) + 1  # identical rows are still separate jobs
+                content = f"{content}#{seen[content]}"
+                prompts = wildcards.expand(template, combinatorial, repeat, seed=_mix(base_seed, content), where=where)
+                for k, prompt in enumerate(prompts):
+                    job_id = _mix_hex(f"{content}|{k}")
+                    row_seed = settings.get("seed")
+                    seed = int(row_seed) + (k if repeat > 1 or combinatorial else 0) if row_seed is not None \
+                        else _mix(base_seed, job_id)
+                    spec = GenerationSpec.from_dict({**settings, "prompt": prompt, "seed": seed}, where)
+                    jobs.append(BatchJob(job_id, row, spec, template))
+            except UsageError as e:
+                message = str(e)
+                problems.append(RowProblem(where, message[len(where) + 2:] if message.startswith(where) else message))
+    return jobs, problems
+
+
+def _content_key(source: str, settings: dict) -> str:
+    return json.dumps({"file": source, **{k: v for k, v in settings.items() if k != "seed" or v is not None}},
+                      sort_keys=True, default=str)
+
+
+def _is_type_name(value) -> bool:
+    from genimg.spec import CONTROL_TYPES
+
+    return isinstance(value, str) and value in CONTROL_TYPES
+
+
+def _relative(text: str, base: Path) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
 
 
 def _relative_lora(text: str, base: Path) -> str:
-    """A row's LoRA path (``PATH[:WEIGHT]``) resolved against the batch file's folder."""
-    path, sep, weight = text.rpartition(":") if ":" in text else (text, "", "")
+    """A row's LoRA (``PATH[:WEIGHT]``) with its path resolved against the batch file's folder."""
+    head, sep, tail = text.rpartition(":")
     try:
-        float(weight)
+        float(tail)
+        path, weight = (head, sep + tail) if sep and head else (text, "")
     except ValueError:
-        path, sep, weight = text, "", ""
-    full = Path(path).expanduser()
-    full = full if full.is_absolute() else (base / full).resolve()
-    return f"{full}{sep}{weight}"
+        path, weight = text, ""
+    return f"{_relative(path, base)}{weight}"
+
+
+def _relative_control(value, base: Path):
+    from genimg.spec import ControlSpec
+
+    control = ControlSpec.parse(value)
+    model = control.model
+    if model and not Path(model).is_absolute() and (base / model).exists():
+        model = str((base / model).resolve())
+    return {"type": control.type, "image": str(_relative(control.image, base)), "model": model,
+            "scale": control.scale, "start": control.start, "end": control.end}
 
 
 def _mix(seed: int, text: str) -> int:
-    """A seed for one job, fixed by the batch seed and the job's id alone."""
+    """A seed for one job, fixed by the batch seed and the job's content alone."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{text}".encode()).digest()[:4], "little")
+
+
+def _mix_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]

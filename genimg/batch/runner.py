@@ -34,7 +34,7 @@ class BatchResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (where, message)
     interrupted: bool = False
     seconds: float = 0.0
-    paths: list[Path] = field(default_factory=list)
+    sheets: list = field(default_factory=list)  # (path, row template, images) per contact sheet
 
 
 def shard_of(jobs: list[BatchJob], index: int, count: int) -> list[BatchJob]:
@@ -90,14 +90,14 @@ def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[
 
 
 def check(jobs: list[BatchJob]) -> list[tuple[BatchJob, str]]:
-    """Everything that can fail before generation (model, sizes, scheduler, inputs), per job. The
-    prepared jobs are not kept: a long img2img batch would hold every input image in memory."""
-    from genimg.generation import prepare
+    """Everything that can fail before generation (model, sizes, scheduler, inputs, LoRAs), per job.
+    The plans are not kept: a long img2img batch would hold every input image in memory."""
+    from genimg.generation import plan
 
     problems = []
     for job in jobs:
         try:
-            prepare(job.spec.replace(count=1))
+            plan(job.spec.replace(count=1))
         except GenimgError as e:
             problems.append((job, str(e)))
     return problems
@@ -128,9 +128,11 @@ class StopFlag:
 
 
 def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progress | None,
-              result: BatchResult, stop: StopFlag | None = None) -> BatchResult:
+              result: BatchResult, stop: StopFlag | None = None, first_record: dict | None = None) -> BatchResult:
+    """Run ``units``, writing each image and its manifest line as it finishes. ``first_record`` goes
+    into the manifest just before the first image, so a run that makes nothing leaves no folder."""
     from genimg.factory import PipelineFactory
-    from genimg.generation import prepare, run
+    from genimg.generation import PlannedImage, plan, run
     from genimg.output.naming import sanitize
     from genimg.output.write import save_png
 
@@ -142,22 +144,24 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
             break
         first_job = unit.items[0][0]
         try:
-            job = prepare(first_job.spec.replace(count=1))
-            job.seeds = [seed for _, _, seed in unit.items]
-            job.prompts = [(j.spec.prompt, j.spec.negative) for j, _, _ in unit.items]
-            job.spec = job.spec.replace(batch_size=len(unit.items))
-            for image, (batch_job, index, seed) in zip(run(job, factory, progress), unit.items):
-                name = f"{batch_job.id}-{index}-{sanitize(batch_job.spec.prompt, 48)}-{seed}.png"
+            images = [PlannedImage(n, seed, job.spec.prompt, job.spec.negative,
+                                   folder / f"{job.id}-{index}-{sanitize(job.spec.prompt, 48)}-{seed}.png")
+                      for n, (job, index, seed) in enumerate(unit.items)]
+            the_plan = plan(first_job.spec.replace(count=len(images), batch_size=len(images)), images=images)
+            for image, (batch_job, index, seed) in zip(run(the_plan, factory, progress), unit.items):
+                if first_record is not None:
+                    manifest.append(folder, first_record)
+                    first_record = None
                 # A file of this name without its manifest line is this job's own image from a run cut
                 # off between the write and the record: the same job, seed and settings, so replacing it
                 # loses nothing.
-                path = save_png(image, folder / name, overwrite=True)
+                path = save_png(image, image.path, overwrite=True)
                 manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": path.name,
                                          "seconds": round(image.seconds, 4), "prompt": batch_job.spec.prompt,
-                                         "row": batch_job.row.line, "settings_key": _settings_key(batch_job.spec),
+                                         "template": batch_job.template, "row": batch_job.row.line,
+                                         "settings_key": _settings_key(batch_job.spec),
                                          "settings": image.spec.to_dict()})
                 result.done += 1
-                result.paths.append(path)
                 if progress:
                     progress("batch_image", path=path, image=image, job=batch_job.id)
         except GenimgError as e:
@@ -171,8 +175,9 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
     return result
 
 
-def contact_sheets(folder: Path, size: int = 256) -> list[Path]:
-    """One grid per prompt of every image in the manifest (``grid-<prompt>.png``)."""
+def contact_sheets(folder: Path, size: int = 256) -> list[tuple[Path, str, int]]:
+    """One grid per row template (a row's prompt before wildcards: its repeats and combinations
+    together) of every image in the manifest: ``(path, template, images)`` each."""
     import math
 
     from PIL import Image
@@ -180,11 +185,11 @@ def contact_sheets(folder: Path, size: int = 256) -> list[Path]:
     from genimg.output.naming import sanitize
     from genimg.output.write import atomic_save
 
-    by_prompt: dict[str, list[Path]] = {}
+    groups: dict[str, list[Path]] = {}
     for record in manifest.read_done(folder).values():
-        by_prompt.setdefault(record["prompt"], []).append(folder / record["path"])
+        groups.setdefault(record.get("template") or record["prompt"], []).append(folder / record["path"])
     sheets = []
-    for prompt, paths in by_prompt.items():
+    for template, paths in groups.items():
         paths.sort()
         cols = math.ceil(math.sqrt(len(paths)))
         rows = math.ceil(len(paths) / cols)
@@ -193,6 +198,7 @@ def contact_sheets(folder: Path, size: int = 256) -> list[Path]:
             with Image.open(path) as im:
                 im.thumbnail((size, size))
                 sheet.paste(im.convert("RGB"), ((i % cols) * size, (i // cols) * size))
-        target = folder / f"grid-{sanitize(prompt, 48)}.png"
-        sheets.append(atomic_save(target, lambda tmp: sheet.save(tmp, format="PNG"), overwrite=True))
+        target = folder / f"grid-{sanitize(template, 48)}.png"
+        atomic_save(target, lambda tmp: sheet.save(tmp, format="PNG"), overwrite=True)
+        sheets.append((target, template, len(paths)))
     return sheets

@@ -18,12 +18,11 @@ ControlScale = Annotated[float, typer.Option("--control-scale", help="How strong
 
 
 @o.generation_command
-def controlnet(image: ControlImage, prompt: o.Prompt, common: o.Common, controlnet: ControlNet,
+def controlnet(image: ControlImage, common: o.Common, controlnet: ControlNet, prompt: o.Prompt = None,
                control: Control = "none", control_scale: ControlScale = 1.0, resize: Resize = "fit") -> None:
-    """Generate an image that follows a control image's edges, pose or depth, through a ControlNet."""
+    """Generate an image that follows a control image's edges, pose or depth, through a ControlNet
+    (the shorthand of `txt2img --control TYPE=IMAGE,model=CONTROLNET`)."""
     from genimg.cli.generating import generate_and_report
-    from genimg.spec import GenerationSpec
 
-    spec = GenerationSpec(prompt=prompt, task="controlnet", image=str(image), controlnet=controlnet, control=control,
-                          control_scale=control_scale, resize=resize, **common.spec_fields())
-    generate_and_report(spec, common)
+    generate_and_report({"prompt": prompt, "task": "controlnet", "image": str(image), "controlnet": controlnet,
+                         "control": control, "control_scale": control_scale, "resize": resize}, common)

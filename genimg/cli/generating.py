@@ -1,12 +1,39 @@
-"""The part every generating command shares: run a spec to files and report each image."""
+"""The part every generating command shares: settings (and ``--from IMAGE``) to a spec, the spec to
+files, and each image reported."""
 
 from __future__ import annotations
 
+# What belongs to one task's input: dropped when --from takes settings from an image of another task.
+_TASK_SETTINGS = ("image", "strength", "resize", "mask", "outpaint")
 
-def generate_and_report(spec, common) -> None:
+
+def build_spec(own: dict, common):
+    """The spec of a command: its own settings and the shared flags, laid over ``--from``'s settings
+    where that is given (then only the flags actually typed override the image's)."""
+    from genimg.spec import GenerationSpec
+
+    settings = {**common.settings(), **own}
+    if common.from_image is None:
+        return GenerationSpec.from_dict(settings)
+    from genimg.output.metadata import spec_from_png
+
+    base = spec_from_png(common.from_image).spec.to_dict()
+    task = own.get("task", "txt2img")
+    if base.get("task", "txt2img") != task:
+        base = {k: v for k, v in base.items() if k not in _TASK_SETTINGS}
+    typed = common.given_settings({**common.values, **own})
+    if "preset_overrides" in typed:
+        typed["preset_overrides"] = {**base.get("preset_overrides", {}), **typed["preset_overrides"]}
+    # A command's own arguments that are not flags (the input image, a prompt) count as typed when present.
+    typed.update({k: v for k, v in own.items() if v is not None and k in ("task", "image", "prompt")})
+    return GenerationSpec.from_dict({**base, **typed})
+
+
+def generate_and_report(own: dict, common) -> None:
     from genimg.api import generate_files
     from genimg.cli.render import print_result, progress_reporter, stderr
 
+    spec = build_spec(own, common)
     output, overwrite, as_json, quiet = common.output, common.overwrite, common.json, common.quiet
     if spec.model is None and not quiet:
         from genimg.models.resolve import default_model
@@ -14,6 +41,16 @@ def generate_and_report(spec, common) -> None:
         name = default_model()
         if name == "demo":
             stderr.print("using the built-in demo model (64x64 shapes); for real images pass --model sd15|sdxl|flux-schnell")
-    with progress_reporter(quiet) as report:
-        for path, image in generate_files(spec, output, overwrite, progress=report):
-            print_result(path, image, as_json)
+    written = []
+    try:
+        with progress_reporter(quiet) as report:
+            for path, image in generate_files(spec, output, overwrite, progress=report):
+                print_result(path, image, as_json)
+                written.append(path)
+    except KeyboardInterrupt:
+        from genimg.errors import Interrupted
+
+        left = spec.count - len(written)
+        raise Interrupted(f"interrupted: {len(written)} of {spec.count} images written"
+                          + (f" (last {written[-1]})" if written else "")
+                          + f"; {left} not made, nothing half-written") from None

@@ -15,11 +15,10 @@ Resize = Annotated[str, typer.Option("--resize", help="Fitting the input to --wi
 
 
 @o.generation_command
-def img2img(image: Image, prompt: o.Prompt, common: o.Common, strength: Strength = None, resize: Resize = "fit") -> None:
+def img2img(image: Image, common: o.Common, prompt: o.Prompt = None, strength: Strength = None,
+            resize: Resize = "fit", control: o.Controls = None) -> None:
     """Generate variations of an image, steered by a prompt."""
     from genimg.cli.generating import generate_and_report
-    from genimg.spec import GenerationSpec
 
-    spec = GenerationSpec(prompt=prompt, task="img2img", image=str(image), strength=strength, resize=resize,
-                          **common.spec_fields())
-    generate_and_report(spec, common)
+    generate_and_report({"prompt": prompt, "task": "img2img", "image": str(image), "strength": strength,
+                         "resize": resize, "control": control}, common)

@@ -1,4 +1,4 @@
-"""``genimg info``: the generation settings stored in a PNG."""
+"""``genimg info``: the generation settings stored in a PNG, and what ``--from`` reads of them."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from genimg.cli import options as o
 
 
 def info(
-    image: Path = typer.Argument(..., help="A PNG written by genimg, A1111 or ComfyUI."),
+    image: Path = typer.Argument(..., help="A PNG written by genimg, A1111, Forge or ComfyUI."),
     json: o.Json = False,
 ) -> None:
-    """Show the prompt and settings stored in an image."""
-    from genimg.errors import UsageError
-    from genimg.output.metadata import read_metadata
+    """Show the prompt and settings stored in an image, and what `--from` would take from them."""
+    import json as _json
+
+    from genimg.errors import GenimgError, UsageError
+    from genimg.output.metadata import read_metadata, spec_from_png
 
     if not image.is_file():
         raise UsageError(f"{image} does not exist")
@@ -25,15 +27,20 @@ def info(
         raise UsageError(f"{image} is not a readable image ({e})") from None
     if not meta:
         raise UsageError(f"{image} holds no generation metadata")
+    try:
+        read = spec_from_png(image)
+        meta["from"] = {"source": read.source, "spec": read.spec.to_dict(), "unmapped": read.unmapped}
+    except GenimgError as e:
+        meta["from"] = {"error": str(e)}
     if json:
-        import json as _json
-
         print(_json.dumps(meta, indent=2, ensure_ascii=False))
-    else:
-        print(meta.get("parameters_text") or _json_dump(meta))
-
-
-def _json_dump(meta: dict) -> str:
-    import json as _json
-
-    return _json.dumps(meta, indent=2, ensure_ascii=False)
+        return
+    print(meta.get("parameters_text") or _json.dumps(meta.get("genimg"), indent=2, ensure_ascii=False))
+    taken = meta["from"]
+    if "error" in taken:
+        print(f"\n--from cannot use it: {taken['error']}")
+        return
+    print(f"\n--from reads ({'genimg record' if taken['source'] == 'genimg' else 'A1111 parameters'}): "
+          + _json.dumps(taken["spec"], ensure_ascii=False))
+    if taken["unmapped"]:
+        print(f"not mapped: {', '.join(taken['unmapped'])}")

@@ -22,33 +22,32 @@ Fill = Annotated[str, typer.Option("--fill", help="Outpaint: start the new area 
 
 
 def _run(image, prompt, common, *, strength, resize, mask=None, mask_from_alpha=False, mask_rect=None,
-         invert_mask=False, mask_blur=4, mask_padding=None, extend=None, fill="edge") -> None:
+         invert_mask=False, mask_blur=4, mask_padding=None, extend=None, fill="edge", control=None) -> None:
     from genimg.cli.generating import generate_and_report
-    from genimg.masks import parse_extend
-    from genimg.spec import GenerationSpec
 
-    spec = GenerationSpec(
-        prompt=prompt, task="inpaint", image=str(image), strength=strength, resize=resize,
-        mask=str(mask) if mask else None, mask_from_alpha=mask_from_alpha, mask_rect=mask_rect,
-        invert_mask=invert_mask, mask_blur=mask_blur, mask_padding=mask_padding,
-        extend=parse_extend(*extend) if extend else None, fill=fill, **common.spec_fields())
-    generate_and_report(spec, common)
+    generate_and_report({
+        "prompt": prompt, "task": "inpaint", "image": str(image), "strength": strength, "resize": resize,
+        "mask": str(mask) if mask else None, "mask_from_alpha": mask_from_alpha, "mask_rect": mask_rect,
+        "invert_mask": invert_mask, "mask_blur": mask_blur, "mask_padding": mask_padding,
+        "extend": extend, "fill": fill, "control": control}, common)
 
 
 @o.generation_command
-def inpaint(image: Image, prompt: o.Prompt, common: o.Common, mask: Mask = None, mask_from_alpha: MaskFromAlpha = False,
-            mask_rect: MaskRect = None, invert_mask: InvertMask = False, mask_blur: MaskBlur = 4,
-            mask_padding: MaskPadding = None, extend: Extend = None, fill: Fill = "edge",
-            strength: Strength = None, resize: Resize = "fit") -> None:
+def inpaint(image: Image, common: o.Common, prompt: o.Prompt = None, mask: Mask = None,
+            mask_from_alpha: MaskFromAlpha = False, mask_rect: MaskRect = None, invert_mask: InvertMask = False,
+            mask_blur: MaskBlur = 4, mask_padding: MaskPadding = None, extend: Extend = None, fill: Fill = "edge",
+            strength: Strength = None, resize: Resize = "fit", control: o.Controls = None) -> None:
     """Repaint the masked part of an image (white in the mask); the rest stays as it was."""
     _run(image, prompt, common, strength=strength, resize=resize, mask=mask, mask_from_alpha=mask_from_alpha,
          mask_rect=mask_rect, invert_mask=invert_mask, mask_blur=mask_blur, mask_padding=mask_padding,
-         extend=extend, fill=fill)
+         extend=extend, fill=fill, control=control)
 
 
 @o.generation_command
-def outpaint(image: Image, prompt: o.Prompt, common: o.Common,
+def outpaint(image: Image, common: o.Common,
              extend: Annotated[tuple[str, int], typer.Option("--extend", help="Sides to grow (e.g. left,right or left,right,top,bottom) and by how many pixels.", metavar="SIDES PIXELS", rich_help_panel=MASK)],
-             fill: Fill = "edge", mask_blur: MaskBlur = 4, strength: Strength = None) -> None:
+             prompt: o.Prompt = None, fill: Fill = "edge", mask_blur: MaskBlur = 4, strength: Strength = None,
+             control: o.Controls = None) -> None:
     """Grow an image's canvas and paint the new area (same as `inpaint --extend`)."""
-    _run(image, prompt, common, strength=strength, resize="fit", mask_blur=mask_blur, extend=extend, fill=fill)
+    _run(image, prompt, common, strength=strength, resize="fit", mask_blur=mask_blur, extend=extend, fill=fill,
+         control=control)

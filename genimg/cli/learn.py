@@ -19,7 +19,10 @@ def demo_model(
     seed: int = typer.Option(0, "--seed", help="Seed of the data, the weights and the noise."),
     unet_steps: Optional[int] = typer.Option(None, "--unet-steps", help="Denoiser training steps (default 6000)."),
     vae_steps: Optional[int] = typer.Option(None, "--vae-steps", help="VAE training steps (default 1200)."),
+    decoder_steps: Optional[int] = typer.Option(None, "--decoder-steps", help="Decoder sharpening steps after the UNet (default 3000; 0 skips it)."),
     images: Optional[int] = typer.Option(None, "--images", help="Training images rendered (default 20000)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Images per UNet step (default 32); --vae-batch for the VAE stages."),
+    vae_batch: Optional[int] = typer.Option(None, "--vae-batch", help="Images per VAE and decoder step (default 16)."),
     threads: int = typer.Option(2, "--threads", help="CPU threads for torch."),
     overwrite: o.Overwrite = False,
     quiet: o.Quiet = False,
@@ -31,9 +34,17 @@ def demo_model(
     from genimg.errors import UsageError
     from genimg.learn.demo_model import DemoTrainingConfig, train_demo_model
 
+    from genimg.output.write import check_folder
+
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise UsageError(f"{output} is not empty; pass --overwrite to replace it, or choose another -o")
-    changes = {k: v for k, v in {"unet_steps": unet_steps, "vae_steps": vae_steps, "images": images}.items() if v}
+    check_folder(output)
+    given = {"unet_steps": unet_steps, "vae_steps": vae_steps, "decoder_steps": decoder_steps, "images": images,
+             "batch": batch, "vae_batch": vae_batch}
+    changes = {k: v for k, v in given.items() if v is not None}
+    if any(v < (0 if k == "decoder_steps" else 1) for k, v in changes.items()):
+        raise UsageError("--unet-steps, --vae-steps, --images, --batch and --vae-batch must be at least 1 "
+                         "(--decoder-steps at least 0)")
     config = replace(DemoTrainingConfig(seed=seed, threads=threads), **changes)
     with progress_reporter(quiet) as report:
         record = train_demo_model(output, config, _training_progress(report))

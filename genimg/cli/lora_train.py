@@ -27,7 +27,7 @@ def lora_train(
     repeats: Annotated[Optional[int], typer.Option("--repeats", help="Times each image is seen per epoch.", rich_help_panel=DATA)] = None,
     shuffle_captions: Annotated[Optional[bool], typer.Option("--shuffle-captions/--no-shuffle-captions", help="Shuffle comma-separated tags (the first stays).", show_default=False, rich_help_panel=DATA)] = None,
     caption_dropout: Annotated[Optional[float], typer.Option("--caption-dropout", help="Share of steps with an empty caption.", rich_help_panel=DATA)] = None,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Training size (default 512 SD1.x, 1024 SDXL/FLUX).", rich_help_panel=DATA)] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Training size (default: the model's own image size: 512 SD1.x, 1024 SDXL/FLUX, 64 the demo).", rich_help_panel=DATA)] = None,
     center_crop: Annotated[Optional[bool], typer.Option("--center-crop/--buckets", help="Square crops instead of aspect-ratio buckets.", show_default=False, rich_help_panel=DATA)] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict/--skip-unreadable", help="Stop on unreadable images.", show_default=False, rich_help_panel=DATA)] = None,
     rank: Annotated[Optional[int], typer.Option("--rank", help="LoRA rank (default 32 SD1.x, 16 SDXL/FLUX).", rich_help_panel=LORA)] = None,

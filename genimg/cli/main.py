@@ -74,9 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=args, prog_name="genimg", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)  # click hands back a command's Exit(code) as a return value here
-    except click.NoArgsIsHelpError as e:
-        print(e.ctx.get_help())
-        sys.exit(0)
+    except click.NoArgsIsHelpError:
+        sys.exit(0)  # typer has printed the help already
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except click.UsageError as e:

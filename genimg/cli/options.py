@@ -17,7 +17,7 @@ GEN = "Generation"
 MODEL = "Model and memory"
 OUT = "Output"
 
-Prompt = Annotated[str, typer.Argument(help="What to draw.", show_default=False)]
+Prompt = Annotated[Optional[str], typer.Argument(help="What to draw (may be left out with --from).", show_default=False)]
 Negative = Annotated[str, typer.Option("--negative", "-n", help="What to avoid (SD/SDXL).", rich_help_panel=GEN)]
 Width = Annotated[Optional[int], typer.Option("--width", "-W", help="Image width (default: the model's).", rich_help_panel=GEN)]
 Height = Annotated[Optional[int], typer.Option("--height", "-H", help="Image height (default: the model's).", rich_help_panel=GEN)]
@@ -27,6 +27,8 @@ Seed = Annotated[Optional[int], typer.Option("--seed", "-S", help="Seed of the f
 Count = Annotated[int, typer.Option("--count", "-c", help="Images to make; seeds seed, seed+1, ...", rich_help_panel=GEN)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.", rich_help_panel=GEN)]
 Scheduler = Annotated[Optional[str], typer.Option("--scheduler", "--sampler", help="Sampler by A1111 name, e.g. 'Euler a', 'DPM++ 2M Karras' (see `genimg schedulers`).", rich_help_panel=GEN)]
+FromImage = Annotated[Optional[Path], typer.Option("--from", help="Start from the settings stored in this PNG (genimg's or A1111's); flags given override them.", rich_help_panel=GEN)]
+Controls = Annotated[Optional[list[str]], typer.Option("--control", help="A ControlNet steering the image: TYPE=IMAGE[,scale=S][,start=A][,end=B],model=NAME (repeatable; TYPE: none, canny).", rich_help_panel="ControlNet")]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sdxl-turbo, flux-schnell, flux-dev), hub id, diffusers folder or .safetensors file.", rich_help_panel=MODEL)]
@@ -64,6 +66,7 @@ def _shared(
     batch_size: BatchSize = 1,
     scheduler: Scheduler = None,
     max_sequence_length: MaxSeqLen = None,
+    from_image: FromImage = None,
     lora: Lora = None,
     config: Config = None,
     allow_pickle: AllowPickle = False,
@@ -88,28 +91,55 @@ def _shared(
 
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
                  "vae_tiling", "channels_last", "vae_fp32")
-_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet")
+_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image")
+_RENAMED = {"config": "model_config", "lora": "loras"}
 
 
 @dataclass
 class Common:
     values: dict
+    given: frozenset = frozenset()  # the flags typed on the command line (not left at their defaults)
 
-    def spec_fields(self) -> dict:
-        """The shared flags as GenerationSpec fields."""
+    def settings(self) -> dict:
+        """The shared flags as settings (spec field names), ``preset_overrides`` from the preset flags."""
         v = self.values
-        skip = set(_PRESET_FLAGS) | set(_OUTPUT_FLAGS) | {"cfg", "config", "lora"}
-        fields = {k: val for k, val in v.items() if k not in skip}
-        fields.update(guidance=v["cfg"], model_config=str(v["config"]) if v["config"] else None,
-                      loras=list(v["lora"] or []),
-                      preset_overrides={k: v[k] for k in _PRESET_FLAGS if v[k] is not None})
-        return fields
+        out = {_RENAMED.get(k, k): val for k, val in v.items()
+               if k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
+        out["model_config"] = str(v["config"]) if v["config"] else None
+        out["loras"] = list(v["lora"] or [])
+        out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
+        return out
+
+    def given_settings(self, settings: dict) -> dict:
+        """Of ``settings`` (flag name -> value), the ones typed on the command line, as setting names."""
+        out = {_RENAMED.get(k, k): v for k, v in settings.items()
+               if k in self.given and k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
+        overrides = {k: self.values[k] for k in _PRESET_FLAGS if k in self.given}
+        if overrides:
+            out["preset_overrides"] = overrides
+        return out
 
     def __getattr__(self, name):
         try:
             return self.values[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+def _given_flags() -> frozenset:
+    """Names of the parameters the user typed, from click's record of where each value came from."""
+    try:
+        from typer._click.core import ParameterSource
+        from typer._click.globals import get_current_context
+    except ImportError:  # typer before 0.29 uses click itself
+        from click import get_current_context
+        from click.core import ParameterSource
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return frozenset()
+    return frozenset(name for name in ctx.params
+                     if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP))
 
 
 def generation_command(func):
@@ -125,7 +155,7 @@ def generation_command(func):
     @functools.wraps(func)
     def command(**kwargs):
         common = {name: kwargs.pop(name) for name in list(kwargs) if name in shared_hints}
-        return func(**kwargs, common=Common(common))
+        return func(**kwargs, common=Common(common, _given_flags()))
 
     command.__signature__ = inspect.Signature(own + shared)
     command.__annotations__ = {p.name: p.annotation for p in own + shared}

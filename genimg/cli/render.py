@@ -78,7 +78,7 @@ def _force_progress() -> bool:
 def print_result(path, image, as_json: bool) -> None:
     if as_json:
         record = {"path": str(path), "seed": image.seed, "seconds": round(image.seconds, 4),
-                  "model": image.job.ref.name, "settings": image.spec.to_dict()}
+                  "model": image.plan.ref.name, "steps_run": image.steps, "settings": image.spec.to_dict()}
         print(json.dumps(record, ensure_ascii=False), flush=True)
     else:
         print(f"{path}  seed={image.seed}  {image.seconds:.2f}s", flush=True)

@@ -6,9 +6,8 @@ from genimg.cli import options as o
 
 
 @o.generation_command
-def txt2img(prompt: o.Prompt, common: o.Common) -> None:
+def txt2img(common: o.Common, prompt: o.Prompt = None, control: o.Controls = None) -> None:
     """Generate images from a text prompt."""
     from genimg.cli.generating import generate_and_report
-    from genimg.spec import GenerationSpec
 
-    generate_and_report(GenerationSpec(prompt=prompt, **common.spec_fields()), common)
+    generate_and_report({"prompt": prompt, "control": control}, common)

@@ -86,7 +86,7 @@ def sharpen_decoder(vae, x, config: DemoTrainingConfig, report=None) -> float:
         latents = torch.cat([vae.encode(x[i:i + 256]).latent_dist.mean for i in range(0, len(x), 256)])
     decoder = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     opt = torch.optim.AdamW(decoder, lr=config.decoder_lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.decoder_steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.decoder_steps))
     vae.decoder.train()
     for step in range(config.decoder_steps):
         index = torch.randint(0, len(x), (config.vae_batch,), generator=g)
@@ -254,5 +254,17 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
                           "total": round(total, 1)},
               "torch": torch.__version__, "threads": config.threads}
     (output / "genimg_training.json").write_text(json.dumps(record, indent=2))
+    # The folder carries its own generation defaults, so `-m FOLDER` runs as the shipped demo does.
+    (output / "genimg.toml").write_text(GENERATION_DEFAULTS.format(side=config.side))
     shutil.rmtree(work, ignore_errors=True)
     return record
+
+
+GENERATION_DEFAULTS = """# Generation defaults for this model folder: genimg reads them whenever the folder is used
+# (by the `demo` alias or by its path), the same fields an alias may set.
+width = {side}
+height = {side}
+steps = 20
+guidance = 5.0
+scheduler = "DPM++ 2M"
+"""

@@ -88,6 +88,9 @@ def prepare_run(run: Path, config, resume: bool, overwrite: bool):
         if config.epochs > saved.epochs:
             saved.epochs = config.epochs  # resuming may extend a run, never change what it is
         return saved
+    from genimg.output.write import check_folder
+
+    check_folder(run, "run folder")
     if run.exists() and any(run.iterdir()):
         if not overwrite:
             raise UsageError(f"{run} already holds a run; pass --resume to continue it or --overwrite to start again")
@@ -157,7 +160,12 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
         ema.model.load_state_dict(state["ema"])
         ema.updates = state["ema_updates"]
         opt.load_state_dict(state["optimizer"])
+        fresh = sched.total_steps, sched._schedule_phases
         sched.load_state_dict(state["lr_schedule"])
+        if sched.total_steps != fresh[0]:
+            # --epochs lengthened the run: the one-cycle schedule is rebuilt for the new length and
+            # continues from the current step on it (the saved one would end at the old length).
+            sched.total_steps, sched._schedule_phases = fresh
         _set_rng_state(state["rng"], data_gen)
         epoch = state["epoch"]
     else:

@@ -42,6 +42,10 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
                              f"{family.upper()} model; use one trained for the same family")
         return ModelRef(text, "folder", str(path.resolve()), family, path.name)
     if path.is_file():
+        if path.suffix.lower() == ".safetensors":
+            from genimg.models.checkpoint import safetensors_header
+
+            safetensors_header(path)  # a damaged file: one line saying so, before any load
         if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
             raise UsageError(f"ControlNet {path.name} is a pickle file, which can run arbitrary code when loaded; "
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")

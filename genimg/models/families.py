@@ -22,13 +22,15 @@ class Family:
     scheduler: str
     factor: int
     negative_prompt: bool
+    pipeline_arguments: tuple[str, ...]
     pipeline_prefixes: tuple[str, ...]
 
 
 def _load() -> dict[str, Family]:
     table = load_toml(FAMILY_FILE)
     return {
-        name: Family(name=name, **{**row, "pipeline_prefixes": tuple(row["pipeline_prefixes"])})
+        name: Family(name=name, **{**row, "pipeline_prefixes": tuple(row["pipeline_prefixes"]),
+                              "pipeline_arguments": tuple(row["pipeline_arguments"])})
         for name, row in table.items()
     }
 

@@ -47,8 +47,26 @@ def aliases() -> dict[str, dict]:
     table = {name: dict(row) for name, row in load_toml(ALIAS_FILE).items()}
     user_file = config_dir() / "aliases.toml"
     if user_file.is_file():
-        table.update(read_toml(user_file))
+        user = read_toml(user_file)
+        for name, row in user.items():
+            _check_alias(user_file, name, row)
+        table.update(user)
     return table
+
+
+def _check_alias(path: Path, name: str, row) -> None:
+    """A user's alias entry names a known family and says where the weights are."""
+    where = f"{path}: alias [{name}]"
+    if not isinstance(row, dict):
+        raise UsageError(f"{where} must be a table ([{name}] with family = ... and repo = ... or path = ...)")
+    if row.get("family") not in FAMILIES:
+        raise UsageError(f"{where}: family = {row.get('family')!r} is not one of {', '.join(FAMILIES)}")
+    if ("repo" in row) == ("path" in row):
+        raise UsageError(f"{where} needs exactly one of repo = \"org/name\" or path = \"/a/folder\"")
+    unknown = set(row) - {"family", "repo", "path", "description", *_ALIAS_SETTINGS}
+    if unknown:
+        raise UsageError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: family, repo, path, description, "
+                         f"{', '.join(_ALIAS_SETTINGS)}")
 
 
 def default_model() -> str:
@@ -156,8 +174,18 @@ def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
 
 
 def _from_hub(repo_id: str) -> ModelRef:
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    from genimg.models import hub
+
+    if not hub.offline() and (reason := hub.unreachable_reason(hub.endpoint())):
+        if not isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str):
+            raise UsageError(
+                f"model {repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub "
+                f"({hub.endpoint()}) cannot be reached ({reason}); on a machine with network run "
+                f"`hf download {repo_id}`, set HF_ENDPOINT to a mirror, or pass a local folder or .safetensors file")
+        hub.go_offline()  # cached: use it as it is instead of retrying the hub for every file
 
     try:
         index = hf_hub_download(repo_id, "model_index.json")

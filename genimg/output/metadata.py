@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 from genimg import __version__
 
@@ -72,45 +73,60 @@ def _lora_hash(path: str) -> str:
 
     from genimg.models.checkpoint import short_hash
 
-    p = Path(path)
-    return short_hash(p / "pytorch_lora_weights.safetensors" if p.is_dir() else p)
+    return short_hash(Path(path))
 
 
 def genimg_record(image) -> dict:
     """Everything genimg knows about one image, as stored in the ``genimg`` chunk."""
-    job = image.job
-    return {
+    plan = image.plan
+    record = {
         "version": __version__,
         "spec": image.spec.to_dict(),
-        "model": {"name": job.ref.name, "kind": job.ref.kind, "location": job.ref.location,
-                  "family": job.ref.family, "hash": job.ref.model_hash()},
-        "preset": job.preset.settings() | {"name": job.preset.name},
+        "model": {"name": plan.ref.name, "kind": plan.ref.kind, "location": plan.ref.location,
+                  "family": plan.ref.family, "hash": plan.ref.model_hash()},
+        "preset": plan.preset.settings() | {"name": plan.preset.name},
         "seconds": round(image.seconds, 4),
-        "denoising_steps": job.denoising_steps,
-        **({"source_hash": job.inputs.source_hash} if job.inputs is not None else {}),
+        "denoising_steps": image.steps,
     }
+    if plan.inputs is not None:
+        record["source_hash"] = plan.inputs.source_hash
+    if plan.controls:
+        record["controls"] = [{"model": c.controlnet.location, "source_hash": c.source_hash} for c in plan.controls]
+    return record
+
+
+def a1111_extra(image) -> dict:
+    """The ``Key: value`` pairs a task, its controls and its LoRAs add to A1111's text."""
+    plan = image.plan
+    extra = plan.inputs.a1111_extra(image.spec.strength) if plan.inputs is not None else {}
+    for n, control in enumerate(plan.controls):
+        extra[f"ControlNet {n}"] = control.a1111_value()
+    if plan.loras:
+        # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
+        extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
+    return extra
 
 
 def pnginfo(image):
     from PIL.PngImagePlugin import PngInfo
 
-    job = image.job
+    plan = image.plan
     info = PngInfo()
-    extra = job.inputs.a1111_extra(image.spec) if job.inputs is not None else {}
-    if job.loras:
-        # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
-        extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in job.loras)
-    info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, job.ref.name, job.ref.model_hash(), extra))
+    info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, plan.ref.name, plan.ref.model_hash(), a1111_extra(image)))
     info.add_text(GENIMG_KEY, json.dumps(genimg_record(image), ensure_ascii=False))
     return info
 
 
-def read_metadata(path) -> dict:
-    """The ``parameters`` text (parsed) and the ``genimg`` record of a PNG; empty where absent."""
+def read_text_chunks(path) -> dict:
     from PIL import Image
 
     with Image.open(path) as im:
-        text = dict(getattr(im, "text", {}) or {})
+        return dict(getattr(im, "text", {}) or {})
+
+
+def read_metadata(path) -> dict:
+    """The ``parameters`` text (parsed) and the ``genimg`` record of a PNG; empty where absent."""
+    text = read_text_chunks(path)
     out = {}
     if PARAMETERS_KEY in text:
         out["parameters"] = parse_parameters(text[PARAMETERS_KEY])
@@ -118,3 +134,64 @@ def read_metadata(path) -> dict:
     if GENIMG_KEY in text:
         out["genimg"] = json.loads(text[GENIMG_KEY])
     return out
+
+
+@dataclass(frozen=True)
+class PngSettings:
+    """What ``--from IMAGE`` read: the spec, where it came from, and the keys it could not map."""
+
+    spec: object  # GenerationSpec
+    source: str  # "genimg" (genimg's own record) or "parameters" (A1111's text)
+    unmapped: dict
+
+
+# A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
+A1111_KEYS = {"Steps": "steps", "Sampler": "scheduler", "CFG scale": "cfg", "Seed": "seed", "Size": "size",
+              "Model": "model", "Denoising strength": "strength"}
+
+
+def spec_from_png(path) -> PngSettings:
+    """The generation settings of a PNG: genimg's own JSON chunk first, else A1111's ``parameters``."""
+    from genimg.errors import UsageError
+    from genimg.inputs import load_image
+    from genimg.spec import GenerationSpec
+
+    load_image(path, "--from image")  # exists and is an image: one clear line if not
+    try:
+        text = read_text_chunks(path)
+    except OSError as e:
+        raise UsageError(f"--from {path}: cannot read its metadata ({e})") from None
+    if GENIMG_KEY in text:
+        try:
+            record = json.loads(text[GENIMG_KEY])
+            return PngSettings(GenerationSpec.from_dict(record["spec"], where=f"--from {path}"), "genimg", {})
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged record: A1111's text below is the fallback
+    if PARAMETERS_KEY not in text:
+        raise UsageError(f"--from {path}: the image holds no generation settings (no genimg or A1111 metadata)")
+    parsed = parse_parameters(text[PARAMETERS_KEY])
+    data = {"prompt": parsed.pop("prompt"), "negative": parsed.pop("negative")}
+    unmapped = {}
+    schedule = parsed.pop("Schedule type", "")
+    for key, value in parsed.items():
+        if key in A1111_KEYS:
+            data[A1111_KEYS[key]] = value
+        else:
+            unmapped[key] = value
+    if "scheduler" in data:
+        data["scheduler"] = _sampler_name(data["scheduler"], schedule)
+    elif schedule:
+        unmapped["Schedule type"] = schedule
+    return PngSettings(GenerationSpec.from_dict(data, where=f"--from {path}"), "parameters", unmapped)
+
+
+def _sampler_name(sampler: str, schedule: str) -> str:
+    """A1111 1.9+ writes ``Sampler: DPM++ 2M, Schedule type: Karras``; genimg's names join them."""
+    from genimg.schedulers import schedulers
+
+    names = {name.lower(): name for name in schedulers()}
+    if schedule and schedule.lower() not in ("automatic", "uniform", "normal"):
+        joined = f"{sampler} {schedule}".lower()
+        if joined in names:
+            return names[joined]
+    return names.get(sampler.lower(), sampler)

@@ -10,17 +10,32 @@ from genimg.errors import UsageError
 
 
 def check_writable(paths: list[Path], overwrite: bool) -> None:
-    """Fail before any work if an output exists (without ``overwrite``) or a folder can't be written."""
+    """Fail before any work if an output exists (without ``overwrite``) or a folder can't be written.
+    Creates nothing: folders appear with the first file written, so a failed run leaves none behind."""
     for path in paths:
         if path.exists() and not overwrite:
             raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
     for folder in sorted({p.parent for p in paths}):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"cannot create output folder {folder}: {e.strerror}") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise UsageError(f"output folder {folder} is not writable; choose another -o")
+        check_folder(folder, "output folder", "-o")
+
+
+def check_folder(folder: Path, what: str = "output folder", flag: str = "-o") -> None:
+    """``folder`` can be written, or created where its nearest existing parent can be written."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create {what} {folder}: {existing} is a file; choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = folder if existing == folder else f"{folder} ({existing} is read-only)"
+        raise UsageError(f"{what} {where} is not writable; choose another {flag}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(path: Path, write, overwrite: bool = False) -> Path:
@@ -28,6 +43,8 @@ def atomic_save(path: Path, write, overwrite: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    # mkstemp makes the file 0600; a finished output gets the mode a plain open() would give it.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(Path(tmp))
         if overwrite:

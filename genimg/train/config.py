@@ -72,11 +72,14 @@ class LoraTrainConfig:
     save_format: str = "diffusers"  # or kohya
     allow_pickle: bool = False
 
-    def with_family_defaults(self, family: str) -> "LoraTrainConfig":
+    def with_family_defaults(self, family: str, model_size: int | None = None) -> "LoraTrainConfig":
+        """Unset fields from the family's defaults; the resolution from the model's own default image
+        size where it has one (the demo model draws 64x64: training it at 512 would upscale 8x)."""
         d = FAMILY_DEFAULTS[family]
         return LoraTrainConfig(**{**asdict(self),
                                   "rank": self.rank or d["rank"], "alpha": self.alpha or d["alpha"],
-                                  "resolution": self.resolution or d["resolution"], "lr": self.lr or d["lr"],
+                                  "resolution": self.resolution or model_size or d["resolution"],
+                                  "lr": self.lr or d["lr"],
                                   "target_modules": self.target_modules or TARGETS[family]})
 
     def validate(self) -> None:
@@ -133,7 +136,7 @@ caption_prefix = ""            # trigger word put before every caption
 repeats = 1                    # times each image is seen per epoch (kohya folders set their own)
 shuffle_captions = false       # shuffle comma-separated tags, keeping the first
 caption_dropout = 0.0          # share of steps trained on an empty caption
-# resolution = 512             # default: 512 SD1.x, 1024 SDXL and FLUX
+# resolution = 512             # default: the model's own size (512 SD1.x, 1024 SDXL and FLUX, 64 demo)
 center_crop = false            # false: aspect-ratio buckets
 strict = false                 # true: stop on an unreadable image instead of skipping it
 

@@ -54,10 +54,13 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     from genimg.presets import get_preset
     from genimg.train.objectives import OBJECTIVES
 
+    from genimg.output.write import check_folder
+
     config.validate()
     out = Path(config.output)
+    check_folder(out)
     ref = resolve_model(config.model, config=config.model_config, allow_pickle=config.allow_pickle)
-    config = config.with_family_defaults(ref.family)
+    config = config.with_family_defaults(ref.family, max(ref.defaults["width"], ref.defaults["height"]))
     if config.train_text_encoder and ref.family == "flux":
         raise UsageError("--train-text-encoder is for SD1.x and SDXL; FLUX LoRAs train the transformer")
     factor = 16 if ref.family == "flux" else 8

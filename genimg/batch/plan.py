@@ -1,0 +1,95 @@
+"""A batch file from start to end, as a library call (the twin of ``genimg batch``): the batch seed,
+this process's shard, the jobs and the rows that failed to become one, the check of every job, the
+units left to run after what the manifest says is done, then the run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genimg.batch import manifest
+from genimg.batch.jobs import BatchJob, RowProblem, build_jobs
+from genimg.batch.runner import (BatchResult, StopFlag, Unit, check, contact_sheets, plan_units, run_batch,
+                                 shard_from_env, shard_of)
+from genimg.errors import UsageError
+
+
+@dataclass
+class BatchPlan:
+    file: Path
+    folder: Path
+    seed: int
+    shard: tuple[int, int]
+    jobs: list[BatchJob]
+    problems: list[RowProblem] = field(default_factory=list)  # rows and jobs that cannot run, with where and why
+    units: list[Unit] = field(default_factory=list)
+    skipped: int = 0  # images the manifest says are already made
+
+    @property
+    def images(self) -> int:
+        return sum(job.spec.count for job in self.jobs)
+
+
+def plan_batch(file, output="outputs", settings: dict | None = None, seed: int | None = None,
+               combinatorial: bool = False, repeat: int = 1, shard: tuple[int, int] | None = None,
+               batch_size: int = 1) -> BatchPlan:
+    """Read and check ``file``; ``settings`` are the defaults of every row (command-line flags)."""
+    from genimg.batch.files import read_rows
+
+    if repeat < 1:
+        raise UsageError(f"--repeat must be at least 1 (got {repeat})")
+    from genimg.output.write import check_folder
+
+    file, folder = Path(file), Path(output)
+    check_folder(folder)
+    index, count = shard or shard_from_env()
+    settings = dict(settings or {})
+    if count > 1 and "LOCAL_RANK" in os.environ and "device" not in settings.get("preset_overrides", {}):
+        from genimg.device import detect
+
+        if detect(None).kind == "cuda":  # under accelerate/torchrun each process takes its own GPU
+            settings["preset_overrides"] = {**settings.get("preset_overrides", {}),
+                                            "device": f"cuda:{os.environ['LOCAL_RANK']}"}
+    rows, file_defaults = read_rows(file)
+    seed = seed if seed is not None else manifest.batch_seed(folder)
+    if seed is None and count > 1:
+        # Shards run apart and must draw the same seeds without talking: take them from the file's name.
+        import hashlib
+
+        seed = int.from_bytes(hashlib.sha256(file.name.encode()).digest()[:4], "big") >> 1
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    jobs, problems = build_jobs(rows, file_defaults, settings, file.resolve().parent, file.name, seed,
+                                combinatorial, repeat)
+    jobs = shard_of(jobs, index, count)
+    bad = check(jobs)
+    problems += [RowProblem(f"{file.name}:{job.row.line}", message) for job, message in bad]
+    failed = {job.id for job, _ in bad}
+    runnable = [job for job in jobs if job.id not in failed]
+    units, skipped = plan_units(runnable, manifest.read_done(folder), batch_size)
+    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped)
+
+
+def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progress=None,
+             stop: StopFlag | None = None) -> BatchResult:
+    """Run what ``plan`` left to do; with ``grid``, write a contact sheet per row template."""
+    result = BatchResult(skipped=plan.skipped, failed=[(p.where, p.message) for p in plan.problems])
+    if plan.problems and fail_fast:
+        return result
+    first = None if manifest.batch_seed(plan.folder) is not None else \
+        {"batch_seed": plan.seed, "file": str(plan.file.resolve())}
+    run_batch(plan.units, plan.folder, fail_fast, progress, result, stop, first_record=first)
+    if grid and (plan.folder / manifest.NAME).is_file():
+        result.sheets = contact_sheets(plan.folder)
+    return result
+
+
+def run_file(file, output="outputs", *, settings: dict | None = None, seed: int | None = None,
+             combinatorial: bool = False, repeat: int = 1, shard: tuple[int, int] | None = None,
+             batch_size: int = 1, fail_fast: bool = False, grid: bool = False, progress=None) -> BatchResult:
+    """Plan and run a batch file: the Python twin of ``genimg batch FILE -o OUTPUT``."""
+    plan = plan_batch(file, output, settings, seed, combinatorial, repeat, shard, batch_size)
+    with StopFlag() as stop:
+        return run_plan(plan, fail_fast, grid, progress, stop)

@@ -1,0 +1,49 @@
+"""The Hugging Face hub from genimg's side: is it reachable, and if not, work from the cache quietly.
+
+huggingface_hub retries an unreachable endpoint for many seconds and logs each retry; one short
+connection attempt tells the same thing, once, before anything is fetched.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from urllib.parse import urlparse
+
+
+def offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+@lru_cache(maxsize=None)
+def unreachable_reason(endpoint: str, timeout: float = 3.0) -> str | None:
+    """None when a TCP connection to ``endpoint`` opens within ``timeout``; else why not."""
+    import socket
+
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return e.strerror or type(e).__name__
+
+
+def endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def go_offline() -> None:
+    """Run from the cache for the rest of the process, as HF_HUB_OFFLINE=1 would."""
+    import sys
+
+    from huggingface_hub import constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+    if "diffusers.utils.constants" in sys.modules:
+        sys.modules["diffusers.utils.constants"].HF_HUB_OFFLINE = True

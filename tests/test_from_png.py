@@ -1,0 +1,146 @@
+"""Back from a PNG: genimg's own record reproduces the image bit for bit; A1111's text maps to the spec."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from conftest import FAMILIES, pixels
+from genimg.output.metadata import spec_from_png
+from genimg.spec import GenerationSpec, LoraSpec
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_from_reproduces_a_genimg_png_bit_for_bit(cli, tmp_path, tiny_models, family):
+    first = cli("txt2img", "a red circle, on: blue", "-n", "ugly", "-m", tiny_models[family], "-W", "64", "-H", "64",
+                "--steps", "3", "--cfg", "4.5", "--seed", "11", "-o", tmp_path / "first.png", "--json")
+    assert first.code == 0, first
+    again = cli("txt2img", "--from", tmp_path / "first.png", "-o", tmp_path / "again.png", "--json")
+    assert again.code == 0, again
+    assert np.array_equal(pixels(tmp_path / "first.png"), pixels(tmp_path / "again.png"))
+    assert json.loads(again.out)["settings"] == json.loads(first.out)["settings"]
+    # A flag given overrides the image's setting, the others stay.
+    other = cli("txt2img", "--from", tmp_path / "first.png", "--seed", "12", "-o", tmp_path / "other.png", "--json")
+    settings = json.loads(other.out)["settings"]
+    assert settings["seed"] == 12 and settings["steps"] == 3 and settings["guidance"] == 4.5
+    assert not np.array_equal(pixels(tmp_path / "first.png"), pixels(tmp_path / "other.png"))
+
+
+def test_png_metadata_read_back_from_disk_gives_the_spec_that_made_it(cli, tmp_path, tiny_models):
+    target = tmp_path / "m.png"
+    result = cli("txt2img", "a star", "-m", tiny_models["sd"], "-W", "64", "-H", "48", "--steps", "2", "--cfg", "5.5",
+                 "--seed", "77", "--scheduler", "Euler a", "-o", target, "--json")
+    assert result.code == 0
+    from_file = GenerationSpec.from_png(target)
+    assert from_file == GenerationSpec.from_dict(json.loads(result.out)["settings"])
+    assert (from_file.prompt, from_file.width, from_file.height, from_file.steps, from_file.guidance,
+            from_file.scheduler, from_file.seed) == ("a star", 64, 48, 2, 5.5, "Euler a", 77)
+
+
+def _a1111_png(path, text):
+    info = PngInfo()
+    info.add_text("parameters", text)
+    Image.new("RGB", (8, 8), "gray").save(path, pnginfo=info)
+    return path
+
+
+# Written from A1111's format (modules/processing.py's infotext), not from genimg's writer.
+A1111_TEXT = ("masterpiece, (red:1.2) fox, forest\nat dusk\n"
+              "Negative prompt: lowres, bad anatomy, \"quoted\"\n"
+              "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234567, Size: 832x1216, "
+              "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.45, Clip skip: 2, "
+              'Lora hashes: "fox: 0123456789ab", Version: v1.10.1')
+
+
+def test_a_hand_written_a1111_text_is_read_into_the_right_fields(tmp_path):
+    read = spec_from_png(_a1111_png(tmp_path / "a.png", A1111_TEXT))
+    spec = read.spec
+    assert read.source == "parameters"
+    assert spec.prompt == "masterpiece, (red:1.2) fox, forest\nat dusk"
+    assert spec.negative == 'lowres, bad anatomy, "quoted"'
+    assert (spec.steps, spec.scheduler, spec.guidance, spec.seed) == (28, "DPM++ 2M Karras", 6.5, 1234567)
+    assert (spec.width, spec.height, spec.model, spec.strength) == (832, 1216, "v1-5-pruned-emaonly", 0.45)
+    assert read.unmapped == {"Model hash": "6ce0161689", "Clip skip": "2", "Lora hashes": "fox: 0123456789ab",
+                             "Version": "v1.10.1"}
+
+
+def test_forge_and_sdcpp_style_texts_without_schedule_type(tmp_path):
+    text = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7.0, Seed: 42, Size: 512x512, Model: sd_xl_base_1.0"
+    spec = spec_from_png(_a1111_png(tmp_path / "f.png", text)).spec
+    assert (spec.prompt, spec.negative, spec.steps, spec.scheduler, spec.guidance, spec.seed, spec.width) == \
+        ("a cat", "", 20, "Euler a", 7.0, 42, 512)
+
+
+def test_info_shows_what_from_would_read_and_what_it_could_not_map(cli, tmp_path):
+    result = cli("info", _a1111_png(tmp_path / "a.png", A1111_TEXT), "--json")
+    assert result.code == 0, result
+    shown = json.loads(result.out)
+    assert shown["from"]["source"] == "parameters" and shown["from"]["spec"]["steps"] == 28
+    assert shown["from"]["unmapped"]["Clip skip"] == "2"
+    text = cli("info", tmp_path / "a.png").out
+    assert "--from reads" in text and "not mapped: Model hash, Clip skip, Lora hashes, Version" in text
+
+
+def test_from_an_image_without_settings_or_missing(cli, tmp_path, tiny_models):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    for target, words in ((tmp_path / "plain.png", "holds no generation settings"), (tmp_path / "nope.png", "does not exist")):
+        result = cli("txt2img", "--from", target, "-m", tiny_models["sd"], "-o", tmp_path / "x.png")
+        assert result.code == 2 and words in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a1111_from_with_a_model_flag_generates(cli, tmp_path, tiny_models):
+    text = "a blue square\nNegative prompt: blur\nSteps: 2, Sampler: Euler, CFG scale: 3, Seed: 5, Size: 64x48, Model: elsewhere"
+    result = cli("txt2img", "--from", _a1111_png(tmp_path / "a.png", text), "-m", tiny_models["sd"], "-o",
+                 tmp_path / "out.png", "--json")
+    assert result.code == 0, result
+    settings = json.loads(result.out)["settings"]
+    assert (settings["prompt"], settings["negative"], settings["steps"], settings["scheduler"], settings["seed"]) == \
+        ("a blue square", "blur", 2, "Euler", 5)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (64, 48)
+
+
+@pytest.mark.parametrize("data,words", [
+    ({"prompt": "p", "steps": "many"}, "steps must be a whole number (got 'many')"),
+    ({"prompt": "p", "count": "x"}, "count must be a whole number (got 'x')"),
+    ({"prompt": "p", "cfg": "high"}, "guidance must be a number (got 'high')"),
+    ({"prompt": "p", "seed": 1.5}, "seed must be a whole number"),
+    ({"prompt": "p", "size": "big"}, "size must look like 512x768"),
+    ({"prompt": "p", "extend": "up:5"}, "give sides from left, right, top, bottom"),
+    ({"prompt": "p", "mask_rect": "1,2"}, "rect takes 4 comma-separated numbers"),
+    ({"prompt": "p", "control": "canny"}, "controlnet needs a ControlNet model"),
+    ({"prompt": "p", "control": ["canny=a.png,weight=2"]}, "unknown key 'weight'"),
+    ({"prompt": "p", "allow_pickle": "maybe"}, "allow_pickle must be true or false"),
+    ({"prompt": "p", "stpes": 3}, "did you mean 'steps'"),
+    ({"steps": 3}, "no prompt"),
+])
+def test_every_way_in_coerces_once_and_names_the_field(data, words):
+    from genimg.errors import UsageError
+
+    with pytest.raises(UsageError, match=None) as caught:
+        GenerationSpec.from_dict(data, where="jobs.toml:4")
+    assert str(caught.value).startswith("jobs.toml:4: ") and words in str(caught.value)
+
+
+def test_names_users_know_map_to_the_same_spec():
+    a = GenerationSpec.from_dict({"prompt": "p", "cfg_scale": "7", "sampler": "Euler a", "size": "64x32",
+                                  "negative_prompt": "n", "denoising_strength": "0.5", "lora": "a.safetensors:0.5"})
+    b = GenerationSpec.from_dict({"prompt": "p", "guidance": 7.0, "scheduler": "Euler a", "width": 64, "height": 32,
+                                  "negative": "n", "strength": 0.5, "loras": [{"path": "a.safetensors", "weight": 0.5}]})
+    assert a == b and a.loras == (LoraSpec("a.safetensors", 0.5),)
+
+
+def test_parts_serialise_to_readable_json_and_back():
+    spec = GenerationSpec.from_dict({"prompt": "p", "task": "inpaint", "image": "in.png", "mask_rect": "1,2,3,4",
+                                     "mask_blur": 2, "control": ["canny=c.png,scale=0.5,end=0.6,model=cn"]})
+    data = spec.to_dict()
+    assert data["mask"] == {"rect": [1, 2, 3, 4], "blur": 2}
+    assert data["controls"] == [{"type": "canny", "image": "c.png", "model": "cn", "scale": 0.5, "end": 0.6}]
+    assert GenerationSpec.from_dict(json.loads(json.dumps(data))) == spec
+    out = GenerationSpec.from_dict({"prompt": "p", "task": "inpaint", "image": "in.png", "extend": "left,top:32",
+                                    "fill": "noise"})
+    assert out.to_dict()["outpaint"] == {"left": 32, "top": 32, "fill": "noise"}
+    assert GenerationSpec.from_dict(out.to_dict()) == out
