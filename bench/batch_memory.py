@@ -35,7 +35,7 @@ def main() -> None:
     from genimg.batch.runner import BatchResult, plan_units, run_batch
 
     rows = [Row(i + 1, {"prompt": f"a picture number {i}"}) for i in range(args.images)]
-    jobs = build_jobs(rows, {}, {"model": model, "width": 64, "height": 64, "steps": 10}, tmp, "bench", 1)
+    jobs, _ = build_jobs(rows, {}, {"model": model, "width": 64, "height": 64, "steps": 10}, tmp, "bench", 1)
     units, _ = plan_units(jobs, {}, 1)
     marks = {}
 

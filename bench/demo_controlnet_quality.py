@@ -43,8 +43,8 @@ def main() -> None:
         prompt = scene.caption(mention_position=False)
         seed = rng.randrange(2**31)
         for scale in rows:
-            spec = GenerationSpec(prompt, model="demo", task="controlnet", image=str(picture), controlnet=args.controlnet,
-                                  control="canny", control_scale=scale, seed=seed)
+            control = {"type": "canny", "image": str(picture), "model": args.controlnet, "scale": scale}
+            spec = GenerationSpec(prompt, model="demo", controls=[control], seed=seed)
             began = time.perf_counter()
             verdict = analyse(generate(spec, factory)[0].image)
             seconds.append(time.perf_counter() - began)
