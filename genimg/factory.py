@@ -94,6 +94,7 @@ class PipelineFactory:
     def __init__(self):
         self.current: LoadedModel | None = None
         self.loads = self.released = 0  # how often a model was loaded and let go (for tests and --debug)
+        self.upscalers: dict = {}
 
     def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnets=()) -> tuple:
         """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing;
@@ -125,6 +126,18 @@ class PipelineFactory:
             pipe.set_progress_bar_config(disable=True)
             loaded.pipelines[key] = pipe
         return loaded.pipelines[key], loaded
+
+    def upscaler(self, ref, progress=None):
+        """A loaded upscaler (the hires fix's), kept for the next image."""
+        if ref not in self.upscalers:
+            from genimg.upscale.upscalers import load_upscaler
+
+            if progress:
+                progress("load", model=ref.name)
+            self.upscalers[ref] = load_upscaler(ref, tile=self.current.preset.upscale_tile if self.current else 0)
+            if progress:
+                progress("loaded", model=ref.name)
+        return self.upscalers[ref]
 
     def release(self) -> None:
         if self.current is None:

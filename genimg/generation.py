@@ -50,6 +50,8 @@ class Plan:
     inputs: TaskInputs | None = None
     controls: tuple[ControlInput, ...] = ()
     loras: tuple[LoraRef, ...] = ()
+    hires_upscaler: object | None = None  # UpscalerRef of the hires fix
+    hires_size: tuple[int, int] | None = None
 
     @property
     def seeds(self) -> list[int]:
@@ -119,11 +121,19 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in spec.loras)
     controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
                              warnings.append)
+    hires_upscaler = hires_size = None
+    if spec.hires:
+        from genimg.upscale.models import resolve_upscaler
+
+        hires_upscaler = resolve_upscaler(spec.hires.upscaler, spec.allow_pickle)
+        hires_size = tuple(max(family.factor, round(v * spec.hires.scale / family.factor) * family.factor)
+                           for v in (width, height))
     if images is None:
         images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
         if output is not None:
             images = _with_paths(images, resolved, ref, output, overwrite)
-    return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras)
+    return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras,
+                hires_upscaler, hires_size)
 
 
 def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwrite: bool) -> list[PlannedImage]:
@@ -176,6 +186,9 @@ def run(plan: Plan, factory=None, progress: Progress | None = None) -> Iterator[
         batch = plan.images[start:start + size]
         began = time.perf_counter()
         images, steps = _denoise(pipe, plan, batch, progress)
+        if plan.spec.hires:
+            images, more = _hires_fix(plan, factory, batch, images, progress)
+            steps += more
         seconds = (time.perf_counter() - began) / len(batch)
         for planned, image in zip(batch, images):
             spec = plan.spec.replace(seed=planned.seed, count=1, batch_size=1, prompt=planned.prompt,
@@ -183,6 +196,32 @@ def run(plan: Plan, factory=None, progress: Progress | None = None) -> Iterator[
             if progress:
                 progress("image", done=planned.index + 1, total=len(plan.images))
             yield GeneratedImage(image, spec, plan, planned.index, seconds, steps)
+
+
+def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]:
+    """A1111's hires fix: each image upscaled to the hires size, then repainted by img2img there with the
+    same prompt, seed, sampler and LoRAs (the pipelines share one loaded model)."""
+    from dataclasses import replace
+
+    from genimg.upscale.run import upscale_image
+
+    hires = plan.spec.hires
+    upscaler = factory.upscaler(plan.hires_upscaler, progress)
+    pipe, loaded = factory.get(plan.ref, plan.preset, "img2img", progress)
+    pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
+    width, height = plan.hires_size
+    spec = plan.spec.replace(task="img2img", strength=hires.strength, steps=hires.steps or plan.spec.steps,
+                             width=width, height=height, controls=(), hires=None)
+    finished, steps = [], 0
+    for planned, image in zip(batch, images):
+        big = upscale_image(upscaler, image, width / image.width, planned.seed)
+        if big.size != (width, height):
+            big = big.resize((width, height))
+        inputs = TaskInputs(big, None, "")
+        second = replace(plan, spec=spec, inputs=inputs, controls=(), images=(planned,))
+        [result], steps = _denoise(pipe, second, [planned], progress)
+        finished.append(result)
+    return finished, steps
 
 
 def generate(spec: GenerationSpec, factory=None, progress: Progress | None = None) -> list[GeneratedImage]:

@@ -39,6 +39,7 @@ class Preset:
     quantize: str = "none"
     vae_fp32: bool = False
     max_megapixels: float = 0  # largest image this tier handles without VAE tiling (0: no limit)
+    upscale_tile: int = 512  # upscalers run in tiles of this many input pixels (0: whole images)
     family_overrides: dict | None = None
 
     def for_family(self, family: str) -> "Preset":
@@ -55,14 +56,15 @@ class Preset:
     def settings(self) -> dict:
         """The fields that change how a pipeline runs (what metadata records)."""
         d = asdict(self)
-        for key in ("description", "vram_gb", "family_overrides", "max_megapixels"):
+        for key in ("description", "vram_gb", "family_overrides", "max_megapixels", "upscale_tile"):
             d.pop(key)
         return d
 
 
 _FIELD_NAMES = {f.name for f in fields(Preset)} - {"name", "family_overrides"}
-_FIELD_TYPES = {f.name: {"bool": bool, "float": (int, float), "str": str}.get(str(f.type)) for f in fields(Preset)}
-_TYPE_WORDS = {bool: "true or false", (int, float): "a number", str: "text"}
+_FIELD_TYPES = {f.name: {"bool": bool, "float": (int, float), "str": str, "int": int}.get(str(f.type))
+                for f in fields(Preset)}
+_TYPE_WORDS = {bool: "true or false", (int, float): "a number", str: "text", int: "a whole number"}
 
 
 def _check(name: str, table: dict) -> None:

@@ -154,6 +154,25 @@ class OutpaintSpec:
 
 
 @dataclass(frozen=True)
+class HiresSpec:
+    """A1111's hires fix: generate at the base size, upscale by ``scale``, then repaint at the larger
+    size with img2img at ``strength`` for ``steps`` steps (default: the base run's)."""
+
+    scale: float
+    strength: float = 0.5
+    steps: int | None = None
+    upscaler: str = "lanczos"
+
+    def check(self) -> None:
+        if not 1 < self.scale <= 4:
+            raise UsageError(f"--hires must be a scale above 1 and at most 4 (got {self.scale:g})")
+        if not 0 < self.strength <= 1:
+            raise UsageError(f"--hires-strength must be above 0 and at most 1 (got {self.strength:g})")
+        if self.steps is not None and self.steps < 1:
+            raise UsageError(f"--hires-steps must be at least 1 (got {self.steps})")
+
+
+@dataclass(frozen=True)
 class GenerationSpec:
     prompt: str
     negative: str = ""
@@ -180,6 +199,7 @@ class GenerationSpec:
     resize: str = "fit"
     mask: MaskSpec | None = None
     outpaint: OutpaintSpec | None = None
+    hires: HiresSpec | None = None  # txt2img: A1111's hires fix
 
     def __post_init__(self):
         # The Python API builds specs directly: the same coercion as flags and file rows, so
@@ -188,6 +208,10 @@ class GenerationSpec:
             value = getattr(self, f.name)
             if f.name == "mask" and isinstance(value, dict):
                 value = _part(MaskSpec, value, "mask")
+            elif f.name == "hires" and isinstance(value, dict):
+                value = _part(HiresSpec, value, "hires")
+            elif f.name == "hires" and isinstance(value, (int, float, str)):
+                value = _part(HiresSpec, {"scale": value}, "hires")
             elif f.name == "outpaint" and value is not None:
                 value = OutpaintSpec.parse(value)
             elif value is not None:
@@ -202,7 +226,7 @@ class GenerationSpec:
             value = getattr(self, f.name)
             if f.name != "prompt" and value == _DEFAULTS[f.name]:
                 continue
-            if f.name in ("mask", "outpaint"):
+            if f.name in ("mask", "outpaint", "hires"):
                 value = _part_dict(value)
             elif f.name == "loras":
                 value = [lora.text() for lora in value]
@@ -276,6 +300,10 @@ class GenerationSpec:
             raise UsageError("--mask-blur and --mask-padding must be 0 or more")
         for control in self.controls:
             control.check()
+        if self.hires:
+            self.hires.check()
+            if self.task != "txt2img":
+                raise UsageError("--hires (the hires fix) is for txt2img; for an image you have, use img2img or upscale")
 
 
 # -- the one way in --------------------------------------------------------------------------------
@@ -290,19 +318,23 @@ ALIASES = {
 # Flat keys (flags and file rows) for the parts of a mask.
 MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",
              "mask_blur": "blur", "mask_padding": "padding"}
+# Flat keys (flags and file rows, A1111's names) for the hires fix.
+HIRES_KEYS = {"hires": "scale", "hires_scale": "scale", "hires_upscale": "scale", "hires_strength": "strength",
+              "hires_steps": "steps", "hires_upscaler": "upscaler"}
 # The one-control shorthand of `genimg controlnet` and of older batch rows (task = controlnet).
 LEGACY_CONTROL_KEYS = ("controlnet", "control_type", "control_scale")
 
 
 def known_keys() -> list[str]:
     names = {f.name for f in fields(GenerationSpec)}
-    return sorted(names | set(ALIASES) | set(MASK_KEYS) | {"size", "extend", "fill", *LEGACY_CONTROL_KEYS})
+    return sorted(names | set(ALIASES) | set(MASK_KEYS) | set(HIRES_KEYS) | {"size", "extend", "fill", *LEGACY_CONTROL_KEYS})
 
 
 def _canonical(data: dict) -> dict:
     data = {str(k).strip().lower().replace("-", "_").replace(" ", "_"): v for k, v in data.items()}
     out: dict = {}
     mask: dict = {}
+    hires: dict = {}
     legacy: dict = {}
     for key, value in data.items():
         if value is None:
@@ -314,6 +346,11 @@ def _canonical(data: dict) -> dict:
             out["width"], out["height"] = _size(value)
         elif key in MASK_KEYS:
             mask[MASK_KEYS[key]] = value
+        elif key in HIRES_KEYS:
+            if isinstance(value, (dict, HiresSpec)):  # the serialised form: hires = {scale, strength, ...}
+                out["hires"] = value
+            else:
+                hires[HIRES_KEYS[key]] = value
         elif key in LEGACY_CONTROL_KEYS:
             legacy[key] = value
         elif key not in _TYPES and key not in ("extend", "fill"):
@@ -329,6 +366,10 @@ def _canonical(data: dict) -> dict:
         spec["mask"] = _part(MaskSpec, mask["path"], "mask")
     elif mask and _part(MaskSpec, mask, "mask") != MaskSpec():
         spec["mask"] = _part(MaskSpec, mask, "mask")
+    if hires:
+        if "scale" not in hires:
+            raise UsageError("hires_strength, hires_steps and hires_upscaler need hires (the scale)")
+        spec["hires"] = _part(HiresSpec, hires, "hires")
     if isinstance(out.get("outpaint"), (dict, OutpaintSpec)):  # the serialised form
         spec["outpaint"] = OutpaintSpec.parse(out["outpaint"])
     if data.get("extend") not in (None, "", {}):
@@ -434,4 +475,4 @@ def _part_dict(part) -> dict:
 _TYPES = typing.get_type_hints(GenerationSpec)
 _DEFAULTS = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
              for f in fields(GenerationSpec) if f.name != "prompt"}
-_TYPES["mask"] = _TYPES["outpaint"] = None  # parts, built by _canonical
+_TYPES["mask"] = _TYPES["outpaint"] = _TYPES["hires"] = None  # parts, built by _canonical

@@ -36,6 +36,45 @@ class BatchJob:
 
 
 @dataclass(frozen=True)
+class UpscaleRow:
+    """A ``task = upscale`` row: its input image and the upscale settings."""
+
+    row: Row
+    image: Path
+    settings: object  # genimg.upscale.run.UpscaleSettings
+
+
+# The keys an upscale row may set (and the UpscaleSettings field each one sets).
+UPSCALE_KEYS = {"task": None, "image": None, "init_image": None, "scale": "scale", "upscaler": "model",
+                "prompt": "prompt", "negative": "negative", "negative_prompt": "negative", "noise_level": "noise_level",
+                "steps": "steps", "cfg": "guidance", "guidance": "guidance", "seed": "seed", "tile": "tile",
+                "tile_overlap": "tile_overlap", "allow_pickle": "allow_pickle"}
+
+
+def upscale_row(row: Row, data: dict, where: str, base: Path) -> UpscaleRow:
+    from genimg.spec import _coerce
+    from genimg.upscale.run import UpscaleSettings
+
+    data = {str(k).strip().lower().replace("-", "_"): v for k, v in data.items()}
+    unknown = [k for k in data if k not in UPSCALE_KEYS]
+    if unknown:
+        raise UsageError(f"{where}: an upscale row takes {', '.join(k for k in UPSCALE_KEYS if k != 'task')}; "
+                         f"not {unknown[0]!r}")
+    image = data.get("image") or data.get("init_image")
+    if not image:
+        raise UsageError(f"{where}: an upscale row needs an image")
+    fields = {UPSCALE_KEYS[k]: v for k, v in data.items() if UPSCALE_KEYS[k]}
+    types = {"scale": float, "model": str, "prompt": str, "negative": str, "noise_level": int, "steps": int,
+             "guidance": float, "seed": int, "tile": int, "tile_overlap": int, "allow_pickle": bool}
+    settings = UpscaleSettings(**{k: _coerce(k, v, types[k]) for k, v in fields.items()})
+    try:
+        settings.check()
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}") from None
+    return UpscaleRow(row, _relative(str(image), base), settings)
+
+
+@dataclass(frozen=True)
 class RowProblem:
     where: str  # file:line
     message: str
@@ -67,9 +106,9 @@ def normalise(data: dict, where: str, base: Path) -> dict:
 
 def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: Path, source: str,
                base_seed: int, combinatorial: bool = False, repeat: int = 1,
-               wildcard_dirs=()) -> tuple[list[BatchJob], list[RowProblem]]:
+               wildcard_dirs=(), upscales: list | None = None) -> tuple[list[BatchJob], list[RowProblem]]:
     """Jobs of every row (command-line defaults, then the file's ``defaults``, then the row itself)
-    and the rows that could not become one."""
+    and the rows that could not become one; ``task = upscale`` rows go to ``upscales``."""
     from genimg.batch.wildcards import Wildcards
 
     jobs: list[BatchJob] = []
@@ -83,6 +122,11 @@ def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: P
         for row in rows:
             where = f"{source}:{row.line}"
             try:
+                if str(row.data.get("task", "")).strip().lower() == "upscale":
+                    if upscales is None:
+                        raise UsageError(f"{where}: upscale rows run only in `genimg batch`")
+                    upscales.append(upscale_row(row, row.data, where, base))
+                    continue
                 settings = {**cli_defaults, **file_defaults, **normalise(row.data, where, base)}
                 template = str(settings.get("prompt") or "")
                 GenerationSpec.from_dict({**settings, "seed": settings.get("seed", 0)}, where)  # checks every value

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genimg.batch import manifest
-from genimg.batch.jobs import BatchJob, RowProblem, build_jobs
+from genimg.batch.jobs import BatchJob, RowProblem, UpscaleRow, build_jobs
 from genimg.batch.runner import (BatchResult, StopFlag, Unit, check, contact_sheets, plan_units, run_batch,
                                  shard_from_env, shard_of)
-from genimg.errors import UsageError
+from genimg.errors import GenimgError, UsageError
 
 
 @dataclass
@@ -26,6 +26,7 @@ class BatchPlan:
     problems: list[RowProblem] = field(default_factory=list)  # rows and jobs that cannot run, with where and why
     units: list[Unit] = field(default_factory=list)
     skipped: int = 0  # images the manifest says are already made
+    upscales: list[UpscaleRow] = field(default_factory=list)  # task = upscale rows still to run
 
     @property
     def images(self) -> int:
@@ -61,15 +62,44 @@ def plan_batch(file, output="outputs", settings: dict | None = None, seed: int |
         seed = int.from_bytes(hashlib.sha256(file.name.encode()).digest()[:4], "big") >> 1
     if seed is None:
         seed = secrets.randbelow(2**31)
+    upscales: list[UpscaleRow] = []
     jobs, problems = build_jobs(rows, file_defaults, settings, file.resolve().parent, file.name, seed,
-                                combinatorial, repeat)
+                                combinatorial, repeat, upscales=upscales)
     jobs = shard_of(jobs, index, count)
+    upscales = shard_of(upscales, index, count)
+    pending, skipped = [], 0
+    for row in upscales:
+        try:
+            _, [job] = _upscale_plan(row, folder)
+        except UsageError as e:
+            problems.append(RowProblem(f"{file.name}:{row.row.line}", str(e)))
+            continue
+        if job.skip:
+            skipped += 1
+        else:
+            pending.append(row)
     bad = check(jobs)
     problems += [RowProblem(f"{file.name}:{job.row.line}", message) for job, message in bad]
     failed = {job.id for job, _ in bad}
     runnable = [job for job in jobs if job.id not in failed]
-    units, skipped = plan_units(runnable, manifest.read_done(folder), batch_size)
-    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped)
+    units, done = plan_units(runnable, manifest.read_done(folder), batch_size)
+    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending)
+
+
+def _upscale_path(row: UpscaleRow, folder: Path) -> Path:
+    label = f"{row.settings.scale:g}".replace(".", "_")
+    return folder / f"{row.image.stem}-x{label}.png"
+
+
+def _upscale_plan(row: UpscaleRow, folder: Path):
+    """An upscale row's checked job; its output already there counts as done (resume)."""
+    from dataclasses import replace
+
+    from genimg.upscale.run import plan_upscale
+
+    target = _upscale_path(row, folder)
+    ref, [job] = plan_upscale([row.image], row.settings, target, overwrite=True)
+    return ref, [replace(job, skip=target.exists())]
 
 
 def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progress=None,
@@ -81,9 +111,32 @@ def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progr
     first = None if manifest.batch_seed(plan.folder) is not None else \
         {"batch_seed": plan.seed, "file": str(plan.file.resolve())}
     run_batch(plan.units, plan.folder, fail_fast, progress, result, stop, first_record=first)
+    for row in plan.upscales:
+        if (stop is not None and stop.stop) or (fail_fast and result.failed):
+            result.interrupted = stop is not None and stop.stop
+            break
+        try:
+            _run_upscale_row(row, plan.folder, progress)
+            result.done += 1
+        except GenimgError as e:
+            result.failed.append((f"row {row.row.line} (upscale)", str(e)))
+            if progress:
+                progress("warning", message=f"row {row.row.line}: {e}")
     if grid and (plan.folder / manifest.NAME).is_file():
         result.sheets = contact_sheets(plan.folder)
     return result
+
+
+def _run_upscale_row(row: UpscaleRow, folder: Path, progress=None) -> None:
+    from genimg.upscale.run import upscale_files
+
+    def quiet_progress(event, **info):
+        if progress and event in ("load", "loaded", "warning"):
+            progress(event, **info)
+
+    for done in upscale_files([row.image], row.settings, _upscale_path(row, folder), False, quiet_progress):
+        if progress:
+            progress("upscaled", path=done.path, source=done.source, size=done.size, seconds=done.seconds)
 
 
 def run_file(file, output="outputs", *, settings: dict | None = None, seed: int | None = None,

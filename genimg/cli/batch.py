@@ -44,7 +44,7 @@ def batch(
         raise typer.Exit(2)
     from genimg.errors import Interrupted
 
-    total = sum(len(u.items) for u in plan.units)
+    total = sum(len(u.items) for u in plan.units) + len(plan.upscales)
     made = []
     try:
         with progress_reporter(common.quiet) as report, StopFlag() as stop:
@@ -53,6 +53,12 @@ def batch(
             def on_event(event, **info):
                 if event == "batch_image":
                     print_result(info["path"], info["image"], common.json)
+                    made.append(info["path"])
+                    report.batch_advance()
+                elif event == "upscaled":
+                    print(json.dumps({"path": str(info["path"]), "source": str(info["source"]),
+                                      "size": list(info["size"]), "seconds": round(info["seconds"], 4)})
+                          if common.json else f"{info['path']}  {info['size'][0]}x{info['size'][1]}", flush=True)
                     made.append(info["path"])
                     report.batch_advance()
                 else:

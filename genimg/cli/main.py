@@ -19,6 +19,7 @@ from genimg.cli.models import models
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
 from genimg.cli.txt2img import txt2img
+from genimg.cli.upscale import upscale
 
 app = typer.Typer(
     name="genimg",
@@ -33,6 +34,7 @@ app.command("img2img")(img2img)
 app.command("inpaint")(inpaint)
 app.command("outpaint")(outpaint)
 app.command("controlnet")(controlnet)
+app.command("upscale")(upscale)
 app.command("batch")(batch)
 app.command("lora-train")(lora_train)
 app.command("presets")(presets)

@@ -101,6 +101,10 @@ def a1111_extra(image) -> dict:
     extra = plan.inputs.a1111_extra(image.spec.strength) if plan.inputs is not None else {}
     for n, control in enumerate(plan.controls):
         extra[f"ControlNet {n}"] = control.a1111_value()
+    if image.spec.hires:
+        h = image.spec.hires
+        extra.update({"Denoising strength": h.strength, "Hires upscale": f"{h.scale:g}",
+                      "Hires steps": h.steps or image.spec.steps, "Hires upscaler": h.upscaler})
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
@@ -114,6 +118,33 @@ def pnginfo(image):
     info = PngInfo()
     info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, plan.ref.name, plan.ref.model_hash(), a1111_extra(image)))
     info.add_text(GENIMG_KEY, json.dumps(genimg_record(image), ensure_ascii=False))
+    return info
+
+
+def postprocess_pnginfo(source, pairs: dict):
+    """PNG text for an image made from ``source`` by a postprocessing step (an upscale): the source's
+    chunks kept, the step's ``Key: value`` pairs added to A1111's settings line, as A1111's extras tab
+    does, and to the genimg record's ``postprocess`` list."""
+    from PIL.PngImagePlugin import PngInfo
+
+    try:
+        text = read_text_chunks(source)
+    except OSError:
+        text = {}
+    info = PngInfo()
+    added = ", ".join(f"{k}: {quote(v)}" for k, v in pairs.items())
+    parameters = text.get(PARAMETERS_KEY, "").rstrip("\n")
+    info.add_text(PARAMETERS_KEY, f"{parameters}, {added}" if parameters else added)
+    if GENIMG_KEY in text:
+        try:
+            record = json.loads(text[GENIMG_KEY])
+            record.setdefault("postprocess", []).append(pairs)
+            info.add_text(GENIMG_KEY, json.dumps(record, ensure_ascii=False))
+        except ValueError:
+            info.add_text(GENIMG_KEY, text[GENIMG_KEY])
+    for key, value in text.items():
+        if key not in (PARAMETERS_KEY, GENIMG_KEY):
+            info.add_text(key, value)
     return info
 
 
@@ -147,7 +178,8 @@ class PngSettings:
 
 # A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
 A1111_KEYS = {"Steps": "steps", "Sampler": "scheduler", "CFG scale": "cfg", "Seed": "seed", "Size": "size",
-              "Model": "model", "Denoising strength": "strength"}
+              "Model": "model", "Denoising strength": "strength", "Hires upscale": "hires",
+              "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler"}
 
 
 def spec_from_png(path) -> PngSettings:
@@ -173,6 +205,8 @@ def spec_from_png(path) -> PngSettings:
     data = {"prompt": parsed.pop("prompt"), "negative": parsed.pop("negative")}
     unmapped = {}
     schedule = parsed.pop("Schedule type", "")
+    if "Hires upscale" in parsed and "Denoising strength" in parsed:
+        data["hires_strength"] = parsed.pop("Denoising strength")  # with the hires fix it is the second pass's
     for key, value in parsed.items():
         if key in A1111_KEYS:
             data[A1111_KEYS[key]] = value

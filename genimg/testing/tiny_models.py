@@ -156,3 +156,53 @@ def install_in_hf_cache(folder: Path, repo_id: str, cache: Path, commit: str = "
 def model_or_tiny(model: str | None, workdir: Path, family: str = "sd") -> str:
     """``model`` if given, else the tiny ``family`` model built in ``workdir`` (for benchmarks)."""
     return model if model else str(save_tiny(family, workdir / f"tiny-{family}"))
+
+
+def build_sd_upscaler(tmp: Path, seed: int = 0):
+    """The SD x4 upscaler's shape, tiny: a UNet that takes 4 latent + 3 low-res RGB channels and a noise
+    level class, a VAE that downsamples 4x, and the low-res scheduler: a 16² input gives 64²."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionUpscalePipeline
+
+    from genimg.testing.tokenizers import clip_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(tmp / "_tok")
+    vae = AutoencoderKL(block_out_channels=[32, 32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+                        norm_num_groups=32, sample_size=64, scaling_factor=0.08333)
+    unet = _unet(cross_attention_dim=32, in_channels=7, num_class_embeds=1000)
+    return StableDiffusionUpscalePipeline(
+        vae=vae, text_encoder=_clip_text(len(tokenizer)), tokenizer=tokenizer, unet=unet,
+        low_res_scheduler=DDPMScheduler(), scheduler=DDIMScheduler(prediction_type="v_prediction"),
+        max_noise_level=350)
+
+
+def save_tiny_upscaler(folder: Path, seed: int = 0) -> Path:
+    pipe = build_sd_upscaler(folder.parent / f".{folder.name}-build", seed)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder.parent / f".{folder.name}-build", ignore_errors=True)
+    return folder
+
+
+def save_random_spandrel(path: Path, architecture: str = "esrgan", scale: int = 4, seed: int = 0) -> Path:
+    """A small upscaler of a spandrel architecture with random weights, as a .safetensors state dict."""
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    if architecture == "esrgan":
+        from spandrel.architectures.ESRGAN import ESRGAN
+
+        model = ESRGAN(in_nc=3, out_nc=3, num_filters=16, num_blocks=1, scale=scale)
+    elif architecture == "span":
+        from spandrel.architectures.SPAN import SPAN
+
+        model = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=16, upscale=scale)
+    else:
+        from spandrel.architectures.Compact import Compact
+
+        model = Compact(num_feat=16, num_conv=4, upscale=scale)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path

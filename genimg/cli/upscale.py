@@ -1,0 +1,60 @@
+"""``genimg upscale``: enlarge images with a GAN upscaler (spandrel), a Stable Diffusion upscaler, or
+plain resampling; the built-in demo-upscaler works offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from genimg.cli import options as o
+
+UP = "Upscale"
+
+
+def upscale(
+    inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.", show_default=False)],
+    scale: Annotated[float, typer.Option("--scale", "-x", help="Enlarge this many times (the model's own scale is applied as often as needed, then resampled to the exact size).", rich_help_panel=UP)] = 4.0,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Upscaler: demo-upscaler (default), lanczos, bicubic, sd-x4, sd-latent-x2, a .safetensors file spandrel knows (Real-ESRGAN, 4x-UltraSharp, SwinIR, HAT, DAT …), a diffusers upscaler folder or hub id.", rich_help_panel=UP)] = None,
+    prompt: Annotated[str, typer.Option("--prompt", help="SD upscalers: what the image shows.", rich_help_panel=UP)] = "",
+    negative: Annotated[str, typer.Option("--negative", "-n", help="SD upscalers: what to avoid.", rich_help_panel=UP)] = "",
+    noise_level: Annotated[int, typer.Option("--noise-level", help="SD x4 upscaler: noise added to the input (0-350; more = more invented detail).", rich_help_panel=UP)] = 20,
+    steps: Annotated[int, typer.Option("--steps", "-s", help="SD upscalers: denoising steps.", rich_help_panel=UP)] = 20,
+    cfg: Annotated[float, typer.Option("--cfg", "-g", help="SD upscalers: guidance scale.", rich_help_panel=UP)] = 7.5,
+    seed: Annotated[int, typer.Option("--seed", "-S", help="SD upscalers: seed.", rich_help_panel=UP)] = 0,
+    tile: Annotated[Optional[int], typer.Option("--tile", help="Work in tiles of N input pixels (0: whole images; default: the preset's).", rich_help_panel=UP)] = None,
+    tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels tiles share, blended across.", rich_help_panel=UP)] = 32,
+    allow_pickle: o.AllowPickle = False,
+    preset: o.PresetName = "auto",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/upscaled/, files NAME-x4.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Upscale images; their generation settings are kept and the upscale recorded in the metadata.
+    Images already upscaled in a folder are skipped."""
+    import json as _json
+
+    from genimg.cli.render import progress_reporter, stderr
+    from genimg.upscale.run import UpscaleSettings, upscale_files
+
+    settings = UpscaleSettings(scale=scale, model=model, prompt=prompt, negative=negative, noise_level=noise_level,
+                               steps=steps, guidance=cfg, seed=seed, tile=tile, tile_overlap=tile_overlap,
+                               allow_pickle=allow_pickle, preset=preset)
+    with progress_reporter(quiet) as report:
+        def on_event(event, **info):
+            if event == "skip":
+                if not quiet:
+                    stderr.print(f"skipped {info['path']} (exists)")
+            elif event == "tile":
+                report("step", step=info["step"], total=info["total"])
+            else:
+                report(event, **info)
+
+        for done in upscale_files(inputs, settings, output, overwrite, on_event):
+            if json:
+                print(_json.dumps({"path": str(done.path), "source": str(done.source), "size": list(done.size),
+                                   "upscaler": done.upscaler, "seconds": round(done.seconds, 4)}), flush=True)
+            else:
+                print(f"{done.path}  {done.size[0]}x{done.size[1]}  {done.seconds:.2f}s", flush=True)

@@ -1,0 +1,98 @@
+"""Which upscaler ``--model`` names: an alias (``upscalers.toml``), a weights file spandrel knows, a
+diffusers upscaler folder, or a hub id in the Hugging Face cache. Nothing is loaded here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from genimg.errors import UsageError, did_you_mean
+from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
+
+ALIAS_FILE = Path(__file__).with_name("upscalers.toml")
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT = "demo-upscaler"
+# model_index.json classes of the diffusion upscalers.
+PIPELINE_KINDS = {"StableDiffusionUpscalePipeline": "sd-x4", "StableDiffusionLatentUpscalePipeline": "sd-latent-x2"}
+NATIVE_SCALE = {"sd-x4": 4, "sd-latent-x2": 2}
+
+
+@dataclass(frozen=True)
+class UpscalerRef:
+    name: str
+    kind: str  # "spandrel" | "resample" | "sd-x4" | "sd-latent-x2"
+    location: str | None = None  # file, folder or hub id
+    allow_pickle: bool = False
+
+    @property
+    def diffusion(self) -> bool:
+        return self.kind in NATIVE_SCALE
+
+
+def upscaler_aliases() -> dict[str, dict]:
+    from genimg.datafiles import load_toml
+
+    return load_toml(ALIAS_FILE)
+
+
+def resolve_upscaler(text: str | None, allow_pickle: bool = False) -> UpscalerRef:
+    text = text or DEFAULT
+    table = upscaler_aliases()
+    if text in table:
+        row = table[text]
+        if row["kind"] == "resample":
+            return UpscalerRef(text, "resample")
+        if "path" in row:
+            return _from_path(text, MODELS_DIR / row["path"], allow_pickle)
+        return _from_hub(text, row["repo"], row["kind"])
+    path = Path(text).expanduser()
+    if path.exists():
+        return _from_path(path.name, path, allow_pickle)
+    from genimg.models.resolve import HUB_ID
+
+    if HUB_ID.match(text) and not path.suffix:
+        return _from_hub(text, text, None)
+    raise UsageError(f"upscaler {text!r} is not an alias, a file, a folder or a hub id{did_you_mean(text, table)}; "
+                     f"aliases: {', '.join(table)}")
+
+
+def _from_path(name: str, path: Path, allow_pickle: bool) -> UpscalerRef:
+    if path.is_dir():
+        index = path / "model_index.json"
+        if not index.is_file():
+            raise UsageError(f"upscaler folder {path} has no model_index.json; give a weights file or a diffusers "
+                             "upscaler folder")
+        return UpscalerRef(name, _pipeline_kind(index), str(path.resolve()))
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise UsageError(f"upscaler {path.name} is a pickle file, which can run code when loaded; convert it to "
+                             ".safetensors, or pass --allow-pickle if you trust its source")
+    elif suffix == ".safetensors":
+        safetensors_header(path)  # a damaged file says so now, before any work
+    else:
+        raise UsageError(f"upscaler {path.name}: unknown weights file type {suffix!r}; expected .safetensors "
+                         "(or .pth with --allow-pickle)")
+    return UpscalerRef(name, "spandrel", str(path.resolve()), allow_pickle)
+
+
+def _pipeline_kind(index: Path) -> str:
+    try:
+        cls = json.loads(index.read_text())["_class_name"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"{index} is not a valid model_index.json ({e})") from None
+    if cls not in PIPELINE_KINDS:
+        raise UsageError(f"{index.parent} holds a {cls}, not an upscaler pipeline "
+                         f"({', '.join(PIPELINE_KINDS)})")
+    return PIPELINE_KINDS[cls]
+
+
+def _from_hub(name: str, repo: str, kind: str | None) -> UpscalerRef:
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    index = try_to_load_from_cache(repo, "model_index.json")
+    if not isinstance(index, str):
+        raise UsageError(f"upscaler {repo} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}); on a machine "
+                         f"with network run `hf download {repo}`, or pass a local folder or weights file")
+    return UpscalerRef(name, kind or _pipeline_kind(Path(index)), repo)

@@ -1,0 +1,181 @@
+"""``genimg upscale`` as a library call: inputs (files and folders) to upscaled PNGs that keep the
+source's generation settings and record the upscale, written atomically, checked before any model loads."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from genimg.errors import UsageError
+from genimg.upscale.models import UpscalerRef, resolve_upscaler
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DEFAULT_OUTPUT = Path("outputs") / "upscaled"
+MIN_SIDE = 8
+
+
+@dataclass(frozen=True)
+class UpscaleSettings:
+    scale: float = 4.0
+    model: str | None = None  # alias, file, folder or hub id (default: demo-upscaler)
+    prompt: str = ""
+    negative: str = ""
+    noise_level: int = 20
+    steps: int = 20
+    guidance: float = 7.5
+    seed: int = 0
+    tile: int | None = None  # None: the preset's tile size; 0: whole image
+    tile_overlap: int = 32
+    allow_pickle: bool = False
+    preset: str = "auto"
+
+    def check(self) -> None:
+        if not 1 <= self.scale <= 8:
+            raise UsageError(f"--scale must be between 1 and 8 (got {self.scale:g})")
+        if self.tile is not None and self.tile != 0 and self.tile < 16:
+            raise UsageError(f"--tile must be 0 (no tiling) or at least 16 pixels (got {self.tile})")
+        if self.tile_overlap < 0:
+            raise UsageError(f"--tile-overlap must be 0 or more (got {self.tile_overlap})")
+        if not 0 <= self.noise_level <= 350:
+            raise UsageError(f"--noise-level must be between 0 and 350 (got {self.noise_level})")
+
+
+@dataclass(frozen=True)
+class UpscaleJob:
+    source: Path
+    output: Path
+    size: tuple[int, int]  # the output's
+    skip: bool = False  # its output exists and the input came from a folder
+
+
+@dataclass(frozen=True)
+class Upscaled:
+    source: Path
+    path: Path
+    size: tuple[int, int]
+    seconds: float
+    upscaler: str
+
+
+def expand_inputs(inputs) -> list[tuple[Path, bool]]:
+    """(file, came from a folder) for each input: files as given, folders' images sorted by name."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += [(p, True) for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        elif path.is_file():
+            found.append((path, False))
+        else:
+            raise UsageError(f"input {path} does not exist")
+    if not found:
+        raise UsageError(f"no images in {', '.join(str(i) for i in inputs)} ({', '.join(IMAGE_SUFFIXES)})")
+    return found
+
+
+def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool = False) -> tuple[UpscalerRef, list[UpscaleJob]]:
+    """Check every input and output before anything loads; outputs that exist are refused (a file
+    given by name) or skipped (an image found in a folder)."""
+    from genimg.inputs import load_image
+    from genimg.output.write import check_folder
+
+    settings.check()
+    ref = resolve_upscaler(settings.model, settings.allow_pickle)
+    found = expand_inputs(inputs)
+    target = Path(output) if output is not None else DEFAULT_OUTPUT
+    single_file = output is not None and target.suffix.lower() == ".png" and not target.is_dir()
+    if single_file and len(found) > 1:
+        raise UsageError(f"-o {target} names one file, but there are {len(found)} images; give a folder")
+    if output is not None and not single_file and target.suffix:
+        raise UsageError(f"-o {target} must be a folder or a .png file")
+    jobs = []
+    for source, from_folder in found:
+        image = load_image(source)
+        if min(image.size) < MIN_SIDE:
+            raise UsageError(f"{source} is {image.width}x{image.height}: too small to upscale (at least {MIN_SIDE} px a side)")
+        size = (round(image.width * settings.scale), round(image.height * settings.scale))
+        label = f"{settings.scale:g}".replace(".", "_")
+        path = target if single_file else target / f"{source.stem}-x{label}.png"
+        skip = path.exists() and not overwrite and from_folder
+        if path.exists() and not overwrite and not from_folder:
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
+        jobs.append(UpscaleJob(source, path, size, skip))
+    check_folder(target.parent if single_file else target)
+    return ref, jobs
+
+
+def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=None, overwrite: bool = False,
+                  progress: Callable | None = None) -> Iterator[Upscaled]:
+    """Upscale each input to a PNG; yields what was written (skipped ones are reported as ``skip``)."""
+    from genimg.inputs import load_image
+
+    ref, jobs = plan_upscale(inputs, settings, output, overwrite)
+    todo = [job for job in jobs if not job.skip]
+    for job in jobs:
+        if job.skip and progress:
+            progress("skip", path=job.output)
+    if not todo:
+        return
+    upscaler = load(ref, settings, progress)
+    native = upscaler.scale
+    if native > 1 and progress and not _is_power(settings.scale, native):
+        progress("warning", message=f"{ref.name} upscales x{native}; its output is resized to x{settings.scale:g} "
+                                    "with Lanczos")
+    for n, job in enumerate(todo):
+        began = time.perf_counter()
+        image = load_image(job.source)
+        result = upscale_image(upscaler, image, settings.scale, settings.seed, progress)
+        path = save_upscaled(result, job, settings.scale, ref.name, overwrite)
+        if progress:
+            progress("image", done=n + 1, total=len(todo))
+        yield Upscaled(job.source, path, result.size, time.perf_counter() - began, ref.name)
+
+
+def _is_power(scale: float, native: int) -> bool:
+    power = math.log(scale) / math.log(native)
+    return abs(power - round(power)) < 1e-9
+
+
+def load(ref: UpscalerRef, settings: UpscaleSettings, progress=None):
+    from genimg.presets import get_preset
+    from genimg.upscale.upscalers import load_upscaler
+
+    preset = get_preset(settings.preset)
+    tile = settings.tile if settings.tile is not None else preset.upscale_tile
+    if progress:
+        progress("load", model=ref.name)
+    upscaler = load_upscaler(ref, tile=tile, overlap=settings.tile_overlap, preset=preset, prompt=settings.prompt,
+                             negative=settings.negative, steps=settings.steps, guidance=settings.guidance,
+                             noise_level=settings.noise_level)
+    if progress:
+        progress("loaded", model=ref.name)
+    return upscaler
+
+
+def upscale_image(upscaler, image, scale: float, seed: int = 0, progress=None):
+    """``image`` enlarged ``scale`` times: the upscaler's native scale applied as often as needed to
+    reach it, then Lanczos to the exact size (a x4 model asked for x2 runs once and is resized down)."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    target = (round(image.width * scale), round(image.height * scale))
+    native = upscaler.scale
+    if native <= 1:
+        return upscaler.upscale(image, seed, progress, target)
+    passes = max(1, math.ceil(math.log(scale) / math.log(native) - 1e-9))
+    for _ in range(passes):
+        image = upscaler.upscale(image, seed, progress)
+    return image if image.size == target else image.resize(target, Image.LANCZOS)
+
+
+def save_upscaled(image, job: UpscaleJob, scale: float, upscaler: str, overwrite: bool) -> Path:
+    """The upscaled PNG with the source's generation settings kept and the upscale recorded as A1111
+    records it (``Postprocess upscale by``, ``Postprocess upscaler``)."""
+    from genimg.output.metadata import postprocess_pnginfo
+    from genimg.output.write import atomic_save
+
+    info = postprocess_pnginfo(job.source, {"Postprocess upscale by": f"{scale:g}", "Postprocess upscaler": upscaler})
+    return atomic_save(job.output, lambda tmp: image.save(tmp, format="PNG", pnginfo=info), overwrite)
