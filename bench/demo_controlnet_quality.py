@@ -27,8 +27,8 @@ def main() -> None:
 
     from genimg.factory import PipelineFactory
     from genimg.generation import generate
-    from genimg.learn.analyse import analyse
-    from genimg.learn.shapes import random_scene, render
+    from genimg.demo.analyse import analyse
+    from genimg.demo.shapes import random_scene, render
     from genimg.spec import GenerationSpec
 
     rng = random.Random(args.seed)

@@ -1,7 +1,7 @@
 """Does the demo model draw what the prompt says? Colour, shape and background, measured.
 
 Draws N prompts from the shapes grammar with random seeds, generates each at 64x64, and asks the
-analyser (genimg.learn.analyse) for the background colour, the shape's colour and its shape.
+analyser (genimg.demo.analyse) for the background colour, the shape's colour and its shape.
 As a control, the same verdicts are also scored against the *next* prompt's words: what agreement
 by chance looks like (about 1 in 4 for shapes, 1 in 7 for colours).
 
@@ -29,8 +29,8 @@ def main() -> None:
 
     from genimg.factory import PipelineFactory
     from genimg.generation import generate
-    from genimg.learn.analyse import analyse
-    from genimg.learn.shapes import prompt_scene
+    from genimg.demo.analyse import analyse
+    from genimg.demo.shapes import prompt_scene
     from genimg.spec import GenerationSpec
 
     rng = random.Random(args.seed)

@@ -58,7 +58,8 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="genimg-learn-"))
     clf = digit_classifier()
     from genimg.learn.sampling import SampleRequest, sample_run
-    from genimg.learn.train import DDPMConfig, GANConfig, train_dcgan, train_ddpm
+    from genimg.learn.train_dcgan import GANConfig, train_dcgan
+    from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
 
     if not args.skip_ddpm:
         config = DDPMConfig(epochs=args.ddpm_epochs)

@@ -49,7 +49,7 @@ def main() -> None:
     from PIL import Image
 
     from genimg.demo.upscaler import HELD_OUT, degrade, load_photo
-    from genimg.learn.shapes import random_scene, render
+    from genimg.demo.shapes import random_scene, render
     from genimg.upscale.models import resolve_upscaler
     from genimg.upscale.run import upscale_image
     from genimg.upscale.upscalers import load_upscaler

@@ -108,8 +108,8 @@ PLACED = [("square", "yellow", "purple", "large", 0.7, 0.7, 3), ("triangle", "wh
 def test_the_demo_controlnet_puts_the_shape_where_the_edges_are(tmp_path, shape, colour, background, size, cx, cy, seed):
     from genimg.factory import PipelineFactory
     from genimg.generation import generate
-    from genimg.learn.analyse import analyse
-    from genimg.learn.shapes import ShapeScene, render
+    from genimg.demo.analyse import analyse
+    from genimg.demo.shapes import ShapeScene, render
     from genimg.spec import GenerationSpec
 
     scene = ShapeScene(shape, colour, background, size, None, cx, cy, 0.0)

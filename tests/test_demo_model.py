@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import pixels
-from genimg.learn.analyse import analyse
+from genimg.demo.analyse import analyse
 from genimg.models import resolve_model
 from genimg.models.resolve import ALIAS_FILE
 
@@ -78,7 +78,7 @@ def test_changing_the_colour_word_changes_the_colour():
 
 
 def test_img2img_and_inpaint_work_with_the_demo_model(cli, tmp_path):
-    from genimg.learn.shapes import ShapeScene, render
+    from genimg.demo.shapes import ShapeScene, render
 
     render(ShapeScene("square", "red", "blue", "large", None, 0.5, 0.5, 0)).save(tmp_path / "in.png")
     assert cli("img2img", tmp_path / "in.png", "a red square on a green background", "-m", "demo", "--strength", "0.6",

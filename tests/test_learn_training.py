@@ -2,8 +2,9 @@
 
 import torch
 
-from genimg.learn.checkpoint import load_state, save_state
-from genimg.learn.train import DDPMConfig, GANConfig, train_dcgan, train_ddpm
+from genimg.state_file import load_state, save_state
+from genimg.learn.train_dcgan import GANConfig, train_dcgan
+from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
 
 
 def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):

@@ -73,7 +73,7 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(cli, tmp_p
 def test_8bit_adam_trains_and_resumes_exactly(tmp_path, tiny_models, photos):
     """bitsandbytes' AdamW8bit (its CPU kernels here): blockwise-quantized moments survive a checkpoint."""
     pytest.importorskip("bitsandbytes")  # in the test extra; a plain install trains with torch's AdamW
-    from genimg.learn.checkpoint import load_state
+    from genimg.state_file import load_state
     from genimg.train.config import LoraTrainConfig
     from genimg.train.loop import train_lora
 
@@ -166,7 +166,7 @@ def test_sdxl_and_flux_loras_train_and_load(cli, tmp_path, tiny_models, photos, 
 
 
 def test_lora_weights_stay_fp32_under_bf16_mixed_precision(tmp_path, tiny_models, photos):
-    from genimg.learn.checkpoint import load_state
+    from genimg.state_file import load_state
     from genimg.train.config import LoraTrainConfig
     from genimg.train.loop import train_lora
 
@@ -348,7 +348,7 @@ def test_epochs_repeats_and_batch_set_the_step_count(tmp_path, tiny_models, phot
 
 
 def test_ema_keeps_a_running_average_of_the_lora(tmp_path, tiny_models, photos):
-    from genimg.learn.checkpoint import load_state
+    from genimg.state_file import load_state
     from genimg.train.loop import train_lora
 
     train_lora(_config(photos, tiny_models, tmp_path / "ema", ema_decay=0.5, checkpoint_every=1, keep_checkpoints=10))

@@ -67,7 +67,7 @@ def test_the_built_in_upscaler_beats_lanczos_on_held_out_photographs_and_shapes(
     import random
 
     from genimg.demo.upscaler import HELD_OUT, degrade, load_photo
-    from genimg.learn.shapes import random_scene, render
+    from genimg.demo.shapes import random_scene, render
     from genimg.upscale.models import resolve_upscaler
     from genimg.upscale.run import upscale_image
     from genimg.upscale.upscalers import load_upscaler
@@ -137,7 +137,7 @@ def test_the_sd_x4_upscaler_runs_through_its_pipeline_whole_and_tiled(cli, tmp_p
     [whole] = _upscale(cli, tmp_path / "in.png", *common, "--tile", "0", "-o", tmp_path / "whole.png")
     [tiles] = _upscale(cli, tmp_path / "in.png", *common, "--tile", "16", "--tile-overlap", "8", "-o", tmp_path / "t.png")
     assert whole["size"] == tiles["size"] == [128, 128]
-    again = _upscale(cli, tmp_path / "in.png", *common, "--tile", "0", "-o", tmp_path / "again.png")
+    _upscale(cli, tmp_path / "in.png", *common, "--tile", "0", "-o", tmp_path / "again.png")
     assert np.array_equal(pixels(tmp_path / "whole.png"), pixels(tmp_path / "again.png"))  # seeded
     other = _upscale(cli, tmp_path / "in.png", *common[:-1], "2", "--tile", "0", "-o", tmp_path / "o.png")
     assert other and not np.array_equal(pixels(tmp_path / "whole.png"), pixels(tmp_path / "o.png"))

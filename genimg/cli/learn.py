@@ -32,13 +32,11 @@ def demo_model(
 
     from genimg.cli.render import progress_reporter
     from genimg.errors import UsageError
-    from genimg.learn.demo_model import DemoTrainingConfig, train_demo_model
+    from genimg.demo.model import DemoTrainingConfig, train_demo_model
 
-    from genimg.output.write import check_folder
+    from genimg.output.write import check_unused
 
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise UsageError(f"{output} is not empty; pass --overwrite to replace it, or choose another -o")
-    check_folder(output)
+    check_unused(output, overwrite)
     given = {"unet_steps": unet_steps, "vae_steps": vae_steps, "decoder_steps": decoder_steps, "images": images,
              "batch": batch, "vae_batch": vae_batch}
     changes = {k: v for k, v in given.items() if v is not None}
@@ -69,11 +67,9 @@ def demo_upscaler(
     from genimg.cli.render import progress_reporter
     from genimg.demo.upscaler import UpscalerTrainingConfig, train_upscaler
     from genimg.errors import UsageError
-    from genimg.output.write import check_folder
+    from genimg.output.write import check_unused
 
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise UsageError(f"{output} is not empty; pass --overwrite to replace it, or choose another -o")
-    check_folder(output)
+    check_unused(output, overwrite)
     given = {"steps": steps, "batch": batch, "photo_patches": photo_patches, "shape_patches": shape_patches}
     changes = {k: v for k, v in given.items() if v is not None}
     if any(v < 1 for v in changes.values()):
@@ -100,14 +96,14 @@ def demo_controlnet(
 
     from genimg.cli.render import progress_reporter
     from genimg.errors import UsageError
-    from genimg.learn.demo_controlnet import DemoControlNetConfig, train_demo_controlnet
+    from genimg.demo.controlnet import DemoControlNetConfig, train_demo_controlnet
     from genimg.models import resolve_model
+    from genimg.output.write import check_unused
 
     ref = resolve_model(model)
     if ref.kind != "folder" or ref.family != "sd":
         raise UsageError(f"--model {model} must be an SD1.x pipeline folder such as the demo model")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise UsageError(f"{output} is not empty; pass --overwrite to replace it, or choose another -o")
+    check_unused(output, overwrite)
     changes = {k: v for k, v in {"steps": steps, "images": images}.items() if v}
     config = replace(DemoControlNetConfig(seed=seed, threads=threads), **changes)
     with progress_reporter(quiet) as report:
@@ -165,7 +161,7 @@ def ddpm(
     """Train a denoising diffusion model (DDPM) from scratch."""
     from genimg.cli.render import progress_reporter
     from genimg.errors import UsageError
-    from genimg.learn.train import DDPMConfig, train_ddpm
+    from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
 
     if schedule not in ("linear", "cosine"):
         raise UsageError(f"--schedule must be linear or cosine (got {schedule!r})")
@@ -196,7 +192,7 @@ def dcgan(
     """Train a DCGAN from scratch."""
     from genimg.cli.render import progress_reporter
     from genimg.errors import UsageError
-    from genimg.learn.train import GANConfig, train_dcgan
+    from genimg.learn.train_dcgan import GANConfig, train_dcgan
 
     if size not in (32, 64):
         raise UsageError(f"--size must be 32 or 64 for DCGAN (got {size})")

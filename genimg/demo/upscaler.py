@@ -63,7 +63,7 @@ def degrade(image, scale: int):
 def _patches(config: UpscalerTrainingConfig, rng: random.Random):
     from PIL import Image, ImageOps
 
-    from genimg.learn.shapes import random_scene, render
+    from genimg.demo.shapes import random_scene, render
 
     photos = [load_photo(name) for name in TRAIN_PHOTOS]
     hr = []

@@ -59,7 +59,7 @@ def load(name: str, size: int = 32, limit: int | None = None, seed: int = 0) -> 
         x = (x - x.min()) / (x.max() - x.min())
         data = ImageSet(_resize(x, size) * 2 - 1, None, None, name)
     elif name == "shapes":
-        from genimg.learn.shapes import SHAPES, dataset
+        from genimg.demo.shapes import SHAPES, dataset
 
         pairs = list(dataset(limit or 4000, seed=seed, side=size))
         x = torch.tensor(np.stack([np.asarray(im) for im, _ in pairs]), dtype=torch.float32).permute(0, 3, 1, 2) / 255

@@ -24,7 +24,7 @@ class SampleRequest:
 
 
 def load_run(run: Path):
-    from genimg.learn.train import config_from_dict
+    from genimg.learn.runs import config_from_dict
 
     if not (run / "config.json").is_file() or not (run / "checkpoint.safetensors").is_file():
         raise UsageError(f"{run} is not a training run (no config.json and checkpoint.safetensors); "
@@ -35,7 +35,7 @@ def load_run(run: Path):
 def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(images, frames of the reverse process) from the run's EMA weights (DDPM) or generator (DCGAN)."""
     from genimg.learn import datasets
-    from genimg.learn.checkpoint import load_state
+    from genimg.state_file import load_state
 
     config = load_run(run)
     state = load_state(run / "checkpoint.safetensors")
@@ -53,7 +53,7 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
         with torch.no_grad():
             return g(torch.randn(request.count, config.z_dim, generator=generator), y), []
     from genimg.learn.ddpm import GaussianDiffusion
-    from genimg.learn.train import build_diffusion
+    from genimg.learn.train_ddpm import build_diffusion
 
     classes = state["ema"]["class_emb.weight"].shape[0] - 1 if "class_emb.weight" in state["ema"] else None
     diffusion = build_diffusion(config, channels, classes)

@@ -24,10 +24,6 @@ def safetensors_header(path: Path) -> dict:
         raise UsageError(f"{path} is not a readable .safetensors file ({e}); re-download it") from None
 
 
-def checkpoint_keys(path: Path) -> list[str]:
-    return [k for k in safetensors_header(path) if k != "__metadata__"]
-
-
 def short_hash(path: Path) -> str:
     """A1111's 'Model hash' (its 'AutoV2'): the first 10 hex digits of the file's SHA-256.
 

@@ -32,6 +32,16 @@ def check_folder(folder: Path, what: str = "output folder", flag: str = "-o") ->
         raise UsageError(f"{what} {where} is not writable; choose another {flag}")
 
 
+def check_unused(folder: Path, overwrite: bool, resumable: bool = False) -> None:
+    """``folder`` is writable and empty, or ``overwrite`` says its contents may go (the caller removes
+    them once the run is known to start)."""
+    check_folder(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        how = "pass --resume to continue it or --overwrite to replace it" if resumable else \
+            "pass --overwrite to replace it, or choose another -o"
+        raise UsageError(f"{folder} already holds {'a run' if resumable else 'files'}; {how}")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-WEIGHTS = "pytorch_lora_weights.safetensors"
+from genimg.adapters import LORA_FILE as WEIGHTS  # noqa: E402 - one name for the file, read and written
 
 
 def save_lora(pipe, ref, trained, config, out: Path) -> Path:

@@ -36,11 +36,11 @@ def prepare_output(out: Path, resume: str | None, overwrite: bool, main_process:
         if path is None or not path.is_file():
             raise UsageError(f"nothing to resume in {out}: no checkpoint found; start without --resume")
         return path
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-        if main_process:
-            shutil.rmtree(out)
+    from genimg.output.write import check_unused
+
+    check_unused(out, overwrite, resumable=True)
+    if out.exists() and main_process:
+        shutil.rmtree(out)
     return None
 
 
@@ -58,7 +58,7 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
 
     config.validate()
     out = Path(config.output)
-    check_folder(out)
+    check_folder(out)  # before the model loads: an unwritable folder fails in a second
     ref = resolve_model(config.model, config=config.model_config, allow_pickle=config.allow_pickle)
     config = config.with_family_defaults(ref.family, max(ref.defaults["width"], ref.defaults["height"]))
     if config.train_text_encoder and ref.family == "flux":
@@ -74,14 +74,10 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
             raise UsageError("--class-images needs --class-prompt (the caption of the class images)")
         examples += [Example(e.path, config.class_prompt, e.repeats, True)
                      for e in collect(Path(config.class_images), config.class_prompt, 1)]
-    from accelerate.state import AcceleratorState
-
-    # accelerate keeps one state per process; a second run in the same process (the Python API, tests)
-    # may ask for another precision. Its own tests reset it the same way.
-    if hasattr(AcceleratorState, "_reset_state"):
-        AcceleratorState._reset_state()
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
-                              cpu=not torch.cuda.is_available())
+    # accelerate keeps one mixed-precision setting per process, which a second run in the same process
+    # (the Python API, the tests) could not change; so autocast and fp16 loss scaling are torch's own,
+    # and accelerate does processes, accumulation and reductions.
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
     checkpoint = prepare_output(out, resume, overwrite, accelerator.is_main_process)
     accelerator.wait_for_everyone()
     report = progress or (lambda *a, **k: None)
@@ -150,11 +146,18 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     # accumulating). Gradients are averaged across processes by hand below, which works for the
     # denoiser and the text encoders alike, and the schedule steps once per optimizer step.
     optimizer = accelerator.prepare(optimizer)
-    ema = {n: p.detach().clone() for n, p in _named_trainable(trained)} if config.ema_decay else None
+    scaler = torch.amp.GradScaler(device.type, enabled=weight_dtype == torch.float16)
+    autocast = torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32)
+    ema = None
+    if config.ema_decay:
+        from diffusers.training_utils import EMAModel
+
+        # min_decay = decay: a constant decay from the second step on (the first copies the weights)
+        ema = EMAModel([p for _, p in _named_trainable(trained)], decay=config.ema_decay, min_decay=config.ema_decay)
 
     step = 0
     if checkpoint is not None:
-        step = _load_checkpoint(checkpoint, trained, optimizer, lr_schedule, ema)
+        step = _load_checkpoint(checkpoint, trained, optimizer, lr_schedule, ema, scaler)
     else:
         out.mkdir(parents=True, exist_ok=True)
     board = None
@@ -187,7 +190,7 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
             captions = [caption_for(items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout,
                                     random.Random(f"{config.seed}-{step}-{j}")) for p, j in zip(picks, slots)]
             with accelerator.accumulate(*trained):
-                with accelerator.autocast():
+                with autocast:
                     cond = _text(objective, captions, text_cache)
                     per_sample = objective.loss(latents, cond, generators, size)
                 weights = torch.tensor([config.prior_weight if items[p][1].is_prior else 1.0 for p in picks], device=device)
@@ -196,28 +199,28 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
                     last = sorted((out / CHECKPOINTS).glob("step-*.safetensors"))
                     raise RunFailure(f"the loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint "
                                      f"is {last[-1] if last else 'none'}; try a lower --lr or --mixed-precision bf16")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and accelerator.num_processes > 1:
-                    _average_gradients(accelerator, params)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
+                accelerator.backward(scaler.scale(loss))
                 if accelerator.sync_gradients:
+                    if accelerator.num_processes > 1:
+                        _average_gradients(accelerator, params)
+                    if config.max_grad_norm:
+                        scaler.unscale_(optimizer)
+                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    scaler.step(optimizer)
+                    scaler.update()
                     lr_schedule.step()
                 optimizer.zero_grad(set_to_none=True)
             step_loss += accelerator.reduce(loss.detach(), "mean").item() / config.grad_accum
         step += 1
         if ema is not None:
-            with torch.no_grad():
-                for name, p in _named_trainable(trained):
-                    ema[name].mul_(config.ema_decay).add_(p.detach(), alpha=1 - config.ema_decay)
+            ema.step([p for _, p in _named_trainable(trained)])
         if accelerator.is_main_process:
             _log(out, step, epoch + 1, step_loss, lr_schedule.get_last_lr()[0])
             if board is not None:
                 board.add_scalar("train/loss", step_loss, step)
                 board.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
             if step % config.checkpoint_every == 0 or step == max_steps:
-                _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, config.keep_checkpoints)
+                _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, scaler, config.keep_checkpoints)
             if config.validation_every and config.validation_prompts and step % config.validation_every == 0:
                 _samples(pipe, config, out, step, trained)
         report("train_step", step=step, total=max_steps, loss=step_loss, lr=lr_schedule.get_last_lr()[0],
@@ -229,10 +232,10 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     record = {"steps": step, "seconds": round(time.perf_counter() - began, 2)}
     if step >= max_steps and accelerator.is_main_process:
         if ema is not None:
-            _swap_in(trained, ema)
+            ema.copy_to([p for _, p in _named_trainable(trained)])
         record["eval_loss_before"] = eval_before
         record["eval_loss_after"] = _eval_loss(objective, items, config, text_cache)
-        from genimg.learn.pictures import loss_curve
+        from genimg.output.plots import loss_curve
         from genimg.train.export import save_lora
 
         record["weights"] = str(save_lora(pipe, ref, trained, config, out))
@@ -248,12 +251,6 @@ def _model_record(ref) -> dict:
 
 def _named_trainable(trained):
     return [(f"{i}.{n}", p) for i, m in enumerate(trained) for n, p in m.named_parameters() if p.requires_grad]
-
-
-def _swap_in(trained, ema):
-    with torch.no_grad():
-        for name, p in _named_trainable(trained):
-            p.copy_(ema[name])
 
 
 def _text(objective, captions, cache):
@@ -340,21 +337,24 @@ def _losses(out: Path) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
-def _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, keep) -> Path:
-    from genimg.learn.checkpoint import save_state
+def _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, scaler, keep) -> Path:
+    from genimg.state_file import save_state
 
     folder = out / CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step-{step:06d}.safetensors"
+    names = [n for n, _ in _named_trainable(trained)]
     save_state(path, {"lora": {n: p.detach() for n, p in _named_trainable(trained)}, "optimizer": optimizer.state_dict(),
-                      "lr_schedule": lr_schedule.state_dict(), "ema": ema or {}, "step": step})
+                      "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict(),
+                      "ema": dict(zip(names, ema.shadow_params)) if ema else {},
+                      "ema_step": ema.optimization_step if ema else 0, "step": step})
     for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
         old.unlink()
     return path
 
 
-def _load_checkpoint(path, trained, optimizer, lr_schedule, ema) -> int:
-    from genimg.learn.checkpoint import load_state
+def _load_checkpoint(path, trained, optimizer, lr_schedule, ema, scaler) -> int:
+    from genimg.state_file import load_state
 
     state = load_state(path)
     with torch.no_grad():
@@ -362,9 +362,13 @@ def _load_checkpoint(path, trained, optimizer, lr_schedule, ema) -> int:
             p.copy_(state["lora"][name])
     optimizer.load_state_dict(state["optimizer"])
     lr_schedule.load_state_dict(state["lr_schedule"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     if ema is not None and state["ema"]:
-        for name in ema:
-            ema[name].copy_(state["ema"][name])
+        with torch.no_grad():
+            for shadow, (name, _) in zip(ema.shadow_params, _named_trainable(trained)):
+                shadow.copy_(state["ema"][name])
+        ema.optimization_step = int(state["ema_step"])
     return int(state["step"])
 
 

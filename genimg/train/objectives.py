@@ -53,8 +53,9 @@ class Objective:
         pred = self.denoiser(noisy.to(self.weight_dtype), t, **self._cast(cond), return_dict=False)[0]
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=list(range(1, pred.dim())))
         if self.config.min_snr_gamma:
-            alphas = scheduler.alphas_cumprod.to(self.device)[t]
-            snr = alphas / (1 - alphas)
+            from diffusers.training_utils import compute_snr
+
+            snr = compute_snr(scheduler, t.cpu()).to(self.device)
             clipped = torch.clamp(snr, max=self.config.min_snr_gamma)
             per_sample = per_sample * (clipped / (snr + 1) if v_prediction else clipped / snr)
         return per_sample

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from genimg.learn.shapes import COLOURS, SHAPES, random_scene, render
+from genimg.demo.shapes import COLOURS, SHAPES, random_scene, render
 
 _PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)
 _NAMES = list(COLOURS)

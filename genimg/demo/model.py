@@ -11,7 +11,6 @@ a conditional UNet learn together to denoise those latents (ε-prediction, min-S
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 import time
@@ -48,8 +47,8 @@ def build_components(config: DemoTrainingConfig, tokenizer_dir: Path):
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from genimg.learn.shapes import WORDS
-    from genimg.testing.tokenizers import clip_tokenizer
+    from genimg.demo.shapes import WORDS
+    from genimg.demo.tokenizer import clip_tokenizer
 
     tokenizer = clip_tokenizer(tokenizer_dir, words=WORDS)
     vocab = len(tokenizer)
@@ -81,12 +80,14 @@ def sharpen_decoder(vae, x, config: DemoTrainingConfig, report=None) -> float:
     import torch
     import torch.nn.functional as F
 
+    from diffusers.optimization import get_scheduler
+
     g = torch.Generator().manual_seed(config.seed + 4)
     with torch.no_grad():
         latents = torch.cat([vae.encode(x[i:i + 256]).latent_dist.mean for i in range(0, len(x), 256)])
     decoder = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     opt = torch.optim.AdamW(decoder, lr=config.decoder_lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.decoder_steps))
+    schedule = get_scheduler("cosine", opt, num_warmup_steps=0, num_training_steps=max(1, config.decoder_steps))
     vae.decoder.train()
     for step in range(config.decoder_steps):
         index = torch.randint(0, len(x), (config.vae_batch,), generator=g)
@@ -105,26 +106,6 @@ def sharpen_decoder(vae, x, config: DemoTrainingConfig, report=None) -> float:
     return float(F.mse_loss(recon, x[:1024]))
 
 
-def sharpen_saved_model(folder: Path, config: DemoTrainingConfig | None = None, progress=None) -> float:
-    """Run stage 4 on an already trained demo pipeline folder (its record is updated)."""
-    import torch
-    from diffusers import AutoencoderKL
-
-    config = config or DemoTrainingConfig()
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    vae = AutoencoderKL.from_pretrained(folder / "vae")
-    x, _ = _images_tensor(config)
-    mse = sharpen_decoder(vae, x, config, progress)
-    vae.save_pretrained(folder / "vae", safe_serialization=True)
-    record_file = folder / "genimg_training.json"
-    record = json.loads(record_file.read_text())
-    record["config"] = asdict(config)
-    record["decoder_reconstruction_mse"] = mse
-    record_file.write_text(json.dumps(record, indent=2))
-    return mse
-
-
 def pixels_tensor(pictures):
     """PIL RGB pictures -> a (N, 3, H, W) float tensor in [-1, 1], as the VAE takes them."""
     import numpy as np
@@ -133,23 +114,18 @@ def pixels_tensor(pictures):
     return torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def warmup_cosine(opt, warmup: int, total: int):
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+def min_snr_weight(scheduler, t, gamma: float):
+    """Min-SNR-γ weighting (Hang et al. 2023) for ε-prediction, from diffusers' ``compute_snr``: stops
+    easy, low-noise steps dominating the loss."""
     import torch
+    from diffusers.training_utils import compute_snr
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / total))))
-
-
-def min_snr_weight(snr, gamma: float):
-    """Min-SNR-γ weighting (Hang et al. 2023) for ε-prediction: stops easy, low-noise steps dominating the loss."""
-    import torch
-
+    snr = compute_snr(scheduler, t)
     return torch.clamp(snr, max=gamma) / snr
 
 
 def _images_tensor(config: DemoTrainingConfig):
-    from genimg.learn.shapes import dataset, training_caption
+    from genimg.demo.shapes import dataset, training_caption
 
     rng = random.Random(config.seed + 1)
     pictures, captions = [], []
@@ -165,6 +141,8 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
     import torch
     import torch.nn.functional as F
     from diffusers import StableDiffusionPipeline
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
 
     config = config or DemoTrainingConfig()
     report = progress or (lambda *a, **k: None)
@@ -208,10 +186,9 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
-    schedule = warmup_cosine(opt, config.warmup, config.unet_steps)
-    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
-    alphas = scheduler.alphas_cumprod
-    snr = alphas / (1 - alphas)
+    schedule = get_scheduler("cosine", opt, num_warmup_steps=config.warmup, num_training_steps=config.unet_steps)
+    # diffusers' EMA warms up as (1 + step) / (10 + step) until it reaches ema_decay.
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay)
     unet.train()
     text_encoder.train()
     stage3 = time.perf_counter()
@@ -226,19 +203,15 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
         zt = scheduler.add_noise(z0, noise, t)
         hidden = text_encoder(tokens)[0]
         pred = unet(zt, t, encoder_hidden_states=hidden).sample
-        loss = (min_snr_weight(snr[t], config.min_snr_gamma) * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        loss = (min_snr_weight(scheduler, t, config.min_snr_gamma) * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         schedule.step()
-        with torch.no_grad():
-            decay = min(config.ema_decay, (1 + step) / (10 + step))
-            for k, v in unet.state_dict().items():
-                if v.dtype.is_floating_point:
-                    ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+        ema.step(unet.parameters())
         report("step", stage="unet", step=step + 1, total=config.unet_steps, loss=loss.item())
-    unet.load_state_dict(ema)
+    ema.copy_to(unet.parameters())
     unet.eval()
     text_encoder.eval()
     decoder_mse = sharpen_decoder(vae, x, config, report)

@@ -49,8 +49,10 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
     import torch.nn.functional as F
     from diffusers import ControlNetModel, StableDiffusionPipeline
 
-    from genimg.learn.demo_model import min_snr_weight, pixels_tensor, warmup_cosine
-    from genimg.learn.shapes import dataset, training_caption
+    from diffusers.optimization import get_scheduler
+
+    from genimg.demo.model import min_snr_weight, pixels_tensor
+    from genimg.demo.shapes import dataset, training_caption
 
     config = config or DemoControlNetConfig()
     report = progress or (lambda *a, **k: None)
@@ -81,9 +83,8 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
     empty = texts[-1]
 
     scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
-    snr = scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)
     opt = torch.optim.AdamW(controlnet.parameters(), lr=config.lr, weight_decay=0.01)
-    schedule = warmup_cosine(opt, config.warmup, config.steps)
+    schedule = get_scheduler("cosine", opt, num_warmup_steps=config.warmup, num_training_steps=config.steps)
     g = torch.Generator().manual_seed(config.seed)
     controlnet.train()
     for step in range(config.steps):
@@ -96,7 +97,7 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
         down, mid = controlnet(zt, t, encoder_hidden_states=hidden, controlnet_cond=edges[index], return_dict=False)
         pred = pipe.unet(zt, t, encoder_hidden_states=hidden, down_block_additional_residuals=down,
                          mid_block_additional_residual=mid).sample
-        loss = (min_snr_weight(snr[t], config.min_snr_gamma) * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        loss = (min_snr_weight(scheduler, t, config.min_snr_gamma) * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)

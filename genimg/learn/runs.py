@@ -1,0 +1,85 @@
+"""What the course's training loops share: the run folder (config, checkpoint, loss log) and exact resume.
+
+A run folder holds ``config.json``, ``checkpoint.safetensors`` (weights, EMA, optimizer, RNG and
+counters), ``loss.csv`` and ``loss.png``, ``samples/epoch_NNN.png``, and for diffusion
+``forward_noising.png``; ``genimg learn sample`` adds the reverse-process GIF.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from genimg.errors import UsageError
+
+Progress = Callable[..., None]
+
+
+def config_from_dict(data: dict):
+    from genimg.learn.train_dcgan import GANConfig
+    from genimg.learn.train_ddpm import DDPMConfig
+
+    data = dict(data)
+    kind = data.pop("kind")
+    if "mults" in data:
+        data["mults"] = tuple(data["mults"])
+    return {"ddpm": DDPMConfig, "dcgan": GANConfig}[kind](**data)
+
+
+def prepare_run(run: Path, config, resume: bool, overwrite: bool):
+    """Check the run folder: a fresh one, one to resume (its own config wins), or one to replace."""
+    import shutil
+
+    from genimg.learn.datasets import LABELLED
+
+    if config.conditional and config.dataset not in LABELLED:
+        raise UsageError(f"dataset {config.dataset} has no labels; pass --unconditional, or use a labelled one "
+                         f"({', '.join(LABELLED)})")
+
+    config_file = run / "config.json"
+    if resume:
+        if not (run / "checkpoint.safetensors").is_file():
+            raise UsageError(f"{run} has no checkpoint to resume; start a new run without --resume")
+        saved = config_from_dict(json.loads(config_file.read_text()))
+        if config.epochs > saved.epochs:
+            saved.epochs = config.epochs  # resuming may extend a run, never change what it is
+        return saved
+    from genimg.output.write import check_unused
+
+    check_unused(run, overwrite, resumable=True)
+    if run.exists():
+        shutil.rmtree(run)
+    (run / "samples").mkdir(parents=True, exist_ok=True)
+    config_file.write_text(json.dumps(asdict(config), indent=2))
+    return config
+
+
+def log_losses(run: Path, rows: list[dict]) -> None:
+    path = run / "loss.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_losses(run: Path) -> dict[str, list[float]]:
+    with open(run / "loss.csv") as f:
+        rows = list(csv.DictReader(f))
+    keys = [k for k in rows[0] if k not in ("epoch", "step")] if rows else []
+    return {k: [float(r[k]) for r in rows] for k in keys}
+
+
+def rng_state(data_gen: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "data": data_gen.get_state()}
+
+
+def set_rng_state(state: dict, data_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    data_gen.set_state(state["data"])

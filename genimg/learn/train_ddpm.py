@@ -1,0 +1,121 @@
+"""Train the course's DDPM (Ho et al. 2020, Algorithm 1) with its settings at the top; checkpoints
+every epoch and resumes exactly. ``genimg learn ddpm`` runs it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from genimg.learn.runs import Progress, log_losses, prepare_run, read_losses, rng_state, set_rng_state
+from genimg.output.plots import loss_curve
+
+
+@dataclass
+class DDPMConfig:
+    dataset: str = "digits"
+    size: int = 16
+    epochs: int = 150
+    batch: int = 128
+    lr: float = 2e-3
+    schedule: str = "cosine"
+    timesteps: int = 1000
+    conditional: bool = True
+    label_dropout: float = 0.1
+    base: int = 32
+    mults: tuple = (1, 2)
+    ema_decay: float = 0.995
+    seed: int = 0
+    sample_every: int = 25
+    limit: int | None = None
+    kind: str = field(default="ddpm", init=False)
+
+
+def build_diffusion(config: DDPMConfig, channels: int, num_classes: int | None):
+    from genimg.learn.ddpm import GaussianDiffusion
+    from genimg.learn.schedule import SCHEDULES
+    from genimg.learn.unet import UNet
+
+    model = UNet(channels=channels, base=config.base, mults=config.mults,
+                 num_classes=num_classes if config.conditional else None)
+    return GaussianDiffusion(model, SCHEDULES[config.schedule](config.timesteps), config.label_dropout)
+
+
+def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: bool = False,
+               progress: Progress | None = None, stop_after_epoch: int | None = None) -> DDPMConfig:
+    from genimg.learn import datasets, pictures
+    from genimg.state_file import load_state, save_state
+    from genimg.learn.ema import EMA
+
+    config = prepare_run(run, config, resume, overwrite)
+    torch.manual_seed(config.seed)
+    data = datasets.load(config.dataset, config.size, config.limit, config.seed)
+    classes = len(data.class_names) if config.conditional else None
+    diffusion = build_diffusion(config, data.channels, classes)
+    ema = EMA(diffusion.model, config.ema_decay)
+    opt = torch.optim.AdamW(diffusion.model.parameters(), lr=config.lr)
+    steps_per_epoch = (len(data.images) + config.batch - 1) // config.batch
+    total_steps = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.05)
+    data_gen = torch.Generator().manual_seed(config.seed)
+    epoch = 0
+    if resume:
+        state = load_state(run / "checkpoint.safetensors")
+        diffusion.model.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        ema.updates = state["ema_updates"]
+        opt.load_state_dict(state["optimizer"])
+        fresh = sched.total_steps, sched._schedule_phases
+        sched.load_state_dict(state["lr_schedule"])
+        if sched.total_steps != fresh[0]:
+            # --epochs lengthened the run: the one-cycle schedule is rebuilt for the new length and
+            # continues from the current step on it (the saved one would end at the old length).
+            sched.total_steps, sched._schedule_phases = fresh
+        set_rng_state(state["rng"], data_gen)
+        epoch = state["epoch"]
+    else:
+        pictures.forward_noising_strip(diffusion.schedule, data.images[:8], run / "forward_noising.png")
+    began = time.perf_counter()
+    while epoch < config.epochs:
+        diffusion.model.train()
+        order = torch.randperm(len(data.images), generator=data_gen)
+        rows = []
+        for i in range(steps_per_epoch):
+            index = order[i * config.batch:(i + 1) * config.batch]
+            y = data.labels[index] if classes else None
+            loss = diffusion(data.images[index], y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            ema.update(diffusion.model)
+            rows.append({"epoch": epoch + 1, "step": epoch * steps_per_epoch + i + 1, "loss": round(loss.item(), 6)})
+        epoch += 1
+        log_losses(run, rows)
+        if epoch % config.sample_every == 0 or epoch == config.epochs:
+            _ddpm_epoch_grid(diffusion, ema, classes, data, run / "samples" / f"epoch_{epoch:03d}.png")
+        save_state(run / "checkpoint.safetensors", {
+            "model": diffusion.model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
+            "optimizer": opt.state_dict(), "lr_schedule": sched.state_dict(), "rng": rng_state(data_gen),
+            "epoch": epoch})
+        if progress:
+            progress("epoch", epoch=epoch, total=config.epochs, loss=sum(r["loss"] for r in rows) / len(rows),
+                     seconds=time.perf_counter() - began)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    loss_curve(read_losses(run), run / "loss.png")
+    return config
+
+
+def _ddpm_epoch_grid(diffusion, ema, classes, data, path: Path) -> None:
+    from genimg.learn.ddpm import GaussianDiffusion
+    from genimg.learn.pictures import save_grid
+
+    sampler = GaussianDiffusion(ema.model, diffusion.schedule)
+    n = 8 * (classes or 8)
+    y = torch.arange(classes).repeat_interleave(8) if classes else None
+    images = sampler.sample((n, *data.images.shape[1:]), y=y, guidance=2.0 if classes else 1.0, sampler="ddim",
+                            steps=50, generator=torch.Generator().manual_seed(0))
+    save_grid(images, path, nrow=8)
