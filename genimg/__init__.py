@@ -47,6 +47,13 @@ def run_batch(file, output="outputs", **options):
     return run_file(file, output, **options)
 
 
+def upscale_images(inputs, output=None, overwrite: bool = False, progress=None, **settings):
+    """The twin of ``genimg upscale``: upscale images or folders; returns what was written."""
+    from genimg.upscale.run import UpscaleSettings, upscale_files
+
+    return list(upscale_files(inputs, UpscaleSettings(**settings), output, overwrite, progress))
+
+
 def train_lora(config, resume=None, overwrite: bool = False, progress=None):
     """The twin of ``genimg lora-train``: train with a :class:`genimg.train.config.LoraTrainConfig`."""
     from genimg.train.loop import train_lora as _train_lora
@@ -55,4 +62,4 @@ def train_lora(config, resume=None, overwrite: bool = False, progress=None):
 
 
 __all__ = ["ControlSpec", "GenerationSpec", "GenimgError", "LoraSpec", "MaskSpec", "OutpaintSpec", "RunFailure",
-           "UsageError", "generate", "plan", "run", "run_batch", "train_lora", "txt2img", "__version__"]
+           "UsageError", "generate", "plan", "run", "run_batch", "train_lora", "txt2img", "upscale_images", "__version__"]

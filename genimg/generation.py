@@ -115,6 +115,7 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
                          f"handles ({preset.max_megapixels} MP); use a smaller --width/--height, or --vae-tiling")
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
+    _check_prompts(resolved, family, images, warnings.append)
     entry = _entry(ref, resolved)
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
@@ -134,6 +135,18 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
             images = _with_paths(images, resolved, ref, output, overwrite)
     return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras,
                 hires_upscaler, hires_size)
+
+
+def _check_prompts(spec: GenerationSpec, family, images, warn) -> None:
+    """Weighting syntax read now, so its warnings come before any model loads."""
+    from genimg.prompting.weighting import has_syntax, parse
+
+    texts = {spec.prompt, spec.negative, *(im.prompt for im in images or ()), *(im.negative for im in images or ())}
+    for text in sorted(t for t in texts if t and has_syntax(t)):
+        parse(text, warn)
+        if not family.weighted_prompts:
+            warn(f"{family.label}'s T5 encoder has no prompt weights: {text!r} is read as "
+                 "plain text, its brackets and weights removed")
 
 
 def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwrite: bool) -> list[PlannedImage]:
@@ -236,11 +249,13 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
     import torch
 
     from genimg.models.families import FAMILIES
+    from genimg.prompting.weighting import has_syntax, plain_text
 
     spec = plan.spec
     entry = _entry(plan.ref, spec)
+    unweighted = not FAMILIES[plan.ref.family].weighted_prompts
     kwargs = dict(
-        prompt=[im.prompt for im in batch],
+        prompt=[plain_text(im.prompt) if unweighted and has_syntax(im.prompt) else im.prompt for im in batch],
         num_inference_steps=spec.steps,
         guidance_scale=spec.guidance,
         generator=[torch.Generator("cpu").manual_seed(im.seed) for im in batch],
@@ -290,7 +305,7 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
             progress("step", step=step + 1, total=pipeline.num_timesteps)
         return tensors
 
-    kwargs = pipeline_arguments(plan, batch)
+    kwargs = _prompt_embeddings(pipe, plan, pipeline_arguments(plan, batch))
     try:
         with torch.inference_mode():
             images = pipe(**kwargs, callback_on_step_end=on_step).images
@@ -310,6 +325,21 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
     if plan.inputs is not None:
         results = [plan.inputs.finish(im) for im in results]
     return results, steps
+
+
+def _prompt_embeddings(pipe, plan: Plan, kwargs: dict) -> dict:
+    """SD and SDXL prompts with weights, BREAK or more than 75 tokens: A1111's embeddings in place of the
+    text (the pipeline would read the brackets literally and cut the prompt at 77 tokens)."""
+    from genimg.models.families import FAMILIES
+    from genimg.prompting.encode import encode, needs_own_encoding
+
+    if not FAMILIES[plan.ref.family].weighted_prompts:
+        return kwargs
+    prompts, negatives = kwargs["prompt"], kwargs.get("negative_prompt")
+    if not needs_own_encoding(pipe.tokenizer, prompts + list(negatives or [])):
+        return kwargs
+    rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
+    return {**rest, **encode(pipe, plan.ref.family, prompts, negatives)}
 
 
 def _smaller_preset(preset: Preset) -> str:

@@ -44,7 +44,12 @@ def target_size(size: tuple[int, int], width: int | None, height: int | None, fa
 
 def resize(image, size: tuple[int, int], mode: str):
     """``crop``: fill the size and cut the overflow; ``stretch``: ignore the aspect ratio; ``fit``: keep
-    all of the image and fill the margins with a blurred stretch of it (like A1111's "resize and fill")."""
+    all of the image and fill the margins with a blurred stretch of it (like A1111's "resize and fill").
+
+    diffusers' ``VaeImageProcessor`` has ``crop`` and ``default`` (stretch) too, but its ``fill`` repeats
+    the edge rows and columns into the margins, which the model then paints as streaks; a blurred
+    stretch of the whole image gives it colours and shapes to continue instead. PIL does all three
+    here, so planning a run does not import diffusers."""
     from PIL import Image, ImageFilter, ImageOps
 
     if mode not in RESIZE_MODES:

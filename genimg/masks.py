@@ -11,7 +11,7 @@ from genimg.spec import SIDES, MaskSpec
 
 def build_mask(settings: MaskSpec, image, warn=None):
     """An 'L' mask the size of ``image``; exactly one source must be given."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageOps
 
     sources = [s for s in (settings.path, settings.from_alpha or None, settings.rect) if s]
     if len(sources) != 1:
@@ -23,13 +23,13 @@ def build_mask(settings: MaskSpec, image, warn=None):
     elif settings.from_alpha:
         if "A" not in image.getbands():
             raise UsageError("--mask-from-alpha needs an image with transparency (RGBA); this one has none")
-        mask = Image.eval(image.getchannel("A"), lambda a: 255 - a)  # transparent = repaint
+        mask = ImageOps.invert(image.getchannel("A"))  # transparent = repaint
     else:
         x, y, w, h = _rect(settings.rect, image.size)
         mask = Image.new("L", image.size, 0)
         ImageDraw.Draw(mask).rectangle((x, y, x + w - 1, y + h - 1), fill=255)
     if settings.invert:
-        mask = Image.eval(mask, lambda v: 255 - v)
+        mask = ImageOps.invert(mask)
     mask = mask.point(lambda v: 255 if v >= 128 else 0)
     if not np.asarray(mask).any():
         raise UsageError("the mask is empty (all black), so there is nothing to inpaint; white marks what to repaint"
@@ -58,7 +58,8 @@ def _rect(rect: tuple[int, int, int, int], size) -> tuple[int, int, int, int]:
 
 
 def blend_mask(mask, blur: int):
-    """The soft mask used to paste the result back: the hard mask, blurred."""
+    """The soft mask used to paste the result back: the hard mask, blurred (what diffusers'
+    ``VaeImageProcessor.blur`` does, without importing diffusers while a run is being planned)."""
     from PIL import ImageFilter
 
     return mask.filter(ImageFilter.GaussianBlur(blur)) if blur > 0 else mask
@@ -66,12 +67,9 @@ def blend_mask(mask, blur: int):
 
 def composite(original, generated, soft_mask):
     """Generated pixels where the mask is white, the original's where it is black, blended between."""
-    m = np.asarray(soft_mask, dtype=np.float32)[..., None] / 255
-    a = np.asarray(original.convert("RGB"), dtype=np.float32)
-    b = np.asarray(generated.convert("RGB"), dtype=np.float32)
     from PIL import Image
 
-    return Image.fromarray((a * (1 - m) + b * m).round().clip(0, 255).astype(np.uint8))
+    return Image.composite(generated.convert("RGB"), original.convert("RGB"), soft_mask)
 
 
 def outpaint_canvas(image, extend: dict[str, int], factor: int, fill: str, overlap: int, seed: int):

@@ -9,6 +9,7 @@ parsed once into typed parts. Nothing deeper re-parses text.
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -208,6 +209,8 @@ class GenerationSpec:
             value = getattr(self, f.name)
             if f.name == "mask" and isinstance(value, dict):
                 value = _part(MaskSpec, value, "mask")
+            elif f.name == "mask" and isinstance(value, (str, os.PathLike)):
+                value = MaskSpec(path=str(value))
             elif f.name == "hires" and isinstance(value, dict):
                 value = _part(HiresSpec, value, "hires")
             elif f.name == "hires" and isinstance(value, (int, float, str)):

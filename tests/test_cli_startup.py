@@ -13,11 +13,19 @@ def test_importing_the_cli_leaves_torch_unimported():
     assert out.strip() == "[]"
 
 
+COMMANDS = ("txt2img", "img2img", "inpaint", "outpaint", "controlnet", "upscale", "batch", "lora-train", "presets",
+            "schedulers", "models", "info", "learn")
+
+
 def test_help_lists_every_command(cli):
+    import re
+
     result = cli("--help")
     assert result.code == 0
-    for command in ("txt2img", "presets", "schedulers", "models", "info"):
-        assert command in result.out
+    listed = set(re.findall(r"^│ (\S+)\s", result.out, flags=re.M)) - {"--version", "--debug", "--help"}
+    assert listed == set(COMMANDS)
+    for command in COMMANDS:
+        assert cli(command, "--help").code == 0
 
 
 def test_version(cli):

@@ -90,11 +90,22 @@ def test_batch_rows_can_use_a_controlnet(cli, tmp_path, tiny_models, tiny_contro
 
 
 def test_demo_controlnet_trainer_makes_a_controlnet_genimg_loads(cli, tmp_path, tiny_models, circle):
+    import json
+
+    from safetensors.torch import load_file
+
     result = cli("learn", "demo-controlnet", "-m", tiny_models["sd"], "-o", tmp_path / "cn", "--steps", "3",
                  "--images", "32", "--quiet")
     assert result.code == 0, result
-    assert {p.name for p in (tmp_path / "cn").iterdir()} >= {"config.json", "diffusion_pytorch_model.safetensors",
-                                                               "genimg_training.json"}
+    config = json.loads((tmp_path / "cn" / "config.json").read_text())
+    # One stride-2 conditioning block per VAE level: the edges arrive at the latent size.
+    vae_levels = len(json.loads((tiny_models["sd"] / "vae" / "config.json").read_text())["block_out_channels"])
+    assert config["_class_name"] == "ControlNetModel" and len(config["conditioning_embedding_out_channels"]) == vae_levels
+    record = json.loads((tmp_path / "cn" / "genimg_training.json").read_text())
+    assert (record["config"]["steps"], record["config"]["images"]) == (3, 32)
+    # Training moved the zero-initialised output convolutions off zero: the net now steers.
+    weights = load_file(str(tmp_path / "cn" / "diffusion_pytorch_model.safetensors"))
+    assert weights["controlnet_mid_block.weight"].abs().max() > 0
     assert cli("controlnet", circle, "a ring", "-m", tiny_models["sd"], "--controlnet", tmp_path / "cn", *FAST,
                "-o", tmp_path / "out.png").code == 0
 

@@ -84,18 +84,22 @@ def test_output_must_be_png(cli, tmp_path, tiny_models):
     _assert_usage_error(cli("txt2img", "x", "--model", tiny_models["sd"], *SMALL, "-o", tmp_path / "a.jpg"), ".png")
 
 
-def test_gpu_preset_without_a_gpu(cli, tmp_path, tiny_models):
-    import torch
+def test_gpu_preset_without_a_gpu(cli, tmp_path, tiny_models, monkeypatch):
+    from genimg import device
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cpu", "CPU"))
     _assert_usage_error(cli("txt2img", "x", "--model", tiny_models["sd"], *SMALL, "--preset", "8gb", "-o", tmp_path / "a.png"),
                         "no GPU", "--preset auto")
 
 
 def test_debug_shows_the_traceback(cli, tmp_path):
-    with pytest.raises(Exception):
+    from genimg.errors import UsageError
+
+    with pytest.raises(UsageError, match="model 'sdx1' is not an alias") as raised:
         cli("--debug", "txt2img", "x", "--model", "sdx1", "-o", tmp_path / "a.png")
+    assert raised.traceback[-1].name == "resolve_model"  # the real frame where it was raised, not a re-raise
+    quiet = cli("txt2img", "x", "--model", "sdx1", "-o", tmp_path / "a.png")
+    assert quiet.code == 2 and "Traceback" not in quiet.err
 
 
 def test_nan_image_is_a_runtime_failure_with_advice(tiny_models, monkeypatch):

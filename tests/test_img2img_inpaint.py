@@ -88,12 +88,54 @@ def test_inpaint_keeps_the_unmasked_pixels(cli, tmp_path, tiny_models, photo, ma
     assert read_metadata(record["path"])["parameters"]["Mask blur"] == "2"
 
 
+def _assert_repainted_only_inside(path, photo, mask, size, invert=False):
+    """Far from the mask's edge the input's pixels are kept exactly outside it, and changed inside it."""
+    from scipy.ndimage import binary_erosion
+
+    from genimg.inputs import resize
+
+    source = np.asarray(resize(Image.open(photo).convert("RGB"), size, "fit"), dtype=np.int16)
+    hard = np.asarray(resize(Image.open(mask).convert("L"), size, "fit")) >= 128
+    hard = ~hard if invert else hard
+    inside, outside = binary_erosion(hard, iterations=10), binary_erosion(~hard, iterations=14)
+    assert inside.any() and outside.any()
+    out = pixels(path)
+    assert np.array_equal(out[outside], source[outside])
+    assert np.abs(out[inside] - source[inside]).mean() > 10
+
+
 def test_only_masked_area_mode(cli, tmp_path, tiny_models, photo, mask):
     [record] = _run(cli, "inpaint", photo, "x", "--mask", mask, "--mask-padding", "4", "--model", tiny_models["sd"],
                     "-W", "96", "-H", "64", *FAST, "-o", tmp_path / "crop.png")
     meta = read_metadata(record["path"])["parameters"]
     assert meta["Inpaint area"] == "Only masked" and meta["Masked area padding"] == "4"
     assert Image.open(record["path"]).size == (96, 64)
+    _assert_repainted_only_inside(record["path"], photo, mask, (96, 64))
+    [whole] = _run(cli, "inpaint", photo, "x", "--mask", mask, "--model", tiny_models["sd"], "-W", "96", "-H", "64",
+                   *FAST, "-o", tmp_path / "whole.png")
+    assert not np.array_equal(pixels(record["path"]), pixels(whole["path"]))  # the crop is painted at full size
+
+
+def test_invert_mask_repaints_the_other_side(cli, tmp_path, tiny_models, photo, mask):
+    [record] = _run(cli, "inpaint", photo, "x", "--mask", mask, "--invert-mask", "--model", tiny_models["sd"],
+                    "-W", "96", "-H", "64", *FAST, "-o", tmp_path / "inv.png")
+    _assert_repainted_only_inside(record["path"], photo, mask, (96, 64), invert=True)
+
+
+def test_outpaint_fill_noise_starts_the_new_area_from_noise(cli, tmp_path, tiny_models, photo):
+    from genimg.masks import outpaint_canvas
+
+    edge, _ = outpaint_canvas(Image.open(photo).convert("RGB"), {"left": 32, "right": 0, "top": 0, "bottom": 0}, 8,
+                              "edge", overlap=8, seed=3)
+    noise, _ = outpaint_canvas(Image.open(photo).convert("RGB"), {"left": 32, "right": 0, "top": 0, "bottom": 0}, 8,
+                               "noise", overlap=8, seed=3)
+    border_edge, border_noise = np.asarray(edge)[:, :32].astype(float), np.asarray(noise)[:, :32].astype(float)
+    assert border_edge.std(axis=1).mean() < 1 < 40 < border_noise.std(axis=1).mean()  # stretched rows vs noise
+    common = ("--extend", "left", "32", "--strength", "0.6", "--model", tiny_models["sd"], *FAST)
+    [a] = _run(cli, "outpaint", photo, "x", *common, "--fill", "edge", "-o", tmp_path / "edge.png")
+    [b] = _run(cli, "outpaint", photo, "x", *common, "--fill", "noise", "-o", tmp_path / "noise.png")
+    assert np.abs(pixels(a["path"])[:, :24] - pixels(b["path"])[:, :24]).mean() > 2
+    assert np.array_equal(pixels(a["path"])[10:54, 70:120], pixels(b["path"])[10:54, 70:120])  # the photo is kept
 
 
 def test_masks_from_alpha_and_rectangle_agree_with_a_mask_file(cli, tmp_path, tiny_models, photo):
@@ -180,6 +222,16 @@ def test_dedicated_inpainting_model_is_used_for_inpaint_and_refused_for_txt2img(
     assert resolve_model(str(sd_inpainting_model)).variant == "inpaint"
     [record] = _run(cli, "inpaint", photo, "x", "--mask", mask, "--model", sd_inpainting_model, *FAST, "-o", tmp_path / "i.png")
     assert Image.open(record["path"]).size == (96, 64)
+    _assert_repainted_only_inside(record["path"], photo, mask, (96, 64))
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+
+    factory = PipelineFactory()
+    generate(GenerationSpec("x", model=str(sd_inpainting_model), task="inpaint", image=str(photo), mask=str(mask),
+                            steps=2, seed=1), factory)
+    pipe = factory.current.pipelines[("inpaint", ())]
+    assert type(pipe).__name__ == "StableDiffusionInpaintPipeline" and pipe.unet.config.in_channels == 9
     result = cli("txt2img", "x", "--model", sd_inpainting_model, "-o", tmp_path / "t.png")
     assert result.code == 2 and "inpainting model" in result.err
 

@@ -1,5 +1,6 @@
 """The teaching module trains, checkpoints, resumes exactly, and draws its pictures."""
 
+import numpy as np
 import torch
 
 from genimg.state_file import load_state, save_state
@@ -33,9 +34,20 @@ def test_ddpm_loss_decreases_and_pictures_are_written(tmp_path):
     train_ddpm(run, _tiny_ddpm(epochs=6))
     losses = [float(line.split(",")[-1]) for line in (run / "loss.csv").read_text().splitlines()[1:]]
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
-    for name in ("config.json", "checkpoint.safetensors", "loss.png", "forward_noising.png", "samples/epoch_002.png",
-                 "samples/epoch_006.png"):
+    from PIL import Image
+
+    for name in ("config.json", "checkpoint.safetensors", "loss.png"):
         assert (run / name).is_file(), name
+    # Grids of 8 x 8 samples (a row per class of 10 digits when conditional), drawn at twice their size.
+    for epoch in ("002", "006"):
+        with Image.open(run / "samples" / f"epoch_{epoch}.png") as grid:
+            cells = np.asarray(grid.convert("L"), dtype=float)
+        assert grid.size[0] >= 8 * 16 and grid.size[1] >= 10 * 16 and cells.std() > 10  # not blank
+    with Image.open(run / "forward_noising.png") as strip:
+        columns = np.split(np.asarray(strip.convert("L"), dtype=float)[:, : strip.width // 10 * 10], 10, axis=1)
+    # From x_0 to x_T: each column is further from the clean digits than the one before it.
+    likeness = [np.corrcoef(columns[0].ravel(), c.ravel())[0, 1] for c in columns]
+    assert all(a > b for a, b in zip(likeness, likeness[1:])) and likeness[-1] < 0.7
 
 
 def test_resumed_ddpm_run_matches_an_uninterrupted_one(tmp_path):

@@ -6,21 +6,53 @@ from genimg.errors import UsageError
 from genimg.schedulers import build, lookup, schedulers
 
 
-@pytest.mark.parametrize("name", [n for n, s in schedulers().items() if "sd" in s.families])
-def test_every_sd_scheduler_builds_from_an_sd_config(name, tiny_models):
+# A1111's sampler names and the diffusers scheduler that is each one, written from diffusers'
+# "Schedulers" documentation (its table of A1111/k-diffusion equivalents), not from schedulers.toml.
+A1111 = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler Karras": ("EulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": False}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": False}),
+    "DPM++ 2M SDE Karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
+    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "DPM2": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2 Karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {"use_karras_sigmas": False}),
+    "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DDIM": ("DDIMScheduler", {}),
+    "DDPM": ("DDPMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "DEIS": ("DEISMultistepScheduler", {}),
+    "LCM": ("LCMScheduler", {}),
+}
+FLOW = {
+    "FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": False}),
+    "FlowMatch Euler Karras": ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    "FlowMatch Heun": ("FlowMatchHeunDiscreteScheduler", {}),
+}
+
+
+@pytest.mark.parametrize("name,family", [(n, "sd") for n in sorted(A1111)] + [(n, "flux") for n in sorted(FLOW)])
+def test_each_a1111_name_builds_the_scheduler_a1111_users_mean(name, family, tiny_models):
     if schedulers()[name].requires:
         pytest.importorskip(schedulers()[name].requires)
-    config = json.loads((tiny_models["sd"] / "scheduler" / "scheduler_config.json").read_text())
-    scheduler = build(lookup(name, "sd"), config)
-    assert type(scheduler).__name__ == schedulers()[name].class_name
-    for key, value in schedulers()[name].config.items():
-        assert scheduler.config[key] == value
+    config = json.loads((tiny_models[family] / "scheduler" / "scheduler_config.json").read_text())
+    scheduler = build(lookup(name, family), config)
+    class_name, settings = {**A1111, **FLOW}[name]
+    assert type(scheduler).__name__ == class_name
+    for key, value in settings.items():
+        assert scheduler.config[key] == value, key
 
 
-@pytest.mark.parametrize("name", [n for n, s in schedulers().items() if "flux" in s.families])
-def test_flow_schedulers_build_from_a_flux_config(name, tiny_models):
-    config = json.loads((tiny_models["flux"] / "scheduler" / "scheduler_config.json").read_text())
-    assert type(build(lookup(name, "flux"), config)).__name__ == schedulers()[name].class_name
+def test_every_shipped_name_is_in_the_reference_table():
+    assert set(schedulers()) == set(A1111) | set(FLOW)
 
 
 def test_the_names_users_know_are_there():

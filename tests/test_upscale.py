@@ -232,3 +232,12 @@ def test_batch_rows_can_upscale_and_a_rerun_skips_them(cli, tmp_path, demo_png):
     again = cli(*args)
     summary = json.loads(again.out.splitlines()[-1])["summary"]
     assert (summary["done"], summary["skipped"]) == (0, 2)
+
+
+def test_the_python_twin_matches_the_command(cli, tmp_path, demo_png):
+    import genimg
+
+    [done] = genimg.upscale_images([demo_png], tmp_path / "api.png", model="lanczos", scale=2)
+    assert done.path == tmp_path / "api.png" and done.size == (128, 128)
+    _upscale(cli, demo_png, "-m", "lanczos", "--scale", "2", "-o", tmp_path / "cli.png")
+    assert np.array_equal(pixels(tmp_path / "api.png"), pixels(tmp_path / "cli.png"))

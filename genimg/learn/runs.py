@@ -31,6 +31,16 @@ def config_from_dict(data: dict):
     return {"ddpm": DDPMConfig, "dcgan": GANConfig}[kind](**data)
 
 
+def open_run(run: Path, config, resume: bool, overwrite: bool):
+    """Start or resume a run: (its config, the dataset, the class count or None). Seeds torch first."""
+    from genimg.learn import datasets
+
+    config = prepare_run(run, config, resume, overwrite)
+    torch.manual_seed(config.seed)
+    data = datasets.load(config.dataset, config.size, config.limit, config.seed)
+    return config, data, len(data.class_names) if config.conditional else None
+
+
 def prepare_run(run: Path, config, resume: bool, overwrite: bool):
     """Check the run folder: a fresh one, one to resume (its own config wins), or one to replace."""
     import shutil

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import Progress, log_losses, prepare_run, read_losses, rng_state, set_rng_state
+from genimg.learn.runs import Progress, log_losses, open_run, read_losses, rng_state, set_rng_state
 from genimg.output.plots import loss_curve
 
 
@@ -33,14 +33,11 @@ class GANConfig:
 
 def train_dcgan(run: Path, config: GANConfig, resume: bool = False, overwrite: bool = False,
                 progress: Progress | None = None, stop_after_epoch: int | None = None) -> GANConfig:
-    from genimg.learn import datasets, pictures
+    from genimg.learn import pictures
     from genimg.state_file import load_state, save_state
     from genimg.learn.dcgan import Discriminator, Generator, gan_step, init_weights, optimizers
 
-    config = prepare_run(run, config, resume, overwrite)
-    torch.manual_seed(config.seed)
-    data = datasets.load(config.dataset, config.size, config.limit, config.seed)
-    classes = len(data.class_names) if config.conditional else None
+    config, data, classes = open_run(run, config, resume, overwrite)
     g = Generator(config.z_dim, data.channels, config.size, config.features, classes)
     d = Discriminator(data.channels, config.size, config.features, classes)
     g.apply(init_weights)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import Progress, log_losses, prepare_run, read_losses, rng_state, set_rng_state
+from genimg.learn.runs import Progress, log_losses, open_run, read_losses, rng_state, set_rng_state
 from genimg.output.plots import loss_curve
 
 
@@ -45,14 +45,11 @@ def build_diffusion(config: DDPMConfig, channels: int, num_classes: int | None):
 
 def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: bool = False,
                progress: Progress | None = None, stop_after_epoch: int | None = None) -> DDPMConfig:
-    from genimg.learn import datasets, pictures
+    from genimg.learn import pictures
     from genimg.state_file import load_state, save_state
     from genimg.learn.ema import EMA
 
-    config = prepare_run(run, config, resume, overwrite)
-    torch.manual_seed(config.seed)
-    data = datasets.load(config.dataset, config.size, config.limit, config.seed)
-    classes = len(data.class_names) if config.conditional else None
+    config, data, classes = open_run(run, config, resume, overwrite)
     diffusion = build_diffusion(config, data.channels, classes)
     ema = EMA(diffusion.model, config.ema_decay)
     opt = torch.optim.AdamW(diffusion.model.parameters(), lr=config.lr)

@@ -22,6 +22,7 @@ class Family:
     scheduler: str
     factor: int
     negative_prompt: bool
+    weighted_prompts: bool  # A1111 weights and long prompts (CLIP); FLUX's T5 reads plain text
     pipeline_arguments: tuple[str, ...]
     pipeline_prefixes: tuple[str, ...]
 

@@ -1,0 +1,1 @@
+"""Prompts as users write them: A1111 weighting, long prompts, styles."""
