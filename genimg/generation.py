@@ -31,9 +31,11 @@ Progress = Callable[..., None]
 class PlannedImage:
     index: int
     seed: int
-    prompt: str
+    prompt: str  # as written (what the genimg record stores)
     negative: str
     path: Path | None = None
+    text: str | None = None  # what the pipeline reads: the prompt with its styles applied
+    negative_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,22 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
         if output is not None:
             images = _with_paths(images, resolved, ref, output, overwrite)
+    images = _styled(images, spec, ref.family)
     return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras,
                 hires_upscaler, hires_size)
+
+
+def _styled(images, spec: GenerationSpec, family: str) -> list[PlannedImage]:
+    from dataclasses import replace
+
+    from genimg.prompting.styles import apply_styles
+
+    names = [*spec.styles, *([spec.negative_template] if spec.negative_template else [])]
+    out = []
+    for im in images:
+        text, negative = apply_styles(names, im.prompt, im.negative, family) if names else (im.prompt, im.negative)
+        out.append(replace(im, text=text, negative_text=negative))
+    return out
 
 
 def _check_prompts(spec: GenerationSpec, family, images, warn) -> None:
@@ -255,7 +271,7 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
     entry = _entry(plan.ref, spec)
     unweighted = not FAMILIES[plan.ref.family].weighted_prompts
     kwargs = dict(
-        prompt=[plain_text(im.prompt) if unweighted and has_syntax(im.prompt) else im.prompt for im in batch],
+        prompt=[plain_text(im.text) if unweighted and has_syntax(im.text) else im.text for im in batch],
         num_inference_steps=spec.steps,
         guidance_scale=spec.guidance,
         generator=[torch.Generator("cpu").manual_seed(im.seed) for im in batch],
@@ -263,7 +279,7 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
     )
     family = FAMILIES[plan.ref.family]
     if family.negative_prompt:
-        kwargs["negative_prompt"] = [im.negative for im in batch]
+        kwargs["negative_prompt"] = [im.negative_text for im in batch]
     if "max_sequence_length" in family.pipeline_arguments and spec.max_sequence_length:
         kwargs["max_sequence_length"] = spec.max_sequence_length
     if entry.sized:

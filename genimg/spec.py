@@ -194,6 +194,8 @@ class GenerationSpec:
     max_sequence_length: int | None = None
     loras: tuple[LoraSpec, ...] = ()
     controls: tuple[ControlSpec, ...] = ()
+    styles: tuple[str, ...] = ()  # named styles (A1111 styles.csv) wrapping the prompt and extending the negative
+    negative_template: str | None = None  # a style used for its negative prompt; "default": the family's
     # img2img and inpaint: the input image, how much to change it and how to fit it to the size asked
     image: str | None = None
     strength: float | None = None
@@ -316,7 +318,7 @@ ALIASES = {
     "cfg": "guidance", "cfg_scale": "guidance", "guidance_scale": "guidance",
     "negative_prompt": "negative", "sampler": "scheduler", "sampler_name": "scheduler",
     "init_image": "image", "denoising_strength": "strength", "num_inference_steps": "steps",
-    "lora": "loras", "control": "controls", "n_iter": "count",
+    "lora": "loras", "control": "controls", "n_iter": "count", "style": "styles",
 }
 # Flat keys (flags and file rows) for the parts of a mask.
 MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",
@@ -342,6 +344,10 @@ def _canonical(data: dict) -> dict:
     for key, value in data.items():
         if value is None:
             continue  # not given: the field keeps its default
+        if key in ("style", "styles") and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if key in ("style", "styles") and isinstance(value, (list, tuple)):
+            value = [v.strip() for item in value for v in str(item).split(",") if v.strip()]
         if key == "control" and isinstance(value, str) and "=" not in value:
             key = "control_type"  # older rows and PNGs: `control` named the preprocessing of task = controlnet
         key = ALIASES.get(key, key)

@@ -147,3 +147,47 @@ def test_flux_strips_weights_with_one_warning(cli, tmp_path, tiny_models):
     assert plain.code == 0 and "weights" not in plain.err
     assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
     assert json.loads(weighted.out)["settings"]["prompt"] == "a (red:1.5) circle"
+
+
+def test_styles_wrap_the_prompt_and_extend_the_negative(cli, tmp_path, tiny_models, monkeypatch):
+    from genimg.output.metadata import read_metadata
+
+    config = tmp_path / "config"
+    (config / "styles").mkdir(parents=True)
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(config))
+    # An A1111 styles.csv as it is: a style without {prompt} is appended after a comma.
+    (config / "styles" / "styles.csv").write_text('name,prompt,negative_prompt\nmoody,"dark, moody","bright, sunny"\n')
+    common = ("-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "3", "--seed", "4")
+    result = cli("txt2img", "a lake", *common, "--style", "cinematic,moody", "-n", "people", "-o", tmp_path / "s.png",
+                 "--json")
+    assert result.code == 0, result
+    params = read_metadata(tmp_path / "s.png")["parameters"]
+    assert params["prompt"] == ("cinematic still of a lake, shallow depth of field, film grain, dramatic lighting, "
+                                "dark, moody")
+    assert params["negative"] == "people, cartoon, illustration, drawing, anime, bright, sunny"
+    assert json.loads(result.out)["settings"]["styles"] == ["cinematic", "moody"]
+    assert cli("txt2img", "a lake", *common, "-o", tmp_path / "plain.png").code == 0
+    assert not np.array_equal(pixels(tmp_path / "s.png"), pixels(tmp_path / "plain.png"))
+    again = cli("txt2img", "--from", tmp_path / "s.png", "-o", tmp_path / "again.png", "--json")
+    assert again.code == 0 and np.array_equal(pixels(tmp_path / "s.png"), pixels(tmp_path / "again.png"))
+    # The A1111 text alone (no genimg record) remakes it too: it holds the styled prompt.
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", read_metadata(tmp_path / "s.png")["parameters_text"])
+    Image.open(tmp_path / "s.png").save(tmp_path / "a1111.png", pnginfo=info)
+    assert cli("txt2img", "--from", tmp_path / "a1111.png", "-m", tiny_models["sd"], "-o", tmp_path / "b.png").code == 0
+    assert np.array_equal(pixels(tmp_path / "s.png"), pixels(tmp_path / "b.png"))
+    listed = json.loads(cli("styles", "--json").out)
+    assert listed["moody"]["file"].endswith("styles.csv") and "cinematic" in listed
+    bad = cli("txt2img", "a lake", *common, "--style", "cinematc", "-o", tmp_path / "x.png")
+    assert bad.code == 2 and "did you mean 'cinematic'" in bad.err and not (tmp_path / "x.png").exists()
+
+
+def test_the_default_negative_template_is_the_familys(tmp_path, tiny_models):
+    from genimg.generation import plan
+    from genimg.spec import GenerationSpec
+
+    planned = plan(GenerationSpec("x", model=str(tiny_models["sdxl"]), negative_template="default", width=64, height=64))
+    assert planned.images[0].negative_text.startswith("blurry, low quality") and planned.images[0].text == "x"

@@ -53,7 +53,7 @@ def demo_model(
 def demo_upscaler(
     output: Path = typer.Option(..., "--output", "-o", help="Folder to save the trained upscaler in."),
     seed: int = typer.Option(0, "--seed", help="Seed of the patches, the weights and the batches."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default 6000)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default 8000)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Patches per step (default 16)."),
     photo_patches: Optional[int] = typer.Option(None, "--photo-patches", help="Patches cut from the training photographs (default 3000)."),
     shape_patches: Optional[int] = typer.Option(None, "--shape-patches", help="Patches of rendered shapes (default 1500)."),
@@ -61,7 +61,7 @@ def demo_upscaler(
     overwrite: o.Overwrite = False,
     quiet: o.Quiet = False,
 ) -> None:
-    """Train the built-in x4 upscaler (Real-ESRGAN's compact network) from scratch: about 15 minutes on 2 CPU cores."""
+    """Train the built-in x4 upscaler (Real-ESRGAN's compact network) from scratch: about 10 minutes on 2 CPU cores."""
     from dataclasses import replace
 
     from genimg.cli.render import progress_reporter

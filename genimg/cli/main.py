@@ -18,6 +18,7 @@ from genimg.cli.lora_train import lora_train
 from genimg.cli.models import models
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
+from genimg.cli.styles import styles
 from genimg.cli.txt2img import txt2img
 from genimg.cli.upscale import upscale
 
@@ -39,6 +40,7 @@ app.command("batch")(batch)
 app.command("lora-train")(lora_train)
 app.command("presets")(presets)
 app.command("schedulers")(schedulers)
+app.command("styles")(styles)
 app.command("models")(models)
 app.command("info")(info)
 app.add_typer(learn_app, name="learn")

@@ -27,6 +27,8 @@ Seed = Annotated[Optional[int], typer.Option("--seed", "-S", help="Seed of the f
 Count = Annotated[int, typer.Option("--count", "-c", help="Images to make; seeds seed, seed+1, ...", rich_help_panel=GEN)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.", rich_help_panel=GEN)]
 Scheduler = Annotated[Optional[str], typer.Option("--scheduler", "--sampler", help="Sampler by A1111 name, e.g. 'Euler a', 'DPM++ 2M Karras' (see `genimg schedulers`).", rich_help_panel=GEN)]
+Style = Annotated[Optional[list[str]], typer.Option("--style", help="Named styles wrapping the prompt and extending the negative (comma-separated or repeated; `genimg styles`).", rich_help_panel=GEN)]
+NegativeTemplate = Annotated[Optional[str], typer.Option("--negative-template", help="A style's negative prompt added to yours; 'default' is the model family's.", rich_help_panel=GEN)]
 FromImage = Annotated[Optional[Path], typer.Option("--from", help="Start from the settings stored in this PNG (genimg's or A1111's); flags given override them.", rich_help_panel=GEN)]
 Controls = Annotated[Optional[list[str]], typer.Option("--control", help="A ControlNet steering the image: TYPE=IMAGE[,scale=S][,start=A][,end=B],model=NAME (repeatable; TYPE: none, canny).", rich_help_panel="ControlNet")]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
@@ -67,6 +69,8 @@ def _shared(
     scheduler: Scheduler = None,
     max_sequence_length: MaxSeqLen = None,
     from_image: FromImage = None,
+    style: Style = None,
+    negative_template: NegativeTemplate = None,
     lora: Lora = None,
     config: Config = None,
     allow_pickle: AllowPickle = False,

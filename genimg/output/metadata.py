@@ -116,7 +116,12 @@ def pnginfo(image):
 
     plan = image.plan
     info = PngInfo()
-    info.add_text(PARAMETERS_KEY, a1111_parameters(image.spec, plan.ref.name, plan.ref.model_hash(), a1111_extra(image)))
+    # A1111's text holds the prompt as the model read it (styles applied), so other tools remake the
+    # image; genimg's record holds it as written, with the styles, so --from applies them once.
+    planned = plan.images[image.index]
+    used = image.spec.replace(prompt=planned.text or image.spec.prompt, negative=planned.negative_text or image.spec.negative,
+                              styles=(), negative_template=None)
+    info.add_text(PARAMETERS_KEY, a1111_parameters(used, plan.ref.name, plan.ref.model_hash(), a1111_extra(image)))
     info.add_text(GENIMG_KEY, json.dumps(genimg_record(image), ensure_ascii=False))
     return info
 

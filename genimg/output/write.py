@@ -53,10 +53,11 @@ def atomic_save(path: Path, write, overwrite: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
-    # mkstemp makes the file 0600; a finished output gets the mode a plain open() would give it.
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(Path(tmp))
+        # mkstemp makes the file 0600 (and a writer may make it anew); the finished output gets the
+        # mode a plain open() would give it.
+        os.chmod(tmp, 0o666 & ~_umask())
         if overwrite:
             os.replace(tmp, path)
         else:
