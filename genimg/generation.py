@@ -121,7 +121,11 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     entry = _entry(ref, resolved)
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
-    loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in spec.loras)
+    from genimg.prompting.inline import inline_loras
+    from genimg.spec import LoraSpec
+
+    inline = [LoraSpec.parse(text) for text in inline_loras(spec.prompt)]
+    loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*spec.loras, *inline))
     controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
                              warnings.append)
     hires_upscaler = hires_size = None
@@ -141,6 +145,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
 
 
 def _styled(images, spec: GenerationSpec, family: str) -> list[PlannedImage]:
+    """Each image's text with its styles applied (inline ``<lora:…>`` tags stay, as A1111 records them;
+    the pipeline's arguments leave them out)."""
     from dataclasses import replace
 
     from genimg.prompting.styles import apply_styles
@@ -265,13 +271,15 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
     import torch
 
     from genimg.models.families import FAMILIES
+    from genimg.prompting.inline import split_tags
     from genimg.prompting.weighting import has_syntax, plain_text
 
     spec = plan.spec
     entry = _entry(plan.ref, spec)
     unweighted = not FAMILIES[plan.ref.family].weighted_prompts
+    texts = [split_tags(im.text)[0] for im in batch]
     kwargs = dict(
-        prompt=[plain_text(im.text) if unweighted and has_syntax(im.text) else im.text for im in batch],
+        prompt=[plain_text(t) if unweighted and has_syntax(t) else t for t in texts],
         num_inference_steps=spec.steps,
         guidance_scale=spec.guidance,
         generator=[torch.Generator("cpu").manual_seed(im.seed) for im in batch],

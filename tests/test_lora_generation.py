@@ -95,3 +95,40 @@ def test_lora_paths_with_colons_and_weights_that_are_not_numbers(cli, tmp_path, 
     assert not np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
     result = cli("txt2img", "x", *model, "--lora", f"{loras['sd']}:abc", "-o", tmp_path / "c.png")
     assert result.code == 2 and "the weight 'abc' is not a number" in result.err and "does not exist" not in result.err
+
+
+def test_inline_loras_equal_the_flag_and_weight_zero_equals_none(cli, tmp_path, tiny_models, loras, monkeypatch):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "my-loras"
+    folder.mkdir()
+    shutil.copy(loras["sd-kohya"], folder / "inky.safetensors")
+    # A kohya file found by the ss_output_name in its metadata, not its file name.
+    save_file(load_file(str(loras["sd-kohya"])), str(folder / "renamed.safetensors"), metadata={"ss_output_name": "blotch"})
+    monkeypatch.setenv("GENIMG_LORA_DIRS", str(folder))
+    model = ("--model", tiny_models["sd"], *FAST)
+    assert cli("txt2img", "a tree", *model, "-o", tmp_path / "plain.png").code == 0
+    assert cli("txt2img", "a tree", *model, "--lora", f"{folder / 'inky.safetensors'}:1", "-o", tmp_path / "flag.png").code == 0
+    assert cli("txt2img", "a tree <lora:inky:1>", *model, "-o", tmp_path / "inline.png").code == 0
+    assert cli("txt2img", "a tree <lora:inky:0>", *model, "-o", tmp_path / "zero.png").code == 0
+    assert cli("txt2img", "a tree <lora:blotch:1>", *model, "-o", tmp_path / "meta.png").code == 0
+    assert np.array_equal(pixels(tmp_path / "flag.png"), pixels(tmp_path / "inline.png"))
+    assert np.array_equal(pixels(tmp_path / "plain.png"), pixels(tmp_path / "zero.png"))
+    assert np.array_equal(pixels(tmp_path / "inline.png"), pixels(tmp_path / "meta.png"))
+    assert not np.array_equal(pixels(tmp_path / "plain.png"), pixels(tmp_path / "inline.png"))
+    meta = read_metadata(tmp_path / "inline.png")
+    assert meta["parameters"]["prompt"] == "a tree <lora:inky:1>" and "Lora hashes" in meta["parameters"]
+    missing = cli("txt2img", "a tree <lora:inkk:1>", *model, "-o", tmp_path / "m.png")
+    assert missing.code == 2 and "is in no LoRA folder" in missing.err and "did you mean 'inky'" in missing.err
+
+
+def test_two_loras_compose(cli, tmp_path, tiny_models, loras):
+    model = ("--model", tiny_models["sd"], *FAST)
+    one = ("--lora", f"{loras['sd']}:0.7")
+    two = ("--lora", f"{loras['sd-kohya']}:0.7")
+    for name, args in (("a", one), ("b", two), ("ab", one + two)):
+        assert cli("txt2img", "x", *model, *args, "-o", tmp_path / f"{name}.png").code == 0
+    a, b, ab = (pixels(tmp_path / f"{n}.png") for n in ("a", "b", "ab"))
+    assert not np.array_equal(ab, a) and not np.array_equal(ab, b)

@@ -59,8 +59,12 @@ def _settings_key(spec) -> str:
 
 
 def _batch_key(spec) -> str:
-    """What images must share to run in one pipeline call: everything but the seed and the words."""
-    return _settings_key(spec.replace(prompt="", negative=""))
+    """What images must share to run in one pipeline call: everything but the seed and the words
+    (inline ``<lora:…>`` tags are not words: they load weights)."""
+    from genimg.prompting.inline import split_tags
+
+    tags = " ".join(f"<lora:{n}:{w}>" for n, w in split_tags(spec.prompt)[1])
+    return _settings_key(spec.replace(prompt=tags or "-", negative=""))
 
 
 def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[Unit], int]:
