@@ -115,10 +115,9 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
         denoiser.enable_gradient_checkpointing()
     # LoRA weights train in fp32 even when the model runs in fp16/bf16: fp16 master weights are what
     # make other trainers fail with "Attempting to unscale FP16 gradients".
-    for module in trained:
-        for p in module.parameters():
-            if p.requires_grad:
-                p.data = p.data.float()
+    from diffusers.training_utils import cast_training_params
+
+    cast_training_params(list(trained), dtype=torch.float32)
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
 
     # Data: every image resized into its bucket and encoded once.

@@ -102,7 +102,9 @@ class FluxObjective(Objective):
 
         b, c, h, w = latents.shape
         noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)
-        # Logit-normal times (SD3 paper §3.1), the diffusers FLUX example's default weighting scheme.
+        # Logit-normal times (SD3 paper §3.1), the diffusers FLUX example's default weighting scheme. Drawn
+        # here rather than by diffusers' compute_density_for_timestep_sampling, which takes no generator:
+        # each sample's own generator is what makes N processes train what one process would.
         sigmas = torch.sigmoid(draw_each(generators, lambda g: torch.randn((), generator=g))).to(self.device)
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1 - s) * latents + s * noise
