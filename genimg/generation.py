@@ -330,6 +330,9 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
         return tensors
 
     kwargs = _prompt_embeddings(pipe, plan, pipeline_arguments(plan, batch))
+    for message in _cut_prompts(pipe, plan, kwargs):
+        if progress:
+            progress("warning", message=message)
     try:
         with torch.inference_mode():
             images = pipe(**kwargs, callback_on_step_end=on_step).images
@@ -364,6 +367,21 @@ def _prompt_embeddings(pipe, plan: Plan, kwargs: dict) -> dict:
         return kwargs
     rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
     return {**rest, **encode(pipe, plan.ref.family, prompts, negatives)}
+
+
+def _cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:
+    """What a FLUX prompt loses: T5 reads ``max_sequence_length`` tokens, CLIP's pooled summary 77."""
+    if "max_sequence_length" not in kwargs or "prompt" not in kwargs:
+        return []
+    limit = kwargs["max_sequence_length"]
+    messages = []
+    for text in dict.fromkeys(kwargs["prompt"]):
+        ids = pipe.tokenizer_2(text, add_special_tokens=True).input_ids
+        if len(ids) > limit:
+            lost = pipe.tokenizer_2.decode(ids[limit - 1:-1], skip_special_tokens=True)
+            messages.append(f"the prompt is {len(ids)} T5 tokens; past --max-sequence-length {limit} this is cut: "
+                            f"{lost!r}")
+    return messages
 
 
 def _smaller_preset(preset: Preset) -> str:

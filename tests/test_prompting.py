@@ -191,3 +191,13 @@ def test_the_default_negative_template_is_the_familys(tmp_path, tiny_models):
 
     planned = plan(GenerationSpec("x", model=str(tiny_models["sdxl"]), negative_template="default", width=64, height=64))
     assert planned.images[0].negative_text.startswith("blurry, low quality") and planned.images[0].text == "x"
+
+
+def test_flux_says_what_max_sequence_length_cuts(cli, tmp_path, tiny_models):
+    common = ("-m", tiny_models["flux"], "-W", "64", "-H", "64", "--steps", "2", "--seed", "4")
+    result = cli("txt2img", "a red circle and then the end", *common, "--max-sequence-length", "16",
+                 "-o", tmp_path / "a.png")
+    assert result.code == 0, result
+    assert "past --max-sequence-length 16 this is cut" in result.err and "the end" in result.err
+    short = cli("txt2img", "a dot", *common, "--max-sequence-length", "16", "-o", tmp_path / "b.png")
+    assert short.code == 0 and "cut" not in short.err
