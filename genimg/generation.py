@@ -21,7 +21,8 @@ from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, build, lookup
-from genimg.spec import DEFAULT_STRENGTH, GenerationSpec
+from genimg.prompting.inline import inline_loras
+from genimg.spec import DEFAULT_STRENGTH, GenerationSpec, LoraSpec
 from genimg.tasks import ControlInput, TaskInputs, control_size, read_controls, read_inputs
 
 Progress = Callable[..., None]
@@ -121,9 +122,6 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     entry = _entry(ref, resolved)
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
-    from genimg.prompting.inline import inline_loras
-    from genimg.spec import LoraSpec
-
     inline = [LoraSpec.parse(text) for text in inline_loras(spec.prompt)]
     loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*spec.loras, *inline))
     controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
