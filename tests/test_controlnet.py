@@ -81,12 +81,14 @@ def test_batch_rows_can_use_a_controlnet(cli, tmp_path, tiny_models, tiny_contro
 
     shutil.copytree(tiny_controlnets["sd"], tmp_path / "my-controlnet")
     (tmp_path / "jobs.csv").write_text("prompt,task,image,controlnet,control_scale\n"
-                                       "a ring,controlnet,circle.png,my-controlnet,1\na plain one,txt2img,,,\n")
+                                       "a ring,controlnet,circle.png,my-controlnet,0.5\na plain one,txt2img,,,\n")
     result = cli("batch", tmp_path / "jobs.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
     assert result.code == 0, result
-    specs = [read_metadata(p)["genimg"]["spec"] for p in sorted((tmp_path / "out").glob("*.png"))]
-    assert [len(s.get("controls", [])) for s in specs] == [0, 1]
-    assert specs[1]["controls"][0]["model"] == str((tmp_path / "my-controlnet").resolve())
+    # File names start with the job's content id, so the rows are found by their prompt.
+    specs = {s["prompt"]: s for s in (read_metadata(p)["genimg"]["spec"] for p in (tmp_path / "out").glob("*.png"))}
+    assert sorted(specs) == ["a plain one", "a ring"] and not specs["a plain one"].get("controls")
+    [control] = specs["a ring"]["controls"]
+    assert control["model"] == str((tmp_path / "my-controlnet").resolve()) and control["scale"] == 0.5
 
 
 def test_demo_controlnet_trainer_makes_a_controlnet_genimg_loads(cli, tmp_path, tiny_models, circle):

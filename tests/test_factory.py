@@ -121,8 +121,11 @@ def test_out_of_gpu_memory_is_one_line_naming_a_smaller_preset(cli, tmp_path, ti
     monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 8 GB", 8.0, 7.5))
     monkeypatch.setattr(presets, "_AUTO", {})
 
+    from transformers import CLIPTokenizer
+
     class OutOfMemoryPipe:
         scheduler = None
+        tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
 
         def __call__(self, **kwargs):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -63,9 +63,10 @@ def test_sd_strength_too_small_for_one_step_is_a_clear_error(cli, tmp_path, tiny
 class _FakePipe:
     """Stands in for a pipeline: returns the given pixels for every image asked for."""
 
-    def __init__(self, value):
+    def __init__(self, value, tokenizer):
         self.value = value
         self.scheduler = None
+        self.tokenizer = tokenizer  # read by the prompt encoder to decide whether the text needs its own embeddings
 
     def __call__(self, **kwargs):
         n = len(kwargs["prompt"])
@@ -82,11 +83,14 @@ class _FakeFactory:
 
 
 def test_a_dark_image_is_an_image_and_only_nan_is_a_failure(tiny_models):
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
     the_plan = plan(GenerationSpec("a black cat in a dark room", model=str(tiny_models["sd"]), seed=1, width=64, height=64))
-    [dark] = run(the_plan, _FakeFactory(_FakePipe(0.0)))
+    [dark] = run(the_plan, _FakeFactory(_FakePipe(0.0, tokenizer)))
     assert np.asarray(dark.image).max() == 0
     with pytest.raises(RunFailure, match="NaN"):
-        list(run(the_plan, _FakeFactory(_FakePipe(np.nan))))
+        list(run(the_plan, _FakeFactory(_FakePipe(np.nan, tokenizer))))
 
 
 def test_auto_preset_is_picked_once_per_process_from_total_memory(monkeypatch):

@@ -4,8 +4,10 @@ knows it), x4, from scratch on a CPU.
 Data, all offline: crisp procedural shapes (what the demo model draws, rendered at 256 px) and
 photographs bundled with scikit-image, cut into 128-px patches; each patch's low-resolution twin is
 its bicubic reduction to 32 px, the degradation the benchmark measures. Some photographs are held
-out of training for the benchmark (``HELD_OUT``). The loss is L1 (sharper than MSE); Adam with a
-cosine decay. The result is a plain safetensors state dict that spandrel detects as "RealESRGAN
+out of training for the benchmark (``HELD_OUT``). Two phases, Adam with a cosine decay each: L1 (it
+finds sharp edges quickly), then a polish with MSE, the loss PSNR measures. Measured: after L1 alone
+the network beat Lanczos by 0.5 dB on held-out photographs but lost 0.8 dB on shapes, whose ambiguous
+edge positions L1 snaps where MSE would average; 1500 MSE steps turned that into +0.9 dB. The result is a plain safetensors state dict that spandrel detects as "RealESRGAN
 Compact" x4, so it loads through the same path as any upscaler a user downloads.
 """
 
@@ -33,10 +35,12 @@ class UpscalerTrainingConfig:
     convs: int = 16  # its num_conv
     patch: int = 96  # high-resolution patch side
     photo_patches: int = 3000
-    shape_patches: int = 1500
-    steps: int = 8000
+    shape_patches: int = 3000
+    steps: int = 8000  # L1 phase
     batch: int = 16
     lr: float = 1e-3
+    polish_steps: int = 2000  # MSE phase
+    polish_lr: float = 2e-4
     threads: int = 2
 
 
@@ -105,6 +109,15 @@ def _init_weights(model) -> None:
         convs[-1].weight.mul_(0.1)
 
 
+def _final_losses(losses: list[tuple[str, float]]) -> dict[str, float]:
+    """Each phase's mean loss over its last 100 steps."""
+    final = {}
+    for name in dict(losses):
+        values = [v for n, v in losses if n == name][-100:]
+        final[name] = round(sum(values) / len(values), 6)
+    return final
+
+
 def train_upscaler(output: Path, config: UpscalerTrainingConfig | None = None,
                    progress: Callable[..., None] | None = None) -> dict:
     """Train and save the upscaler into the folder ``output``; returns the training record."""
@@ -129,21 +142,24 @@ def train_upscaler(output: Path, config: UpscalerTrainingConfig | None = None,
     model = Compact(num_in_ch=3, num_out_ch=3, num_feat=config.features, num_conv=config.convs,
                     upscale=config.scale, act_type="prelu")
     _init_weights(model)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, config.steps))
     g = torch.Generator().manual_seed(config.seed)
     model.train()
     losses = []
-    for step in range(config.steps):
-        index = torch.randint(0, len(hr), (config.batch,), generator=g)
-        x, y = lr[index].float() / 255, hr[index].float() / 255
-        loss = F.l1_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
-        losses.append(loss.item())
-        report("step", stage="upscaler", step=step + 1, total=config.steps, loss=loss.item())
+    phases = (("L1", F.l1_loss, config.steps, config.lr), ("MSE", F.mse_loss, config.polish_steps, config.polish_lr))
+    total = config.steps + config.polish_steps
+    for name, loss_fn, steps, lr_max in phases:
+        opt = torch.optim.Adam(model.parameters(), lr=lr_max)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+        for _ in range(steps):
+            index = torch.randint(0, len(hr), (config.batch,), generator=g)
+            x, y = lr[index].float() / 255, hr[index].float() / 255
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            losses.append((name, loss.item()))
+            report("step", stage="upscaler", step=len(losses), total=total, loss=loss.item())
     model.eval()
     seconds = time.perf_counter() - began
     output = Path(output)
@@ -153,7 +169,7 @@ def train_upscaler(output: Path, config: UpscalerTrainingConfig | None = None,
     atomic_save(output / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata=metadata), overwrite=True)
     record = {"config": asdict(config), "data": {"train_photos": list(TRAIN_PHOTOS), "held_out": list(HELD_OUT),
                                                  "patches": len(hr)},
-              "final_l1": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 5),
+              "final_loss": _final_losses(losses),
               "seconds": {"data": round(data_seconds, 1), "total": round(seconds, 1)},
               "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__}
     atomic_save(output / "genimg_training.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2)),
