@@ -123,7 +123,7 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
     inline = [LoraSpec.parse(text) for text in inline_loras(spec.prompt)]
-    loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*spec.loras, *inline))
+    loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*_alias_loras(ref), *spec.loras, *inline))
     controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
                              warnings.append)
     hires_upscaler = hires_size = None
@@ -178,6 +178,17 @@ def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwri
     paths = output_paths(output, [resolved.replace(seed=im.seed) for im in images], ref.name)
     check_writable(paths, overwrite)
     return [replace(im, path=path) for im, path in zip(images, paths)]
+
+
+def _alias_loras(ref) -> list[LoraSpec]:
+    """The LoRAs a model alias always applies, as local files (from the hub cache, or fetched)."""
+    from genimg.models.hub import hub_file
+
+    specs = []
+    for text in ref.loras:
+        location, _, weight = text.partition(":")
+        specs.append(LoraSpec(hub_file(location), float(weight) if weight else 1.0))
+    return specs
 
 
 def _entry(ref: ModelRef, spec: GenerationSpec):

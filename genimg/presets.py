@@ -127,12 +127,11 @@ def _pick_auto(device: str | None) -> tuple[Preset, str]:
     info = detect(device)
     presets = load_presets()
     if info.kind == "cpu":
+        if info.bf16 and "cpu-bf16" in presets:
+            return presets["cpu-bf16"], f"no CUDA or MPS device found; the {info.name} runs bfloat16 natively"
         return presets["cpu"], "no CUDA or MPS device found"
     if info.kind == "mps":
-        # Apple GPUs share system memory; fp16 without offload is what diffusers recommends there.
-        base = presets.get("16gb", presets["cpu"])
-        return base.with_overrides(device="mps", offload="none", compile="off", quantize="none"), \
-            "Apple MPS device (unified memory)"
+        return presets["mps"], "Apple MPS device (unified memory)"
     gpu_tiers = [p for p in presets.values() if p.device == "cuda" and p.vram_gb <= info.total_gb + 0.5]
     if not gpu_tiers:
         lowest = min((p for p in presets.values() if p.device == "cuda"), key=lambda p: p.vram_gb)

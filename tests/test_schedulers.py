@@ -32,6 +32,11 @@ A1111 = {
     "DEIS": ("DEISMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
 }
+# Not A1111 names: the samplers the few-step models' cards set (SDXL-Lightning, Hyper-SD).
+FEW_STEP = {
+    "Euler trailing": ("EulerDiscreteScheduler", {"timestep_spacing": "trailing"}),
+    "DDIM trailing": ("DDIMScheduler", {"timestep_spacing": "trailing"}),
+}
 FLOW = {
     "FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": False}),
     "FlowMatch Euler Karras": ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": True}),
@@ -39,20 +44,20 @@ FLOW = {
 }
 
 
-@pytest.mark.parametrize("name,family", [(n, "sd") for n in sorted(A1111)] + [(n, "flux") for n in sorted(FLOW)])
+@pytest.mark.parametrize("name,family", [(n, "sd") for n in sorted({**A1111, **FEW_STEP})] + [(n, "flux") for n in sorted(FLOW)])
 def test_each_a1111_name_builds_the_scheduler_a1111_users_mean(name, family, tiny_models):
     if schedulers()[name].requires:
         pytest.importorskip(schedulers()[name].requires)
     config = json.loads((tiny_models[family] / "scheduler" / "scheduler_config.json").read_text())
     scheduler = build(lookup(name, family), config)
-    class_name, settings = {**A1111, **FLOW}[name]
+    class_name, settings = {**A1111, **FEW_STEP, **FLOW}[name]
     assert type(scheduler).__name__ == class_name
     for key, value in settings.items():
         assert scheduler.config[key] == value, key
 
 
 def test_every_shipped_name_is_in_the_reference_table():
-    assert set(schedulers()) == set(A1111) | set(FLOW)
+    assert set(schedulers()) == set(A1111) | set(FEW_STEP) | set(FLOW)
 
 
 def test_the_names_users_know_are_there():

@@ -24,7 +24,13 @@ def models(json: o.Json = False) -> None:
     for column in ("alias", "family", "source", "description"):
         view.add_column(column)
     for name, row in table.items():
-        view.add_row(name, row["family"], row.get("repo") or row.get("path", ""), row.get("description", ""))
+        where = row.get("repo") or row.get("path") or f"{row.get('base')} + {', '.join(_list(row.get('loras')))}"
+        family = row.get("family") or table.get(row.get("base"), {}).get("family", "")
+        view.add_row(name, family, where, row.get("description", ""))
     for name, row in controlnets.items():
         view.add_row(f"{name} (--controlnet)", row["family"], row["path"], row.get("description", ""))
     Console().print(view)
+
+
+def _list(value) -> list:
+    return [value] if isinstance(value, str) else list(value or [])

@@ -47,3 +47,27 @@ def go_offline() -> None:
     constants.HF_HUB_OFFLINE = True
     if "diffusers.utils.constants" in sys.modules:
         sys.modules["diffusers.utils.constants"].HF_HUB_OFFLINE = True
+
+
+def hub_file(location: str) -> str:
+    """The local path of ``ORG/REPO/FILE`` (a file inside a hub repository, e.g. a LoRA an alias names):
+    from the Hugging Face cache, else downloaded; offline and not cached, one line saying how to fetch it."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from genimg.errors import RunFailure, UsageError
+
+    parts = location.split("/")
+    if len(parts) < 3:
+        raise UsageError(f"{location!r} does not name a file in a hub repository; write ORG/REPO/FILE")
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    found = try_to_load_from_cache(repo, filename)
+    if isinstance(found, str):
+        return found
+    reason = "HF_HUB_OFFLINE is set" if offline() else unreachable_reason(endpoint())
+    if reason:
+        raise UsageError(f"{filename} from {repo} is not in the Hugging Face cache and the hub cannot be reached "
+                         f"({reason}); fetch it where there is a connection: hf download {repo} {filename}")
+    try:
+        return hf_hub_download(repo, filename)
+    except Exception as e:  # noqa: BLE001 - gated, missing or network failure: one line
+        raise RunFailure(f"cannot download {filename} from {repo}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None

@@ -23,6 +23,7 @@ ALIAS_FILE = Path(__file__).with_name("aliases.toml")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Per-model settings an alias may carry besides the family defaults.
 _ALIAS_SETTINGS = ("width", "height", "steps", "guidance", "scheduler", "max_sequence_length")
+_ALIAS_KEYS = ("family", "repo", "path", "base", "loras", "description", *_ALIAS_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ModelRef:
     config: str | None = None
     allow_pickle: bool = False
     variant: str | None = None  # "inpaint" for dedicated inpainting models (9-channel UNet, FLUX Fill)
+    loras: tuple[str, ...] = ()  # LoRAs the alias always applies (few-step LoRAs), as ORG/REPO/FILE[:WEIGHT]
 
     def model_hash(self) -> str | None:
         """A1111's short hash for single files; diffusers folders and hub ids have none."""
@@ -59,14 +61,14 @@ def _check_alias(path: Path, name: str, row) -> None:
     where = f"{path}: alias [{name}]"
     if not isinstance(row, dict):
         raise UsageError(f"{where} must be a table ([{name}] with family = ... and repo = ... or path = ...)")
-    if row.get("family") not in FAMILIES:
+    if sum(key in row for key in ("repo", "path", "base")) != 1:
+        raise UsageError(f"{where} needs exactly one of repo = \"org/name\", path = \"/a/folder\" or "
+                         "base = \"another model\"")
+    if "base" not in row and row.get("family") not in FAMILIES:
         raise UsageError(f"{where}: family = {row.get('family')!r} is not one of {', '.join(FAMILIES)}")
-    if ("repo" in row) == ("path" in row):
-        raise UsageError(f"{where} needs exactly one of repo = \"org/name\" or path = \"/a/folder\"")
-    unknown = set(row) - {"family", "repo", "path", "description", *_ALIAS_SETTINGS}
+    unknown = set(row) - set(_ALIAS_KEYS)
     if unknown:
-        raise UsageError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: family, repo, path, description, "
-                         f"{', '.join(_ALIAS_SETTINGS)}")
+        raise UsageError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {', '.join(_ALIAS_KEYS)}")
 
 
 def default_model() -> str:
@@ -87,11 +89,14 @@ def _defaults(family: str, overrides: dict) -> dict:
     return base
 
 
-def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pickle: bool = False) -> ModelRef:
+def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pickle: bool = False,
+                  _seen: tuple = ()) -> ModelRef:
     ref = ref or default_model()
     table = aliases()
     if ref in table:
         row = table[ref]
+        if "base" in row:
+            return _from_base(ref, row, _seen)
         family = row["family"]
         if "path" in row:
             path = Path(row["path"]).expanduser()
@@ -109,6 +114,22 @@ def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pi
         return _from_hub(ref)
     raise UsageError(f"model {ref!r} is not an alias, a folder or a file{did_you_mean(ref, table)}: "
                      f"use one of the aliases ({', '.join(table)}), a hub id like org/name, or an existing path")
+
+
+def _from_base(ref: str, row: dict, seen: tuple) -> ModelRef:
+    """An alias over another model: its own generation defaults and LoRAs (SDXL-Lightning = SDXL + a
+    4-step LoRA + 4 steps, no guidance, trailing timesteps)."""
+    from dataclasses import replace
+
+    if ref in seen:
+        raise UsageError(f"model alias {ref!r} is its own base (through {' -> '.join(seen)})")
+    base = resolve_model(row["base"], _seen=(*seen, ref))
+    if row.get("family", base.family) != base.family:
+        raise UsageError(f"model alias {ref!r}: family = {row['family']!r} but its base {row['base']!r} is {base.family}")
+    loras = row.get("loras", [])
+    settings = {k: row[k] for k in _ALIAS_SETTINGS if k in row}
+    return replace(base, ref=ref, name=ref, defaults={**base.defaults, **settings},
+                   loras=(*base.loras, *([loras] if isinstance(loras, str) else loras)))
 
 
 def _from_folder(ref: str, path: Path) -> ModelRef:

@@ -1,0 +1,173 @@
+"""The CPU presets against plain diffusers fp32: seconds per denoising step of the full-size UNet,
+the fraction of the machine's measured bf16 matmul peak, and how far bf16 moves the latents.
+
+    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--json]
+
+Builds the UNet with its published architecture and random weights (genimg.testing.full_size), then
+runs the same short Euler denoising loop (batch 2, as classifier-free guidance runs it; 512² for SD1.5,
+1024² for SDXL) once per configuration, side by side in one process:
+
+- ``diffusers fp32``: what a plain ``StableDiffusionPipeline`` on a CPU runs (the ``cpu`` preset);
+- each setting of the ``cpu-bf16`` preset alone and together (genimg's ``apply_preset`` sets them);
+- with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point.
+
+The first step of each loop is the warm-up (and the compile); the figure is the median of the rest.
+The latent error is ``|x - x_fp32| / |x_fp32|`` after the last step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+SIZES = {"sd": 512, "sdxl": 1024}
+
+
+def matmul_peak(dtype, n: int = 4096, reps: int = 5) -> float:
+    """GFLOP/s of an n×n matmul: what this CPU can reach in ``dtype``."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    began = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - began) / 1e9
+
+
+def unet_and_inputs(family: str):
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from genimg.testing import full_size
+
+    torch.manual_seed(0)
+    config = full_size.SD15_UNET if family == "sd" else full_size.SDXL_UNET
+    unet = UNet2DConditionModel(**config).eval()
+    side = SIZES[family] // 8
+    latents = torch.randn(1, 4, side, side)
+    width = unet.config.cross_attention_dim
+    context = torch.randn(2, 77, width)
+    extra = {}
+    if family == "sdxl":
+        extra = {"added_cond_kwargs": {"text_embeds": torch.randn(2, 1280),
+                                       "time_ids": torch.tensor([[1024, 1024, 0, 0, 1024, 1024]] * 2, dtype=torch.float32)}}
+    return unet, latents, context, extra
+
+
+def count_flops(unet, latents, context, extra) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        unet(torch.cat([latents] * 2), 999, encoder_hidden_states=context, **extra)
+    return counter.get_total_flops()
+
+
+def denoise(unet, latents, context, extra, steps: int, dtype, channels_last: bool):
+    """A ``steps``-step Euler loop with guidance 7.5; returns (seconds per step, final latents)."""
+    import torch
+    from diffusers import EulerDiscreteScheduler
+
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler.set_timesteps(steps)
+    x = latents * scheduler.init_noise_sigma
+    context = context.to(dtype)
+    extra = {"added_cond_kwargs": {k: v.to(dtype) for k, v in extra["added_cond_kwargs"].items()}} if extra else {}
+    times = []
+    with torch.inference_mode():
+        for t in scheduler.timesteps:
+            began = time.perf_counter()
+            model_in = scheduler.scale_model_input(torch.cat([x] * 2), t).to(dtype)
+            if channels_last:
+                model_in = model_in.contiguous(memory_format=torch.channels_last)
+            uncond, cond = unet(model_in, t, encoder_hidden_states=context, **extra).sample.float().chunk(2)
+            x = scheduler.step(uncond + 7.5 * (cond - uncond), t, x).prev_sample
+            times.append(time.perf_counter() - began)
+    return times, x
+
+
+def configurations(args):
+    rows = [("diffusers fp32 (the cpu preset)", "fp32", False, False),
+            ("fp32 + channels_last", "fp32", True, False),
+            ("bf16", "bf16", False, False),
+            ("bf16 + channels_last (the cpu-bf16 preset)", "bf16", True, False)]
+    if args.compile:
+        rows.append(("cpu-bf16 + torch.compile", "bf16", True, True))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--family", choices=sorted(SIZES), default="sd")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    import copy
+
+    import torch
+
+    from genimg.factory import apply_preset, torch_dtype
+    from genimg.presets import get_preset
+
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    base, latents, context, extra = unet_and_inputs(args.family)
+    flops = count_flops(base, latents, context, extra)
+    results, reference = [], None
+    for name, dtype, channels_last, compiled in configurations(args):
+        unet = copy.deepcopy(base).to(torch_dtype(dtype))
+        if channels_last or compiled:
+            # genimg's own path: the preset's fields applied by apply_preset to the denoiser.
+            preset = get_preset("cpu-bf16").with_overrides(dtype=dtype, channels_last=channels_last,
+                                                          compile="default" if compiled else "off")
+            apply_preset(_OnlyDenoiser(unet), preset)
+        times, final = denoise(unet, latents, context, extra, args.steps, torch_dtype(dtype), channels_last)
+        step = statistics.median(times[1:]) if len(times) > 1 else times[0]
+        reference = final if reference is None else reference
+        row = {"configuration": name, "s/step": round(step, 3), "first step s": round(times[0], 2),
+               "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
+               "latent rel. error": float((final - reference).norm() / reference.norm())}
+        results.append(row)
+        del unet
+    plain = results[0]["s/step"]
+    for row in results:
+        row["speed-up"] = round(plain / row["s/step"], 2)
+    if args.compile:
+        eager, comp = results[-2], results[-1]
+        saved = eager["s/step"] - comp["s/step"]
+        overhead = comp["first step s"] - comp["s/step"]
+        results[-1]["payback steps"] = round(overhead / saved) if saved > 0 else None
+    summary = {"family": args.family, "size": SIZES[args.family], "steps": args.steps, "TFLOP/step": round(flops / 1e12, 3),
+               "matmul GFLOP/s": {k: round(v) for k, v in peaks.items()}, "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "results": results}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{args.family} {SIZES[args.family]}², batch 2, {flops / 1e12:.2f} TFLOP/step; matmul peak fp32 "
+          f"{peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s; {torch.get_num_threads()} threads")
+    print("| configuration | s/step | speed-up | of bf16 peak | first step s | latent rel. error | payback steps |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['configuration']} | {r['s/step']} | {r['speed-up']}x | {r['of bf16 matmul peak']:.0%} | "
+              f"{r['first step s']} | {r['latent rel. error']:.4f} | {r.get('payback steps', '')} |")
+
+
+class _OnlyDenoiser:
+    """Just enough of a pipeline for ``apply_preset``: the UNet, nothing to move or slice."""
+
+    def __init__(self, unet):
+        self.unet = unet
+        self.vae = None
+
+    def to(self, device):
+        self.unet.to(device)
+
+    def set_progress_bar_config(self, **_):
+        pass
+
+
+if __name__ == "__main__":
+    main()
