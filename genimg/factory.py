@@ -176,8 +176,13 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
         # Like A1111 and ComfyUI, genimg runs without the SD1.x NSFW classifier (a 1.2 GB extra model).
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if preset.quantize != "none":
-        kwargs["quantization_config"] = _quantization_config(ref.family, preset)
+        kwargs["quantization_config"] = _quantization_config(ref.family, preset, gguf_denoiser=bool(ref.denoiser))
     try:
+        if ref.denoiser:
+            from genimg.models.gguf import load_denoiser
+
+            name, denoiser = load_denoiser(ref, kwargs["dtype"])
+            kwargs[name] = denoiser
         if ref.kind == "single_file":
             pipe = cls.from_single_file(ref.location, config=ref.config, **kwargs)
         else:
@@ -235,7 +240,7 @@ def _has_safetensors(ref: ModelRef) -> bool:
     return ref.kind == "folder" and any(Path(ref.location).rglob("*.safetensors"))
 
 
-def _quantization_config(family: str, preset: Preset):
+def _quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False):
     import importlib.util
 
     if preset.device.split(":")[0] != "cuda":
@@ -245,13 +250,17 @@ def _quantization_config(family: str, preset: Preset):
                          "pip install bitsandbytes, or pass --quantize none")
     from diffusers.quantizers import PipelineQuantizationConfig
 
+    # A GGUF denoiser is quantized already: bitsandbytes takes only what is left (FLUX's T5).
+    components = [c for c in QUANTIZED_COMPONENTS[family] if not (gguf_denoiser and c in ("transformer", "unet"))]
+    if not components:
+        return None
     if preset.quantize == "nf4":
         backend, qkw = "bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
                                             "bnb_4bit_compute_dtype": torch_dtype(preset.dtype)}
     else:
         backend, qkw = "bitsandbytes_8bit", {"load_in_8bit": True}
     return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=qkw,
-                                      components_to_quantize=QUANTIZED_COMPONENTS[family])
+                                      components_to_quantize=components)
 
 
 def apply_preset(pipe, preset: Preset) -> None:

@@ -190,6 +190,7 @@ class GenerationSpec:
     preset: str = "auto"
     preset_overrides: dict = field(default_factory=dict)
     model_config: str | None = None
+    denoiser: str | None = None  # a quantized UNet / FLUX transformer in a .gguf file
     allow_pickle: bool = False
     max_sequence_length: int | None = None
     loras: tuple[LoraSpec, ...] = ()

@@ -36,6 +36,7 @@ MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help=
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sdxl-turbo, flux-schnell, flux-dev), hub id, diffusers folder or .safetensors file.", rich_help_panel=MODEL)]
 Lora = Annotated[Optional[list[str]], typer.Option("--lora", "-l", help="LoRA file or folder, optionally :WEIGHT (repeatable; diffusers or kohya layout).", rich_help_panel=MODEL)]
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
+Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
 PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: the preset's).", rich_help_panel=MODEL)]
@@ -73,6 +74,7 @@ def _shared(
     negative_template: NegativeTemplate = None,
     lora: Lora = None,
     config: Config = None,
+    denoiser: Denoiser = None,
     allow_pickle: AllowPickle = False,
     preset: PresetName = "auto",
     device: Device = None,
@@ -110,6 +112,7 @@ class Common:
         out = {_RENAMED.get(k, k): val for k, val in v.items()
                if k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
         out["model_config"] = str(v["config"]) if v["config"] else None
+        out["denoiser"] = str(v["denoiser"]) if v["denoiser"] else None
         out["loras"] = list(v["lora"] or [])
         out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
         return out

@@ -206,3 +206,30 @@ def save_random_spandrel(path: Path, architecture: str = "esrgan", scale: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
+
+
+def save_tiny_gguf(model_folder: Path, path: Path) -> Path:
+    """The denoiser of a saved tiny model as a GGUF file, its 2-D weights in Q8_0 (as a downloaded
+    ``*-Q8_0.gguf`` holds them), the rest in fp32; diffusers' key names."""
+    import json
+
+    import gguf
+    import numpy as np
+    from diffusers import FluxTransformer2DModel, UNet2DConditionModel
+
+    flux = json.loads((model_folder / "model_index.json").read_text())["_class_name"].startswith("Flux")
+    cls, subfolder = (FluxTransformer2DModel, "transformer") if flux else (UNet2DConditionModel, "unet")
+    model = cls.from_pretrained(model_folder, subfolder=subfolder)
+    writer = gguf.GGUFWriter(str(path), arch="flux" if flux else "sd")
+    for name, tensor in model.state_dict().items():
+        array = tensor.float().numpy()
+        if array.ndim == 2 and array.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:
+            packed = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, packed, raw_shape=packed.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(name, array.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
