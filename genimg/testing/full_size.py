@@ -1,10 +1,11 @@
-"""SD1.5 and SDXL with their published architectures and random weights, for speed and memory
+"""SD1.5, SDXL and FLUX.1 with their published architectures and random weights, for speed and memory
 benchmarks where no checkpoint can be downloaded.
 
 Time and memory per step depend on the shapes, not on the values, so a LoRA step on these costs what
 it costs on the real models. The configurations are those of ``runwayml/stable-diffusion-v1-5`` and
 ``stabilityai/stable-diffusion-xl-base-1.0`` (UNet, VAE, CLIP ViT-L and OpenCLIP bigG text
-encoders); the tokenizer is genimg's offline one, whose token ids fit inside the real vocabulary.
+encoders) and ``black-forest-labs/FLUX.1-dev`` (12B transformer, T5-XXL, CLIP ViT-L, 16-channel VAE);
+the tokenizers are genimg's offline ones, whose token ids fit inside the real vocabularies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ SDXL_UNET = dict(sample_size=128, cross_attention_dim=2048, attention_head_dim=(
                  projection_class_embeddings_input_dim=2816)
 
 
+FLUX_TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                        num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                        guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+
+
 def _text_encoder(sizes, tokenizer, with_projection=False):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -42,8 +50,9 @@ def _text_encoder(sizes, tokenizer, with_projection=False):
 def _vae(sample_size: int, **extra):
     from diffusers import AutoencoderKL
 
+    extra.setdefault("latent_channels", 4)
     return AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,
                          sample_size=sample_size, **extra)
 
 
@@ -66,11 +75,36 @@ def build(family: str, work: Path):
             vae=_vae(1024, scaling_factor=0.13025, force_upcast=True), text_encoder=_text_encoder(CLIP_L, tokenizer),
             text_encoder_2=_text_encoder(OPENCLIP_BIG_G, tokenizer, with_projection=True), tokenizer=tokenizer,
             tokenizer_2=tokenizer, unet=UNet2DConditionModel(**SDXL_UNET), scheduler=scheduler)
-    raise ValueError(f"full-size builds are for sd and sdxl, not {family}")
+    if family == "flux":
+        return _flux(tokenizer)
+    raise ValueError(f"full-size builds are for sd, sdxl and flux, not {family}")
+
+
+def _flux(tokenizer):
+    """FLUX.1-dev's architecture, built in bf16 (fp32 would need 64 GB of RAM for the transformer and T5)."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from genimg.testing.tokenizers import t5_tokenizer
+
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        return FluxPipeline(
+            transformer=FluxTransformer2DModel(**FLUX_TRANSFORMER),
+            text_encoder=_text_encoder(CLIP_L, tokenizer, with_projection=False), tokenizer=tokenizer,
+            text_encoder_2=T5EncoderModel(T5Config(**T5_XXL)), tokenizer_2=t5_tokenizer(),
+            vae=_vae(1024, latent_channels=16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
+                     use_post_quant_conv=False),
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                                                      max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096))
+    finally:
+        torch.set_default_dtype(default)
 
 
 def save_full_size(family: str, folder: Path) -> Path:
-    """Build and save as a diffusers folder in fp16 (half the disk; training loads its own dtype)."""
+    """Build and save as a diffusers folder in fp16 (FLUX in bf16): half the disk; loading picks its own dtype."""
     import torch
     from diffusers.utils import logging
 
@@ -82,7 +116,7 @@ def save_full_size(family: str, folder: Path) -> Path:
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # its notice on casting a whole model to fp16 concerns inference, not a file
     try:
-        pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+        pipe.to(torch.bfloat16 if family == "flux" else torch.float16).save_pretrained(folder, safe_serialization=True)
     finally:
         logging.set_verbosity(verbosity)
     shutil.rmtree(work, ignore_errors=True)
