@@ -16,10 +16,11 @@ from genimg.spec import GenerationSpec
 
 
 def generate_files(spec: GenerationSpec, output=None, overwrite: bool = False, factory=None,
-                   progress: Progress | None = None) -> Iterator[tuple[Path, GeneratedImage]]:
-    """Plan ``spec`` with ``output`` (default ``./outputs/``), run it, and write each image with its metadata."""
+                   progress: Progress | None = None, fallback: bool = False) -> Iterator[tuple[Path, GeneratedImage]]:
+    """Plan ``spec`` with ``output`` (default ``./outputs/``), run it, and write each image with its metadata;
+    ``fallback``: out of GPU memory, retry once on the next smaller preset."""
     from genimg.output.naming import DEFAULT_DIR
 
     the_plan = plan(spec, output if output is not None else DEFAULT_DIR, overwrite)
-    for image in run(the_plan, factory, progress):
+    for image in run(the_plan, factory, progress, fallback):
         yield save_png(image, image.path, overwrite), image

@@ -49,3 +49,20 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return any(flag in flags for flag in BF16_FLAGS)
+
+
+def compiler_missing(device: str) -> str | None:
+    """Why torch.compile cannot build kernels for ``device`` on this machine, or None when it can.
+    Inductor writes C++ for CPUs and Triton for CUDA; without them the first step would crash."""
+    import importlib.util
+    import os
+    import shutil
+
+    kind = device.split(":")[0]
+    if kind == "mps":
+        return "torch.compile's inductor does not generate code for MPS"
+    if kind == "cuda":
+        return None if importlib.util.find_spec("triton") else "triton (inductor's GPU code generator) is not installed"
+    if any(shutil.which(c) for c in (os.environ.get("CXX"), "g++", "clang++", "c++", "cl") if c):
+        return None
+    return "no C++ compiler (g++, clang++ or MSVC's cl) for inductor's CPU kernels"

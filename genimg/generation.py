@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -85,8 +85,6 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     gets its path, checked writable; ``images`` (batch) gives the per-image seeds, prompts and paths."""
     ref = resolve_model(spec.model, config=spec.model_config, allow_pickle=spec.allow_pickle)
     if spec.denoiser:
-        from dataclasses import replace
-
         from genimg.models.gguf import check_denoiser
 
         ref = replace(ref, denoiser=check_denoiser(spec.denoiser, ref))
@@ -118,6 +116,13 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     scheduler = lookup(spec.scheduler or d["scheduler"], ref.family)
     resolved = resolved.replace(scheduler=scheduler.name)
     preset = _preset_for(spec, ref.family)
+    if preset.compile != "off":
+        from genimg.device import compiler_missing
+
+        missing = compiler_missing(preset.device)
+        if missing:
+            warnings.append(f"compile = {preset.compile} is turned off: {missing}; running eagerly")
+            preset = preset.with_overrides(compile="off")
     megapixels = width * height / 1e6
     if preset.max_megapixels and megapixels > preset.max_megapixels and not preset.vae_tiling:
         raise UsageError(f"{width}x{height} ({megapixels:.1f} MP) is more than preset {preset.name} "
@@ -151,8 +156,6 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
 def _styled(images, spec: GenerationSpec, family: str) -> list[PlannedImage]:
     """Each image's text with its styles applied (inline ``<lora:…>`` tags stay, as A1111 records them;
     the pipeline's arguments leave them out)."""
-    from dataclasses import replace
-
     from genimg.prompting.styles import apply_styles
 
     names = [*spec.styles, *([spec.negative_template] if spec.negative_template else [])]
@@ -176,8 +179,6 @@ def _check_prompts(spec: GenerationSpec, family, images, warn) -> None:
 
 
 def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwrite: bool) -> list[PlannedImage]:
-    from dataclasses import replace
-
     from genimg.output.naming import output_paths
     from genimg.output.write import check_writable
 
@@ -219,26 +220,35 @@ def _preset_for(spec: GenerationSpec, family: str) -> Preset:
     return preset
 
 
-def run(plan: Plan, factory=None, progress: Progress | None = None) -> Iterator[GeneratedImage]:
-    """Generate the plan's images, yielding each batch's images as soon as they are decoded."""
+def run(plan: Plan, factory=None, progress: Progress | None = None,
+        fallback: bool = False) -> Iterator[GeneratedImage]:
+    """Generate the plan's images, yielding each batch's images as soon as they are decoded. With
+    ``fallback``, running out of GPU memory retries once on the next smaller preset."""
     from genimg.factory import PipelineFactory
 
     factory = factory or PipelineFactory()
     for message in plan.warnings:
         if progress:
             progress("warning", message=message)
-    pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress,
-                               tuple(c.controlnet for c in plan.controls))
-    pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
-    apply_loras(pipe, loaded, plan.loras)
-    size = plan.spec.batch_size
-    for start in range(0, len(plan.images), size):
+    pipe, size, start = None, plan.spec.batch_size, 0
+    while start < len(plan.images):
         batch = plan.images[start:start + size]
         began = time.perf_counter()
-        images, steps = _denoise(pipe, plan, batch, progress)
-        if plan.spec.hires:
-            images, more = _hires_fix(plan, factory, batch, images, progress)
-            steps += more
+        try:
+            pipe = pipe or _pipeline(plan, factory, progress)
+            images, steps = _denoise(pipe, plan, batch, progress)
+            if plan.spec.hires:
+                images, more = _hires_fix(plan, factory, batch, images, progress)
+                steps += more
+        except OutOfMemory as e:
+            if not fallback or e.smaller is None:
+                raise
+            fallback, pipe = False, None
+            factory.release()
+            if progress:
+                progress("warning", message=f"{e.what}; retrying once with --preset {e.smaller}")
+            plan = _on_preset(plan, e.smaller)
+            continue
         seconds = (time.perf_counter() - began) / len(batch)
         for planned, image in zip(batch, images):
             spec = plan.spec.replace(seed=planned.seed, count=1, batch_size=1, prompt=planned.prompt,
@@ -246,13 +256,33 @@ def run(plan: Plan, factory=None, progress: Progress | None = None) -> Iterator[
             if progress:
                 progress("image", done=planned.index + 1, total=len(plan.images))
             yield GeneratedImage(image, spec, plan, planned.index, seconds, steps)
+        start += size
+
+
+def _pipeline(plan: Plan, factory, progress):
+    """The plan's pipeline with its sampler and LoRAs."""
+    import torch
+
+    try:
+        pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress,
+                                   tuple(c.controlnet for c in plan.controls))
+    except torch.cuda.OutOfMemoryError:
+        raise OutOfMemory(f"out of GPU memory loading {plan.ref.name} with preset {plan.preset.name}",
+                          _smaller_preset(plan.preset)) from None
+    pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
+    apply_loras(pipe, loaded, plan.loras)
+    return pipe
+
+
+def _on_preset(plan: Plan, name: str) -> Plan:
+    """``plan`` run as preset ``name`` (the user's preset flags still applied)."""
+    spec = plan.spec.replace(preset=name)
+    return replace(plan, spec=spec, preset=_preset_for(spec, plan.ref.family))
 
 
 def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]:
     """A1111's hires fix: each image upscaled to the hires size, then repainted by img2img there with the
     same prompt, seed, sampler and LoRAs (the pipelines share one loaded model)."""
-    from dataclasses import replace
-
     from genimg.upscale.run import upscale_image
 
     hires = plan.spec.hires
@@ -352,8 +382,8 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
         with torch.inference_mode():
             images = pipe(**kwargs, callback_on_step_end=on_step).images
     except torch.cuda.OutOfMemoryError:
-        raise RunFailure(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}; "
-                         f"try {_smaller_preset(plan.preset)}, a smaller size or --batch-size 1") from None
+        raise OutOfMemory(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}",
+                          _smaller_preset(plan.preset)) from None
     except (IndexError, RuntimeError, ValueError) as e:
         if plan.inputs is not None and spec.steps * spec.strength < 1:
             raise UsageError(f"--strength {spec.strength:g} with {spec.steps} steps leaves no denoising step for "
@@ -399,6 +429,16 @@ def _cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:
     return messages
 
 
-def _smaller_preset(preset: Preset) -> str:
+def _smaller_preset(preset: Preset) -> str | None:
+    """The next smaller GPU tier, or None below the smallest."""
     smaller = [p.name for p in load_presets().values() if p.device == "cuda" and p.vram_gb < preset.vram_gb]
-    return f"--preset {smaller[-1]}" if smaller else "--offload sequential"
+    return smaller[-1] if smaller else None
+
+
+class OutOfMemory(RunFailure):
+    """The GPU ran out of memory; ``smaller`` is the preset to try next (None: none is smaller)."""
+
+    def __init__(self, what: str, smaller: str | None):
+        self.what, self.smaller = what, smaller
+        advice = f"--preset {smaller}" if smaller else "--offload sequential"
+        super().__init__(f"{what}; try {advice}, a smaller size or --batch-size 1 (or --auto-fallback)")

@@ -143,6 +143,51 @@ def test_out_of_gpu_memory_is_one_line_naming_a_smaller_preset(cli, tmp_path, ti
     assert not (tmp_path / "a.png").exists()
 
 
+def test_auto_fallback_retries_once_on_the_next_smaller_preset(cli, tmp_path, tiny_models, monkeypatch):
+    from types import SimpleNamespace
+
+    from transformers import CLIPTokenizer
+
+    from genimg import device, presets
+    from genimg import factory as factory_module
+    from genimg.output.metadata import read_metadata
+
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 12 GB", 12.0, 11.0))
+    monkeypatch.setattr(presets, "_AUTO", {})
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
+    asked = []
+
+    class Pipe:
+        scheduler = None
+
+        def __init__(self, fits):
+            self.fits, self.tokenizer = fits, tokenizer
+
+        def __call__(self, **kwargs):
+            if not self.fits:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
+
+    def get(self, ref, preset, task="txt2img", progress=None, controlnets=()):
+        asked.append(preset.name)
+        return Pipe(fits=preset.vram_gb <= 8), SimpleNamespace(scheduler_config={}, lora_paths=(), ref=ref)
+
+    monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
+    args = ("txt2img", "x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2", "-n", "")
+    result = cli(*args, "--auto-fallback", "-o", tmp_path / "a.png")
+    assert result.code == 0, result
+    assert asked == ["12gb", "8gb"]
+    assert "out of GPU memory at 64x64 with preset 12gb; retrying once with --preset 8gb" in result.err
+    assert read_metadata(tmp_path / "a.png")["genimg"]["spec"]["preset"] == "8gb"
+    # Once only: when the smaller tier does not fit either, the error stands.
+    asked.clear()
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 24 GB", 24.0, 23.0))
+    monkeypatch.setattr(presets, "_AUTO", {})
+    result = cli(*args, "--auto-fallback", "-o", tmp_path / "b.png")
+    assert result.code == 1 and asked == ["24gb", "16gb"] and "preset 16gb; try --preset 12gb" in result.err, result
+    assert not (tmp_path / "b.png").exists()
+
+
 def test_presets_command_reports_the_tier_auto_picks_on_each_device(cli, monkeypatch):
     from genimg import device, presets
 
@@ -156,3 +201,31 @@ def test_presets_command_reports_the_tier_auto_picks_on_each_device(cli, monkeyp
         assert result.code == 0
         auto = json.loads(result.out)["auto"]
         assert auto["preset"] == expected and words in auto["reason"]
+
+
+@pytest.mark.parametrize("device_kind,missing,words", [
+    ("cpu", "compiler", "no C++ compiler"),
+    ("cuda", "triton", "triton"),
+    ("cpu", None, None),
+])
+def test_compile_without_a_compiler_warns_and_runs_eagerly(tiny_models, monkeypatch, device_kind, missing, words):
+    import importlib.util
+    import shutil
+
+    from genimg import device
+    from genimg.generation import plan
+    from genimg.spec import GenerationSpec
+
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo(device_kind, "Fake", 24.0, 24.0))
+    if missing == "compiler":
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if (n == "triton" and missing == "triton") else real(n, *a))
+    preset = "cpu" if device_kind == "cpu" else "24gb"
+    the_plan = plan(GenerationSpec("x", model=str(tiny_models["sd"]), preset=preset, preset_overrides={"compile": "default"}))
+    if words:
+        assert the_plan.preset.compile == "off"
+        [warning] = [w for w in the_plan.warnings if "compile" in w]
+        assert words in warning and "running eagerly" in warning
+    else:
+        assert the_plan.preset.compile == "default" and not any("compile" in w for w in the_plan.warnings)

@@ -37,6 +37,7 @@ Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15
 Lora = Annotated[Optional[list[str]], typer.Option("--lora", "-l", help="LoRA file or folder, optionally :WEIGHT (repeatable; diffusers or kohya layout).", rich_help_panel=MODEL)]
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
+AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
 PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: the preset's).", rich_help_panel=MODEL)]
@@ -87,6 +88,7 @@ def _shared(
     vae_tiling: VaeTiling = None,
     channels_last: ChannelsLast = None,
     vae_fp32: VaeFp32 = None,
+    auto_fallback: AutoFallback = False,
     output: Output = None,
     overwrite: Overwrite = False,
     json: Json = False,
@@ -97,7 +99,7 @@ def _shared(
 
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
                  "vae_tiling", "channels_last", "vae_fp32")
-_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image")
+_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback")
 _RENAMED = {"config": "model_config", "lora": "loras"}
 
 
