@@ -84,10 +84,10 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     """Resolve ``spec`` into a :class:`Plan`. With ``output`` (a folder or file template) each image
     gets its path, checked writable; ``images`` (batch) gives the per-image seeds, prompts and paths."""
     ref = resolve_model(spec.model, config=spec.model_config, allow_pickle=spec.allow_pickle)
-    if spec.denoiser:
+    if spec.denoiser or ref.denoiser:  # the flag, else the alias's (a GGUF configured for it)
         from genimg.models.gguf import check_denoiser
 
-        ref = replace(ref, denoiser=check_denoiser(spec.denoiser, ref))
+        ref = replace(ref, denoiser=check_denoiser(spec.denoiser or ref.denoiser, ref))
     family = get_family(ref.family)
     spec.validate(family.factor)
     if ref.variant == "inpaint" and spec.task != "inpaint":

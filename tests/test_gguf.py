@@ -56,3 +56,15 @@ def test_a_wrong_denoiser_file_is_one_line(cli, tmp_path, tiny_models, gguf_file
     assert result.code == 2, result
     assert result.err.count("\n") == 1 and all(w in result.err for w in words), result.err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_alias_can_carry_its_gguf_denoiser(cli, tmp_path, tiny_models, gguf_files, monkeypatch):
+    """What the 8 GB FLUX users configure once: an alias = the model + its GGUF transformer."""
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "aliases.toml").write_text(
+        f'[flux-q8]\nbase = "{tiny_models["flux"]}"\ndenoiser = "{gguf_files["flux"]}"\n')
+    assert cli("txt2img", "a red circle", "-m", "flux-q8", *FAST, "-o", tmp_path / "alias.png").code == 0
+    by_flag = ("-m", tiny_models["flux"], "--denoiser", gguf_files["flux"])
+    assert cli("txt2img", "a red circle", *by_flag, *FAST, "-o", tmp_path / "flag.png").code == 0
+    assert np.array_equal(_pixels(tmp_path / "alias.png"), _pixels(tmp_path / "flag.png"))

@@ -23,7 +23,7 @@ ALIAS_FILE = Path(__file__).with_name("aliases.toml")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Per-model settings an alias may carry besides the family defaults.
 _ALIAS_SETTINGS = ("width", "height", "steps", "guidance", "scheduler", "max_sequence_length")
-_ALIAS_KEYS = ("family", "repo", "path", "base", "loras", "description", *_ALIAS_SETTINGS)
+_ALIAS_KEYS = ("family", "repo", "path", "base", "loras", "denoiser", "description", *_ALIAS_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,9 @@ def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pi
             path = Path(row["path"]).expanduser()
             if not path.is_absolute():
                 path = ALIAS_FILE.parent / path
-            return ModelRef(ref, "folder", str(path), family, ref, _defaults(family, {**_folder_settings(path), **row}))
-        return ModelRef(ref, "hub", row["repo"], family, ref, _defaults(family, row))
+            return ModelRef(ref, "folder", str(path), family, ref, _defaults(family, {**_folder_settings(path), **row}),
+                            denoiser=row.get("denoiser"))
+        return ModelRef(ref, "hub", row["repo"], family, ref, _defaults(family, row), denoiser=row.get("denoiser"))
 
     path = Path(ref).expanduser()
     if path.is_dir():
@@ -130,7 +131,8 @@ def _from_base(ref: str, row: dict, seen: tuple) -> ModelRef:
     loras = row.get("loras", [])
     settings = {k: row[k] for k in _ALIAS_SETTINGS if k in row}
     return replace(base, ref=ref, name=ref, defaults={**base.defaults, **settings},
-                   loras=(*base.loras, *([loras] if isinstance(loras, str) else loras)))
+                   loras=(*base.loras, *([loras] if isinstance(loras, str) else loras)),
+                   denoiser=row.get("denoiser", base.denoiser))
 
 
 def _from_folder(ref: str, path: Path) -> ModelRef:
