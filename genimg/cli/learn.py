@@ -54,10 +54,11 @@ def demo_upscaler(
     output: Path = typer.Option(..., "--output", "-o", help="Folder to save the trained upscaler in."),
     seed: int = typer.Option(0, "--seed", help="Seed of the patches, the weights and the batches."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps of the L1 phase (default 8000)."),
-    polish_steps: Optional[int] = typer.Option(None, "--polish-steps", min=0, help="Steps of the MSE polish that follows (default 2000)."),
+    polish_steps: Optional[int] = typer.Option(None, "--polish-steps", min=0, help="Steps of the MSE polish that follows (default 1500)."),
+    l1_weights: Optional[Path] = typer.Option(None, "--l1-weights", exists=True, dir_okay=False, help="Start the polish from these weights of an L1 phase run before, skipping that phase."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Patches per step (default 16)."),
     photo_patches: Optional[int] = typer.Option(None, "--photo-patches", help="Patches cut from the training photographs (default 3000)."),
-    shape_patches: Optional[int] = typer.Option(None, "--shape-patches", help="Patches of rendered shapes (default 3000)."),
+    shape_patches: Optional[int] = typer.Option(None, "--shape-patches", help="Patches of rendered shapes (default 1500)."),
     threads: int = typer.Option(2, "--threads", help="CPU threads for torch."),
     overwrite: o.Overwrite = False,
     quiet: o.Quiet = False,
@@ -79,7 +80,7 @@ def demo_upscaler(
     if polish_steps is not None:
         config = replace(config, polish_steps=polish_steps)
     with progress_reporter(quiet) as report:
-        record = train_upscaler(output, config, _training_progress(report))
+        record = train_upscaler(output, config, _training_progress(report), l1_weights)
     print(f"saved {output} ({record['seconds']['total']:.0f} s, final loss {', '.join(f'{k} {v:.5f}' for k, v in record['final_loss'].items())})")
 
 

@@ -10,6 +10,7 @@ import typer
 from genimg import __version__
 from genimg.cli.batch import batch
 from genimg.cli.controlnet import controlnet
+from genimg.cli.doctor import doctor
 from genimg.cli.img2img import img2img
 from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
@@ -26,7 +27,7 @@ app = typer.Typer(
     name="genimg",
     help="Generate images with Stable Diffusion 1.x/2.x, SDXL and FLUX: from a 6 GB GPU to an H100, or a CPU.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish and PowerShell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -43,6 +44,7 @@ app.command("schedulers")(schedulers)
 app.command("styles")(styles)
 app.command("models")(models)
 app.command("info")(info)
+app.command("doctor")(doctor)
 app.add_typer(learn_app, name="learn")
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from genimg.cli import complete
+
 GEN = "Generation"
 MODEL = "Model and memory"
 OUT = "Output"
@@ -26,20 +28,20 @@ Cfg = Annotated[Optional[float], typer.Option("--cfg", "-g", help="Guidance scal
 Seed = Annotated[Optional[int], typer.Option("--seed", "-S", help="Seed of the first image; random (and reported) when absent.", rich_help_panel=GEN)]
 Count = Annotated[int, typer.Option("--count", "-c", help="Images to make; seeds seed, seed+1, ...", rich_help_panel=GEN)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.", rich_help_panel=GEN)]
-Scheduler = Annotated[Optional[str], typer.Option("--scheduler", "--sampler", help="Sampler by A1111 name, e.g. 'Euler a', 'DPM++ 2M Karras' (see `genimg schedulers`).", rich_help_panel=GEN)]
-Style = Annotated[Optional[list[str]], typer.Option("--style", help="Named styles wrapping the prompt and extending the negative (comma-separated or repeated; `genimg styles`).", rich_help_panel=GEN)]
+Scheduler = Annotated[Optional[str], typer.Option("--scheduler", "--sampler", help="Sampler by A1111 name, e.g. 'Euler a', 'DPM++ 2M Karras' (see `genimg schedulers`).", autocompletion=complete.schedulers, rich_help_panel=GEN)]
+Style = Annotated[Optional[list[str]], typer.Option("--style", help="Named styles wrapping the prompt and extending the negative (comma-separated or repeated; `genimg styles`).", autocompletion=complete.styles, rich_help_panel=GEN)]
 NegativeTemplate = Annotated[Optional[str], typer.Option("--negative-template", help="A style's negative prompt added to yours; 'default' is the model family's.", rich_help_panel=GEN)]
 FromImage = Annotated[Optional[Path], typer.Option("--from", help="Start from the settings stored in this PNG (genimg's or A1111's); flags given override them.", rich_help_panel=GEN)]
 Controls = Annotated[Optional[list[str]], typer.Option("--control", help="A ControlNet steering the image: TYPE=IMAGE[,scale=S][,start=A][,end=B],model=NAME (repeatable; TYPE: none, canny).", rich_help_panel="ControlNet")]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
-Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sdxl-turbo, flux-schnell, flux-dev), hub id, diffusers folder or .safetensors file.", rich_help_panel=MODEL)]
+Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sd-turbo, lcm-sd15, flux-schnell, flux-dev …: `genimg models`), hub id, diffusers folder or .safetensors file.", autocompletion=complete.models, rich_help_panel=MODEL)]
 Lora = Annotated[Optional[list[str]], typer.Option("--lora", "-l", help="LoRA file or folder, optionally :WEIGHT (repeatable; diffusers or kohya layout).", rich_help_panel=MODEL)]
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
-PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", rich_help_panel=MODEL)]
+PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, cpu-bf16, mps, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", autocompletion=complete.presets, rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: the preset's).", rich_help_panel=MODEL)]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="fp32, fp16 or bf16.", rich_help_panel=MODEL)]
 Offload = Annotated[Optional[str], typer.Option("--offload", help="none, model or sequential CPU offload.", rich_help_panel=MODEL)]
