@@ -242,3 +242,25 @@ def test_the_python_twin_matches_the_command(cli, tmp_path, demo_png):
     assert done.path == tmp_path / "api.png" and done.size == (128, 128)
     _upscale(cli, demo_png, "-m", "lanczos", "--scale", "2", "-o", tmp_path / "cli.png")
     assert np.array_equal(pixels(tmp_path / "api.png"), pixels(tmp_path / "cli.png"))
+
+
+def test_the_upscaler_trainer_runs_both_phases_and_can_polish_a_saved_l1_run(cli, tmp_path):
+    """A few steps of `genimg learn demo-upscaler`: what it saves loads through spandrel like any upscaler."""
+    import hashlib
+
+    from genimg.demo.upscaler import WEIGHTS, UpscalerTrainingConfig, train_upscaler
+
+    small = UpscalerTrainingConfig(patch=32, photo_patches=4, shape_patches=4, steps=2, batch=2,
+                                   polish_photo_patches=2, polish_shape_patches=2, polish_steps=2)
+    record = train_upscaler(tmp_path / "both", small)
+    assert record["phases_run"] == ["L1", "MSE"] and set(record["final_loss"]) == {"L1", "MSE"}
+    l1 = tmp_path / "both" / WEIGHTS
+    polished = train_upscaler(tmp_path / "polish", small, l1_weights=l1)
+    assert polished["phases_run"] == ["MSE"]
+    assert polished["started_from"]["sha256"] == hashlib.sha256(l1.read_bytes()).hexdigest()
+    (tmp_path / "in.png").parent.mkdir(exist_ok=True)
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "in.png")
+    [row] = _upscale(cli, tmp_path / "in.png", "-m", tmp_path / "polish" / WEIGHTS, "-o", tmp_path / "out.png")
+    assert row["size"] == [64, 64]
+    bad = cli("learn", "demo-upscaler", "-o", tmp_path / "x", "--l1-weights", tmp_path / "none.safetensors")
+    assert bad.code == 2 and "none.safetensors" in bad.err
