@@ -57,7 +57,8 @@ def main() -> None:
                                              str(tmp / f"plain-{i}.png")],
         "genimg txt2img": lambda i: [sys.executable, "-m", "genimg", "txt2img", "a red circle on a blue background",
                                      "--model", model, "-W", str(args.size), "-H", str(args.size), "--steps",
-                                     str(args.steps), "--seed", "1", "-o", str(tmp / f"genimg-{i}.png"), "--quiet"],
+                                     str(args.steps), "--seed", "1", "-o", str(tmp / f"genimg-{i}.png"), "--quiet",
+                                     "--preset", "cpu"],  # fp32, as the plain script runs
     }
     for make in commands.values():
         timed(make("warm"), env)

@@ -20,7 +20,8 @@ os.environ.update({
     "GENIMG_CACHE_DIR": str(_SANDBOX / "cache"),
     "GENIMG_CONFIG_DIR": str(_SANDBOX / "config"),
 })
-os.environ.pop("GENIMG_MODEL", None)
+for _name in [n for n in os.environ if n.startswith("GENIMG_") and n not in ("GENIMG_CONFIG_DIR", "GENIMG_CACHE_DIR")]:
+    os.environ.pop(_name)  # a developer's own defaults (GENIMG_MODEL, GENIMG_CONFIG, …) must not reach the tests
 
 import pytest  # noqa: E402
 

@@ -34,7 +34,7 @@ def generate_and_report(own: dict, common) -> None:
     from genimg.cli.render import print_result, progress_reporter, stderr
 
     spec = build_spec(own, common)
-    output, overwrite, as_json, quiet = common.output, common.overwrite, common.json, common.quiet
+    output, overwrite, as_json, quiet = common.output_or_default, common.overwrite, common.json, common.quiet
     if spec.model is None and not quiet:
         from genimg.models.resolve import default_model
 

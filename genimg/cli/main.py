@@ -9,6 +9,7 @@ import typer
 
 from genimg import __version__
 from genimg.cli.batch import batch
+from genimg.cli.config import app as config_app
 from genimg.cli.controlnet import controlnet
 from genimg.cli.doctor import doctor
 from genimg.cli.img2img import img2img
@@ -46,6 +47,7 @@ app.command("models")(models)
 app.command("info")(info)
 app.command("doctor")(doctor)
 app.add_typer(learn_app, name="learn")
+app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:
@@ -76,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     command = next((a for a in args if not a.startswith("-")), None)
     command = command if command in names else None
     click = _click_exceptions()
+    try:
+        from genimg.config import apply_hub_settings
+
+        apply_hub_settings()  # before anything imports huggingface_hub, which reads them once
+    except GenimgError:
+        pass  # a broken config file is reported, with its line, by the command that reads it
     try:
         code = app(args=args, prog_name="genimg", standalone_mode=False)
         if isinstance(code, int) and code:

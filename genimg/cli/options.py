@@ -111,8 +111,15 @@ class Common:
     given: frozenset = frozenset()  # the flags typed on the command line (not left at their defaults)
 
     def settings(self) -> dict:
-        """The shared flags as settings (spec field names), ``preset_overrides`` from the preset flags."""
-        v = self.values
+        """The shared flags as settings (spec field names), ``preset_overrides`` from the preset flags;
+        the config file's (and GENIMG_*) defaults where a flag was not typed."""
+        from genimg import config
+
+        v = dict(self.values)
+        defaults = config.settings()
+        for flag, key in (("preset", "preset"), ("scheduler", "scheduler"), ("device", "device")):
+            if flag not in self.given and defaults[key].source != "default":
+                v[flag] = defaults[key].value
         out = {_RENAMED.get(k, k): val for k, val in v.items()
                if k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
         out["model_config"] = str(v["config"]) if v["config"] else None
@@ -120,6 +127,16 @@ class Common:
         out["loras"] = list(v["lora"] or [])
         out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
         return out
+
+    @property
+    def output_or_default(self):
+        """``-o``, else the config file's output (None: the command's own default)."""
+        from genimg import config
+
+        if self.values["output"] is not None:
+            return self.values["output"]
+        setting = config.settings()["output"]
+        return Path(setting.value).expanduser() if setting.source != "default" else None
 
     def given_settings(self, settings: dict) -> dict:
         """Of ``settings`` (flag name -> value), the ones typed on the command line, as setting names."""

@@ -8,7 +8,6 @@ single-file checkpoint, a Hugging Face hub id. The family comes from the alias, 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,13 +72,16 @@ def _check_alias(path: Path, name: str, row) -> None:
 
 
 def default_model() -> str:
-    """``$GENIMG_MODEL`` if set, else the built-in demo model when it is installed."""
-    if os.environ.get("GENIMG_MODEL"):
-        return os.environ["GENIMG_MODEL"]
+    """The config's ``model`` (file or ``$GENIMG_MODEL``) if set, else the built-in demo model."""
+    from genimg import config
+
+    setting = config.settings()["model"]
+    if setting.source != "default":
+        return setting.value
     if "demo" in aliases():
         return "demo"
     raise UsageError("no model given: pass --model with an alias (sd15, sdxl, flux-schnell), a hub id, "
-                     "a diffusers folder or a .safetensors file, or set GENIMG_MODEL")
+                     "a diffusers folder or a .safetensors file, or set one: genimg config set model NAME")
 
 
 def _defaults(family: str, overrides: dict) -> dict:

@@ -1,11 +1,10 @@
 """A1111's inline LoRAs: ``<lora:NAME:WEIGHT>`` in the prompt, taken out of the text and loaded like
 ``--lora``. NAME is a LoRA file's name (without ``.safetensors``) or the ``ss_output_name`` its
-kohya metadata records, looked up in the LoRA folders: ``$GENIMG_LORA_DIRS`` (separated like PATH)
-and the ``loras/`` folder of genimg's config folder."""
+kohya metadata records, looked up in the LoRA folders: the config's ``lora_dirs`` (or
+``$GENIMG_LORA_DIRS``, separated like PATH) and the ``loras/`` folder of genimg's config folder."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -22,10 +21,10 @@ def split_tags(prompt: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def lora_dirs() -> list[Path]:
+    from genimg import config
     from genimg.paths import config_dir
 
-    given = [Path(p).expanduser() for p in os.environ.get("GENIMG_LORA_DIRS", "").split(os.pathsep) if p]
-    return [*given, config_dir() / "loras"]
+    return [*(Path(p).expanduser() for p in config.get("lora_dirs")), config_dir() / "loras"]
 
 
 def find(name: str) -> Path:
@@ -41,7 +40,7 @@ def find(name: str) -> Path:
             return path
     where = ", ".join(str(d) for d in lora_dirs())
     raise UsageError(f"<lora:{name}> is in no LoRA folder ({where}){did_you_mean(name, [p.stem for p in files])}; "
-                     "put the file there, set GENIMG_LORA_DIRS, or pass --lora PATH")
+                     "put the file there, add its folder (genimg config set lora_dirs DIR), or pass --lora PATH")
 
 
 def inline_loras(prompt: str) -> list[str]:

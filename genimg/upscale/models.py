@@ -37,7 +37,10 @@ def upscaler_aliases() -> dict[str, dict]:
 
 
 def resolve_upscaler(text: str | None, allow_pickle: bool = False) -> UpscalerRef:
-    text = text or DEFAULT
+    if not text:
+        from genimg import config
+
+        text = config.get("upscaler") or DEFAULT
     table = upscaler_aliases()
     if text in table:
         row = table[text]

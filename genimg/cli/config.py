@@ -1,0 +1,58 @@
+"""``genimg config``: the user's defaults, where each comes from, and setting them."""
+
+from __future__ import annotations
+
+import typer
+
+from genimg.cli import options as o
+
+app = typer.Typer(help="Your defaults (config.toml in the config folder; GENIMG_<KEY> in the environment; flags win).",
+                  no_args_is_help=True)
+
+
+@app.command("show")
+def show(json: o.Json = False) -> None:
+    """Every key, its value, and where the value comes from (default, the file and line, the environment)."""
+    from genimg.config import KEYS, config_file, settings
+
+    found = settings()
+    if json:
+        import json as _json
+
+        print(_json.dumps({"file": str(config_file()),
+                           "settings": {k: {"value": s.value, "source": s.source} for k, s in found.items()}}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=f"genimg settings ({config_file()})")
+    for column in ("key", "value", "from", "what it sets"):
+        view.add_column(column)
+    for key, setting in found.items():
+        view.add_row(key, "" if setting.value is None else str(setting.value), setting.source, KEYS[key].help)
+    Console().print(view)
+
+
+@app.command("path")
+def path() -> None:
+    """The config file's path (GENIMG_CONFIG, else config.toml in the platform's config folder)."""
+    from genimg.config import config_file
+
+    print(config_file())
+
+
+@app.command("set")
+def set_key(key: str = typer.Argument(..., help="A key from `genimg config show`."),
+            value: str = typer.Argument(..., help="Its value (lists: separated by commas).")) -> None:
+    """Set KEY to VALUE in the config file."""
+    from genimg.config import set_value
+
+    print(f"{key} set in {set_value(key, value)}")
+
+
+@app.command("unset")
+def unset_key(key: str = typer.Argument(..., help="A key from `genimg config show`.")) -> None:
+    """Remove KEY from the config file (its default, or the environment's value, applies again)."""
+    from genimg.config import unset
+
+    print(f"{key} removed from {unset(key)}")

@@ -1,0 +1,155 @@
+"""The user's defaults: ``config.toml`` in the config folder (``GENIMG_CONFIG`` names another file),
+each key also as ``GENIMG_<KEY>`` in the environment. Flags win over both, the environment over the
+file, the file over genimg's own defaults.
+
+Only keys that something reads are here; each says what reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from genimg.errors import UsageError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: type  # str, bool or list (of str)
+    help: str
+    default: object = None
+
+
+KEYS = {
+    "model": Key(str, "default --model of the generating commands (an alias, hub id, folder or file)", "demo"),
+    "preset": Key(str, "default --preset", "auto"),
+    "device": Key(str, "default --device (cpu, cuda, cuda:1, mps); empty: the preset's"),
+    "scheduler": Key(str, "default --sampler; empty: the model's"),
+    "output": Key(str, "default -o: a folder, or a file-name template with {prompt} {seed} …", "outputs"),
+    "upscaler": Key(str, "default --model of genimg upscale", "demo-upscaler"),
+    "lora_dirs": Key(list, "folders searched for <lora:NAME> in prompts (besides the config folder's loras/)", []),
+    "hf_endpoint": Key(str, "Hugging Face hub or mirror URL (sets HF_ENDPOINT when that is not set)"),
+    "hf_offline": Key(bool, "never reach the hub, use the cache only (sets HF_HUB_OFFLINE)", False),
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: object
+    source: str  # "default", "FILE:LINE", "environment GENIMG_KEY" or "flag"
+
+
+def config_file() -> Path:
+    from genimg.paths import config_dir
+
+    return Path(os.environ["GENIMG_CONFIG"]).expanduser() if os.environ.get("GENIMG_CONFIG") else config_dir() / "config.toml"
+
+
+def env_name(key: str) -> str:
+    return f"GENIMG_{key.upper()}"
+
+
+def _coerce(key: str, value, where: str):
+    """``value`` as the key's type, or a one-line error naming the key, the value, what is allowed and where."""
+    kind = KEYS[key].kind
+    if kind is list:
+        if isinstance(value, str):  # environment and `config set`: separated like PATH (or commas)
+            value = [part for part in re.split(rf"[{re.escape(os.pathsep)},]", value) if part]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise UsageError(f"{where}: {key} = {value!r} must be a list of folders, e.g. [\"~/loras\"]")
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(value, bool):
+            return value
+        raise UsageError(f"{where}: {key} = {value!r} must be true or false")
+    if isinstance(value, str):
+        return value
+    raise UsageError(f"{where}: {key} = {value!r} must be text (in quotes)")
+
+
+def _file_settings(path: Path) -> dict[str, Setting]:
+    from genimg.datafiles import read_toml
+
+    if not path.is_file():
+        return {}
+    table = read_toml(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = {}
+    for key, value in table.items():
+        line = next((i + 1 for i, text in enumerate(lines) if re.match(rf"\s*{re.escape(key)}\s*=", text)), 0)
+        where = f"{path}:{line}"
+        if key not in KEYS:
+            raise UsageError(f"{where}: unknown key {key!r}{did_you_mean(key, KEYS)}; known keys: {', '.join(KEYS)}")
+        out[key] = Setting(key, _coerce(key, value, where), where)
+    return out
+
+
+def settings() -> dict[str, Setting]:
+    """Every key with its value and where the value came from (flags are applied by the commands)."""
+    found = {key: Setting(key, spec.default, "default") for key, spec in KEYS.items()}
+    found.update(_file_settings(config_file()))
+    for key in KEYS:
+        name = env_name(key)
+        if os.environ.get(name):
+            found[key] = Setting(key, _coerce(key, os.environ[name], f"environment {name}"), f"environment {name}")
+    return found
+
+
+def get(key: str):
+    return settings()[key].value
+
+
+def apply_hub_settings() -> None:
+    """The hub keys as the environment variables huggingface_hub reads at import (its own variables,
+    when the user set them, win)."""
+    found = settings()
+    if found["hf_endpoint"].value and "HF_ENDPOINT" not in os.environ:
+        os.environ["HF_ENDPOINT"] = found["hf_endpoint"].value
+    if found["hf_offline"].value and "HF_HUB_OFFLINE" not in os.environ:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def set_value(key: str, text: str) -> Path:
+    """Write ``key = text`` (parsed as the key's type) into the config file; returns the file."""
+    _known(key)
+    value = _coerce(key, text, f"genimg config set {key}")
+    return _write({**_raw(), key: value})
+
+
+def unset(key: str) -> Path:
+    _known(key)
+    return _write({k: v for k, v in _raw().items() if k != key})
+
+
+def _known(key: str) -> None:
+    if key not in KEYS:
+        raise UsageError(f"unknown config key {key!r}{did_you_mean(key, KEYS)}; known keys: {', '.join(KEYS)}")
+
+
+def _raw() -> dict:
+    from genimg.datafiles import read_toml
+
+    path = config_file()
+    return read_toml(path) if path.is_file() else {}
+
+
+def _write(table: dict) -> Path:
+    from genimg.output.write import atomic_save
+
+    def literal(value) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return "[" + ", ".join(literal(v) for v in value) + "]"
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    text = "# genimg settings: `genimg config show` lists every key and where its value comes from.\n"
+    text += "".join(f"{key} = {literal(value)}\n" for key, value in table.items())
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_save(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=True)

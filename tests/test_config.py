@@ -1,0 +1,105 @@
+"""genimg config: defaults < config file < GENIMG_<KEY> < flags, and what each key changes."""
+
+import json
+
+import pytest
+
+from genimg.output.metadata import read_metadata
+
+SMALL = ("-W", "64", "-H", "64", "--steps", "2", "--seed", "1")
+
+
+@pytest.fixture
+def config_file(tmp_path, monkeypatch):
+    path = tmp_path / "genimg.toml"
+    monkeypatch.setenv("GENIMG_CONFIG", str(path))
+    return path
+
+
+def _shown(cli) -> dict:
+    result = cli("config", "show", "--json")
+    assert result.code == 0, result
+    return json.loads(result.out)["settings"]
+
+
+def test_each_level_overrides_the_one_below(cli, tmp_path, tiny_models, config_file, monkeypatch):
+    assert _shown(cli)["scheduler"] == {"value": None, "source": "default"}
+    assert cli("config", "set", "scheduler", "Euler").code == 0
+    assert cli("config", "set", "model", str(tiny_models["sd"])).code == 0
+    assert _shown(cli)["scheduler"] == {"value": "Euler", "source": f"{config_file}:2"}  # under the comment line
+    monkeypatch.setenv("GENIMG_SCHEDULER", "Euler a")
+    assert _shown(cli)["scheduler"]["source"] == "environment GENIMG_SCHEDULER"
+
+    made = []
+
+    def sampler(*flags):
+        made.append(tmp_path / f"{len(made)}.png")
+        out = made[-1]
+        result = cli("txt2img", "a red circle", *SMALL, *flags, "-o", out)
+        assert result.code == 0, result
+        return read_metadata(out)["parameters"]["Sampler"]
+
+    assert sampler() == "Euler a"  # environment over file; the model came from the file
+    assert sampler("--sampler", "DPM++ 2M") == "DPM++ 2M"  # the flag over both
+    monkeypatch.delenv("GENIMG_SCHEDULER")
+    assert sampler() == "Euler"
+    assert cli("config", "unset", "scheduler").code == 0
+    assert _shown(cli)["scheduler"]["source"] == "default"
+    assert config_file.read_text().count("=") == 1  # model stays
+
+
+def test_model_preset_and_output_defaults_reach_the_image(cli, tmp_path, tiny_models, config_file):
+    config_file.write_text(f'model = "{tiny_models["sd"]}"\npreset = "cpu"\noutput = "{tmp_path / "mine"}"\n')
+    result = cli("txt2img", "a red circle", *SMALL, "--json")
+    assert result.code == 0, result
+    [png] = (tmp_path / "mine").glob("*.png")
+    spec = read_metadata(png)["genimg"]["spec"]
+    assert spec["preset"] == "cpu" and spec["model"] == str(tiny_models["sd"])
+    assert json.loads(result.out)["path"] == str(png)
+
+
+def test_the_upscaler_default_comes_from_the_config(cli, tmp_path, config_file):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "in.png")
+    config_file.write_text('upscaler = "lanczos"\n')
+    result = cli("upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "--json")
+    assert result.code == 0, result
+    assert json.loads(result.out)["upscaler"] == "lanczos"
+
+
+@pytest.mark.parametrize("content,words", [
+    ('stepz = 3\n', ("genimg.toml:1", "unknown key 'stepz'", "known keys: model")),
+    ('\n\nhf_offline = "maybe"\n', ("genimg.toml:3", "hf_offline = 'maybe' must be true or false")),
+    ('lora_dirs = 3\n', ("genimg.toml:1", "must be a list of folders")),
+    ('model = \n', ("genimg.toml is not valid TOML", "line 1")),
+])
+def test_a_bad_config_file_is_one_line_with_file_and_line(cli, config_file, content, words):
+    config_file.write_text(content)
+    result = cli("config", "show")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert all(w in result.err for w in words), result.err
+
+
+def test_config_set_checks_the_key_and_the_value(cli, config_file):
+    result = cli("config", "set", "presett", "cpu")
+    assert result.code == 2 and "unknown config key 'presett'" in result.err and "preset" in result.err
+    result = cli("config", "set", "hf_offline", "maybe")
+    assert result.code == 2 and "must be true or false" in result.err
+    assert not config_file.exists()
+    assert cli("config", "set", "hf_offline", "yes").code == 0 and _shown(cli)["hf_offline"]["value"] is True
+    assert cli("config", "path").out.strip() == str(config_file)
+
+
+def test_hub_settings_become_the_variables_huggingface_hub_reads(config_file, monkeypatch):
+    import os
+
+    from genimg.config import apply_hub_settings
+
+    config_file.write_text('hf_endpoint = "https://hf-mirror.com"\n')
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    apply_hub_settings()
+    assert os.environ["HF_ENDPOINT"] == "https://hf-mirror.com"
+    monkeypatch.setenv("HF_ENDPOINT", "https://mine.example")  # the user's own variable wins
+    apply_hub_settings()
+    assert os.environ["HF_ENDPOINT"] == "https://mine.example"
