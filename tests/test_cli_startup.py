@@ -22,7 +22,8 @@ def test_help_lists_every_command(cli):
 
     result = cli("--help")
     assert result.code == 0
-    listed = set(re.findall(r"^│ (\S+)\s", result.out, flags=re.M)) - {"--version", "--debug", "--help"}
+    listed = set(re.findall(r"^│ (\S+)\s", result.out, flags=re.M)) - {"--version", "--debug", "--help",
+                                                                         "--install-completion", "--show-completion"}
     assert listed == set(COMMANDS)
     for command in COMMANDS:
         assert cli(command, "--help").code == 0
