@@ -11,16 +11,23 @@ from pathlib import Path
 from typing import Iterator
 
 from genimg.generation import GeneratedImage, Progress, plan, run
-from genimg.output.write import save_png
+from genimg.output.write import atomic_save, save_png
 from genimg.spec import GenerationSpec
 
 
 def generate_files(spec: GenerationSpec, output=None, overwrite: bool = False, factory=None,
-                   progress: Progress | None = None, fallback: bool = False) -> Iterator[tuple[Path, GeneratedImage]]:
+                   progress: Progress | None = None, fallback: bool = False,
+                   save_controls: bool = False) -> Iterator[tuple[Path, GeneratedImage]]:
     """Plan ``spec`` with ``output`` (default ``./outputs/``), run it, and write each image with its metadata;
-    ``fallback``: out of GPU memory, retry once on the next smaller preset."""
+    ``fallback``: out of GPU memory, retry once on the next smaller preset; ``save_controls``: the control
+    maps too, beside the first image (``NAME-control0-canny.png``)."""
     from genimg.output.naming import DEFAULT_DIR
 
     the_plan = plan(spec, output if output is not None else DEFAULT_DIR, overwrite)
     for image in run(the_plan, factory, progress, fallback):
-        yield save_png(image, image.path, overwrite), image
+        path = save_png(image, image.path, overwrite)
+        if save_controls and image.index == 0:
+            for n, control in enumerate(the_plan.controls):
+                target = path.with_name(f"{path.stem}-control{n}-{control.spec.type}.png")
+                atomic_save(target, lambda tmp, im=control.image: im.save(tmp, format="PNG"), overwrite)
+        yield path, image

@@ -1,21 +1,179 @@
-"""Control maps for ControlNet: what the input image becomes before the ControlNet sees it.
+"""Control maps for ControlNet: what an input image becomes before the ControlNet sees it.
 
-``none`` passes the image as it is (an edge map, pose or depth image made elsewhere); ``canny``
-draws its edges with OpenCV's Canny detector at the thresholds A1111's ControlNet extension uses
-(100, 200), white edges on black, as the canny ControlNets were trained on.
+The types are data (``preprocessors.toml``): genimg's own ``none`` (the image as it is) and ``canny``
+(OpenCV edges at A1111's thresholds, 100 and 200), controlnet-aux's detectors (HED, PiDiNet, line art,
+M-LSD, normals, OpenPose, MiDaS, shuffle, MediaPipe face) and depth through a transformers
+depth-estimation model in safetensors. Annotator weights are looked up in ``annotators/`` of the
+config folder, then in the Hugging Face cache; most are pickle files, loaded only when the user allows
+pickle, and then by torch's ``weights_only`` loader (controlnet-aux calls ``torch.load``, whose
+default since torch 2.6 refuses anything but tensors).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from genimg.errors import UsageError
+
 CANNY_THRESHOLDS = (100, 200)
+TABLE = Path(__file__).with_name("preprocessors.toml")
 
 
-def preprocess(image, mode: str):
-    if mode == "none":
-        return image
-    import cv2
-    import numpy as np
+@dataclass(frozen=True)
+class Preprocessor:
+    name: str
+    kind: str  # "builtin" | "aux" | "depth"
+    description: str = ""
+    cls: str | None = None  # the controlnet-aux detector class
+    repo: str | None = None
+    files: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict)
+    requires: str | None = None
+
+
+@lru_cache(maxsize=1)
+def preprocessors() -> dict[str, Preprocessor]:
+    from genimg.datafiles import load_toml
+
+    return {name: Preprocessor(name, row["kind"], row.get("description", ""), row.get("class"), row.get("repo"),
+                               tuple(row.get("files", ())), dict(row.get("options", {})), row.get("requires"))
+            for name, row in load_toml(TABLE).items()}
+
+
+def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: int = 512, seed: int = 0):
+    """``image`` (RGB PIL) as the control map of type ``mode``, at the image's own size."""
     from PIL import Image
 
-    edges = cv2.Canny(np.asarray(image.convert("L")), *CANNY_THRESHOLDS)
-    return Image.fromarray(edges).convert("RGB")
+    entry = preprocessors()[mode]
+    if entry.name == "none":
+        return image
+    if entry.name == "canny":
+        import cv2
+        import numpy as np
+
+        edges = cv2.Canny(np.asarray(image.convert("L")), *CANNY_THRESHOLDS)
+        return Image.fromarray(edges).convert("RGB")
+    detector = _depth_estimator(entry.repo) if entry.kind == "depth" else _detector(entry, allow_pickle)
+    if entry.kind == "depth":
+        depth = detector(image)["depth"]
+        out = depth.convert("RGB")
+    else:
+        out = _seeded(seed, lambda: detector(image, detect_resolution=detect_resolution,
+                                             image_resolution=min(image.size), output_type="pil", **entry.options))
+    return out.convert("RGB").resize(image.size, Image.BICUBIC) if out.size != image.size else out.convert("RGB")
+
+
+def _seeded(seed: int, call):
+    """``call()`` with numpy's global generator seeded (shuffle draws its flow field from it), then restored."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)
+    try:
+        return call()
+    finally:
+        np.random.set_state(state)
+
+
+def weights_folder(entry: Preprocessor, allow_pickle: bool) -> Path | None:
+    """The folder holding all of ``entry``'s weight files: the config folder's ``annotators/``, else the
+    Hugging Face cache; a missing file or an unallowed pickle file is a one-line error."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from genimg.models.checkpoint import PICKLE_SUFFIXES
+    from genimg.paths import config_dir
+
+    if not entry.files:
+        return None
+    pickles = [f for f in entry.files if Path(f).suffix in PICKLE_SUFFIXES]
+    if pickles and not allow_pickle:
+        raise UsageError(f"the {entry.name} preprocessor's weights ({', '.join(pickles)}) are pickle files; pass "
+                         "--allow-pickle to load them (tensors only: torch's weights_only loader)")
+    own = config_dir() / "annotators"
+    if all((own / f).is_file() for f in entry.files):
+        return own
+    found = {f: try_to_load_from_cache(entry.repo, f) for f in entry.files}
+    missing = [f for f, path in found.items() if not isinstance(path, str)]
+    if missing:
+        raise UsageError(f"the {entry.name} preprocessor needs {', '.join(missing)} from {entry.repo}; fetch "
+                         f"{'them' if len(missing) > 1 else 'it'} with: hf download {entry.repo} {' '.join(missing)} "
+                         f"(or put the files in {own})")
+    return Path(next(iter(found.values()))).parent
+
+
+def _detector(entry: Preprocessor, allow_pickle: bool):
+    import importlib.util
+
+    for package in ("controlnet_aux", entry.requires):
+        if package and importlib.util.find_spec(package) is None:
+            raise UsageError(f"the {entry.name} preprocessor needs the {package} package: pip install {package.replace('_', '-')}")
+    folder = weights_folder(entry, allow_pickle)
+    return _load_detector(entry.cls, str(folder) if folder else None)
+
+
+@lru_cache(maxsize=4)
+def _load_detector(class_name: str, folder: str | None):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # controlnet-aux's imports warn about timm, mediapipe and torch.jit
+        import controlnet_aux
+
+    cls = getattr(controlnet_aux, class_name)
+    if folder is None:
+        return cls()
+    try:
+        return cls.from_pretrained(folder)
+    except Exception as e:  # noqa: BLE001 - a damaged or refused file: one line
+        raise UsageError(f"cannot load the {class_name} weights from {folder}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+
+@lru_cache(maxsize=2)
+def _depth_estimator(repo: str):
+    """transformers' depth-estimation pipeline on ``repo`` from the cache (safetensors only)."""
+    from huggingface_hub import try_to_load_from_cache
+    from transformers import pipeline
+
+    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        raise UsageError(f"the depth preprocessor needs {repo}; fetch it with: hf download {repo}")
+    return pipeline("depth-estimation", model=repo, model_kwargs={"use_safetensors": True})
+
+
+DEFAULT_OUTPUT = Path("outputs") / "controls"
+
+
+def preprocess_files(kind: str, inputs, output=None, allow_pickle: bool = False, detect_resolution: int = 512,
+                     overwrite: bool = False, progress=None):
+    """``genimg preprocess``: each input's control map as ``NAME-KIND.png`` in ``output`` (a folder, or a
+    .png for one image); yields (source, written path). Every output is checked before anything loads."""
+    from genimg.inputs import expand_inputs, load_image
+    from genimg.output.write import atomic_save, check_folder
+
+    if kind not in preprocessors():
+        from genimg.errors import did_you_mean
+
+        raise UsageError(f"unknown preprocessor {kind!r}{did_you_mean(kind, preprocessors())}; "
+                         f"use one of {', '.join(preprocessors())}")
+    found = expand_inputs(inputs)
+    target = Path(output) if output is not None else DEFAULT_OUTPUT
+    single = target.suffix.lower() == ".png"
+    if single and len(found) > 1:
+        raise UsageError(f"-o {target} names one file, but there are {len(found)} images; give a folder")
+    jobs = []
+    for source, _ in found:
+        path = target if single else target / f"{source.stem}-{kind}.png"
+        if path.exists() and not overwrite:
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
+        jobs.append((source, path))
+    check_folder(target.parent if single else target)
+    entry = preprocessors()[kind]
+    if entry.kind == "aux":
+        weights_folder(entry, allow_pickle)  # missing or refused weights: said before any image is read
+    for n, (source, path) in enumerate(jobs):
+        image = preprocess(load_image(source).convert("RGB"), kind, allow_pickle, detect_resolution)
+        atomic_save(path, lambda tmp: image.save(tmp, format="PNG"), overwrite)
+        if progress:
+            progress("image", done=n + 1, total=len(jobs))
+        yield source, path

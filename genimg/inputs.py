@@ -7,6 +7,8 @@ from pathlib import Path
 
 from genimg.errors import UsageError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
 RESIZE_MODES = ("fit", "crop", "stretch")
 
 
@@ -64,3 +66,19 @@ def resize(image, size: tuple[int, int], mode: str):
     canvas = image.resize(size, Image.LANCZOS).filter(ImageFilter.GaussianBlur(max(size) // 16 or 1))
     canvas.paste(inner, ((size[0] - inner.width) // 2, (size[1] - inner.height) // 2))
     return canvas
+
+
+def expand_inputs(inputs) -> list[tuple[Path, bool]]:
+    """(file, came from a folder) for each input: files as given, folders' images sorted by name."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += [(p, True) for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        elif path.is_file():
+            found.append((path, False))
+        else:
+            raise UsageError(f"input {path} does not exist")
+    if not found:
+        raise UsageError(f"no images in {', '.join(str(i) for i in inputs)} ({', '.join(IMAGE_SUFFIXES)})")
+    return found

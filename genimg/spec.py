@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from genimg.errors import UsageError, did_you_mean
 
 TASKS = ("txt2img", "img2img", "inpaint")
-CONTROL_TYPES = ("none", "canny")  # how a control image becomes the map: as it is, or its edges
 RESIZE_MODES = ("fit", "crop", "stretch")
 FILL_MODES = ("edge", "noise")
 SIDES = ("left", "right", "top", "bottom")
@@ -94,9 +93,12 @@ class ControlSpec:
         return _part(cls, data, "control")
 
     def check(self) -> None:
-        if self.type not in CONTROL_TYPES:
-            raise UsageError(f"unknown control type {self.type!r}{did_you_mean(self.type, CONTROL_TYPES)}; "
-                             f"use one of {', '.join(CONTROL_TYPES)}")
+        from genimg.control import preprocessors
+
+        types = preprocessors()
+        if self.type not in types:
+            raise UsageError(f"unknown control type {self.type!r}{did_you_mean(self.type, types)}; "
+                             f"use one of {', '.join(types)} (see `genimg preprocess --help`)")
         if not self.model:
             raise UsageError(f"control {self.type}={self.image} names no ControlNet: add ,model=NAME_OR_PATH")
         if not 0 <= self.scale <= 2:

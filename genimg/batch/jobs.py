@@ -153,9 +153,9 @@ def _content_key(source: str, settings: dict) -> str:
 
 
 def _is_type_name(value) -> bool:
-    from genimg.spec import CONTROL_TYPES
+    from genimg.control import preprocessors
 
-    return isinstance(value, str) and value in CONTROL_TYPES
+    return isinstance(value, str) and value in preprocessors()
 
 
 def _relative(text: str, base: Path) -> Path:

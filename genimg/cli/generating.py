@@ -44,7 +44,8 @@ def generate_and_report(own: dict, common) -> None:
     written = []
     try:
         with progress_reporter(quiet) as report:
-            for path, image in generate_files(spec, output, overwrite, progress=report, fallback=common.auto_fallback):
+            for path, image in generate_files(spec, output, overwrite, progress=report, fallback=common.auto_fallback,
+                                              save_controls=common.save_control):
                 print_result(path, image, as_json)
                 written.append(path)
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from genimg.cli.inpaint import inpaint, outpaint
 from genimg.cli.learn import app as learn_app
 from genimg.cli.lora_train import lora_train
 from genimg.cli.models import models
+from genimg.cli.preprocess import preprocess
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
 from genimg.cli.styles import styles
@@ -38,6 +39,7 @@ app.command("inpaint")(inpaint)
 app.command("outpaint")(outpaint)
 app.command("controlnet")(controlnet)
 app.command("upscale")(upscale)
+app.command("preprocess")(preprocess)
 app.command("batch")(batch)
 app.command("lora-train")(lora_train)
 app.command("presets")(presets)

@@ -54,6 +54,7 @@ ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--no-chan
 VaeFp32 = Annotated[Optional[bool], typer.Option("--vae-fp32/--no-vae-fp32", help="Decode in float32 (cures black images from fp16 VAEs).", show_default=False, rich_help_panel=MODEL)]
 
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder, or file name template with {prompt} {seed} {index} {model} {width} {height} {steps} {date} {time}. Default: ./outputs/", rich_help_panel=OUT)]
+SaveControl = Annotated[bool, typer.Option("--save-control", help="Also write each control map beside the first image (NAME-control0-TYPE.png).", rich_help_panel=OUT)]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing files.", rich_help_panel=OUT)]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per image on stdout.", rich_help_panel=OUT)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=OUT)]
@@ -93,6 +94,7 @@ def _shared(
     auto_fallback: AutoFallback = False,
     output: Output = None,
     overwrite: Overwrite = False,
+    save_control: SaveControl = False,
     json: Json = False,
     quiet: Quiet = False,
 ):
@@ -101,7 +103,7 @@ def _shared(
 
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
                  "vae_tiling", "channels_last", "vae_fp32")
-_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback")
+_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control")
 _RENAMED = {"config": "model_config", "lora": "loras"}
 
 

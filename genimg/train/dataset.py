@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from genimg.errors import UsageError
+from genimg.inputs import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _KOHYA = re.compile(r"^(\d+)_(.+)$")
 
 

@@ -12,7 +12,6 @@ from typing import Callable, Iterator
 from genimg.errors import UsageError
 from genimg.upscale.models import UpscalerRef, resolve_upscaler
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_OUTPUT = Path("outputs") / "upscaled"
 MIN_SIDE = 8
 
@@ -60,22 +59,6 @@ class Upscaled:
     upscaler: str
 
 
-def expand_inputs(inputs) -> list[tuple[Path, bool]]:
-    """(file, came from a folder) for each input: files as given, folders' images sorted by name."""
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += [(p, True) for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-        elif path.is_file():
-            found.append((path, False))
-        else:
-            raise UsageError(f"input {path} does not exist")
-    if not found:
-        raise UsageError(f"no images in {', '.join(str(i) for i in inputs)} ({', '.join(IMAGE_SUFFIXES)})")
-    return found
-
-
 def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool = False) -> tuple[UpscalerRef, list[UpscaleJob]]:
     """Check every input and output before anything loads; outputs that exist are refused (a file
     given by name) or skipped (an image found in a folder)."""
@@ -84,6 +67,8 @@ def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool
 
     settings.check()
     ref = resolve_upscaler(settings.model, settings.allow_pickle)
+    from genimg.inputs import expand_inputs
+
     found = expand_inputs(inputs)
     target = Path(output) if output is not None else DEFAULT_OUTPUT
     single_file = output is not None and target.suffix.lower() == ".png" and not target.is_dir()

@@ -1,0 +1,34 @@
+"""``genimg preprocess``: a control map on its own, to inspect or edit before a ControlNet uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from genimg.cli import options as o
+
+
+def preprocess(
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="canny, depth, softedge, scribble, lineart, openpose, mlsd, normal, shuffle, … (see README).", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/controls/, files NAME-TYPE.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
+    detect_resolution: Annotated[int, typer.Option("--detect-resolution", min=64, help="The detector's working resolution (shorter side); the map comes back at the image's size.")] = 512,
+    allow_pickle: o.AllowPickle = False,
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Make control maps (edges, depth, pose, line art …) from images, as `--control TYPE=IMAGE` would."""
+    from genimg.cli.render import progress_reporter
+    from genimg.control import preprocess_files
+
+    with progress_reporter(quiet) as report:
+        for source, path in preprocess_files(kind, inputs, output, allow_pickle, detect_resolution, overwrite, report):
+            if json:
+                import json as _json
+
+                print(_json.dumps({"source": str(source), "path": str(path), "type": kind}))
+            elif not quiet:
+                print(path)
