@@ -86,6 +86,7 @@ class LoadedModel:
     base_task: str = "txt2img"  # the task the model was loaded for; others come from_pipe
     controlnets: dict = field(default_factory=dict)  # location -> loaded ControlNet
     lora_paths: tuple = ()  # LoRAs loaded into the shared components, in adapter order
+    embedding_paths: tuple = ()  # textual inversions loaded into the tokenizers and text encoders
 
 
 class PipelineFactory:

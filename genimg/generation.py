@@ -53,6 +53,7 @@ class Plan:
     inputs: TaskInputs | None = None
     controls: tuple[ControlInput, ...] = ()
     loras: tuple[LoraRef, ...] = ()
+    embeddings: tuple = ()  # Embedding each (textual inversion)
     hires_upscaler: object | None = None  # UpscalerRef of the hires fix
     hires_size: tuple[int, int] | None = None
 
@@ -135,6 +136,12 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
     inline = [LoraSpec.parse(text) for text in inline_loras(spec.prompt)]
     loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*_alias_loras(ref), *spec.loras, *inline))
+    embeddings = ()
+    if spec.embeddings:
+        from genimg.adapters import model_cross_dim
+        from genimg.embeddings import check_embedding
+
+        embeddings = tuple(check_embedding(e, ref, model_cross_dim(ref), spec.allow_pickle) for e in spec.embeddings)
     controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
                              warnings.append)
     hires_upscaler = hires_size = None
@@ -150,7 +157,7 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
             images = _with_paths(images, resolved, ref, output, overwrite)
     images = _styled(images, spec, ref.family)
     return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras,
-                hires_upscaler, hires_size)
+                embeddings, hires_upscaler, hires_size)
 
 
 def _styled(images, spec: GenerationSpec, family: str) -> list[PlannedImage]:
@@ -271,6 +278,10 @@ def _pipeline(plan: Plan, factory, progress):
                           _smaller_preset(plan.preset)) from None
     pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
     apply_loras(pipe, loaded, plan.loras)
+    if plan.embeddings or loaded.embedding_paths:
+        from genimg.embeddings import apply_embeddings
+
+        apply_embeddings(pipe, loaded, plan.embeddings)
     return pipe
 
 

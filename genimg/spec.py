@@ -196,6 +196,7 @@ class GenerationSpec:
     allow_pickle: bool = False
     max_sequence_length: int | None = None
     loras: tuple[LoraSpec, ...] = ()
+    embeddings: tuple[str, ...] = ()  # textual inversion files; the file name is the word that calls each
     controls: tuple[ControlSpec, ...] = ()
     styles: tuple[str, ...] = ()  # named styles (A1111 styles.csv) wrapping the prompt and extending the negative
     negative_template: str | None = None  # a style used for its negative prompt; "default": the family's
@@ -321,7 +322,7 @@ ALIASES = {
     "cfg": "guidance", "cfg_scale": "guidance", "guidance_scale": "guidance",
     "negative_prompt": "negative", "sampler": "scheduler", "sampler_name": "scheduler",
     "init_image": "image", "denoising_strength": "strength", "num_inference_steps": "steps",
-    "lora": "loras", "control": "controls", "n_iter": "count", "style": "styles",
+    "lora": "loras", "embedding": "embeddings", "control": "controls", "n_iter": "count", "style": "styles",
 }
 # Flat keys (flags and file rows) for the parts of a mask.
 MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",

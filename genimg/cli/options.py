@@ -37,6 +37,7 @@ MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help=
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sd-turbo, lcm-sd15, flux-schnell, flux-dev …: `genimg models`), hub id, diffusers folder or .safetensors file.", autocompletion=complete.models, rich_help_panel=MODEL)]
 Lora = Annotated[Optional[list[str]], typer.Option("--lora", "-l", help="LoRA file or folder, optionally :WEIGHT (repeatable; diffusers or kohya layout).", rich_help_panel=MODEL)]
+Embedding = Annotated[Optional[list[Path]], typer.Option("--embedding", help="Textual inversion file (.safetensors); its file name is the word to use in the prompt (repeatable).", rich_help_panel=MODEL)]
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
@@ -77,6 +78,7 @@ def _shared(
     style: Style = None,
     negative_template: NegativeTemplate = None,
     lora: Lora = None,
+    embedding: Embedding = None,
     config: Config = None,
     denoiser: Denoiser = None,
     allow_pickle: AllowPickle = False,
@@ -104,7 +106,7 @@ def _shared(
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
                  "vae_tiling", "channels_last", "vae_fp32")
 _OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control")
-_RENAMED = {"config": "model_config", "lora": "loras"}
+_RENAMED = {"config": "model_config", "lora": "loras", "embedding": "embeddings"}
 
 
 @dataclass
@@ -127,6 +129,7 @@ class Common:
         out["model_config"] = str(v["config"]) if v["config"] else None
         out["denoiser"] = str(v["denoiser"]) if v["denoiser"] else None
         out["loras"] = list(v["lora"] or [])
+        out["embeddings"] = [str(p) for p in v["embedding"] or []]
         out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
         return out
 

@@ -108,6 +108,8 @@ def a1111_extra(image) -> dict:
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
+    if plan.embeddings:
+        extra["TI hashes"] = ", ".join(f"{e.token}: {e.short_hash}" for e in plan.embeddings)
     return extra
 
 

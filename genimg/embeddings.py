@@ -1,0 +1,87 @@
+"""Textual inversion embeddings (A1111's ``embeddings/`` files): a new word whose meaning is a few
+learned token vectors. The word is the file's name, as in A1111 ("in the style of my-style"). SD1.x
+files hold one tensor (``emb_params``, or a single key) as wide as the text encoder; SDXL files hold
+``clip_l`` and ``clip_g``, one for each of its two encoders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from genimg.errors import UsageError
+from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
+
+# The text encoders' widths: CLIP ViT-L (SD1.x, SDXL's first), OpenCLIP ViT-H (SD2.x), bigG (SDXL's second).
+_WIDTH_FAMILY = {768: "SD1.x", 1024: "SD2.x"}
+
+
+@dataclass(frozen=True)
+class Embedding:
+    path: str
+    token: str  # the word that calls it: the file name without its suffix
+
+    @property
+    def short_hash(self) -> str:
+        """A1111's "TI hashes" value: the first 12 hex digits of the file's sha256."""
+        import hashlib
+
+        return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:12]
+
+
+def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) -> Embedding:
+    """``--embedding FILE`` checked against the model: it exists, is safetensors (pickle if allowed),
+    and has the vectors this family's text encoders take."""
+    path = Path(text).expanduser()
+    if ref.family == "flux":
+        raise UsageError("textual inversion embeddings are for SD1.x/2.x and SDXL; FLUX's T5 takes none")
+    if not path.is_file():
+        raise UsageError(f"embedding {text} does not exist")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise UsageError(f"embedding {path.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
+        return Embedding(str(path.resolve()), path.stem)
+    header = {k: v for k, v in safetensors_header(path).items() if k != "__metadata__"}
+    if ref.family == "sdxl":
+        if not {"clip_l", "clip_g"} <= set(header):
+            raise UsageError(f"embedding {path.name} has no clip_l/clip_g vectors: it was made for "
+                             f"{_made_for(header)}, not SDXL")
+    elif "clip_l" in header or len(header) != 1 and "emb_params" not in header:
+        raise UsageError(f"embedding {path.name} was made for {_made_for(header)}, not {ref.name}")
+    else:
+        width = (header.get("emb_params") or next(iter(header.values())))["shape"][-1]
+        if text_width and width != text_width:
+            raise UsageError(f"embedding {path.name} has {width}-wide vectors ({_WIDTH_FAMILY.get(width, 'another model')}); "
+                             f"{ref.name}'s text encoder takes {text_width}")
+    return Embedding(str(path.resolve()), path.stem)
+
+
+def _made_for(header: dict) -> str:
+    if {"clip_l", "clip_g"} <= set(header):
+        return "SDXL"
+    widths = {info["shape"][-1] for info in header.values() if info.get("shape")}
+    return next((_WIDTH_FAMILY[w] for w in widths if w in _WIDTH_FAMILY), "another model")
+
+
+def apply_embeddings(pipe, loaded, embeddings: tuple[Embedding, ...]) -> None:
+    """Make ``pipe``'s tokenizers and text encoders (shared by its task pipelines) know exactly ``embeddings``."""
+    wanted = tuple(e.path for e in embeddings)
+    if loaded.embedding_paths == wanted:
+        return
+    if loaded.embedding_paths:
+        pipe.unload_textual_inversion()
+    loaded.embedding_paths = ()
+    for embedding in embeddings:
+        try:
+            if hasattr(pipe, "text_encoder_2") and pipe.text_encoder_2 is not None:
+                from safetensors.torch import load_file
+
+                state = load_file(embedding.path)
+                pipe.load_textual_inversion(state["clip_l"], token=embedding.token, text_encoder=pipe.text_encoder,
+                                            tokenizer=pipe.tokenizer)
+                pipe.load_textual_inversion(state["clip_g"], token=embedding.token, text_encoder=pipe.text_encoder_2,
+                                            tokenizer=pipe.tokenizer_2)
+            else:
+                pipe.load_textual_inversion(embedding.path, token=embedding.token)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise UsageError(f"cannot load embedding {Path(embedding.path).name}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+    loaded.embedding_paths = wanted

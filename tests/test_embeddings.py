@@ -1,0 +1,60 @@
+"""Textual inversion: --embedding FILE, the word is the file name (A1111's embeddings)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import pixels
+from genimg.output.metadata import read_metadata
+
+SMALL = ("-W", "64", "-H", "64", "--steps", "2", "--seed", "1")
+
+
+def _width(model, encoder="text_encoder") -> int:
+    return json.loads((model / encoder / "config.json").read_text())["hidden_size"]
+
+
+@pytest.fixture
+def embeddings(tmp_path, tiny_models):
+    torch.manual_seed(0)
+    sd, sdxl = tiny_models["sd"], tiny_models["sdxl"]
+    files = {
+        "sd": tmp_path / "my-style.safetensors",
+        "sdxl": tmp_path / "xl-style.safetensors",
+        "narrow": tmp_path / "narrow.safetensors",
+    }
+    save_file({"emb_params": torch.randn(2, _width(sd)) * 3}, str(files["sd"]))
+    save_file({"clip_l": torch.randn(2, _width(sdxl)) * 3, "clip_g": torch.randn(2, _width(sdxl, "text_encoder_2")) * 3},
+              str(files["sdxl"]))
+    save_file({"emb_params": torch.randn(2, _width(sd) + 8)}, str(files["narrow"]))
+    return files
+
+
+@pytest.mark.parametrize("family,word", [("sd", "my-style"), ("sdxl", "xl-style")])
+def test_an_embedding_changes_the_image_and_round_trips(cli, tmp_path, tiny_models, embeddings, family, word):
+    common = ("txt2img", f"a red circle, {word}", "-m", tiny_models[family], *SMALL)
+    assert cli(*common, "--embedding", embeddings[family], "-o", tmp_path / "with.png").code == 0
+    assert cli(*common, "-o", tmp_path / "without.png").code == 0
+    assert np.abs(pixels(tmp_path / "with.png") - pixels(tmp_path / "without.png")).mean() > 0.5
+    meta = read_metadata(tmp_path / "with.png")
+    digest = __import__("hashlib").sha256(embeddings[family].read_bytes()).hexdigest()[:12]
+    assert meta["parameters"]["TI hashes"] == f"{word}: {digest}"
+    assert meta["genimg"]["spec"]["embeddings"] == [str(embeddings[family])]
+    again = cli("txt2img", "--from", tmp_path / "with.png", "-o", tmp_path / "again.png")
+    assert again.code == 0, again
+    assert np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "with.png"))
+
+
+@pytest.mark.parametrize("family,key,words", [
+    ("sdxl", "sd", ("no clip_l/clip_g vectors", "not SDXL")),
+    ("sd", "sdxl", ("was made for SDXL",)),
+    ("sd", "narrow", ("40-wide vectors", "takes 32")),
+    ("flux", "sd", ("FLUX's T5 takes none",)),
+])
+def test_an_embedding_for_another_model_is_one_line(cli, tmp_path, tiny_models, embeddings, family, key, words):
+    result = cli("txt2img", "x", "-m", tiny_models[family], *SMALL, "--embedding", embeddings[key], "-o", tmp_path / "o.png")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert all(w in result.err for w in words), result.err
