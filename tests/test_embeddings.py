@@ -58,3 +58,11 @@ def test_an_embedding_for_another_model_is_one_line(cli, tmp_path, tiny_models, 
     result = cli("txt2img", "x", "-m", tiny_models[family], *SMALL, "--embedding", embeddings[key], "-o", tmp_path / "o.png")
     assert result.code == 2 and result.err.count("\n") == 1, result
     assert all(w in result.err for w in words), result.err
+
+
+def test_batch_rows_take_embeddings_relative_to_the_file(cli, tmp_path, tiny_models, embeddings):
+    (tmp_path / "jobs.csv").write_text("prompt,embedding\na red circle my-style,my-style.safetensors\n")
+    result = cli("batch", tmp_path / "jobs.csv", "-m", tiny_models["sd"], *SMALL, "-o", tmp_path / "out")
+    assert result.code == 0, result
+    [png] = (tmp_path / "out").glob("*.png")
+    assert read_metadata(png)["parameters"]["TI hashes"].startswith("my-style: ")
