@@ -83,6 +83,34 @@ def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models
     assert resolve_model("sd15").family == "sd"
 
 
-def test_models_command_lists_aliases(cli):
+def test_models_command_lists_aliases_and_the_cache(cli, hub_models):
     result = cli("models", "--json")
-    assert result.code == 0 and "flux-schnell" in json.loads(result.out)
+    assert result.code == 0
+    listing = json.loads(result.out)
+    assert "flux-schnell" in listing["aliases"] and "demo-canny" in listing["controlnets"]
+    cached = {c["repo"]: c for c in listing["cache"]}
+    for family, repo in hub_models.items():
+        assert cached[repo]["family"] == family and cached[repo]["size_bytes"] > 0
+        assert cached[repo]["dtype"] == "fp32" and cached[repo]["fp16_variant"] is False
+
+
+def test_models_rm_frees_a_cached_model(cli, tiny_models, tmp_path, monkeypatch):
+    """On a cache of its own: the session's shared cache keeps its models for the other tests."""
+    from huggingface_hub import constants
+
+    from genimg.testing.tiny_models import install_in_hf_cache
+
+    cache = tmp_path / "hub"
+    install_in_hf_cache(tiny_models["sd"], "someone/tiny-sd", cache)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    listed = json.loads(cli("models", "--json").out)["cache"]
+    assert [c["repo"] for c in listed] == ["someone/tiny-sd"]
+    monkeypatch.setattr("typer.confirm", lambda *a, **k: False)
+    declined = cli("models", "rm", "someone/tiny-sd")
+    assert declined.code == 130 and (cache / "models--someone--tiny-sd").exists()
+    result = cli("models", "rm", "someone/tiny-sd", "--yes")
+    assert result.code == 0 and "GB freed" in result.out, result
+    assert not (cache / "models--someone--tiny-sd").exists()
+    assert json.loads(cli("models", "--json").out)["cache"] == []
+    missing = cli("models", "rm", "someone/tiny-sd", "--yes")
+    assert missing.code == 2 and "not in the Hugging Face cache" in missing.err

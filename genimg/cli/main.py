@@ -17,7 +17,7 @@ from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
 from genimg.cli.learn import app as learn_app
 from genimg.cli.lora_train import lora_train
-from genimg.cli.models import models
+from genimg.cli.models import app as models_app
 from genimg.cli.preprocess import preprocess
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
@@ -45,7 +45,7 @@ app.command("lora-train")(lora_train)
 app.command("presets")(presets)
 app.command("schedulers")(schedulers)
 app.command("styles")(styles)
-app.command("models")(models)
+app.add_typer(models_app, name="models")
 app.command("info")(info)
 app.command("doctor")(doctor)
 app.add_typer(learn_app, name="learn")

@@ -1,35 +1,69 @@
-"""``genimg models``: the model aliases and what they point to."""
+"""``genimg models``: the model aliases, what the Hugging Face cache holds, and freeing it."""
 
 from __future__ import annotations
 
+import typer
+
 from genimg.cli import options as o
 
+app = typer.Typer(invoke_without_command=True)
 
-def models(json: o.Json = False) -> None:
-    """List model aliases (add your own in ~/.config/genimg/aliases.toml) and ControlNet aliases."""
+
+@app.callback()
+def models(ctx: typer.Context, json: o.Json = False) -> None:
+    """List model aliases (add your own in ~/.config/genimg/aliases.toml), ControlNet aliases, and the
+    models in the Hugging Face cache (family, size, dtype, fp16 variant)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from genimg.models.cache import cached_repos
     from genimg.models.controlnets import controlnet_aliases
     from genimg.models.resolve import aliases
 
-    table, controlnets = aliases(), controlnet_aliases()
+    table, controlnets, cached = aliases(), controlnet_aliases(), cached_repos()
     if json:
         import json as _json
+        from dataclasses import asdict
 
-        print(_json.dumps({**table, **{name: {**row, "kind": "controlnet"} for name, row in controlnets.items()}},
+        print(_json.dumps({"aliases": table, "controlnets": controlnets, "cache": [asdict(c) for c in cached]},
                           indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
+    local = {c.repo for c in cached}
     view = Table(title="Model aliases")
-    for column in ("alias", "family", "source", "description"):
+    for column in ("alias", "family", "source", "local", "description"):
         view.add_column(column)
     for name, row in table.items():
         where = row.get("repo") or row.get("path") or f"{row.get('base')} + {', '.join(_list(row.get('loras')))}"
         family = row.get("family") or table.get(row.get("base"), {}).get("family", "")
-        view.add_row(name, family, where, row.get("description", ""))
+        here = "built in" if "path" in row else ("yes" if row.get("repo") in local else "-")
+        view.add_row(name, family, where, here, row.get("description", ""))
     for name, row in controlnets.items():
-        view.add_row(f"{name} (--controlnet)", row["family"], row["path"], row.get("description", ""))
-    Console().print(view)
+        view.add_row(f"{name} (--controlnet)", row["family"], row["path"], "built in", row.get("description", ""))
+    console = Console()
+    console.print(view)
+    cache = Table(title="In the Hugging Face cache")
+    for column in ("repository", "family", "size", "dtype", "fp16 files"):
+        cache.add_column(column)
+    for c in cached:
+        cache.add_row(c.repo, c.family or "-", f"{c.size_bytes / 1e9:.2f} GB", c.dtype or "-", "yes" if c.fp16_variant else "-")
+    console.print(cache if cached else "The Hugging Face cache holds no models.")
+
+
+@app.command("rm")
+def rm(name: str = typer.Argument(..., help="An alias or a hub id in the cache."),
+       yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Delete a model from the Hugging Face cache (every revision), freeing its space."""
+    from genimg.models.cache import cached_repos, remove_repo
+    from genimg.models.resolve import aliases
+
+    repo = aliases().get(name, {}).get("repo", name)
+    size = next((c.size_bytes for c in cached_repos() if c.repo == repo), None)
+    if size is not None and not yes and not typer.confirm(f"delete {repo} ({size / 1e9:.2f} GB) from the cache?"):
+        raise typer.Abort()
+    freed = remove_repo(repo)
+    print(f"removed {repo}: {freed / 1e9:.2f} GB freed")
 
 
 def _list(value) -> list:

@@ -1,0 +1,74 @@
+"""What the Hugging Face cache holds, model by model, and freeing it (huggingface_hub's own scan and
+delete, so its bookkeeping stays right)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from genimg.errors import UsageError
+
+
+@dataclass(frozen=True)
+class CachedRepo:
+    repo: str
+    size_bytes: int
+    family: str | None  # from model_index.json; None for LoRAs, upscalers, annotators …
+    dtype: str | None  # of the denoiser's weights, read from a safetensors header
+    fp16_variant: bool  # the repository's *.fp16.safetensors files are here
+    path: str
+
+
+def cached_repos() -> list[CachedRepo]:
+    from huggingface_hub import constants, scan_cache_dir
+
+    try:
+        info = scan_cache_dir(constants.HF_HUB_CACHE)
+    except Exception:  # noqa: BLE001 - no cache folder yet: nothing cached
+        return []
+    out = []
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        snapshot = max(repo.revisions, key=lambda r: r.last_modified).snapshot_path
+        out.append(CachedRepo(repo.repo_id, repo.size_on_disk, _family(snapshot), _dtype(snapshot),
+                              any(".fp16." in f.file_name for rev in repo.revisions for f in rev.files),
+                              str(repo.repo_path)))
+    return out
+
+
+def _family(snapshot: Path) -> str | None:
+    from genimg.models.families import family_from_pipeline_class
+
+    index = snapshot / "model_index.json"
+    try:
+        return family_from_pipeline_class(json.loads(index.read_text())["_class_name"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _dtype(snapshot: Path) -> str | None:
+    from genimg.models.checkpoint import safetensors_header
+
+    for folder in ("unet", "transformer"):
+        for file in sorted((snapshot / folder).glob("*.safetensors")):
+            header = safetensors_header(file)
+            first = next((v for k, v in header.items() if k != "__metadata__"), None)
+            if first:
+                return {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}.get(first["dtype"], first["dtype"].lower())
+    return None
+
+
+def remove_repo(repo_id: str) -> int:
+    """Delete every cached revision of ``repo_id``; returns the bytes freed."""
+    from huggingface_hub import constants, scan_cache_dir
+
+    info = scan_cache_dir(constants.HF_HUB_CACHE)
+    found = [r for r in info.repos if r.repo_id == repo_id and r.repo_type == "model"]
+    if not found:
+        held = ", ".join(r.repo_id for r in info.repos) or "nothing"
+        raise UsageError(f"{repo_id} is not in the Hugging Face cache (it holds {held})")
+    strategy = info.delete_revisions(*(rev.commit_hash for rev in found[0].revisions))
+    strategy.execute()
+    return strategy.expected_freed_size
