@@ -29,9 +29,13 @@ class Embedding:
 
 
 def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) -> Embedding:
-    """``--embedding FILE`` checked against the model: it exists, is safetensors (pickle if allowed),
-    and has the vectors this family's text encoders take."""
-    path = Path(text).expanduser()
+    """``--embedding FILE[:TOKEN]`` checked against the model: it exists, is safetensors (pickle if
+    allowed), and has the vectors this family's text encoders take. The word is TOKEN, else the token a
+    diffusers ``learned_embeds.safetensors`` names, else the file name (A1111's rule)."""
+    path, token = Path(text).expanduser(), None
+    head, sep, tail = text.rpartition(":")
+    if sep and head and not path.exists() and Path(head).expanduser().exists():
+        path, token = Path(head).expanduser(), tail.strip()
     if ref.family == "flux":
         raise UsageError("textual inversion embeddings are for SD1.x/2.x and SDXL; FLUX's T5 takes none")
     if not path.is_file():
@@ -39,7 +43,7 @@ def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) 
     if path.suffix.lower() in PICKLE_SUFFIXES:
         if not allow_pickle:
             raise UsageError(f"embedding {path.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
-        return Embedding(str(path.resolve()), path.stem)
+        return Embedding(str(path.resolve()), token or path.stem)
     header = {k: v for k, v in safetensors_header(path).items() if k != "__metadata__"}
     if ref.family == "sdxl":
         if not {"clip_l", "clip_g"} <= set(header):
@@ -52,7 +56,8 @@ def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) 
         if text_width and width != text_width:
             raise UsageError(f"embedding {path.name} has {width}-wide vectors ({_WIDTH_FAMILY.get(width, 'another model')}); "
                              f"{ref.name}'s text encoder takes {text_width}")
-    return Embedding(str(path.resolve()), path.stem)
+    named = [k for k in header if k not in ("emb_params", "clip_l", "clip_g")]
+    return Embedding(str(path.resolve()), token or (named[0] if len(header) == 1 and named else path.stem))
 
 
 def _made_for(header: dict) -> str:
@@ -71,6 +76,10 @@ def apply_embeddings(pipe, loaded, embeddings: tuple[Embedding, ...]) -> None:
         pipe.unload_textual_inversion()
     loaded.embedding_paths = ()
     for embedding in embeddings:
+        ids = pipe.tokenizer(embedding.token, add_special_tokens=False).input_ids
+        if len(ids) == 1 and ids[0] != pipe.tokenizer.unk_token_id:
+            raise UsageError(f"embedding {Path(embedding.path).name}: {embedding.token!r} is already a word the model "
+                             "knows; give it another with FILE:TOKEN")
         try:
             if hasattr(pipe, "text_encoder_2") and pipe.text_encoder_2 is not None:
                 from safetensors.torch import load_file

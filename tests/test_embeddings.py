@@ -66,3 +66,22 @@ def test_batch_rows_take_embeddings_relative_to_the_file(cli, tmp_path, tiny_mod
     assert result.code == 0, result
     [png] = (tmp_path / "out").glob("*.png")
     assert read_metadata(png)["parameters"]["TI hashes"].startswith("my-style: ")
+
+
+def test_a_diffusers_embedding_brings_its_token_and_a_token_can_be_named(cli, tmp_path, tiny_models):
+    """diffusers' textual_inversion script saves {"<token>": vector}; PATH:TOKEN renames any embedding."""
+    width = _width(tiny_models["sd"])
+    save_file({"<cat-toy>": torch.randn(width) * 3}, str(tmp_path / "learned_embeds.safetensors"))
+    common = ("txt2img", "-m", tiny_models["sd"], *SMALL)
+    assert cli(*common, "a <cat-toy> circle", "--embedding", tmp_path / "learned_embeds.safetensors",
+               "-o", tmp_path / "a.png").code == 0
+    assert read_metadata(tmp_path / "a.png")["parameters"]["TI hashes"].startswith("<cat-toy>: ")
+    assert cli(*common, "a toy circle", "--embedding", f"{tmp_path / 'learned_embeds.safetensors'}:toy",
+               "-o", tmp_path / "b.png").code == 0
+    assert read_metadata(tmp_path / "b.png")["parameters"]["TI hashes"].startswith("toy: ")
+    # A word the tokenizer already has as one token cannot be taught again: one line, nothing written
+    # (the tiny tokenizer spells words by letters, so its one-token words are single letters).
+    result = cli(*common, "a red circle", "--embedding", f"{tmp_path / 'learned_embeds.safetensors'}:x",
+                 "-o", tmp_path / "c.png")
+    assert result.code == 2 and "'x' is already a word" in result.err and result.err.count("\n") == 1, result
+    assert not (tmp_path / "c.png").exists()
