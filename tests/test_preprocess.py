@@ -110,3 +110,10 @@ def test_a_preprocessed_control_steers_generation_and_is_saved_beside_it(cli, tm
     from genimg.output.metadata import read_metadata
 
     assert "Module: softedge" in read_metadata(tmp_path / "on.png")["parameters"]["ControlNet 0"]
+
+
+def test_the_help_names_every_preprocessor_in_the_table(cli):
+    from genimg.control import preprocessors
+
+    shown = " ".join(cli("preprocess", "--help").out.split())
+    assert all(name in shown for name in preprocessors())
