@@ -107,13 +107,61 @@ def _config_path(ref) -> Path | None:
         return None
 
 
-def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...]) -> None:
-    """Make ``pipe`` (and every pipeline sharing its components) run with exactly ``loras``."""
+@dataclass(frozen=True)
+class LoraLayers:
+    """How much of a LoRA took: its layers (one per weight it adapts) and how many found their place."""
+    name: str
+    layers: int
+    matched: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "layers": self.layers, "matched": self.matched}
+
+    def warning(self) -> str | None:
+        if self.matched >= self.layers:
+            return None
+        return (f"LoRA {self.name}: {self.layers - self.matched} of its {self.layers} layers match nothing in this "
+                "model and are ignored (made for another version of the model, or by a trainer diffusers "
+                "does not read fully)")
+
+
+# The "down" matrix of each adapted layer, in every layout diffusers' lora_state_dict returns.
+_DOWN_SUFFIXES = ("lora_A.weight", "lora.down.weight", "lora_down.weight")
+_ADAPTED_COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2")
+
+
+def _layer_counts(pipe, lora: LoraRef, adapter: str) -> LoraLayers:
+    """The LoRA's layers as diffusers reads them (kohya names converted, FLUX's fused layers split)
+    against the layers that now hold adapter ``adapter``. diffusers loads a partly matching LoRA
+    without a word; this count is how users find out."""
+    import torch
+
+    state = type(pipe).lora_state_dict(lora.path)
+    state = state[0] if isinstance(state, tuple) else state
+    layers = sum(key.endswith(_DOWN_SUFFIXES) for key in state)
+    matched = 0
+    for name in _ADAPTED_COMPONENTS:
+        component = getattr(pipe, name, None)
+        if isinstance(component, torch.nn.Module):
+            matched += sum(isinstance(getattr(m, "lora_A", None), torch.nn.ModuleDict) and adapter in m.lora_A
+                           for m in component.modules())
+    return LoraLayers(lora.name, layers, matched)
+
+
+def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool = False) -> tuple[LoraLayers, ...]:
+    """Make ``pipe`` (and every pipeline sharing its components) run with exactly ``loras``, merged into
+    the weights with ``fuse``; returns how many of each LoRA's layers matched the model (``warn`` hears
+    of those that did not all match)."""
     wanted = tuple(lora.path for lora in loras)
+    fused = tuple((lora.path, lora.weight) for lora in loras) if fuse and loras else None
+    if loaded.lora_fused is not None and loaded.lora_fused != fused:
+        pipe.unfuse_lora()  # the base weights back (to float rounding) before other LoRAs or weights
+        loaded.lora_fused = None
     if loaded.lora_paths != wanted:
         if loaded.lora_paths:
             pipe.unload_lora_weights()
-        loaded.lora_paths = ()
+        loaded.lora_paths, loaded.lora_layers = (), ()
+        counts = []
         for i, lora in enumerate(loras):
             try:
                 pipe.load_lora_weights(lora.path, adapter_name=f"lora{i}")
@@ -128,6 +176,14 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...]) -> None:
                 raise UsageError(f"cannot load LoRA {lora.name}{made_for} into {loaded.ref.name} "
                                  f"({FAMILY_HINT.get(loaded.ref.family)}): "
                                  f"{reason or 'none of its weights match this model'}; is it for another model family?")
-        loaded.lora_paths = wanted
-    if loras:
-        pipe.set_adapters([f"lora{i}" for i in range(len(loras))], adapter_weights=[lora.weight for lora in loras])
+            counts.append(_layer_counts(pipe, lora, f"lora{i}"))
+            if warn and counts[-1].warning():
+                warn(counts[-1].warning())
+        loaded.lora_paths, loaded.lora_layers = wanted, tuple(counts)
+    if loras and loaded.lora_fused is None:
+        names = [f"lora{i}" for i in range(len(loras))]
+        pipe.set_adapters(names, adapter_weights=[lora.weight for lora in loras])
+        if fused:
+            pipe.fuse_lora(adapter_names=names)  # merges each at the weight set_adapters gave it
+            loaded.lora_fused = fused
+    return loaded.lora_layers

@@ -41,10 +41,13 @@ def detect(device: str | None = None) -> DeviceInfo:
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has native bfloat16 instructions (read from Linux's cpuinfo; False elsewhere)."""
     try:
-        text = open(cpuinfo, encoding="utf-8", errors="replace").read()
+        text = open(cpuinfo or CPUINFO, encoding="utf-8", errors="replace").read()
     except OSError:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])

@@ -86,6 +86,8 @@ class LoadedModel:
     base_task: str = "txt2img"  # the task the model was loaded for; others come from_pipe
     controlnets: dict = field(default_factory=dict)  # location -> loaded ControlNet
     lora_paths: tuple = ()  # LoRAs loaded into the shared components, in adapter order
+    lora_layers: tuple = ()  # their LoraLayers: how many of each one's layers matched the model
+    lora_fused: tuple | None = None  # (path, weight) of the LoRAs merged into the weights (--fuse-lora)
     embedding_paths: tuple = ()  # textual inversions loaded into the tokenizers and text encoders
 
 

@@ -70,6 +70,7 @@ class GeneratedImage:
     index: int
     seconds: float
     steps: int  # denoising steps the pipeline ran (img2img and inpaint skip part of the schedule)
+    lora_layers: tuple = ()  # LoraLayers of the plan's LoRAs: how much of each matched the model
 
     @property
     def seed(self) -> int:
@@ -237,12 +238,13 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
     for message in plan.warnings:
         if progress:
             progress("warning", message=message)
-    pipe, size, start = None, plan.spec.batch_size, 0
+    pipe, lora_layers, size, start = None, (), plan.spec.batch_size, 0
     while start < len(plan.images):
         batch = plan.images[start:start + size]
         began = time.perf_counter()
         try:
-            pipe = pipe or _pipeline(plan, factory, progress)
+            if pipe is None:
+                pipe, lora_layers = _pipeline(plan, factory, progress)
             images, steps = _denoise(pipe, plan, batch, progress)
             if plan.spec.hires:
                 images, more = _hires_fix(plan, factory, batch, images, progress)
@@ -262,12 +264,12 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
                                      negative=planned.negative)
             if progress:
                 progress("image", done=planned.index + 1, total=len(plan.images))
-            yield GeneratedImage(image, spec, plan, planned.index, seconds, steps)
+            yield GeneratedImage(image, spec, plan, planned.index, seconds, steps, lora_layers)
         start += size
 
 
-def _pipeline(plan: Plan, factory, progress):
-    """The plan's pipeline with its sampler and LoRAs."""
+def _pipeline(plan: Plan, factory, progress) -> tuple:
+    """The plan's pipeline with its sampler and LoRAs, and how many of each LoRA's layers matched."""
     import torch
 
     try:
@@ -277,12 +279,13 @@ def _pipeline(plan: Plan, factory, progress):
         raise OutOfMemory(f"out of GPU memory loading {plan.ref.name} with preset {plan.preset.name}",
                           _smaller_preset(plan.preset)) from None
     pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
-    apply_loras(pipe, loaded, plan.loras)
+    lora_layers = apply_loras(pipe, loaded, plan.loras, lambda m: progress and progress("warning", message=m),
+                              fuse=plan.spec.fuse_lora)
     if plan.embeddings or loaded.embedding_paths:
         from genimg.embeddings import apply_embeddings
 
         apply_embeddings(pipe, loaded, plan.embeddings)
-    return pipe
+    return pipe, lora_layers
 
 
 def _on_preset(plan: Plan, name: str) -> Plan:

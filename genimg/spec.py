@@ -196,6 +196,7 @@ class GenerationSpec:
     allow_pickle: bool = False
     max_sequence_length: int | None = None
     loras: tuple[LoraSpec, ...] = ()
+    fuse_lora: bool = False  # merge the LoRAs into the weights: faster steps, a moment to fuse and unfuse
     embeddings: tuple[str, ...] = ()  # textual inversion files; the file name is the word that calls each
     controls: tuple[ControlSpec, ...] = ()
     styles: tuple[str, ...] = ()  # named styles (A1111 styles.csv) wrapping the prompt and extending the negative

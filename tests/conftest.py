@@ -26,6 +26,13 @@ for _name in [n for n in os.environ if n.startswith("GENIMG_") and n not in ("GE
 import pytest  # noqa: E402
 
 FAMILIES = ("sd", "sdxl", "flux")
+
+
+@pytest.fixture(autouse=True)
+def _host_cpu_without_bf16(monkeypatch):
+    """`--preset auto` picks bf16 on CPUs with bf16 instructions; the tests must give the same pixels
+    on every machine, so they see a plain CPU unless they fake another device themselves."""
+    monkeypatch.setattr("genimg.device.CPUINFO", "/nonexistent/cpuinfo")
 HUB_IDS = {"sd": "genimg-test/tiny-sd", "sdxl": "genimg-test/tiny-sdxl", "flux": "genimg-test/tiny-flux"}
 
 

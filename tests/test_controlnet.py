@@ -60,7 +60,7 @@ def test_canny_turns_a_photo_into_edges_that_steer_differently(cli, tmp_path, ti
     (("{img}", "x", "--controlnet", "{pickle}"), ("pickle", "--allow-pickle")),
     (("{img}", "x", "--controlnet", "{flux_cn}"), ("FluxControlNetModel", "not a ControlNet for this SD")),
     (("{img}", "x", "--controlnet", "{sdxl_cn}"), ("ControlNetModel", "not a ControlNet for this SD")),
-    (("{img}", "x", "--controlnet", "{cn}", "--control", "depth"), ("unknown control type 'depth'", "none, canny")),
+    (("{img}", "x", "--controlnet", "{cn}", "--control", "cany"), ("unknown control type 'cany'", "did you mean 'canny'", "none, canny")),
     (("{img}", "x"), ("--controlnet",)),
 ])
 def test_bad_controlnet_input(cli, tmp_path, tiny_models, tiny_controlnets, circle, args, words):

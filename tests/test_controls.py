@@ -94,7 +94,7 @@ def test_controlnet_command_is_txt2img_with_one_control(cli, tmp_path, tiny_mode
 
 
 @pytest.mark.parametrize("control,words", [
-    ("depth={img},model={cn}", "unknown control type 'depth'"),
+    ("cany={img},model={cn}", "unknown control type 'cany' (did you mean 'canny'?)"),
     ("canny={img}", "names no ControlNet"),
     ("none={img},scale=3,model={cn}", "scale must be between 0 and 2"),
     ("none={img},start=0.6,end=0.4,model={cn}", "start < end"),

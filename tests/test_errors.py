@@ -130,8 +130,8 @@ def test_ctrl_c_says_what_was_written_and_what_was_not(cli, tmp_path, tiny_model
 
     real_run = genimg.api.run
 
-    def interrupted_run(plan, factory=None, progress=None):
-        for n, image in enumerate(real_run(plan, factory, progress)):
+    def interrupted_run(*args, **kwargs):
+        for n, image in enumerate(real_run(*args, **kwargs)):
             if n == 1:
                 raise KeyboardInterrupt
             yield image

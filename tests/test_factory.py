@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genimg.factory import PipelineFactory, _quantization_config, apply_preset
+from genimg.factory import LoadedModel, PipelineFactory, _quantization_config, apply_preset
 from genimg.presets import get_preset
 
 
@@ -131,9 +131,7 @@ def test_out_of_gpu_memory_is_one_line_naming_a_smaller_preset(cli, tmp_path, ti
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     def get(self, ref, preset, task="txt2img", progress=None, controlnets=()):
-        from types import SimpleNamespace
-
-        return OutOfMemoryPipe(), SimpleNamespace(scheduler_config={}, lora_paths=(), ref=ref)
+        return OutOfMemoryPipe(), LoadedModel(ref=ref, preset=preset, scheduler_config={})
 
     monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
     result = cli("txt2img", "x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2",
@@ -170,7 +168,7 @@ def test_auto_fallback_retries_once_on_the_next_smaller_preset(cli, tmp_path, ti
 
     def get(self, ref, preset, task="txt2img", progress=None, controlnets=()):
         asked.append(preset.name)
-        return Pipe(fits=preset.vram_gb <= 8), SimpleNamespace(scheduler_config={}, lora_paths=(), ref=ref)
+        return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
 
     monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
     args = ("txt2img", "x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2", "-n", "")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import pixels
 from genimg.errors import RunFailure, UsageError
+from genimg.factory import LoadedModel
 from genimg.generation import plan, run
 from genimg.spec import GenerationSpec
 
@@ -78,7 +79,7 @@ class _FakeFactory:
         self.pipe = pipe
 
     def get(self, ref, preset, task, progress=None, controlnets=()):
-        loaded = SimpleNamespace(scheduler_config={}, lora_paths=(), ref=ref)
+        loaded = LoadedModel(ref=ref, preset=preset, scheduler_config={})
         return self.pipe, loaded
 
 

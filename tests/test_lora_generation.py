@@ -1,5 +1,7 @@
 """--lora on the generation commands: changes the image, weight 0 is no LoRA, both layouts load."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,60 @@ def test_two_loras_compose(cli, tmp_path, tiny_models, loras):
         assert cli("txt2img", "x", *model, *args, "-o", tmp_path / f"{name}.png").code == 0
     a, b, ab = (pixels(tmp_path / f"{n}.png") for n in ("a", "b", "ab"))
     assert not np.array_equal(ab, a) and not np.array_equal(ab, b)
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl", "flux"])
+def test_json_counts_the_layers_of_a_lora_that_matched(cli, tmp_path, tiny_models, loras, family):
+    from safetensors import safe_open
+
+    from genimg.adapters import lora_file
+
+    with safe_open(str(lora_file(loras[family])), "pt") as f:
+        downs = sum(k.endswith(("lora_A.weight", "lora.down.weight")) for k in f.keys())
+    result = cli("txt2img", "x", "--model", tiny_models[family], *FAST, "--lora", loras[family], "--json",
+                 "-o", tmp_path / "a.png")
+    assert result.code == 0, result
+    [layers] = json.loads(result.out)["lora_layers"]
+    assert layers["layers"] == layers["matched"] == downs > 0
+    assert "match nothing" not in result.err
+    assert read_metadata(tmp_path / "a.png")["genimg"]["lora_layers"] == [layers]
+    fused = cli("txt2img", "x", "--model", tiny_models[family], *FAST, "--lora", loras[family], "--fuse-lora",
+                "-o", tmp_path / "fused.png")
+    assert fused.code == 0, fused
+    assert np.abs(pixels(tmp_path / "fused.png").astype(int) - pixels(tmp_path / "a.png").astype(int)).max() <= 1
+
+
+def test_a_lora_that_half_loads_is_a_warning_with_the_count(cli, tmp_path, tiny_models, loras):
+    """diffusers loads a LoRA whose layers partly name nothing in the model without a word."""
+    from safetensors.torch import load_file, save_file
+
+    from genimg.adapters import lora_file
+
+    state = load_file(str(lora_file(loras["sd"])))
+    stray = {k.replace("attn1.to_q", "attn1.to_qq"): v.clone() for k, v in state.items() if "attn1.to_q" in k}
+    save_file(state | stray, str(tmp_path / "half.safetensors"))
+    result = cli("txt2img", "x", "--model", tiny_models["sd"], *FAST, "--lora", tmp_path / "half.safetensors",
+                 "--json", "-o", tmp_path / "a.png")
+    assert result.code == 0, result
+    [layers] = json.loads(result.out)["lora_layers"]
+    assert layers["layers"] - layers["matched"] == len(stray) // 2 > 0
+    assert f"{len(stray) // 2} of its {layers['layers']} layers match nothing" in result.err
+
+
+def test_a_fused_lora_makes_the_unfused_image_and_unfuses_for_the_next_job(tiny_models, loras):
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+
+    factory = PipelineFactory()
+    spec = GenerationSpec("x", model=str(tiny_models["sd"]), width=64, height=64, steps=3, seed=4)
+    plain = np.asarray(generate(spec, factory)[0].image).astype(int)
+    lora = spec.replace(loras=[f"{loras['sd']}:0.8"])
+    unfused = np.asarray(generate(lora, factory)[0].image).astype(int)
+    fused = np.asarray(generate(lora.replace(fuse_lora=True), factory)[0].image).astype(int)
+    fused_other_weight = np.asarray(generate(lora.replace(fuse_lora=True, loras=[str(loras["sd"])]), factory)[0].image)
+    after = np.asarray(generate(spec, factory)[0].image).astype(int)
+    assert np.abs(fused - unfused).max() <= 1 and np.abs(unfused - plain).mean() > 0.5
+    assert np.abs(fused_other_weight.astype(int) - fused).mean() > 0.1  # fused again with the new weight, not the old
+    assert np.abs(after - plain).max() <= 1  # unfused: the model is itself again
+    assert factory.loads == 1

@@ -41,6 +41,7 @@ Embedding = Annotated[Optional[list[Path]], typer.Option("--embedding", help="Te
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
+FuseLora = Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRAs into the model's weights: each step runs as fast as without them.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
 PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, cpu-bf16, mps, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", autocompletion=complete.presets, rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: the preset's).", rich_help_panel=MODEL)]
@@ -78,6 +79,7 @@ def _shared(
     style: Style = None,
     negative_template: NegativeTemplate = None,
     lora: Lora = None,
+    fuse_lora: FuseLora = False,
     embedding: Embedding = None,
     config: Config = None,
     denoiser: Denoiser = None,

@@ -79,6 +79,8 @@ def print_result(path, image, as_json: bool) -> None:
     if as_json:
         record = {"path": str(path), "seed": image.seed, "seconds": round(image.seconds, 4),
                   "model": image.plan.ref.name, "steps_run": image.steps, "settings": image.spec.to_dict()}
+        if image.lora_layers:
+            record["lora_layers"] = [layers.to_dict() for layers in image.lora_layers]
         print(json.dumps(record, ensure_ascii=False), flush=True)
     else:
         print(f"{path}  seed={image.seed}  {image.seconds:.2f}s", flush=True)

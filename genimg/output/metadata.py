@@ -92,6 +92,8 @@ def genimg_record(image) -> dict:
         record["source_hash"] = plan.inputs.source_hash
     if plan.controls:
         record["controls"] = [{"model": c.controlnet.location, "source_hash": c.source_hash} for c in plan.controls]
+    if image.lora_layers:
+        record["lora_layers"] = [layers.to_dict() for layers in image.lora_layers]
     return record
 
 
