@@ -17,7 +17,6 @@ from pathlib import Path
 
 from genimg.errors import UsageError
 
-CANNY_THRESHOLDS = (100, 200)
 TABLE = Path(__file__).with_name("preprocessors.toml")
 
 
@@ -31,6 +30,27 @@ class Preprocessor:
     files: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)
     requires: str | None = None
+    settings: dict = field(default_factory=dict)  # what users may set, with its default
+
+    def settable(self) -> dict:
+        """Every setting this type takes, with its default (controlnet-aux detectors: also ``resolution``)."""
+        return self.settings | ({"resolution": 512} if self.kind == "aux" else {})
+
+    def resolve(self, given: dict | None, where: str = "") -> dict:
+        """``given`` checked against :meth:`settable` and typed like each default; the defaults filled in."""
+        from genimg.errors import did_you_mean
+        from genimg.spec import _coerce
+
+        settable, where = self.settable(), where or self.name
+        for key in given or {}:
+            if key not in settable:
+                takes = f"it takes {', '.join(settable)}" if settable else "it takes no settings"
+                raise UsageError(f"{where}: {self.name} has no setting {key!r}{did_you_mean(key, settable)}; {takes}")
+        values = {k: _coerce(f"{where} {k}", (given or {}).get(k, default), type(default))
+                  for k, default in settable.items()}
+        if "resolution" in values and values["resolution"] < 64:
+            raise UsageError(f"{where}: resolution must be at least 64 (got {values['resolution']})")
+        return values
 
 
 @lru_cache(maxsize=1)
@@ -38,30 +58,35 @@ def preprocessors() -> dict[str, Preprocessor]:
     from genimg.datafiles import load_toml
 
     return {name: Preprocessor(name, row["kind"], row.get("description", ""), row.get("class"), row.get("repo"),
-                               tuple(row.get("files", ())), dict(row.get("options", {})), row.get("requires"))
+                               tuple(row.get("files", ())), dict(row.get("options", {})), row.get("requires"),
+                               dict(row.get("settings", {})))
             for name, row in load_toml(TABLE).items()}
 
 
-def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: int = 512, seed: int = 0):
-    """``image`` (RGB PIL) as the control map of type ``mode``, at the image's own size."""
+def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: int = 512, seed: int = 0,
+               settings: dict | None = None):
+    """``image`` (RGB PIL) as the control map of type ``mode``, at the image's own size; ``settings``
+    change the type's own (canny's thresholds, …), ``resolution`` among them overrides ``detect_resolution``."""
     from PIL import Image
 
     entry = preprocessors()[mode]
+    values = entry.resolve({"resolution": detect_resolution} | (settings or {}) if entry.kind == "aux" else settings)
     if entry.name == "none":
         return image
     if entry.name == "canny":
         import cv2
         import numpy as np
 
-        edges = cv2.Canny(np.asarray(image.convert("L")), *CANNY_THRESHOLDS)
+        edges = cv2.Canny(np.asarray(image.convert("L")), values["low"], values["high"])
         return Image.fromarray(edges).convert("RGB")
     detector = _depth_estimator(entry.repo) if entry.kind == "depth" else _detector(entry, allow_pickle)
     if entry.kind == "depth":
         depth = detector(image)["depth"]
         out = depth.convert("RGB")
     else:
-        out = _seeded(seed, lambda: detector(image, detect_resolution=detect_resolution,
-                                             image_resolution=min(image.size), output_type="pil", **entry.options))
+        resolution = values.pop("resolution")
+        out = _seeded(seed, lambda: detector(image, detect_resolution=resolution, image_resolution=min(image.size),
+                                             output_type="pil", **entry.options, **values))
     return out.convert("RGB").resize(image.size, Image.BICUBIC) if out.size != image.size else out.convert("RGB")
 
 
@@ -145,7 +170,7 @@ DEFAULT_OUTPUT = Path("outputs") / "controls"
 
 
 def preprocess_files(kind: str, inputs, output=None, allow_pickle: bool = False, detect_resolution: int = 512,
-                     overwrite: bool = False, progress=None):
+                     overwrite: bool = False, progress=None, settings: dict | None = None):
     """``genimg preprocess``: each input's control map as ``NAME-KIND.png`` in ``output`` (a folder, or a
     .png for one image); yields (source, written path). Every output is checked before anything loads."""
     from genimg.inputs import expand_inputs, load_image
@@ -156,6 +181,7 @@ def preprocess_files(kind: str, inputs, output=None, allow_pickle: bool = False,
 
         raise UsageError(f"unknown preprocessor {kind!r}{did_you_mean(kind, preprocessors())}; "
                          f"use one of {', '.join(preprocessors())}")
+    preprocessors()[kind].resolve(settings, "--set")
     found = expand_inputs(inputs)
     target = Path(output) if output is not None else DEFAULT_OUTPUT
     single = target.suffix.lower() == ".png"
@@ -172,7 +198,7 @@ def preprocess_files(kind: str, inputs, output=None, allow_pickle: bool = False,
     if entry.kind == "aux":
         weights_folder(entry, allow_pickle)  # missing or refused weights: said before any image is read
     for n, (source, path) in enumerate(jobs):
-        image = preprocess(load_image(source).convert("RGB"), kind, allow_pickle, detect_resolution)
+        image = preprocess(load_image(source).convert("RGB"), kind, allow_pickle, detect_resolution, settings=settings)
         atomic_save(path, lambda tmp: image.save(tmp, format="PNG"), overwrite)
         if progress:
             progress("image", done=n + 1, total=len(jobs))

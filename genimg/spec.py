@@ -70,14 +70,20 @@ class ControlSpec:
     scale: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    settings: dict = field(default_factory=dict)  # the preprocessor's own (canny: low, high; …)
 
     @classmethod
     def parse(cls, value) -> "ControlSpec":
-        """``TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME]`` or a dict with those keys."""
+        """``TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME][,SETTING=V…]`` or a dict with those
+        keys; any other key is a setting of the type's preprocessor (``canny=x.png,low=50,high=150``)."""
         if isinstance(value, ControlSpec):
             return value
         if isinstance(value, dict):
-            return _part(cls, value, "control")
+            if "weight" in value and "scale" not in value:  # A1111's name for the ControlNet's scale
+                value = {("scale" if k == "weight" else k): v for k, v in value.items()}
+            own = {f.name for f in fields(cls)}
+            settings = {**value.get("settings", {}), **{k: v for k, v in value.items() if k not in own}}
+            return _part(cls, {k: v for k, v in value.items() if k in own} | {"settings": settings}, "control")._typed()
         text = str(value)
         head, *options = text.split(",")
         kind, sep, image = head.partition("=")
@@ -88,9 +94,28 @@ class ControlSpec:
         for option in options:
             key, sep, val = option.partition("=")
             if not sep:
-                raise UsageError(f"--control {text!r}: {option!r} is not KEY=VALUE (keys: scale, start, end, model)")
+                raise UsageError(f"--control {text!r}: {option!r} is not KEY=VALUE (keys: scale, start, end, model, "
+                                 "and the type's settings)")
             data[key.strip()] = val.strip()
-        return _part(cls, data, "control")
+        return cls.parse(data)
+
+    def _typed(self) -> "ControlSpec":
+        """Settings checked against the type's and typed like their defaults (``low="50"`` from a flag
+        is 50); an unknown type is left for :meth:`check` to report."""
+        from genimg.control import preprocessors
+
+        entry = preprocessors().get(self.type)
+        if entry is None or not self.settings:
+            return self
+        settable = entry.settable()
+        for key in self.settings:
+            if key not in settable:
+                own = [f.name for f in fields(self) if f.name not in ("type", "image", "settings")]
+                theirs = f", and {self.type}'s settings {', '.join(settable)}" if settable else ""
+                raise UsageError(f"control {self.type}={self.image}: unknown key {key!r}"
+                                 f"{did_you_mean(key, [*own, *settable])}; known: {', '.join(own)}{theirs}")
+        values = entry.resolve(self.settings, f"control {self.type}={self.image}")
+        return replace(self, settings={k: values[k] for k in self.settings})
 
     def check(self) -> None:
         from genimg.control import preprocessors
@@ -105,6 +130,7 @@ class ControlSpec:
             raise UsageError(f"control scale must be between 0 and 2 (got {self.scale:g})")
         if not 0 <= self.start < self.end <= 1:
             raise UsageError(f"control start/end must satisfy 0 <= start < end <= 1 (got {self.start:g}, {self.end:g})")
+        types[self.type].resolve(self.settings, f"control {self.type}={self.image}")
 
 
 @dataclass(frozen=True)
@@ -481,7 +507,7 @@ def _part(cls, data: dict, what: str):
 
 
 def _part_dict(part) -> dict:
-    default = {f.name: f.default for f in fields(part)}
+    default = {f.name: f.default_factory() if callable(f.default_factory) else f.default for f in fields(part)}
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(part).items()
             if v is not None and (v != default[k] or k in ("type", "image", "path"))}
 

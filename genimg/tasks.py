@@ -70,7 +70,7 @@ def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str
                  f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
         image = resize(source, size, resize_mode)
         ref = resolve_controlnet(control.model, family, allow_pickle)
-        out.append(ControlInput(control, preprocess(image, control.type, allow_pickle), file_hash(control.image), ref))
+        out.append(ControlInput(control, preprocess(image, control.type, allow_pickle, settings=control.settings), file_hash(control.image), ref))
     return tuple(out)
 
 

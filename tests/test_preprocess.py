@@ -117,3 +117,54 @@ def test_the_help_names_every_preprocessor_in_the_table(cli):
 
     shown = " ".join(cli("preprocess", "--help").out.split())
     assert all(name in shown for name in preprocessors())
+
+
+def test_the_help_names_every_setting_in_the_table(cli):
+    from genimg.control import preprocessors
+
+    shown = " ".join(cli("preprocess", "--help").out.split())
+    assert all(key in shown for entry in preprocessors().values() for key in entry.settable())
+
+
+def test_canny_thresholds_and_a_detectors_settings_change_the_map(cli, tmp_path, annotators, photo):
+    def edges(*settings, kind="canny", flags=()):
+        out = tmp_path / f"{kind}-{'-'.join(settings) or 'default'}.png"
+        assert _run(cli, kind, photo, "-o", out, "--overwrite", *flags, *(a for s in settings for a in ("--set", s)))
+        return pixels(out)
+
+    default, low = (edges() > 0).mean(), (edges("low=10", "high=30") > 0).mean()
+    high = (edges("low=400", "high=600") > 0).mean()
+    assert low > default > high > 0
+    assert np.array_equal(edges("low=100", "high=200"), edges())  # the defaults are A1111's
+    assert not np.array_equal(edges("resolution=128", kind="softedge", flags=("--allow-pickle",)),
+                              edges(kind="softedge", flags=("--allow-pickle",)))
+
+
+def test_control_settings_steer_generation_and_come_back_with_from(cli, tmp_path, tiny_models, tiny_controlnets, photo):
+    common = ("txt2img", "x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2", "--seed", "3")
+    control = f"canny={photo},model={tiny_controlnets['sd']}"
+    assert cli(*common, "--control", control, "-o", tmp_path / "a.png").code == 0
+    result = cli(*common, "--control", control + ",low=10,high=30", "-o", tmp_path / "b.png", "--json")
+    assert result.code == 0, result
+    assert json.loads(result.out)["settings"]["controls"][0]["settings"] == {"low": 10, "high": 30}
+    assert not np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+    assert cli("txt2img", "--from", tmp_path / "b.png", "-o", tmp_path / "c.png").code == 0
+    assert np.array_equal(pixels(tmp_path / "b.png"), pixels(tmp_path / "c.png"))
+
+
+@pytest.mark.parametrize("args,words", [
+    (("preprocess", "canny", "{photo}", "--set", "lo=5"), "canny has no setting 'lo' (did you mean 'low'?); it takes low, high"),
+    (("preprocess", "canny", "{photo}", "--set", "low"), "--set 'low': write KEY=VALUE"),
+    (("preprocess", "none", "{photo}", "--set", "low=5"), "none has no setting 'low'; it takes no settings"),
+    (("txt2img", "x", "--control", "canny={photo},low=abc,model={cn}"), "low must be a whole number (got 'abc')"),
+    (("txt2img", "x", "--control", "canny={photo},hihg=2,model={cn}"),
+     "unknown key 'hihg' (did you mean 'high'?); known: model, scale, start, end, and canny's settings low, high"),
+    (("txt2img", "x", "--control", "softedge={photo},resolution=8,model={cn}"), "resolution must be at least 64"),
+])
+def test_bad_settings_are_one_line(cli, tmp_path, tiny_models, tiny_controlnets, photo, args, words):
+    args = [str(a).format(photo=photo, cn=tiny_controlnets["sd"]) for a in args]
+    extra = ("-m", str(tiny_models["sd"]), "-W", "64", "-H", "64") if args[0] == "txt2img" else ()
+    result = cli(*args, *extra, "-o", tmp_path / "out")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert words in result.err
+    assert not (tmp_path / "out").exists()

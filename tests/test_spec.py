@@ -26,7 +26,7 @@ def test_unknown_setting_names_the_known_ones():
     ({"prompt": "p", "extend": "up:5"}, "give sides from left, right, top, bottom"),
     ({"prompt": "p", "mask_rect": "1,2"}, "rect takes 4 comma-separated numbers"),
     ({"prompt": "p", "control": "canny"}, "controlnet needs a ControlNet model"),
-    ({"prompt": "p", "control": ["canny=a.png,weight=2"]}, "unknown key 'weight'"),
+    ({"prompt": "p", "control": ["canny=a.png,scael=2"]}, "unknown key 'scael' (did you mean 'scale'?)"),
     ({"prompt": "p", "allow_pickle": "maybe"}, "allow_pickle must be true or false"),
     ({"prompt": "p", "stpes": 3}, "did you mean 'steps'"),
     ({"steps": 3}, "no prompt"),
@@ -58,3 +58,11 @@ def test_parts_serialise_to_readable_json_and_back():
                                     "fill": "noise"})
     assert out.to_dict()["outpaint"] == {"left": 32, "top": 32, "fill": "noise"}
     assert GenerationSpec.from_dict(out.to_dict()) == out
+
+
+def test_a_control_takes_a1111s_weight_for_its_scale_and_typed_settings():
+    from genimg.spec import ControlSpec
+
+    control = ControlSpec.parse("canny=a.png,weight=0.5,low=50,model=cn")
+    assert (control.scale, control.settings) == (0.5, {"low": 50})
+    assert ControlSpec.parse({"type": "canny", "image": "a.png", "settings": {"high": "150"}}).settings == {"high": 150}

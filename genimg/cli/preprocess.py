@@ -15,6 +15,7 @@ def preprocess(
     inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/controls/, files NAME-TYPE.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
     detect_resolution: Annotated[int, typer.Option("--detect-resolution", min=64, help="The detector's working resolution (shorter side); the map comes back at the image's size.")] = 512,
+    settings: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="A setting of the preprocessor, repeatable: canny low, high (A1111's 100, 200); mlsd thr_v, thr_d; softedge, scribble and their _pidinet forms safe; depth_midas a, bg_th; every controlnet-aux detector resolution (as --detect-resolution).", show_default=False)] = None,
     allow_pickle: o.AllowPickle = False,
     overwrite: o.Overwrite = False,
     json: o.Json = False,
@@ -23,9 +24,17 @@ def preprocess(
     """Make control maps (edges, depth, pose, line art …) from images, as `--control TYPE=IMAGE` would."""
     from genimg.cli.render import progress_reporter
     from genimg.control import preprocess_files
+    from genimg.errors import UsageError
 
+    given = {}
+    for text in settings or []:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {text!r}: write KEY=VALUE, e.g. --set low=50")
+        given[key.strip()] = value.strip()
     with progress_reporter(quiet) as report:
-        for source, path in preprocess_files(kind, inputs, output, allow_pickle, detect_resolution, overwrite, report):
+        for source, path in preprocess_files(kind, inputs, output, allow_pickle, detect_resolution, overwrite, report,
+                                             given):
             if json:
                 import json as _json
 
