@@ -146,7 +146,6 @@ def run_plain(folder: Path, family: str, dtype: str, size: int, steps: int, devi
         warm.append(time.perf_counter() - began)
         gaps += [b - a for a, b in zip(stamps, stamps[1:])]
     flops = denoiser_flops(pipe, call)
-    del pipe
     return {"cold s": cold, "s/image": statistics.median(warm), "s/step": statistics.median(gaps) if gaps else None,
             "flops/step": flops, "settings": {"dtype": dtype, "device": device}}
 

@@ -54,6 +54,7 @@ class Plan:
     controls: tuple[ControlInput, ...] = ()
     loras: tuple[LoraRef, ...] = ()
     embeddings: tuple = ()  # Embedding each (textual inversion)
+    ip_adapters: tuple = ()  # IPAdapterInput each: images as prompts
     hires_upscaler: object | None = None  # UpscalerRef of the hires fix
     hires_size: tuple[int, int] | None = None
 
@@ -145,6 +146,11 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         embeddings = tuple(check_embedding(e, ref, model_cross_dim(ref), spec.allow_pickle) for e in spec.embeddings)
     controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
                              warnings.append)
+    ip_adapters = ()
+    if spec.ip_adapters:
+        from genimg.ip_adapters import read_ip_adapters
+
+        ip_adapters = read_ip_adapters(spec.ip_adapters, ref, spec.allow_pickle)
     hires_upscaler = hires_size = None
     if spec.hires:
         from genimg.upscale.models import resolve_upscaler
@@ -158,7 +164,7 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
             images = _with_paths(images, resolved, ref, output, overwrite)
     images = _styled(images, spec, ref.family)
     return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras,
-                embeddings, hires_upscaler, hires_size)
+                embeddings, ip_adapters, hires_upscaler, hires_size)
 
 
 def _styled(images, spec: GenerationSpec, family: str) -> list[PlannedImage]:
@@ -285,7 +291,15 @@ def _pipeline(plan: Plan, factory, progress) -> tuple:
         from genimg.embeddings import apply_embeddings
 
         apply_embeddings(pipe, loaded, plan.embeddings)
+    _ip_adapters(pipe, loaded, plan)
     return pipe, lora_layers
+
+
+def _ip_adapters(pipe, loaded, plan: Plan) -> None:
+    if plan.ip_adapters or loaded.ip_adapter_paths:
+        from genimg.ip_adapters import apply_ip_adapters
+
+        apply_ip_adapters(pipe, loaded, plan.ip_adapters)
 
 
 def _on_preset(plan: Plan, name: str) -> Plan:
@@ -303,6 +317,7 @@ def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]
     upscaler = factory.upscaler(plan.hires_upscaler, progress)
     pipe, loaded = factory.get(plan.ref, plan.preset, "img2img", progress)
     pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
+    _ip_adapters(pipe, loaded, plan)  # the second pass sees the same image prompts
     width, height = plan.hires_size
     spec = plan.spec.replace(task="img2img", strength=hires.strength, steps=hires.steps or plan.spec.steps,
                              width=width, height=height, controls=(), hires=None)
@@ -366,6 +381,8 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
                             ("control_guidance_start", [c.spec.start for c in plan.controls]),
                             ("control_guidance_end", [c.spec.end for c in plan.controls])):
             kwargs[arg] = float(values[0]) if one else [float(v) for v in values]
+    if plan.ip_adapters:
+        kwargs["ip_adapter_image"] = [a.image for a in plan.ip_adapters]  # one per adapter, for every image
     return kwargs
 
 

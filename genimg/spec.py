@@ -134,6 +134,40 @@ class ControlSpec:
 
 
 @dataclass(frozen=True)
+class IPAdapterSpec:
+    """An image as a prompt: the image, how strongly it steers, and which IP-Adapter (default: the
+    family's, from models/ip_adapters.toml)."""
+
+    image: str
+    scale: float = 1.0
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, value) -> "IPAdapterSpec":
+        """``IMAGE[,scale=S][,model=NAME|PATH]`` or a dict with those keys (A1111's ``weight`` for scale)."""
+        if isinstance(value, IPAdapterSpec):
+            return value
+        if isinstance(value, dict):
+            value = {("scale" if k == "weight" else k): v for k, v in value.items()}
+            return _part(cls, value, "ip-adapter")
+        text = str(value)
+        image, *options = text.split(",")
+        if not image.strip():
+            raise UsageError(f"--ip-adapter {text!r}: write IMAGE[,scale=S][,model=NAME], e.g. style.png,scale=0.6")
+        data = {"image": image.strip()}
+        for option in options:
+            key, sep, val = option.partition("=")
+            if not sep:
+                raise UsageError(f"--ip-adapter {text!r}: {option!r} is not KEY=VALUE (keys: scale, model)")
+            data[key.strip()] = val.strip()
+        return cls.parse(data)
+
+    def check(self) -> None:
+        if not 0 <= self.scale <= 2:
+            raise UsageError(f"IP-Adapter scale must be between 0 and 2 (got {self.scale:g})")
+
+
+@dataclass(frozen=True)
 class MaskSpec:
     """Where to repaint (white = repaint): a mask file, the image's transparency, or a rectangle."""
 
@@ -225,6 +259,7 @@ class GenerationSpec:
     fuse_lora: bool = False  # merge the LoRAs into the weights: faster steps, a moment to fuse and unfuse
     embeddings: tuple[str, ...] = ()  # textual inversion files; the file name is the word that calls each
     controls: tuple[ControlSpec, ...] = ()
+    ip_adapters: tuple[IPAdapterSpec, ...] = ()  # images as prompts
     styles: tuple[str, ...] = ()  # named styles (A1111 styles.csv) wrapping the prompt and extending the negative
     negative_template: str | None = None  # a style used for its negative prompt; "default": the family's
     # img2img and inpaint: the input image, how much to change it and how to fit it to the size asked
@@ -266,7 +301,7 @@ class GenerationSpec:
                 value = _part_dict(value)
             elif f.name == "loras":
                 value = [lora.text() for lora in value]
-            elif f.name == "controls":
+            elif f.name in ("controls", "ip_adapters"):
                 value = [_part_dict(c) for c in value]
             out[f.name] = value
         return out
@@ -350,6 +385,7 @@ ALIASES = {
     "negative_prompt": "negative", "sampler": "scheduler", "sampler_name": "scheduler",
     "init_image": "image", "denoising_strength": "strength", "num_inference_steps": "steps",
     "lora": "loras", "embedding": "embeddings", "control": "controls", "n_iter": "count", "style": "styles",
+    "ip_adapter": "ip_adapters",
 }
 # Flat keys (flags and file rows) for the parts of a mask.
 MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",

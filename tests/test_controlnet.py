@@ -136,3 +136,15 @@ def test_the_demo_controlnet_puts_the_shape_where_the_edges_are(tmp_path, shape,
         assert (verdict.shape, verdict.colour) == (shape, colour)
         centres[scale] = max(abs(verdict.centre[0] - cx), abs(verdict.centre[1] - cy))
     assert centres[1.0] <= 0.1 < centres[0.0]
+
+
+def test_a_batch_rows_control_keeps_its_preprocessor_settings(cli, tmp_path, tiny_models, tiny_controlnets, circle):
+    import json
+
+    row = {"prompt": "a ring", "control": f"canny=circle.png,low=10,high=30,model={tiny_controlnets['sd']}"}
+    (tmp_path / "jobs.jsonl").write_text(json.dumps(row) + "\n")
+    result = cli("batch", tmp_path / "jobs.jsonl", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
+    assert result.code == 0, result
+    [png] = (tmp_path / "out").glob("*.png")
+    [control] = read_metadata(png)["genimg"]["spec"]["controls"]
+    assert control["settings"] == {"low": 10, "high": 30} and control["image"] == str(circle)

@@ -96,6 +96,9 @@ def normalise(data: dict, where: str, base: Path) -> dict:
         elif key in ("control", "controls") and value and not _is_type_name(value):
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
             value = [_relative_control(v, base) for v in items]
+        elif key in ("ip_adapter", "ip_adapters") and value:
+            items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
+            value = [_relative_ip_adapter(v, base) for v in items]
         elif key in PATH_FIELDS and isinstance(value, str) and value:
             value = str(_relative(value, base))
         elif key in MODEL_FIELDS and isinstance(value, str) and value:
@@ -185,7 +188,17 @@ def _relative_control(value, base: Path):
     if model and not Path(model).is_absolute() and (base / model).exists():
         model = str((base / model).resolve())
     return {"type": control.type, "image": str(_relative(control.image, base)), "model": model,
-            "scale": control.scale, "start": control.start, "end": control.end}
+            "scale": control.scale, "start": control.start, "end": control.end, "settings": control.settings}
+
+
+def _relative_ip_adapter(value, base: Path) -> dict:
+    from genimg.spec import IPAdapterSpec
+
+    adapter = IPAdapterSpec.parse(value)
+    model = adapter.model
+    if model and not Path(model).is_absolute() and (base / model).exists():
+        model = str((base / model).resolve())
+    return {"image": str(_relative(adapter.image, base)), "scale": adapter.scale, "model": model}
 
 
 def _mix(seed: int, text: str) -> int:

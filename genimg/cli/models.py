@@ -19,13 +19,15 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     from genimg.models.controlnets import controlnet_aliases
     from genimg.models.resolve import aliases
 
-    table, controlnets, cached = aliases(), controlnet_aliases(), cached_repos()
+    from genimg.ip_adapters import named_adapters
+
+    table, controlnets, cached, ip_adapters = aliases(), controlnet_aliases(), cached_repos(), named_adapters()
     if json:
         import json as _json
         from dataclasses import asdict
 
-        print(_json.dumps({"aliases": table, "controlnets": controlnets, "cache": [asdict(c) for c in cached]},
-                          indent=2, default=str))
+        print(_json.dumps({"aliases": table, "controlnets": controlnets, "ip_adapters": ip_adapters,
+                           "cache": [asdict(c) for c in cached]}, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
@@ -41,6 +43,9 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
         view.add_row(name, family, where, here, row.get("description", ""))
     for name, row in controlnets.items():
         view.add_row(f"{name} (--controlnet)", row["family"], row["path"], "built in", row.get("description", ""))
+    for name, row in ip_adapters.items():
+        here = "yes" if row["weights"].split("/")[0] + "/" + row["weights"].split("/")[1] in local else "-"
+        view.add_row(f"{name} (--ip-adapter)", row["family"], row["weights"], here, row.get("description", ""))
     console = Console()
     console.print(view)
     cache = Table(title="In the Hugging Face cache")

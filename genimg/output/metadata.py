@@ -48,7 +48,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-_PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_PAIR = re.compile(r'\s*([\w\- ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 
 
 def parse_parameters(text: str) -> dict:
@@ -92,6 +92,8 @@ def genimg_record(image) -> dict:
         record["source_hash"] = plan.inputs.source_hash
     if plan.controls:
         record["controls"] = [{"model": c.controlnet.location, "source_hash": c.source_hash} for c in plan.controls]
+    if plan.ip_adapters:
+        record["ip_adapters"] = [{"weights": a.weights, "source_hash": a.source_hash} for a in plan.ip_adapters]
     if image.lora_layers:
         record["lora_layers"] = [layers.to_dict() for layers in image.lora_layers]
     return record
@@ -110,6 +112,8 @@ def a1111_extra(image) -> dict:
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
+    for n, adapter in enumerate(plan.ip_adapters):
+        extra[f"IP-Adapter {n}"] = adapter.a1111_value()
     if plan.embeddings:
         extra["TI hashes"] = ", ".join(f"{e.token}: {e.short_hash}" for e in plan.embeddings)
     return extra
