@@ -191,3 +191,20 @@ def test_a_fused_lora_makes_the_unfused_image_and_unfuses_for_the_next_job(tiny_
     assert np.abs(fused_other_weight.astype(int) - fused).mean() > 0.1  # fused again with the new weight, not the old
     assert np.abs(after - plain).max() <= 1  # unfused: the model is itself again
     assert factory.loads == 1
+
+
+def test_a_lora_made_by_peft_gives_the_image_plain_diffusers_gives(cli, tmp_path, tiny_models, loras):
+    """The LoRA comes from peft + diffusers' save_lora_weights, not from genimg's trainer."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models["sd"])
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe.load_lora_weights(loras["sd"])
+    pipe.set_adapters(pipe.get_list_adapters()["unet"], adapter_weights=[0.7])
+    plain = pipe("a fox", num_inference_steps=3, guidance_scale=6.0, width=64, height=64, output_type="np",
+                 generator=torch.Generator("cpu").manual_seed(9)).images[0]
+    result = cli("txt2img", "a fox", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "3", "--cfg", "6",
+                 "--seed", "9", "--scheduler", "Euler", "--lora", f"{loras['sd']}:0.7", "-o", tmp_path / "g.png")
+    assert result.code == 0, result
+    assert np.abs(pixels(tmp_path / "g.png").astype(int) - (plain * 255).round().astype(int)).max() <= 1
