@@ -124,13 +124,14 @@ def apply_ip_adapters(pipe, loaded, adapters: tuple[IPAdapterInput, ...]) -> Non
             pipe.unload_ip_adapter()  # the UNet's own attention back, the encoder let go
         loaded.ip_adapter_paths, loaded.ip_encoder = (), None
         if adapters:
-            import torch
             from transformers import CLIPVisionModelWithProjection
 
-            # Loaded here, from safetensors, in the pipeline's dtype; load_ip_adapter then keeps it.
+            # Loaded here, from safetensors (pickle only where read_ip_adapters allowed it), in the
+            # pipeline's dtype; load_ip_adapter then keeps it.
+            folder = Path(adapters[0].encoder)
             encoder = CLIPVisionModelWithProjection.from_pretrained(
-                adapters[0].encoder, dtype=pipe.dtype, use_safetensors=(Path(adapters[0].encoder) / "model.safetensors").is_file())
-            _give(pipe, encoder.to(pipe.device if pipe.device.type != "meta" else torch.device("cpu")))
+                folder, dtype=pipe.dtype, use_safetensors=(folder / "model.safetensors").is_file())
+            _give(pipe, encoder.to(pipe.device))
             try:
                 pipe.load_ip_adapter([str(Path(a.weights).parent) for a in adapters], subfolder=[""] * len(adapters),
                                      weight_name=[Path(a.weights).name for a in adapters], image_encoder_folder=None)

@@ -44,7 +44,7 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     for name, row in controlnets.items():
         view.add_row(f"{name} (--controlnet)", row["family"], row["path"], "built in", row.get("description", ""))
     for name, row in ip_adapters.items():
-        here = "yes" if row["weights"].split("/")[0] + "/" + row["weights"].split("/")[1] in local else "-"
+        here = "yes" if "/".join(row["weights"].split("/")[:2]) in local else "-"
         view.add_row(f"{name} (--ip-adapter)", row["family"], row["weights"], here, row.get("description", ""))
     console = Console()
     console.print(view)
