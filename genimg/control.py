@@ -31,6 +31,7 @@ class Preprocessor:
     options: dict = field(default_factory=dict)
     requires: str | None = None
     settings: dict = field(default_factory=dict)  # what users may set, with its default
+    union_mode: str | None = None  # the kind of map it is to a union ControlNet
 
     def settable(self) -> dict:
         """Every setting this type takes, with its default (controlnet-aux detectors: also ``resolution``)."""
@@ -59,7 +60,7 @@ def preprocessors() -> dict[str, Preprocessor]:
 
     return {name: Preprocessor(name, row["kind"], row.get("description", ""), row.get("class"), row.get("repo"),
                                tuple(row.get("files", ())), dict(row.get("options", {})), row.get("requires"),
-                               dict(row.get("settings", {})))
+                               dict(row.get("settings", {})), row.get("union_mode"))
             for name, row in load_toml(TABLE).items()}
 
 

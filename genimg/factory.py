@@ -38,6 +38,10 @@ PIPELINES = {
     ("sdxl", "txt2img", "controlnet"): PipelineEntry("StableDiffusionXLControlNetPipeline", control_arg="image"),
     ("sdxl", "img2img", "controlnet"): PipelineEntry("StableDiffusionXLControlNetImg2ImgPipeline"),
     ("sdxl", "inpaint", "controlnet"): PipelineEntry("StableDiffusionXLControlNetInpaintPipeline", mask_crop=True),
+    # Union ControlNets (xinsir's ControlNet++): one model, many kinds of map, each told by its control_mode.
+    ("sdxl", "txt2img", "union"): PipelineEntry("StableDiffusionXLControlNetUnionPipeline"),
+    ("sdxl", "img2img", "union"): PipelineEntry("StableDiffusionXLControlNetUnionImg2ImgPipeline"),
+    ("sdxl", "inpaint", "union"): PipelineEntry("StableDiffusionXLControlNetUnionInpaintPipeline", mask_crop=True),
     ("flux", "txt2img", None): PipelineEntry("FluxPipeline"),
     ("flux", "img2img", None): PipelineEntry("FluxImg2ImgPipeline"),
     ("flux", "inpaint", None): PipelineEntry("FluxInpaintPipeline", mask_crop=True),
@@ -48,18 +52,23 @@ PIPELINES = {
     ("flux", "inpaint", "fill"): PipelineEntry("FluxFillPipeline"),
 }
 
-CONTROLNET_CLASSES = {"sd": "ControlNetModel", "sdxl": "ControlNetModel", "flux": "FluxControlNetModel"}
-MULTI_CONTROLNET_CLASSES = {"sd": "MultiControlNetModel", "sdxl": "MultiControlNetModel", "flux": "FluxMultiControlNetModel"}
+# The ControlNet classes by (family, variant), and what steers with several of them (in diffusers.models).
+CONTROLNET_CLASSES = {("sd", None): "ControlNetModel", ("sdxl", None): "ControlNetModel",
+                      ("sdxl", "union"): "ControlNetUnionModel", ("flux", None): "FluxControlNetModel"}
+MULTI_CONTROLNET_CLASSES = {"ControlNetModel": "MultiControlNetModel", "ControlNetUnionModel": "MultiControlNetUnionModel",
+                            "FluxControlNetModel": "FluxMultiControlNetModel"}
 
 
-def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False) -> PipelineEntry:
-    """The pipeline for ``task`` on a ``family`` model; a clear error where diffusers has none."""
+def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False,
+                   union: bool = False) -> PipelineEntry:
+    """The pipeline for ``task`` on a ``family`` model (steered by ControlNets, union ones with
+    ``union``); a clear error where diffusers has none."""
     if variant == "inpaint" and family == "flux":
         if controlled:
             raise UsageError("diffusers has no ControlNet pipeline for FLUX Fill models; drop the controls "
                              "or use a FLUX base model with a ControlNet")
         return PIPELINES[(family, task, "fill")]
-    modifier = "controlnet" if controlled else None
+    modifier = ("union" if union else "controlnet") if controlled else None
     if (family, task, modifier) not in PIPELINES:
         raise UsageError(f"no {task} pipeline{' with ControlNets' if controlled else ''} for {family} models")
     return PIPELINES[(family, task, modifier)]
@@ -117,7 +126,8 @@ class PipelineFactory:
         loaded = self.current
         key = (task, tuple(c.location for c in controlnets))
         if key not in loaded.pipelines:
-            cls = getattr(diffusers, pipeline_entry(ref.family, task, ref.variant, bool(controlnets)).class_name)
+            union = any(cn.variant == "union" for cn in controlnets)
+            cls = getattr(diffusers, pipeline_entry(ref.family, task, ref.variant, bool(controlnets), union).class_name)
             extra = {}
             if controlnets:
                 nets = []
@@ -125,7 +135,7 @@ class PipelineFactory:
                     if cn.location not in loaded.controlnets:
                         loaded.controlnets[cn.location] = _load_controlnet(cn, ref.family, preset, progress)
                     nets.append(loaded.controlnets[cn.location])
-                multi = getattr(diffusers, MULTI_CONTROLNET_CLASSES[ref.family])
+                multi = getattr(diffusers.models, MULTI_CONTROLNET_CLASSES[CONTROLNET_CLASSES[(ref.family, controlnets[0].variant)]])
                 extra["controlnet"] = nets[0] if len(nets) == 1 else multi(nets)
             pipe = cls.from_pipe(loaded.pipelines[(loaded.base_task, ())], **extra)
             pipe.set_progress_bar_config(disable=True)
@@ -203,7 +213,7 @@ def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
 
     if progress:
         progress("load", model=ref.name)
-    cls = getattr(diffusers, CONTROLNET_CLASSES[family])
+    cls = getattr(diffusers, CONTROLNET_CLASSES[(family, ref.variant)])
     try:
         if ref.kind == "single_file":
             model = cls.from_single_file(ref.location, dtype=torch_dtype(preset.dtype))

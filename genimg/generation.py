@@ -212,10 +212,11 @@ def _alias_loras(ref) -> list[LoraSpec]:
     return specs
 
 
-def _entry(ref: ModelRef, spec: GenerationSpec):
+def _entry(ref: ModelRef, spec: GenerationSpec, controls=()):
     from genimg.factory import pipeline_entry
 
-    return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls))
+    union = any(c.controlnet.variant == "union" for c in controls)
+    return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls), union)
 
 
 def _preset_for(spec: GenerationSpec, family: str) -> Preset:
@@ -349,7 +350,7 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
     from genimg.prompting.weighting import has_syntax, plain_text
 
     spec = plan.spec
-    entry = _entry(plan.ref, spec)
+    entry = _entry(plan.ref, spec, plan.controls)
     unweighted = not FAMILIES[plan.ref.family].weighted_prompts
     texts = [split_tags(im.text)[0] for im in batch]
     kwargs = dict(
@@ -377,6 +378,8 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
         one = len(plan.controls) == 1
         maps = [c.image for c in plan.controls]
         kwargs[entry.control_arg] = maps[0] if one else maps
+        if plan.controls[0].mode is not None:  # union: lists even for one map, each with its mode
+            kwargs.update({entry.control_arg: maps, "control_mode": [c.mode for c in plan.controls]})
         for arg, values in (("controlnet_conditioning_scale", [c.spec.scale for c in plan.controls]),
                             ("control_guidance_start", [c.spec.start for c in plan.controls]),
                             ("control_guidance_end", [c.spec.end for c in plan.controls])):

@@ -70,12 +70,13 @@ class ControlSpec:
     scale: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    mode: str | None = None  # union ControlNets: the kind of map (default: the type's, see union_modes.toml)
     settings: dict = field(default_factory=dict)  # the preprocessor's own (canny: low, high; …)
 
     @classmethod
     def parse(cls, value) -> "ControlSpec":
-        """``TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME][,SETTING=V…]`` or a dict with those
-        keys; any other key is a setting of the type's preprocessor (``canny=x.png,low=50,high=150``)."""
+        """``TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME][,mode=M][,SETTING=V…]`` or a dict with
+        those keys; any other key is a setting of the type's preprocessor (``canny=x.png,low=50,high=150``)."""
         if isinstance(value, ControlSpec):
             return value
         if isinstance(value, dict):
@@ -130,6 +131,12 @@ class ControlSpec:
             raise UsageError(f"control scale must be between 0 and 2 (got {self.scale:g})")
         if not 0 <= self.start < self.end <= 1:
             raise UsageError(f"control start/end must satisfy 0 <= start < end <= 1 (got {self.start:g}, {self.end:g})")
+        if self.mode is not None:
+            from genimg.models.controlnets import union_modes
+
+            if self.mode not in union_modes():
+                raise UsageError(f"control mode {self.mode!r}{did_you_mean(self.mode, union_modes())} is not one a union "
+                                 f"ControlNet knows; use one of {', '.join(union_modes())}")
         types[self.type].resolve(self.settings, f"control {self.type}={self.image}")
 
 

@@ -49,12 +49,14 @@ class ControlInput:
     image: object  # PIL RGB
     source_hash: str
     controlnet: object  # ModelRef
+    mode: int | None = None  # union ControlNets: the control_mode index of this map
 
     def a1111_value(self) -> str:
         # The keys A1111's ControlNet extension writes for each unit.
         s = self.spec
+        union = f", Union mode: {self.mode}" if self.mode is not None else ""
         return (f"Module: {s.type}, Model: {self.controlnet.name}, Weight: {s.scale:g}, "
-                f"Guidance Start: {s.start:g}, Guidance End: {s.end:g}")
+                f"Guidance Start: {s.start:g}, Guidance End: {s.end:g}{union}")
 
 
 def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str, allow_pickle: bool,
@@ -70,8 +72,30 @@ def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str
                  f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
         image = resize(source, size, resize_mode)
         ref = resolve_controlnet(control.model, family, allow_pickle)
-        out.append(ControlInput(control, preprocess(image, control.type, allow_pickle, settings=control.settings), file_hash(control.image), ref))
+        mode = _union_mode(control, ref, warn)
+        out.append(ControlInput(control, preprocess(image, control.type, allow_pickle, settings=control.settings),
+                                file_hash(control.image), ref, mode))
+    if len({c.controlnet.variant == "union" for c in out}) > 1:
+        raise UsageError("union and single-purpose ControlNets cannot steer one generation together (diffusers has "
+                         "no pipeline for the mix); give every control the union ControlNet, or none of them")
     return tuple(out)
+
+
+def _union_mode(control, ref, warn) -> int | None:
+    """The control_mode a union ControlNet reads this map as: ``mode=`` or the preprocessor type's."""
+    from genimg.control import preprocessors
+    from genimg.models.controlnets import union_modes
+
+    if ref.variant != "union":
+        if control.mode is not None:
+            warn(f"control {control.type}={Path(control.image).name}: mode={control.mode} is for union ControlNets "
+                 f"and {ref.name} is not one; it is ignored")
+        return None
+    name = control.mode or preprocessors()[control.type].union_mode
+    if name is None:
+        raise UsageError(f"control {control.type}={Path(control.image).name} goes to the union ControlNet {ref.name}, "
+                         f"which must be told what kind of map it is: add ,mode= one of {', '.join(union_modes())}")
+    return union_modes()[name]
 
 
 def control_size(spec, factor: int) -> tuple[int, int]:

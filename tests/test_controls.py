@@ -108,3 +108,76 @@ def test_bad_controls(cli, tmp_path, tiny_models, tiny_controlnets, maps, contro
     assert result.code == 2, result
     assert words in result.err and len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.fixture(scope="session")
+def union_controlnet(tiny_models, tmp_path_factory):
+    from genimg.testing.tiny_models import save_tiny_union_controlnet
+
+    return save_tiny_union_controlnet(tiny_models["sdxl"], tmp_path_factory.mktemp("union") / "union")
+
+
+def test_a_union_controlnet_reads_each_map_by_its_mode(cli, tmp_path, tiny_models, union_controlnet, maps):
+    model = ("txt2img", "x", "-m", tiny_models["sdxl"])
+    control = f"none={maps / 'ring.png'},model={union_controlnet}"
+    plain = _make(cli, tmp_path / "plain.png", *model)
+    canny = _make(cli, tmp_path / "canny.png", *model, "--control", control + ",mode=canny")
+    depth = _make(cli, tmp_path / "depth.png", *model, "--control", control + ",mode=depth")
+    zero = _make(cli, tmp_path / "zero.png", *model, "--control", control + ",mode=canny,scale=0")
+    assert np.abs(canny - plain).mean() > 0.5 and np.abs(canny - depth).mean() > 0.5
+    assert np.abs(zero - plain).max() <= 1
+    # The type gives the mode: a canny control on the union model is read as canny.
+    typed = _make(cli, tmp_path / "typed.png", *model, "--control", f"canny={maps / 'bars.png'},model={union_controlnet}")
+    from genimg.control import preprocess
+
+    preprocess(Image.open(maps / "bars.png").convert("RGB"), "canny").save(tmp_path / "bars-edges.png")
+    by_hand = _make(cli, tmp_path / "hand.png", *model, "--control",
+                    f"none={tmp_path / 'bars-edges.png'},mode=canny,model={union_controlnet}")
+    assert np.array_equal(typed, by_hand)
+    assert "Union mode: 3" in read_metadata(tmp_path / "typed.png")["parameters"]["ControlNet 0"]
+
+
+def test_two_maps_on_one_union_controlnet_each_with_its_scale(cli, tmp_path, tiny_models, union_controlnet, maps):
+    model = ("img2img", maps / "photo.png", "x", "-m", tiny_models["sdxl"], "--strength", "0.9")
+    ring = f"none={maps / 'ring.png'},mode=canny,model={union_controlnet}"
+    bars = f"none={maps / 'bars.png'},mode=depth,model={union_controlnet}"
+    one = _make(cli, tmp_path / "one.png", *model, "--control", ring)
+    both = _make(cli, tmp_path / "both.png", *model, "--control", ring, "--control", bars)
+    off = _make(cli, tmp_path / "off.png", *model, "--control", ring, "--control", bars + ",scale=0")
+    assert np.abs(both - one).mean() > 0.5 and np.abs(off - one).max() <= 1
+
+
+@pytest.mark.parametrize("control,words", [
+    ("none={img},model={union}", "must be told what kind of map it is: add ,mode= one of openpose, depth"),
+    ("none={img},mode=cany,model={union}", "control mode 'cany' (did you mean 'canny'?)"),
+    ("shuffle={img},model={union}", "add ,mode="),
+])
+def test_bad_union_controls_are_one_line(cli, tmp_path, tiny_models, union_controlnet, maps, control, words):
+    control = control.format(img=maps / "ring.png", union=union_controlnet)
+    result = cli("txt2img", "x", "-m", tiny_models["sdxl"], *FAST, "--control", control, "-o", tmp_path / "o.png")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert words in result.err
+
+
+def test_union_and_plain_controlnets_do_not_mix_and_sd_refuses_a_union(cli, tmp_path, tiny_models, tiny_controlnets,
+                                                                        union_controlnet, maps):
+    ring = maps / "ring.png"
+    mixed = cli("txt2img", "x", "-m", tiny_models["sdxl"], *FAST, "--control", f"canny={ring},model={union_controlnet}",
+                "--control", f"none={ring},model={tiny_controlnets['sdxl']}", "-o", tmp_path / "a.png")
+    assert mixed.code == 2 and "union and single-purpose ControlNets cannot steer one generation" in mixed.err
+    sd = cli("txt2img", "x", "-m", tiny_models["sd"], *FAST, "--control", f"canny={ring},model={union_controlnet}",
+             "-o", tmp_path / "b.png")
+    assert sd.code == 2 and "ControlNetUnionModel, not a ControlNet for this SD model" in sd.err
+
+
+def test_a_union_controlnet_is_found_by_hub_id_in_the_cache(cli, tmp_path, tiny_models, union_controlnet, maps):
+    import os
+    from pathlib import Path
+
+    from genimg.testing.tiny_models import install_in_hf_cache
+
+    install_in_hf_cache(union_controlnet, "genimg-test/tiny-union", Path(os.environ["HF_HUB_CACHE"]))
+    model = ("txt2img", "x", "-m", tiny_models["sdxl"])
+    by_id = _make(cli, tmp_path / "id.png", *model, "--control", f"canny={maps / 'ring.png'},model=genimg-test/tiny-union")
+    by_path = _make(cli, tmp_path / "path.png", *model, "--control", f"canny={maps / 'ring.png'},model={union_controlnet}")
+    assert np.array_equal(by_id, by_path)

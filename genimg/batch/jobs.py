@@ -188,7 +188,8 @@ def _relative_control(value, base: Path):
     if model and not Path(model).is_absolute() and (base / model).exists():
         model = str((base / model).resolve())
     return {"type": control.type, "image": str(_relative(control.image, base)), "model": model,
-            "scale": control.scale, "start": control.start, "end": control.end, "settings": control.settings}
+            "scale": control.scale, "start": control.start, "end": control.end, "mode": control.mode,
+            "settings": control.settings}
 
 
 def _relative_ip_adapter(value, base: Path) -> dict:

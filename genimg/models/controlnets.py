@@ -11,7 +11,7 @@ from genimg.models.checkpoint import PICKLE_SUFFIXES
 from genimg.models.resolve import HUB_ID, ModelRef
 
 # The ControlNet classes' names in config.json, by the family they steer.
-CONFIG_CLASSES = {"ControlNetModel": ("sd", "sdxl"), "FluxControlNetModel": ("flux",)}
+CONFIG_CLASSES = {"ControlNetModel": ("sd", "sdxl"), "ControlNetUnionModel": ("sdxl",), "FluxControlNetModel": ("flux",)}
 ALIAS_FILE = Path(__file__).with_name("controlnets.toml")
 
 
@@ -40,7 +40,7 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
         if family not in made_for:
             raise UsageError(f"{path.name} is a {cls or 'model of unknown class'}, not a ControlNet for this "
                              f"{family.upper()} model; use one trained for the same family")
-        return ModelRef(text, "folder", str(path.resolve()), family, path.name)
+        return ModelRef(text, "folder", str(path.resolve()), family, path.name, variant=_variant(cls))
     if path.is_file():
         if path.suffix.lower() == ".safetensors":
             from genimg.models.checkpoint import safetensors_header
@@ -51,5 +51,26 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")
         return ModelRef(text, "single_file", str(path.resolve()), family, path.stem, allow_pickle=allow_pickle)
     if HUB_ID.match(text) and path.suffix == "":
-        return ModelRef(text, "hub", text, family, text.split("/")[-1])
+        return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(_cached_class(text)))
     raise UsageError(f"ControlNet {text!r} is not a folder, a file or a hub id (org/name)")
+
+
+def _variant(class_name: str | None) -> str | None:
+    """"union" for a union ControlNet (one model, many kinds of map, told apart by a mode)."""
+    return "union" if class_name == "ControlNetUnionModel" else None
+
+
+def _cached_class(repo: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, "config.json")
+    return json.loads(Path(found).read_text()).get("_class_name") if isinstance(found, str) else None
+
+
+UNION_MODES_FILE = Path(__file__).with_name("union_modes.toml")
+
+
+def union_modes() -> dict[str, int]:
+    from genimg.datafiles import load_toml
+
+    return load_toml(UNION_MODES_FILE)["sdxl"]

@@ -143,6 +143,33 @@ def save_tiny_controlnet(model_folder: Path, folder: Path, seed: int = 0) -> Pat
     return folder
 
 
+def save_tiny_union_controlnet(model_folder: Path, folder: Path, seed: int = 0) -> Path:
+    """A union ControlNet (xinsir's ControlNet++ architecture: one model, a control_mode per map) for
+    the tiny SDXL model at ``model_folder``; its transformer over the conditions as wide as the UNet's
+    first block, its zero-initialised outputs given random weights as in :func:`save_tiny_controlnet`."""
+    import inspect
+    import json
+
+    import torch
+    from diffusers import ControlNetUnionModel, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(model_folder, subfolder="unet")
+    accepted = inspect.signature(ControlNetUnionModel.__init__).parameters
+    width = unet.config.block_out_channels[0]
+    vae_blocks = len(json.loads((model_folder / "vae" / "config.json").read_text())["block_out_channels"])
+    model = ControlNetUnionModel(**{k: v for k, v in unet.config.items() if k in accepted}, num_control_type=8,
+                                 num_trans_channel=width, num_trans_head=2, num_proj_channel=width,
+                                 conditioning_embedding_out_channels=tuple(16 * 2**i for i in range(vae_blocks)))
+    model.load_state_dict(unet.state_dict(), strict=False)  # the UNet's encoder, as from_unet copies it
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.startswith((*ZERO_INITIALISED, "spatial_ch_projs")):
+                param.normal_(0, 0.3)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def install_in_hf_cache(folder: Path, repo_id: str, cache: Path, commit: str = "0" * 40) -> Path:
     """Lay ``folder`` out as the Hugging Face cache entry of ``repo_id`` (as `hf download` would)."""
     entry = cache / f"models--{repo_id.replace('/', '--')}"
