@@ -48,13 +48,17 @@ PIPELINES = {
     ("flux", "txt2img", "controlnet"): PipelineEntry("FluxControlNetPipeline"),
     ("flux", "img2img", "controlnet"): PipelineEntry("FluxControlNetImg2ImgPipeline"),
     ("flux", "inpaint", "controlnet"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
+    ("flux", "txt2img", "union"): PipelineEntry("FluxControlNetPipeline"),  # FLUX's union ones take control_mode
+    ("flux", "img2img", "union"): PipelineEntry("FluxControlNetImg2ImgPipeline"),
+    ("flux", "inpaint", "union"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
     # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
     ("flux", "inpaint", "fill"): PipelineEntry("FluxFillPipeline"),
 }
 
 # The ControlNet classes by (family, variant), and what steers with several of them (in diffusers.models).
 CONTROLNET_CLASSES = {("sd", None): "ControlNetModel", ("sdxl", None): "ControlNetModel",
-                      ("sdxl", "union"): "ControlNetUnionModel", ("flux", None): "FluxControlNetModel"}
+                      ("sdxl", "union"): "ControlNetUnionModel", ("flux", None): "FluxControlNetModel",
+                      ("flux", "union"): "FluxControlNetModel"}
 MULTI_CONTROLNET_CLASSES = {"ControlNetModel": "MultiControlNetModel", "ControlNetUnionModel": "MultiControlNetUnionModel",
                             "FluxControlNetModel": "FluxMultiControlNetModel"}
 

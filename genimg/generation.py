@@ -378,8 +378,12 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
         one = len(plan.controls) == 1
         maps = [c.image for c in plan.controls]
         kwargs[entry.control_arg] = maps[0] if one else maps
-        if plan.controls[0].mode is not None:  # union: lists even for one map, each with its mode
-            kwargs.update({entry.control_arg: maps, "control_mode": [c.mode for c in plan.controls]})
+        if plan.controls[0].mode is not None:  # union ControlNets: each map with its mode
+            modes = [c.mode for c in plan.controls]
+            if plan.ref.family == "flux":  # FluxControlNetPipeline: an int for one ControlNet, a list for several
+                kwargs["control_mode"] = modes[0] if one else modes
+            else:  # the SDXL union pipelines: lists, even for one map
+                kwargs.update({entry.control_arg: maps, "control_mode": modes})
         for arg, values in (("controlnet_conditioning_scale", [c.spec.scale for c in plan.controls]),
                             ("control_guidance_start", [c.spec.start for c in plan.controls]),
                             ("control_guidance_end", [c.spec.end for c in plan.controls])):

@@ -72,7 +72,7 @@ def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str
                  f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
         image = resize(source, size, resize_mode)
         ref = resolve_controlnet(control.model, family, allow_pickle)
-        mode = _union_mode(control, ref, warn)
+        mode = _union_mode(control, ref, family, warn)
         out.append(ControlInput(control, preprocess(image, control.type, allow_pickle, settings=control.settings),
                                 file_hash(control.image), ref, mode))
     if len({c.controlnet.variant == "union" for c in out}) > 1:
@@ -81,7 +81,7 @@ def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str
     return tuple(out)
 
 
-def _union_mode(control, ref, warn) -> int | None:
+def _union_mode(control, ref, family: str, warn) -> int | None:
     """The control_mode a union ControlNet reads this map as: ``mode=`` or the preprocessor type's."""
     from genimg.control import preprocessors
     from genimg.models.controlnets import union_modes
@@ -91,11 +91,15 @@ def _union_mode(control, ref, warn) -> int | None:
             warn(f"control {control.type}={Path(control.image).name}: mode={control.mode} is for union ControlNets "
                  f"and {ref.name} is not one; it is ignored")
         return None
+    modes = union_modes(family)
     name = control.mode or preprocessors()[control.type].union_mode
-    if name is None:
+    if control.mode and control.mode not in modes:
+        raise UsageError(f"control mode {control.mode!r} is not one {family.upper()} union ControlNets know; "
+                         f"use one of {', '.join(modes)}")
+    if name not in modes:
         raise UsageError(f"control {control.type}={Path(control.image).name} goes to the union ControlNet {ref.name}, "
-                         f"which must be told what kind of map it is: add ,mode= one of {', '.join(union_modes())}")
-    return union_modes()[name]
+                         f"which must be told what kind of map it is: add ,mode= one of {', '.join(modes)}")
+    return modes[name]
 
 
 def control_size(spec, factor: int) -> tuple[int, int]:

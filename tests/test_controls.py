@@ -181,3 +181,32 @@ def test_a_union_controlnet_is_found_by_hub_id_in_the_cache(cli, tmp_path, tiny_
     by_id = _make(cli, tmp_path / "id.png", *model, "--control", f"canny={maps / 'ring.png'},model=genimg-test/tiny-union")
     by_path = _make(cli, tmp_path / "path.png", *model, "--control", f"canny={maps / 'ring.png'},model={union_controlnet}")
     assert np.array_equal(by_id, by_path)
+
+
+def test_a_flux_union_controlnet_takes_its_own_modes(cli, tmp_path, tiny_models, maps, monkeypatch):
+    """FLUX's union ControlNets read the mode as one extra text token, which barely moves a 64² picture
+    of the tiny model: what is checked is the mode each map reaches the ControlNet with."""
+    from diffusers import FluxControlNetModel
+
+    from genimg.testing.tiny_models import save_tiny_controlnet
+
+    seen = []
+    forward = FluxControlNetModel.forward
+
+    def spy(self, *args, controlnet_mode=None, **kwargs):
+        seen.append(sorted(set(controlnet_mode.flatten().tolist())))
+        return forward(self, *args, controlnet_mode=controlnet_mode, **kwargs)
+
+    monkeypatch.setattr(FluxControlNetModel, "forward", spy)
+    union = save_tiny_controlnet(tiny_models["flux"], tmp_path / "flux-union", modes=7)
+    model = ("txt2img", "x", "-m", tiny_models["flux"])
+    _make(cli, tmp_path / "depth.png", *model, "--control", f"none={maps / 'ring.png'},mode=depth,model={union}")
+    assert seen and all(modes == [2] for modes in seen)  # InstantX's depth
+    seen.clear()
+    _make(cli, tmp_path / "typed.png", *model, "--control", f"canny={maps / 'ring.png'},model={union}",
+          "--control", f"none={maps / 'bars.png'},mode=openpose,model={union}")
+    assert {tuple(m) for m in seen} == {(0,), (4,)}  # canny, pose: each map its own
+    assert "Union mode: 0" in read_metadata(tmp_path / "typed.png")["parameters"]["ControlNet 0"]
+    softedge = cli(*model, *FAST, "--control", f"none={maps / 'ring.png'},mode=softedge,model={union}",
+                   "-o", tmp_path / "s.png")
+    assert softedge.code == 2 and "'softedge' is not one FLUX union ControlNets know; use one of canny, tile" in softedge.err

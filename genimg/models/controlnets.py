@@ -40,7 +40,7 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
         if family not in made_for:
             raise UsageError(f"{path.name} is a {cls or 'model of unknown class'}, not a ControlNet for this "
                              f"{family.upper()} model; use one trained for the same family")
-        return ModelRef(text, "folder", str(path.resolve()), family, path.name, variant=_variant(cls))
+        return ModelRef(text, "folder", str(path.resolve()), family, path.name, variant=_variant(settings))
     if path.is_file():
         if path.suffix.lower() == ".safetensors":
             from genimg.models.checkpoint import safetensors_header
@@ -51,26 +51,32 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")
         return ModelRef(text, "single_file", str(path.resolve()), family, path.stem, allow_pickle=allow_pickle)
     if HUB_ID.match(text) and path.suffix == "":
-        return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(_cached_class(text)))
+        return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(_cached_config(text)))
     raise UsageError(f"ControlNet {text!r} is not a folder, a file or a hub id (org/name)")
 
 
-def _variant(class_name: str | None) -> str | None:
-    """"union" for a union ControlNet (one model, many kinds of map, told apart by a mode)."""
-    return "union" if class_name == "ControlNetUnionModel" else None
+def _variant(config: dict) -> str | None:
+    """"union" for a union ControlNet (one model, many kinds of map, told apart by a mode): SDXL's have
+    their own class, FLUX's are FluxControlNetModels with a mode embedding (``num_mode``)."""
+    union = config.get("_class_name") == "ControlNetUnionModel" or config.get("num_mode") is not None
+    return "union" if union else None
 
 
-def _cached_class(repo: str) -> str | None:
+def _cached_config(repo: str) -> dict:
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(repo, "config.json")
-    return json.loads(Path(found).read_text()).get("_class_name") if isinstance(found, str) else None
+    return json.loads(Path(found).read_text()) if isinstance(found, str) else {}
 
 
 UNION_MODES_FILE = Path(__file__).with_name("union_modes.toml")
 
 
-def union_modes() -> dict[str, int]:
+def union_modes(family: str | None = None) -> dict[str, int]:
+    """The union ControlNets' modes of ``family`` (name -> control_mode); all names without one."""
     from genimg.datafiles import load_toml
 
-    return load_toml(UNION_MODES_FILE)["sdxl"]
+    table = load_toml(UNION_MODES_FILE)
+    if family:
+        return table[family]
+    return {name: index for modes in table.values() for name, index in modes.items()}

@@ -114,10 +114,11 @@ ZERO_INITIALISED = ("controlnet_down_blocks", "controlnet_mid_block", "controlne
                     "controlnet_blocks", "controlnet_single_blocks", "controlnet_x_embedder")
 
 
-def save_tiny_controlnet(model_folder: Path, folder: Path, seed: int = 0) -> Path:
+def save_tiny_controlnet(model_folder: Path, folder: Path, seed: int = 0, modes: int | None = None) -> Path:
     """A ControlNet for the tiny model at ``model_folder`` (SD, SDXL or FLUX), saved in safetensors.
     Built from the model's own denoiser as ControlNet training starts, but with its zero
-    convolutions given random weights, so that the control image visibly changes the result."""
+    convolutions given random weights, so that the control image visibly changes the result. FLUX
+    with ``modes``: a union ControlNet (InstantX's) with that many control modes."""
     import json
 
     import torch
@@ -129,7 +130,7 @@ def save_tiny_controlnet(model_folder: Path, folder: Path, seed: int = 0) -> Pat
         base = FluxTransformer2DModel.from_pretrained(model_folder, subfolder="transformer")
         keys = ("patch_size", "in_channels", "num_layers", "num_single_layers", "attention_head_dim",
                 "num_attention_heads", "joint_attention_dim", "pooled_projection_dim", "guidance_embeds", "axes_dims_rope")
-        model = FluxControlNetModel(**{k: base.config[k] for k in keys})
+        model = FluxControlNetModel(**{k: base.config[k] for k in keys}, num_mode=modes)
     else:
         # The control image is embedded down to the latent size: one stride-2 block per VAE downsampling.
         vae_blocks = len(json.loads((model_folder / "vae" / "config.json").read_text())["block_out_channels"])
