@@ -9,7 +9,7 @@ Heavy libraries (torch, diffusers) load only when a generation runs, so importin
 __version__ = "0.1.0"
 
 from genimg.errors import GenimgError, RunFailure, UsageError
-from genimg.spec import ControlSpec, GenerationSpec, LoraSpec, MaskSpec, OutpaintSpec
+from genimg.spec import ControlSpec, GenerationSpec, IPAdapterSpec, LoraSpec, MaskSpec, OutpaintSpec
 
 
 def generate(spec, factory=None, progress=None):
@@ -61,5 +61,6 @@ def train_lora(config, resume=None, overwrite: bool = False, progress=None):
     return _train_lora(config, resume, overwrite, progress)
 
 
-__all__ = ["ControlSpec", "GenerationSpec", "GenimgError", "LoraSpec", "MaskSpec", "OutpaintSpec", "RunFailure",
-           "UsageError", "generate", "plan", "run", "run_batch", "train_lora", "txt2img", "upscale_images", "__version__"]
+__all__ = ["ControlSpec", "GenerationSpec", "GenimgError", "IPAdapterSpec", "LoraSpec", "MaskSpec", "OutpaintSpec",
+           "RunFailure", "UsageError", "generate", "plan", "run", "run_batch", "train_lora", "txt2img", "upscale_images",
+           "__version__"]
