@@ -144,8 +144,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         from genimg.embeddings import check_embedding
 
         embeddings = tuple(check_embedding(e, ref, model_cross_dim(ref), spec.allow_pickle) for e in spec.embeddings)
-    controls = read_controls(spec.controls, ref.family, (width, height), spec.resize, spec.allow_pickle,
-                             warnings.append)
+    controls = read_controls(spec.controls, ref, (width, height), spec.resize, spec.allow_pickle, warnings.append)
+    resolved = resolved.replace(controls=tuple(c.spec for c in controls))  # with the default ControlNets named
     ip_adapters = ()
     if spec.ip_adapters:
         from genimg.ip_adapters import read_ip_adapters

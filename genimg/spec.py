@@ -125,8 +125,6 @@ class ControlSpec:
         if self.type not in types:
             raise UsageError(f"unknown control type {self.type!r}{did_you_mean(self.type, types)}; "
                              f"use one of {', '.join(types)} (see `genimg preprocess --help`)")
-        if not self.model:
-            raise UsageError(f"control {self.type}={self.image} names no ControlNet: add ,model=NAME_OR_PATH")
         if not 0 <= self.scale <= 2:
             raise UsageError(f"control scale must be between 0 and 2 (got {self.scale:g})")
         if not 0 <= self.start < self.end <= 1:

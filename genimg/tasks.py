@@ -59,11 +59,16 @@ class ControlInput:
                 f"Guidance Start: {s.start:g}, Guidance End: {s.end:g}{union}")
 
 
-def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str, allow_pickle: bool,
+def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allow_pickle: bool,
                   warn: Callable[[str], None]) -> tuple[ControlInput, ...]:
-    from genimg.control import preprocess
-    from genimg.models.controlnets import resolve_controlnet
+    """Each control of the generation on ``model`` (a ModelRef): its image read and fitted, its
+    ControlNet found (the type's default where none is named, recorded in its spec), its map made."""
+    from dataclasses import replace
 
+    from genimg.control import preprocess
+    from genimg.models.controlnets import default_controlnet, resolve_controlnet
+
+    family = model.family
     out = []
     for n, control in enumerate(controls):
         source = load_image(control.image, "control image").convert("RGB")
@@ -71,6 +76,8 @@ def read_controls(controls, family: str, size: tuple[int, int], resize_mode: str
             warn(f"control image {Path(control.image).name} has another aspect ratio than the output; "
                  f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
         image = resize(source, size, resize_mode)
+        if control.model is None:
+            control = replace(control, model=default_controlnet(control.type, model))
         ref = resolve_controlnet(control.model, family, allow_pickle)
         mode = _union_mode(control, ref, family, warn)
         out.append(ControlInput(control, preprocess(image, control.type, allow_pickle, settings=control.settings),

@@ -95,7 +95,7 @@ def test_controlnet_command_is_txt2img_with_one_control(cli, tmp_path, tiny_mode
 
 @pytest.mark.parametrize("control,words", [
     ("cany={img},model={cn}", "unknown control type 'cany' (did you mean 'canny'?)"),
-    ("canny={img}", "names no ControlNet"),
+    ("mlsd={img}", "ControlNet lllyasviel/control_v11p_sd15_mlsd is not in the Hugging Face cache"),
     ("none={img},scale=3,model={cn}", "scale must be between 0 and 2"),
     ("none={img},start=0.6,end=0.4,model={cn}", "start < end"),
     ("none=missing.png,model={cn}", "does not exist"),
@@ -210,3 +210,32 @@ def test_a_flux_union_controlnet_takes_its_own_modes(cli, tmp_path, tiny_models,
     softedge = cli(*model, *FAST, "--control", f"none={maps / 'ring.png'},mode=softedge,model={union}",
                    "-o", tmp_path / "s.png")
     assert softedge.code == 2 and "'softedge' is not one FLUX union ControlNets know; use one of canny, tile" in softedge.err
+
+
+def test_a_control_without_a_model_takes_the_familys_default_from_the_cache(cli, tmp_path, tiny_models,
+                                                                            tiny_controlnets, union_controlnet, maps):
+    import os
+    from pathlib import Path
+
+    from genimg.testing.tiny_models import install_in_hf_cache
+
+    cache = Path(os.environ["HF_HUB_CACHE"])
+    install_in_hf_cache(tiny_controlnets["sd"], "lllyasviel/control_v11p_sd15_canny", cache)
+    install_in_hf_cache(union_controlnet, "xinsir/controlnet-union-sdxl-1.0", cache)
+    for family, repo in (("sd", "lllyasviel/control_v11p_sd15_canny"), ("sdxl", "xinsir/controlnet-union-sdxl-1.0")):
+        model = ("txt2img", "x", "-m", tiny_models[family])
+        default = _make(cli, tmp_path / f"{family}-default.png", *model, "--control", f"canny={maps / 'photo.png'}")
+        named = _make(cli, tmp_path / f"{family}-named.png", *model, "--control", f"canny={maps / 'photo.png'},model={repo}")
+        assert np.array_equal(default, named)
+        [control] = read_metadata(tmp_path / f"{family}-default.png")["genimg"]["spec"]["controls"]
+        assert control["model"] == repo  # recorded, so --from needs no table
+    flux = cli("txt2img", "x", "-m", tiny_models["flux"], *FAST, "--control", f"normal={maps / 'ring.png'}",
+               "-o", tmp_path / "f.png")
+    assert flux.code == 2 and "no ControlNet is configured for normal controls on FLUX models" in flux.err
+
+
+def test_the_demo_model_steers_with_demo_canny_by_default(cli, tmp_path, maps):
+    common = ("txt2img", "a red circle", "-m", "demo", "--steps", "4", "--seed", "3", "-o")
+    assert cli(*common, tmp_path / "a.png", "--control", f"canny={maps / 'photo.png'}").code == 0
+    assert cli(*common, tmp_path / "b.png", "--control", f"canny={maps / 'photo.png'},model=demo-canny").code == 0
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))

@@ -50,8 +50,16 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
             raise UsageError(f"ControlNet {path.name} is a pickle file, which can run arbitrary code when loaded; "
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")
         return ModelRef(text, "single_file", str(path.resolve()), family, path.stem, allow_pickle=allow_pickle)
-    if HUB_ID.match(text) and path.suffix == "":
-        return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(_cached_config(text)))
+    if HUB_ID.match(text) and path.suffix.lower() not in (".safetensors", *PICKLE_SUFFIXES):  # ids may hold dots
+        config = _cached_config(text)
+        if not config:
+            from genimg.models.hub import endpoint, offline, unreachable_reason
+
+            reason = "HF_HUB_OFFLINE is set" if offline() else unreachable_reason(endpoint())
+            if reason:
+                raise UsageError(f"ControlNet {text} is not in the Hugging Face cache and the hub cannot be reached "
+                                 f"({reason}); fetch it where there is a connection: hf download {text}")
+        return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(config))
     raise UsageError(f"ControlNet {text!r} is not a folder, a file or a hub id (org/name)")
 
 
@@ -67,6 +75,22 @@ def _cached_config(repo: str) -> dict:
 
     found = try_to_load_from_cache(repo, "config.json")
     return json.loads(Path(found).read_text()) if isinstance(found, str) else {}
+
+
+DEFAULTS_FILE = Path(__file__).with_name("controlnet_defaults.toml")
+
+
+def default_controlnet(control_type: str, model) -> str:
+    """The ControlNet a ``control_type`` control uses on ``model`` (a ModelRef) when none is named:
+    the model alias's own, else its family's; one line when there is none."""
+    from genimg.datafiles import load_toml
+
+    table = load_toml(DEFAULTS_FILE)
+    for row in (table.get("alias", {}).get(model.ref, {}), table.get(model.family, {})):
+        if control_type in row:
+            return row[control_type]
+    raise UsageError(f"no ControlNet is configured for {control_type} controls on {model.family.upper()} models; "
+                     f"name one: {control_type}=IMAGE,model=NAME_OR_PATH (defaults: {DEFAULTS_FILE.name})")
 
 
 UNION_MODES_FILE = Path(__file__).with_name("union_modes.toml")
