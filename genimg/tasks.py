@@ -51,12 +51,16 @@ class ControlInput:
     controlnet: object  # ModelRef
     mode: int | None = None  # union ControlNets: the control_mode index of this map
 
-    def a1111_value(self) -> str:
+    def a1111_value(self, resize_mode: str = "fit") -> str:
         # The keys A1111's ControlNet extension writes for each unit.
         s = self.spec
         union = f", Union mode: {self.mode}" if self.mode is not None else ""
         return (f"Module: {s.type}, Model: {self.controlnet.name}, Weight: {s.scale:g}, "
-                f"Guidance Start: {s.start:g}, Guidance End: {s.end:g}{union}")
+                f"Resize Mode: {A1111_RESIZE[resize_mode]}, Guidance Start: {s.start:g}, Guidance End: {s.end:g}{union}")
+
+
+# genimg's --resize modes by the names A1111's ControlNet extension gives them.
+A1111_RESIZE = {"fit": "Resize and Fill", "crop": "Crop and Resize", "stretch": "Just Resize"}
 
 
 def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allow_pickle: bool,

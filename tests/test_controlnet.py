@@ -48,8 +48,8 @@ def test_canny_turns_a_photo_into_edges_that_steer_differently(cli, tmp_path, ti
     assert cli("controlnet", tmp_path / "cat.png", *common, "-o", tmp_path / "raw.png").code == 0
     assert not np.array_equal(pixels(tmp_path / "canny.png"), pixels(tmp_path / "raw.png"))
     meta = read_metadata(tmp_path / "canny.png")
-    assert ('ControlNet 0: "Module: canny, Model: sd, Weight: 0.5, Guidance Start: 0, Guidance End: 1"'
-            in meta["parameters_text"])
+    assert ('ControlNet 0: "Module: canny, Model: sd, Weight: 0.5, Resize Mode: Resize and Fill, Guidance Start: 0, '
+            'Guidance End: 1"' in meta["parameters_text"])
     [control] = meta["genimg"]["spec"]["controls"]
     assert (control["type"], control["scale"]) == ("canny", 0.5)
 

@@ -104,7 +104,7 @@ def a1111_extra(image) -> dict:
     plan = image.plan
     extra = plan.inputs.a1111_extra(image.spec.strength) if plan.inputs is not None else {}
     for n, control in enumerate(plan.controls):
-        extra[f"ControlNet {n}"] = control.a1111_value()
+        extra[f"ControlNet {n}"] = control.a1111_value(image.spec.resize)
     if image.spec.hires:
         h = image.spec.hires
         extra.update({"Denoising strength": h.strength, "Hires upscale": f"{h.scale:g}",
