@@ -74,6 +74,12 @@ def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: 
     values = entry.resolve({"resolution": detect_resolution} | (settings or {}) if entry.kind == "aux" else settings)
     if entry.name == "none":
         return image
+    if entry.name == "tile":
+        rate = values["down_sampling_rate"]
+        if rate <= 1:
+            return image
+        small = image.resize((max(1, round(image.width / rate)), max(1, round(image.height / rate))), Image.BICUBIC)
+        return small.resize(image.size, Image.BICUBIC)
     if entry.name == "canny":
         import cv2
         import numpy as np

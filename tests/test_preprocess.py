@@ -39,7 +39,7 @@ def _run(cli, *args):
 
 
 @pytest.mark.parametrize("kind,pickle", [("softedge", True), ("scribble", True), ("lineart", True), ("depth", False),
-                                         ("shuffle", False), ("canny", False)])
+                                         ("shuffle", False), ("canny", False), ("tile", False)])
 def test_each_preprocessor_makes_a_map_the_size_of_the_image(cli, tmp_path, annotators, photo, kind, pickle):
     flags = ("--allow-pickle",) if pickle else ()
     [row] = _run(cli, kind, photo, "-o", tmp_path / "a", *flags)
@@ -51,7 +51,8 @@ def test_each_preprocessor_makes_a_map_the_size_of_the_image(cli, tmp_path, anno
     assert first.std() > 1  # a map, not a blank
     [again] = _run(cli, kind, photo, "-o", tmp_path / "b", *flags)
     assert np.array_equal(pixels(Path(again["path"])), first)  # the same image gives the same map (shuffle is seeded)
-    assert not np.array_equal(first, np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16))
+    if kind != "tile":  # a tile map is the image itself unless --set down_sampling_rate softens it
+        assert not np.array_equal(first, np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16))
 
 
 def test_maps_differ_by_type(cli, tmp_path, annotators, photo):
@@ -136,6 +137,10 @@ def test_canny_thresholds_and_a_detectors_settings_change_the_map(cli, tmp_path,
     high = (edges("low=400", "high=600") > 0).mean()
     assert low > default > high > 0
     assert np.array_equal(edges("low=100", "high=200"), edges())  # the defaults are A1111's
+    original = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
+    assert np.array_equal(edges(kind="tile"), original)
+    soft = edges("down_sampling_rate=4", kind="tile")
+    assert 1 < np.abs(soft - original).mean() < 40 and soft.std() > 10
     assert not np.array_equal(edges("resolution=128", kind="softedge", flags=("--allow-pickle",)),
                               edges(kind="softedge", flags=("--allow-pickle",)))
 

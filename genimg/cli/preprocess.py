@@ -11,11 +11,11 @@ from genimg.cli import options as o
 
 
 def preprocess(
-    kind: Annotated[str, typer.Argument(metavar="TYPE", help="none, canny, depth, depth_midas, softedge, scribble, softedge_pidinet, scribble_pidinet, lineart, lineart_coarse, lineart_anime, mlsd, normal, openpose, openpose_full, shuffle, mediapipe_face.", show_default=False)],
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="none, canny, tile, depth, depth_midas, softedge, scribble, softedge_pidinet, scribble_pidinet, lineart, lineart_coarse, lineart_anime, mlsd, normal, openpose, openpose_full, shuffle, mediapipe_face.", show_default=False)],
     inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/controls/, files NAME-TYPE.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
     detect_resolution: Annotated[int, typer.Option("--detect-resolution", min=64, help="The detector's working resolution (shorter side); the map comes back at the image's size.")] = 512,
-    settings: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="A setting of the preprocessor, repeatable: canny low, high (A1111's 100, 200); mlsd thr_v, thr_d; softedge, scribble and their _pidinet forms safe; depth_midas a, bg_th; every controlnet-aux detector resolution (as --detect-resolution).", show_default=False)] = None,
+    settings: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="A setting of the preprocessor, repeatable: canny low, high (A1111's 100, 200); tile down_sampling_rate; mlsd thr_v, thr_d; softedge, scribble and their _pidinet forms safe; depth_midas a, bg_th; every controlnet-aux detector resolution (as --detect-resolution).", show_default=False)] = None,
     allow_pickle: o.AllowPickle = False,
     overwrite: o.Overwrite = False,
     json: o.Json = False,
