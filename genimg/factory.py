@@ -123,7 +123,7 @@ class PipelineFactory:
             self.release()
             if progress:
                 progress("load", model=ref.name)
-            self.current = _load(ref, preset)
+            self.current = _load(ref, preset, progress)
             self.loads += 1
             if progress:
                 progress("loaded", model=ref.name)
@@ -183,10 +183,12 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
+def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     import diffusers
 
     _quiet_libraries()
+    if ref.kind == "hub":
+        _fetch_missing(ref, preset, progress)
 
     base_task = "inpaint" if ref.variant == "inpaint" else "txt2img"
     cls = getattr(diffusers, pipeline_entry(ref.family, base_task, ref.variant).class_name)
@@ -196,6 +198,11 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if preset.quantize != "none":
         kwargs["quantization_config"] = _quantization_config(ref.family, preset, gguf_denoiser=bool(ref.denoiser))
+    if ref.kind == "hub":
+        from genimg.models.cache import cached_variant
+
+        if cached_variant(ref.location):  # fetched as the fp16 variant alone: only that is there to load
+            kwargs["variant"] = "fp16"
     try:
         if ref.denoiser:
             from genimg.models.gguf import load_denoiser
@@ -210,6 +217,21 @@ def _load(ref: ModelRef, preset: Preset) -> LoadedModel:
         raise _load_error(ref, e) from e
     apply_preset(pipe, preset)
     return LoadedModel(ref, preset, {(base_task, ()): pipe}, dict(pipe.scheduler.config), base_task)
+
+
+def _fetch_missing(ref: ModelRef, preset: Preset, progress) -> None:
+    """First use of a hub model: fetch what its pipeline loads as `genimg models download` would (the
+    fp16 variant for a half-precision preset, no pickle copies), with genimg's progress display."""
+    from genimg.models.hub import offline
+
+    if offline():
+        return  # resolve_model already found it in the cache
+    from genimg.models.cache import cached_file_bytes
+    from genimg.models.download import download, plan_download
+
+    plan = plan_download(ref.location, preset.dtype in ("fp16", "bf16"))
+    if cached_file_bytes(plan.repo, plan.commit, plan.files) < plan.total:
+        download(plan, progress)
 
 
 def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):

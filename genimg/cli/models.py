@@ -71,5 +71,53 @@ def rm(name: str = typer.Argument(..., help="An alias or a hub id in the cache."
     print(f"removed {repo}: {freed / 1e9:.2f} GB freed")
 
 
+@app.command("download")
+def download(
+    name: str = typer.Argument(..., help="A model alias or a hub id (ORG/NAME)."),
+    precision: str = typer.Option("auto", "--precision", help="fp16: the half-size fp16 variant where the repository "
+                                  "has one; fp32: the full weights; auto: what the preset `auto` picks here runs in."),
+    revision: str = typer.Option(None, "--revision", help="A branch, tag or commit (default: main)."),
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Fetch a model into the Hugging Face cache: only the files its pipeline loads (safetensors, never
+    the pickle copies or a single-file duplicate), the fp16 variant for half-precision presets.
+    Honours HF_ENDPOINT (mirrors), HF_TOKEN (gated models) and HF_HUB_CACHE; an interrupted download
+    resumes when run again."""
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.models.download import download as fetch
+    from genimg.models.download import plan_download
+    from genimg.models.resolve import aliases
+
+    if precision not in ("auto", "fp16", "fp32"):
+        raise UsageError(f"--precision must be auto, fp16 or fp32 (got {precision!r})")
+    row = aliases().get(name, {})
+    if row and not row.get("repo"):
+        raise UsageError(f"{name} is not a hub model ({'built in' if 'path' in row else 'its base: ' + str(row.get('base'))}); "
+                         "download the hub id it names")
+    repo = row.get("repo", name)
+    half = precision == "fp16" or (precision == "auto" and _auto_half(row.get("family")))
+    plan = plan_download(repo, half, revision)
+    with progress_reporter(quiet) as report:
+        folder = fetch(plan, report)
+    if json:
+        import json as _json
+
+        print(_json.dumps({"repo": plan.repo, "commit": plan.commit, "files": list(plan.files), "bytes": plan.total,
+                           "fp16": plan.fp16, "path": folder}))
+    else:
+        print(f"{plan.repo}: {len(plan.files)} files, {plan.total / 1e9:.2f} GB{' (fp16 variant)' if plan.fp16 else ''}"
+              f" in {folder}")
+
+
+def _auto_half(family: str | None) -> bool:
+    """Whether the preset `auto` picks on this machine runs the family in half precision."""
+    from genimg.presets import pick_auto
+
+    preset, _ = pick_auto()
+    return (preset.for_family(family) if family else preset).dtype in ("fp16", "bf16")
+
+
 def _list(value) -> list:
     return [value] if isinstance(value, str) else list(value or [])

@@ -22,7 +22,7 @@ class Reporter:
     def __init__(self, progress, quiet: bool):
         self.progress = progress
         self.quiet = quiet
-        self.load_task = self.step_task = self.image_task = self.batch_task = None
+        self.load_task = self.step_task = self.image_task = self.batch_task = self.download_task = None
 
     def batch_total(self, total: int, skipped: int) -> None:
         if self.progress is not None:
@@ -49,6 +49,11 @@ class Reporter:
             if self.step_task is None:
                 self.step_task = p.add_task("denoising", total=info["total"])
             p.update(self.step_task, completed=info["step"], total=info["total"])
+        elif event == "download":
+            mb = 2**20
+            if self.download_task is None:
+                self.download_task = p.add_task("downloading (MB)", total=max(1, info["total"] // mb))
+            p.update(self.download_task, completed=info["done"] // mb, description=f"downloaded {info['file']}")
         elif event == "image":
             if self.image_task is None and info["total"] > 1:
                 self.image_task = p.add_task("images", total=info["total"])

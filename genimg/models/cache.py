@@ -72,3 +72,28 @@ def remove_repo(repo_id: str) -> int:
     strategy = info.delete_revisions(*(rev.commit_hash for rev in found[0].revisions))
     strategy.execute()
     return strategy.expected_freed_size
+
+
+def cached_file_bytes(repo_id: str, revision: str, files) -> int:
+    """How many bytes of ``files`` (of ``repo_id`` at ``revision``) the cache already holds."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = (try_to_load_from_cache(repo_id, name, revision=revision) for name in files)
+    return sum(Path(path).stat().st_size for path in found if isinstance(path, str))
+
+
+def cached_variant(repo_id: str) -> str | None:
+    """"fp16" when the cached snapshot of a pipeline holds a component's weights only as the fp16
+    variant (what `genimg models download` fetches for half-precision presets); diffusers then has to
+    be asked for that variant."""
+    from huggingface_hub import try_to_load_from_cache
+
+    index = try_to_load_from_cache(repo_id, "model_index.json")
+    if not isinstance(index, str):
+        return None
+    snapshot = Path(index).parent
+    for folder in snapshot.iterdir():
+        weights = [f.name for f in folder.glob("*.safetensors")] if folder.is_dir() else []
+        if weights and all(".fp16." in name or ".fp16-" in name for name in weights):
+            return "fp16"
+    return None

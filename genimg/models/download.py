@@ -1,0 +1,152 @@
+"""`genimg models download`: fetch a hub repository into the Hugging Face cache, only what loads.
+
+A diffusers repository typically holds each weight several times: ``.safetensors`` and pickle
+``.bin`` copies, fp32 and ``.fp16`` variants, and a single-file checkpoint at the top (SDXL base:
+~14 GB of fp32 safetensors, 7 GB in fp16, 30+ GB in all). What a pipeline loads is its
+``model_index.json``, the configs and tokenizer files of the components it names, and one set of
+safetensors per component: the fp16 variant when the preset runs in half precision and the
+repository has one. Files come through ``hf_hub_download`` one by one, so ``HF_ENDPOINT`` (mirrors),
+``HF_TOKEN``, the cache layout and resuming an interrupted file are huggingface_hub's own.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from genimg.errors import RunFailure, UsageError
+
+# Files a component folder needs besides its weights: configs, tokenizer vocabularies and merges.
+SMALL_SUFFIXES = (".json", ".txt", ".model")
+# The variant marker diffusers writes: name.fp16.safetensors, name.fp16-00001-of-00002.safetensors,
+# name.safetensors.index.fp16.json.
+_FP16 = re.compile(r"\.fp16(\.|-)")
+SPACE_MARGIN = 1.05  # the cache must hold the files and a little more
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    repo: str
+    revision: str  # what was asked for (a branch: the cache records it, so loads find the files)
+    commit: str
+    files: tuple[str, ...]
+    sizes: dict
+    fp16: bool  # the fp16 variant was chosen
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes.get(f, 0) for f in self.files)
+
+
+def choose_files(files: list[str], half: bool) -> tuple[tuple[str, ...], bool]:
+    """The files a pipeline (or a single model) loads from a repository listing ``files``, and whether
+    the fp16 variant was taken: ``half`` and the repository has one."""
+    pipeline = "model_index.json" in files
+    wanted = []
+    for name in files:
+        path = PurePosixPath(name)
+        in_folder = len(path.parts) > 1
+        if pipeline and not in_folder and name != "model_index.json" and path.suffix != ".json":
+            continue  # a single-file checkpoint beside the diffusers folders: a second copy of everything
+        if path.suffix == ".safetensors" or (path.suffix == ".json" and ".safetensors.index" in name):
+            wanted.append(name)
+        elif path.suffix in SMALL_SUFFIXES:
+            wanted.append(name)
+    fp16 = half and any(_FP16.search(f) and f.endswith(".safetensors") for f in wanted)
+    by_folder: dict[str, list[str]] = {}
+    for name in wanted:
+        by_folder.setdefault(str(PurePosixPath(name).parent), []).append(name)
+    chosen = []
+    for names in by_folder.values():
+        weights = [n for n in names if n.endswith(".safetensors") or ".safetensors.index" in n]
+        variant = [n for n in weights if _FP16.search(n)]
+        plain = [n for n in weights if not _FP16.search(n)]
+        keep = (variant or plain) if fp16 else (plain or variant)  # a folder with only one kind keeps it
+        chosen += [n for n in names if n not in weights or n in keep]
+    return tuple(sorted(chosen)), fp16
+
+
+def plan_download(repo: str, half: bool, revision: str | None = None) -> DownloadPlan:
+    """List ``repo`` on the hub and choose its files; hub errors (missing, gated, unreachable) as one line."""
+    from huggingface_hub import HfApi
+
+    from genimg.models.hub import endpoint, offline, unreachable_reason
+
+    if offline():
+        raise UsageError(f"cannot download {repo}: HF_HUB_OFFLINE is set; unset it where there is a connection")
+    reason = unreachable_reason(endpoint())
+    if reason:
+        raise UsageError(f"cannot download {repo}: the hub at {endpoint()} cannot be reached ({reason}); "
+                         "check the connection, or set HF_ENDPOINT to a mirror")
+    try:
+        info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True)
+    except Exception as e:  # noqa: BLE001 - translated below
+        raise _hub_error(repo, e) from None
+    sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
+    files, fp16 = choose_files(sorted(sizes), half)
+    if not files:
+        raise UsageError(f"{repo} holds no safetensors weights or configs genimg can load")
+    return DownloadPlan(repo, revision or "main", info.sha, files, sizes, fp16)
+
+
+def download(plan: DownloadPlan, progress=None) -> str:
+    """Fetch the plan's files into the cache (those already there are not fetched again); returns the
+    snapshot folder. A file cut off part-way stays as huggingface_hub's ``.incomplete`` blob, which the
+    next run resumes; nothing unfinished ever sits where a load would take it."""
+    from pathlib import Path
+
+    from huggingface_hub import constants, hf_hub_download
+
+    from genimg.models.hub import endpoint
+
+    check_space(plan, Path(constants.HF_HUB_CACHE))
+    done = 0
+    path = None
+    for name in plan.files:
+        try:
+            path = hf_hub_download(plan.repo, name, revision=plan.revision, endpoint=endpoint())
+        except Exception as e:  # noqa: BLE001 - translated below
+            raise _hub_error(plan.repo, e, name) from None
+        done += plan.sizes.get(name, 0)
+        if progress:
+            progress("download", file=name, done=done, total=plan.total)
+    return str(Path(path).parents[len(PurePosixPath(plan.files[-1]).parts) - 1])
+
+
+def free_space(folder) -> int:
+    """Free bytes where ``folder`` is (or would be)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def check_space(plan: DownloadPlan, cache) -> None:
+    from genimg.models.cache import cached_file_bytes
+
+    needed = plan.total - cached_file_bytes(plan.repo, plan.commit, plan.files)
+    free = free_space(cache)
+    if needed * SPACE_MARGIN > free:
+        raise UsageError(f"{plan.repo} needs {needed / 1e9:.2f} GB but {cache} has {free / 1e9:.2f} GB free; "
+                         "free some space (`genimg models rm NAME`) or point HF_HUB_CACHE at a larger disk")
+
+
+def _hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
+    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
+
+    from genimg.models.hub import endpoint
+
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+    if isinstance(e, GatedRepoError):
+        return UsageError(f"{repo} is gated: accept its licence at {endpoint()}/{repo} while logged in, then set "
+                          "HF_TOKEN to an access token (or run `hf auth login`)")
+    if isinstance(e, RepositoryNotFoundError):
+        return UsageError(f"{repo} does not exist on {endpoint()} (or is private: set HF_TOKEN); check the name")
+    if isinstance(e, EntryNotFoundError):
+        return UsageError(f"{repo} has no file {name}")
+    return RunFailure(f"downloading {name or repo} failed: {text}; run the command again to resume")

@@ -1,0 +1,169 @@
+"""genimg models download against a real HTTP server on 127.0.0.1 that answers as the hub does
+(genimg.testing.hub_server), reached through the endpoint setting: which files are fetched, the fp16
+variant, resuming, gated and missing repositories, disk space."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import pixels
+from genimg.testing.hub_server import HubState, LocalHub
+
+UNET = "unet/diffusion_pytorch_model.safetensors"
+UNET_FP16 = "unet/diffusion_pytorch_model.fp16.safetensors"
+
+
+@pytest.fixture(scope="session")
+def served_repo(tiny_models, tmp_path_factory) -> Path:
+    """The tiny SD1.5 model laid out as hub repositories are: with fp16 variants of its weights, pickle
+    duplicates, and a single-file checkpoint beside the folders."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("served") / "repo"
+    shutil.copytree(tiny_models["sd"], folder)
+    for weights in list(folder.glob("*/*.safetensors")):
+        state = load_file(str(weights))
+        save_file({k: v.half() for k, v in state.items()}, str(weights.with_name(weights.stem + ".fp16.safetensors")))
+        torch.save(state, weights.with_suffix(".bin"))
+    (folder / "tiny-sd15.safetensors").write_bytes(b"\0" * 4096)  # what the folders already hold, as one file
+    return folder
+
+
+@pytest.fixture
+def hub(served_repo, monkeypatch):
+    """A started local hub serving ``genimg-test/served-*`` repos; yields its state."""
+    from huggingface_hub import constants
+
+    from genimg.models import hub as genimg_hub
+
+    state = HubState({})
+    with LocalHub(state) as url:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        # What HF_ENDPOINT sets when huggingface_hub is imported (the tests imported it long before).
+        monkeypatch.setattr(constants, "ENDPOINT", url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        genimg_hub.unreachable_reason.cache_clear()
+        yield state
+
+
+def _fetched(state) -> set[str]:
+    return {path.split("/resolve/")[1].split("/", 1)[1] for method, path, _ in state.requests
+            if method == "GET" and "/resolve/" in path}
+
+
+def test_only_the_files_the_pipeline_loads_and_the_fp16_variant(cli, hub, served_repo, tmp_path):
+    hub.repos["genimg-test/served-fp16"] = served_repo
+    result = cli("models", "download", "genimg-test/served-fp16", "--precision", "fp16", "--json")
+    assert result.code == 0, result
+    report = json.loads(result.out)
+    fetched = _fetched(hub)
+    assert UNET_FP16 in fetched and UNET not in fetched and "model_index.json" in fetched
+    assert not any(f.endswith(".bin") for f in fetched) and "tiny-sd15.safetensors" not in fetched
+    assert {f.split("/")[0] for f in fetched if f.endswith(".safetensors")} == {"unet", "vae", "text_encoder"}
+    assert report["fp16"] is True and set(report["files"]) == fetched
+    # What was fetched loads, offline, as the fp16 variant, and draws the model's picture.
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = True
+    common = ("x", "-W", "64", "-H", "64", "--steps", "2", "--seed", "1", "--dtype", "fp32")
+    assert cli("txt2img", *common, "-m", "genimg-test/served-fp16", "-o", tmp_path / "hub.png").code == 0
+    assert cli("txt2img", *common, "-m", served_repo, "-o", tmp_path / "folder.png").code == 0
+    assert np.abs(pixels(tmp_path / "hub.png").astype(int) - pixels(tmp_path / "folder.png").astype(int)).mean() < 2
+
+
+def test_full_precision_takes_the_plain_weights(cli, hub, served_repo):
+    hub.repos["genimg-test/served-fp32"] = served_repo
+    result = cli("models", "download", "genimg-test/served-fp32", "--precision", "fp32")
+    assert result.code == 0, result
+    fetched = _fetched(hub)
+    assert UNET in fetched and UNET_FP16 not in fetched and not any(f.endswith(".bin") for f in fetched)
+
+
+def test_a_file_cut_off_part_way_is_resumed_not_restarted(cli, hub, served_repo, monkeypatch):
+    from huggingface_hub import constants
+
+    # huggingface_hub writes 10 MB at a time; the tiny UNet is smaller, so it would start again from 0.
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 2**16)
+    hub.repos["genimg-test/served-cut"] = served_repo
+    hub.cut_once.add(UNET)
+    assert cli("models", "download", "genimg-test/served-cut", "--precision", "fp32").code == 0
+    ranges = [r for method, path, r in hub.requests if method == "GET" and path.endswith(UNET)]
+    size = (served_repo / UNET).stat().st_size
+    assert ranges[0] is None and ranges[-1].startswith("bytes=")
+    assert 0 < int(ranges[-1][6:-1]) <= size // 2  # the second request asked for the rest (from the last whole chunk)
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache("genimg-test/served-cut", UNET)
+    assert Path(cached).read_bytes() == (served_repo / UNET).read_bytes()
+
+
+def test_a_failed_download_leaves_nothing_a_load_would_take(cli, hub, served_repo):
+    from huggingface_hub import try_to_load_from_cache
+
+    hub.repos["genimg-test/served-down"] = served_repo
+    hub.refuse.add(UNET)
+    failed = cli("models", "download", "genimg-test/served-down", "--precision", "fp32")
+    assert failed.code == 1 and "run the command again to resume" in failed.err and failed.err.count("\n") == 1
+    assert not isinstance(try_to_load_from_cache("genimg-test/served-down", UNET), str)
+    hub.refuse.clear()
+    assert cli("models", "download", "genimg-test/served-down", "--precision", "fp32").code == 0
+    assert isinstance(try_to_load_from_cache("genimg-test/served-down", UNET), str)
+
+
+@pytest.mark.parametrize("repo,words", [
+    ("genimg-test/gated", ("is gated: accept its licence at", "HF_TOKEN")),
+    ("genimg-test/no-such-model", ("does not exist on",)),
+])
+def test_gated_and_missing_repositories_are_one_line(cli, hub, served_repo, repo, words):
+    hub.repos["genimg-test/gated"] = served_repo
+    hub.gated.add("genimg-test/gated")
+    result = cli("models", "download", repo)
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert all(w in result.err for w in words)
+    assert not _fetched(hub)
+
+
+def test_no_room_for_the_files_is_said_before_fetching(cli, hub, served_repo, monkeypatch):
+    from genimg.models import download
+
+    hub.repos["genimg-test/served-full"] = served_repo
+    monkeypatch.setattr(download, "free_space", lambda folder: 1000)
+    result = cli("models", "download", "genimg-test/served-full", "--precision", "fp32")
+    assert result.code == 2 and "GB free; free some space" in result.err, result
+    assert not _fetched(hub)
+
+
+def test_offline_is_one_line(cli, monkeypatch):
+    result = cli("models", "download", "genimg-test/anything")
+    assert result.code == 2 and "HF_HUB_OFFLINE is set" in result.err
+
+
+@pytest.mark.parametrize("half,expected", [(True, {"a/w.fp16.safetensors", "a/c.json", "model_index.json"}),
+                                           (False, {"a/w.safetensors", "a/c.json", "model_index.json"})])
+def test_file_choice(half, expected):
+    from genimg.models.download import choose_files
+
+    listing = ["model_index.json", "a/c.json", "a/w.safetensors", "a/w.fp16.safetensors", "a/w.bin", "a/w.fp16.bin",
+               "single.safetensors", "README.md", "a/flax_model.msgpack"]
+    assert set(choose_files(listing, half)[0]) == expected
+    # Sharded weights keep their index; a folder with no fp16 files keeps its plain ones under fp16.
+    sharded = ["model_index.json", "t/m-00001-of-00002.safetensors", "t/m-00002-of-00002.safetensors",
+               "t/m.safetensors.index.json", "v/w.safetensors"]
+    assert set(choose_files(sharded, True)[0]) == set(sharded)
+
+
+def test_first_use_by_a_generation_fetches_as_download_does(cli, hub, served_repo, tmp_path):
+    hub.repos["genimg-test/served-first"] = served_repo
+    result = cli("txt2img", "x", "-m", "genimg-test/served-first", "-W", "64", "-H", "64", "--steps", "2",
+                 "--dtype", "bf16", "-o", tmp_path / "a.png")
+    assert result.code == 0, result
+    fetched = _fetched(hub)
+    assert UNET_FP16 in fetched and UNET not in fetched and not any(f.endswith(".bin") for f in fetched)
+    hub.requests.clear()
+    assert cli("txt2img", "x", "-m", "genimg-test/served-first", "-W", "64", "-H", "64", "--steps", "2",
+               "--dtype", "bf16", "-o", tmp_path / "b.png").code == 0
+    assert not _fetched(hub)  # the second run takes the cache
