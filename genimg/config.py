@@ -30,6 +30,7 @@ KEYS = {
     "output": Key(str, "default -o: a folder, or a file-name template with {prompt} {seed} …", "outputs"),
     "upscaler": Key(str, "default --model of genimg upscale", "demo-upscaler"),
     "lora_dirs": Key(list, "folders searched for <lora:NAME> in prompts (besides the config folder's loras/)", []),
+    "checkpoint_dir": Key(str, "where `genimg models download URL` saves checkpoints; empty: the data folder's checkpoints/"),
     "hf_endpoint": Key(str, "Hugging Face hub or mirror URL (sets HF_ENDPOINT when that is not set)"),
     "hf_offline": Key(bool, "never reach the hub, use the cache only (sets HF_HUB_OFFLINE)", False),
 }

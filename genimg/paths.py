@@ -1,6 +1,6 @@
-"""Per-user locations: genimg's config and cache folders, where each platform keeps them (platformdirs:
-~/.config/genimg and ~/.cache/genimg on Linux, ~/Library/… on macOS, %APPDATA% on Windows), or
-wherever GENIMG_CONFIG_DIR / GENIMG_CACHE_DIR say."""
+"""Per-user locations: genimg's config, cache and data folders, where each platform keeps them
+(platformdirs: ~/.config/genimg, ~/.cache/genimg and ~/.local/share/genimg on Linux, ~/Library/… on
+macOS, %APPDATA% on Windows), or wherever GENIMG_CONFIG_DIR / GENIMG_CACHE_DIR / GENIMG_DATA_DIR say."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("genimg", appauthor=False))
+
+
+def data_dir() -> Path:
+    """Where downloaded single-file checkpoints go (`genimg models download URL`)."""
+    if "GENIMG_DATA_DIR" in os.environ:
+        return Path(os.environ["GENIMG_DATA_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("genimg", appauthor=False))

@@ -19,8 +19,10 @@ os.environ.update({
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "GENIMG_CACHE_DIR": str(_SANDBOX / "cache"),
     "GENIMG_CONFIG_DIR": str(_SANDBOX / "config"),
+    "GENIMG_DATA_DIR": str(_SANDBOX / "data"),
 })
-for _name in [n for n in os.environ if n.startswith("GENIMG_") and n not in ("GENIMG_CONFIG_DIR", "GENIMG_CACHE_DIR")]:
+for _name in [n for n in os.environ if n.startswith("GENIMG_")
+              and n not in ("GENIMG_CONFIG_DIR", "GENIMG_CACHE_DIR", "GENIMG_DATA_DIR")]:
     os.environ.pop(_name)  # a developer's own defaults (GENIMG_MODEL, GENIMG_CONFIG, …) must not reach the tests
 
 import pytest  # noqa: E402

@@ -167,3 +167,59 @@ def test_first_use_by_a_generation_fetches_as_download_does(cli, hub, served_rep
     assert cli("txt2img", "x", "-m", "genimg-test/served-first", "-W", "64", "-H", "64", "--steps", "2",
                "--dtype", "bf16", "-o", tmp_path / "b.png").code == 0
     assert not _fetched(hub)  # the second run takes the cache
+
+
+@pytest.fixture
+def checkpoint(sd_single_file, tmp_path):
+    """A single-file checkpoint and a page that is not one, to serve as download links."""
+    page = tmp_path / "model.safetensors"  # what a link gives when it wants a login: HTML
+    page.write_text("<html><body>Please log in</body></html>")
+    return sd_single_file, page
+
+
+def test_a_checkpoint_by_url_is_saved_checked_and_loads(cli, hub, checkpoint, tmp_path, tiny_models):
+    import hashlib
+
+    single, _ = checkpoint
+    hub.files["api/download/models/123"] = single
+    hub.cut_once.add("api/download/models/123")
+    url = hub_url(hub) + "/files/api/download/models/123"
+    digest = hashlib.sha256(single.read_bytes()).hexdigest()
+    result = cli("models", "download", url, "--sha256", digest, "--json")
+    assert result.code == 0, result
+    saved = Path(json.loads(result.out)["path"])
+    assert saved.name == single.name  # the server's file name, not the URL's
+    assert saved.read_bytes() == single.read_bytes() and not list(saved.parent.glob("*.part"))
+    ranges = [r for m, p, r in hub.requests if m == "GET" and p.endswith("/123")]
+    assert ranges[0] is None and ranges[-1].startswith("bytes=") and len(ranges) == 2  # cut, then resumed
+    again = cli("models", "download", url)
+    assert again.code == 2 and "already exists; pass --overwrite" in again.err
+    common = ("x", "-W", "64", "-H", "64", "--steps", "2", "--seed", "1", "--config", tiny_models["sd"], "-o")
+    assert cli("txt2img", *common, tmp_path / "a.png", "-m", saved).code == 0
+    assert cli("txt2img", *common, tmp_path / "b.png", "-m", single).code == 0
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+
+
+@pytest.mark.parametrize("case,code,words", [
+    ("sha", 1, "its SHA-256 is"),
+    ("page", 2, "did not give a safetensors file"),
+    ("pickle", 2, "is a pickle checkpoint"),
+    ("missing", 2, "answered 404"),
+])
+def test_bad_checkpoint_links_save_nothing(cli, hub, checkpoint, tmp_path, case, code, words):
+    single, page = checkpoint
+    pickle = tmp_path / "model.ckpt"
+    pickle.write_bytes(b"pickle")
+    hub.files.update({"good": single, "page": page, "pickle": pickle})
+    name = {"sha": "good", "page": "page", "pickle": "pickle", "missing": "nothing-here"}[case]
+    extra = ("--sha256", "0" * 64) if case == "sha" else ()
+    result = cli("models", "download", hub_url(hub) + f"/files/{name}", "-o", tmp_path / "saved", *extra)
+    assert result.code == code and result.err.count("\n") == 1, result
+    assert words in result.err
+    assert not (tmp_path / "saved").exists() or not any((tmp_path / "saved").iterdir())
+
+
+def hub_url(state) -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT

@@ -73,10 +73,14 @@ def rm(name: str = typer.Argument(..., help="An alias or a hub id in the cache."
 
 @app.command("download")
 def download(
-    name: str = typer.Argument(..., help="A model alias or a hub id (ORG/NAME)."),
+    name: str = typer.Argument(..., help="A model alias, a hub id (ORG/NAME), or the URL of a single-file checkpoint."),
     precision: str = typer.Option("auto", "--precision", help="fp16: the half-size fp16 variant where the repository "
                                   "has one; fp32: the full weights; auto: what the preset `auto` picks here runs in."),
     revision: str = typer.Option(None, "--revision", help="A branch, tag or commit (default: main)."),
+    sha256: str = typer.Option(None, "--sha256", help="URL: the checkpoint's SHA-256 (as its page gives it), checked before it is kept."),
+    output: str = typer.Option(None, "--output", "-o", help="URL: the folder to save into (default: the config's checkpoint_dir, else the data folder's checkpoints/)."),
+    allow_pickle: o.AllowPickle = False,
+    overwrite: o.Overwrite = False,
     json: o.Json = False,
     quiet: o.Quiet = False,
 ) -> None:
@@ -88,8 +92,23 @@ def download(
     from genimg.errors import UsageError
     from genimg.models.download import download as fetch
     from genimg.models.download import plan_download
+    from genimg.models.download import download_url, is_url
     from genimg.models.resolve import aliases
 
+    if is_url(name):
+        from genimg import config
+        from genimg.paths import data_dir
+
+        folder = output or config.settings()["checkpoint_dir"].value or data_dir() / "checkpoints"
+        with progress_reporter(quiet) as report:
+            path = download_url(name, folder, sha256, allow_pickle, overwrite, report)
+        if json:
+            import json as _json
+
+            print(_json.dumps({"url": name, "path": str(path), "bytes": path.stat().st_size}))
+        else:
+            print(path)
+        return
     if precision not in ("auto", "fp16", "fp32"):
         raise UsageError(f"--precision must be auto, fp16 or fp32 (got {precision!r})")
     row = aliases().get(name, {})

@@ -21,6 +21,7 @@ class HubState:
     cut_once: set = field(default_factory=set)  # files whose first GET stops half-way
     refuse: set = field(default_factory=set)  # files whose GETs drop the connection at once
     requests: list = field(default_factory=list)  # (method, path, Range header or None)
+    files: dict = field(default_factory=dict)  # /files/NAME -> a file served as a download link serves it
 
     def commit(self, repo: str) -> str:
         return hashlib.sha1(repo.encode()).hexdigest()
@@ -64,7 +65,10 @@ def _handler(state: HubState):
             path = unquote(urlparse(self.path).path)
             state.requests.append((self.command, path, self.headers.get("Range")))
             parts = [p for p in path.split("/") if p]
-            if parts[:2] == ["api", "models"]:
+            if parts[:1] == ["files"] and "/".join(parts[1:]) in state.files:
+                self._send(state.files["/".join(parts[1:])], "/".join(parts[1:]), {
+                    "Content-Disposition": f'attachment; filename="{state.files["/".join(parts[1:])].name}"'})
+            elif parts[:2] == ["api", "models"]:
                 repo = self._repo(parts[2:])
                 if repo:
                     self._info(repo)
@@ -93,6 +97,9 @@ def _handler(state: HubState):
             if not file.is_file():
                 self._error(404, "EntryNotFound", f"{name} not found")
                 return
+            self._send(file, name, {"X-Repo-Commit": state.commit(repo)})
+
+        def _send(self, file: Path, name: str, headers: dict) -> None:
             data = file.read_bytes()
             if self.command == "GET" and name in state.refuse:
                 self.close_connection = True
@@ -103,7 +110,8 @@ def _handler(state: HubState):
             if wanted and wanted.startswith("bytes="):
                 start = int(wanted[6:].split("-")[0])
             self.send_response(206 if start else 200)
-            self.send_header("X-Repo-Commit", state.commit(repo))
+            for key, value in headers.items():
+                self.send_header(key, value)
             self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
             self.send_header("Content-Length", str(len(data) - start))
             if start:
