@@ -1,6 +1,7 @@
 """Model resolution: aliases, folders, single files and hub ids, and family detection without loading weights."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,24 @@ def test_models_rm_frees_a_cached_model(cli, tiny_models, tmp_path, monkeypatch)
     assert json.loads(cli("models", "--json").out)["cache"] == []
     missing = cli("models", "rm", "someone/tiny-sd", "--yes")
     assert missing.code == 2 and "not in the Hugging Face cache" in missing.err
+
+
+def test_models_lists_checkpoints_and_loras_in_the_users_folders(cli, tmp_path, tiny_models, sd_single_file, monkeypatch):
+    import shutil
+
+    from genimg.testing.loras import save_random_lora
+
+    monkeypatch.setenv("GENIMG_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    monkeypatch.setenv("GENIMG_LORA_DIRS", str(tmp_path / "loras"))
+    (tmp_path / "ckpt").mkdir()
+    shutil.copy(sd_single_file, tmp_path / "ckpt" / "mine.safetensors")
+    save_random_lora(tiny_models["sdxl"], tmp_path / "lora-folder")
+    (tmp_path / "loras").mkdir()
+    from safetensors.torch import load_file, save_file
+
+    # As kohya's trainer marks what a LoRA was made for (a tiny LoRA's widths say nothing).
+    save_file(load_file(str(tmp_path / "lora-folder" / "pytorch_lora_weights.safetensors")),
+              str(tmp_path / "loras" / "style.safetensors"), metadata={"ss_base_model_version": "sdxl_base_v1-0"})
+    listing = json.loads(cli("models", "--json").out)["files"]
+    found = {Path(f["path"]).name: (f["kind"], f["family"]) for f in listing}
+    assert found == {"mine.safetensors": ("checkpoint", "sd"), "style.safetensors": ("lora", "sdxl")}

@@ -11,23 +11,25 @@ app = typer.Typer(invoke_without_command=True)
 
 @app.callback()
 def models(ctx: typer.Context, json: o.Json = False) -> None:
-    """List model aliases (add your own in ~/.config/genimg/aliases.toml), ControlNet aliases, and the
-    models in the Hugging Face cache (family, size, dtype, fp16 variant)."""
+    """List model aliases (add your own in ~/.config/genimg/aliases.toml), ControlNet and IP-Adapter
+    names, the models in the Hugging Face cache (family, size, dtype, fp16 variant), and the checkpoints
+    and LoRAs in your folders."""
     if ctx.invoked_subcommand is not None:
         return
-    from genimg.models.cache import cached_repos
+    from genimg.ip_adapters import named_adapters
+    from genimg.models.cache import cached_repos, local_files
     from genimg.models.controlnets import controlnet_aliases
     from genimg.models.resolve import aliases
 
-    from genimg.ip_adapters import named_adapters
-
     table, controlnets, cached, ip_adapters = aliases(), controlnet_aliases(), cached_repos(), named_adapters()
+    files = local_files()
     if json:
         import json as _json
         from dataclasses import asdict
 
         print(_json.dumps({"aliases": table, "controlnets": controlnets, "ip_adapters": ip_adapters,
-                           "cache": [asdict(c) for c in cached]}, indent=2, default=str))
+                           "cache": [asdict(c) for c in cached], "files": [asdict(f) for f in files]},
+                          indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
@@ -54,6 +56,13 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     for c in cached:
         cache.add_row(c.repo, c.family or "-", f"{c.size_bytes / 1e9:.2f} GB", c.dtype or "-", "yes" if c.fp16_variant else "-")
     console.print(cache if cached else "The Hugging Face cache holds no models.")
+    if files:
+        mine = Table(title="In your folders (checkpoint_dir, lora_dirs)")
+        for column in ("file", "kind", "family", "size"):
+            mine.add_column(column)
+        for f in files:
+            mine.add_row(f.path, f.kind, f.family or "-", f"{f.size_bytes / 1e9:.2f} GB")
+        console.print(mine)
 
 
 @app.command("rm")

@@ -97,3 +97,36 @@ def cached_variant(repo_id: str) -> str | None:
         if weights and all(".fp16." in name or ".fp16-" in name for name in weights):
             return "fp16"
     return None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A weights file in one of the user's folders (downloaded checkpoints, LoRA folders)."""
+    path: str
+    kind: str  # "checkpoint" | "lora"
+    size_bytes: int
+    family: str | None
+
+
+def local_files() -> list[LocalFile]:
+    """The .safetensors files in the configured checkpoint and LoRA folders, with what each is for
+    (read from the file's header: a checkpoint's key names, a LoRA's metadata and keys)."""
+    from genimg import config
+    from genimg.adapters import lora_family
+    from genimg.models.checkpoint import safetensors_header
+    from genimg.models.families import family_from_checkpoint_keys
+    from genimg.paths import data_dir
+    from genimg.prompting.inline import lora_dirs
+
+    checkpoints = Path(config.get("checkpoint_dir") or data_dir() / "checkpoints").expanduser()
+    out = []
+    for kind, folders in (("checkpoint", [checkpoints]), ("lora", lora_dirs())):
+        for folder in folders:
+            for file in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+                try:
+                    family = (family_from_checkpoint_keys(safetensors_header(file)) if kind == "checkpoint"
+                              else lora_family(file))
+                except UsageError:
+                    family = None  # damaged: listed, so the user can see and remove it
+                out.append(LocalFile(str(file), kind, file.stat().st_size, family))
+    return out
