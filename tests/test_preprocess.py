@@ -163,7 +163,7 @@ def test_control_settings_steer_generation_and_come_back_with_from(cli, tmp_path
     (("preprocess", "none", "{photo}", "--set", "low=5"), "none has no setting 'low'; it takes no settings"),
     (("txt2img", "x", "--control", "canny={photo},low=abc,model={cn}"), "low must be a whole number (got 'abc')"),
     (("txt2img", "x", "--control", "canny={photo},hihg=2,model={cn}"),
-     "unknown key 'hihg' (did you mean 'high'?); known: model, scale, start, end, and canny's settings low, high"),
+     "unknown key 'hihg' (did you mean 'high'?); known: model, scale, start, end, mode, and canny's settings low, high"),
     (("txt2img", "x", "--control", "softedge={photo},resolution=8,model={cn}"), "resolution must be at least 64"),
 ])
 def test_bad_settings_are_one_line(cli, tmp_path, tiny_models, tiny_controlnets, photo, args, words):
