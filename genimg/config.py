@@ -31,6 +31,9 @@ KEYS = {
     "upscaler": Key(str, "default --model of genimg upscale", "demo-upscaler"),
     "lora_dirs": Key(list, "folders searched for <lora:NAME> in prompts (besides the config folder's loras/)", []),
     "checkpoint_dir": Key(str, "where `genimg models download URL` saves checkpoints; empty: the data folder's checkpoints/"),
+    "model_dirs": Key(list, "folders searched for -m NAME (NAME or NAME.safetensors; checkpoint_dir always is)", []),
+    "embedding_dirs": Key(list, "folders searched for --embedding NAME (besides the config folder's embeddings/)", []),
+    "upscaler_dirs": Key(list, "folders searched for genimg upscale --model NAME", []),
     "hf_endpoint": Key(str, "Hugging Face hub or mirror URL (sets HF_ENDPOINT when that is not set)"),
     "hf_offline": Key(bool, "never reach the hub, use the cache only (sets HF_HUB_OFFLINE)", False),
 }
@@ -103,6 +106,24 @@ def settings() -> dict[str, Setting]:
 
 def get(key: str):
     return settings()[key].value
+
+
+def search(name: str, key: str, suffixes: tuple[str, ...], also=()) -> Path | None:
+    """``name`` (as it is, or with one of ``suffixes``) in the folders of the list setting ``key`` and
+    ``also``: what lets users write ``-m mymodel`` for ``~/models/mymodel.safetensors``."""
+    if not name or "/" in name or "\\" in name:
+        return None
+    for folder in (*(Path(p).expanduser() for p in get(key)), *also):
+        for candidate in (folder / name, *(folder / f"{name}{suffix}" for suffix in suffixes)):
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def checkpoint_dir() -> Path:
+    from genimg.paths import data_dir
+
+    return Path(get("checkpoint_dir") or data_dir() / "checkpoints").expanduser()
 
 
 def apply_hub_settings() -> None:

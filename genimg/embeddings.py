@@ -28,14 +28,25 @@ class Embedding:
         return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:12]
 
 
+def _find(name: str) -> Path:
+    """A path as given, else a file of that name in the embedding folders (A1111's embeddings/)."""
+    from genimg import config
+    from genimg.paths import config_dir
+
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    return config.search(name, "embedding_dirs", (".safetensors", *PICKLE_SUFFIXES), also=(config_dir() / "embeddings",)) or path
+
+
 def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) -> Embedding:
     """``--embedding FILE[:TOKEN]`` checked against the model: it exists, is safetensors (pickle if
     allowed), and has the vectors this family's text encoders take. The word is TOKEN, else the token a
     diffusers ``learned_embeds.safetensors`` names, else the file name (A1111's rule)."""
-    path, token = Path(text).expanduser(), None
+    path, token = _find(text), None
     head, sep, tail = text.rpartition(":")
-    if sep and head and not path.exists() and Path(head).expanduser().exists():
-        path, token = Path(head).expanduser(), tail.strip()
+    if sep and head and not path.exists() and _find(head).exists():
+        path, token = _find(head), tail.strip()
     if ref.family == "flux":
         raise UsageError("textual inversion embeddings are for SD1.x/2.x and SDXL; FLUX's T5 takes none")
     if not path.is_file():

@@ -103,3 +103,31 @@ def test_hub_settings_become_the_variables_huggingface_hub_reads(config_file, mo
     monkeypatch.setenv("HF_ENDPOINT", "https://mine.example")  # the user's own variable wins
     apply_hub_settings()
     assert os.environ["HF_ENDPOINT"] == "https://mine.example"
+
+
+def test_models_embeddings_and_upscalers_are_found_by_name_in_the_configured_folders(cli, tmp_path, tiny_models,
+                                                                                       sd_single_file, monkeypatch):
+    import shutil
+
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from conftest import pixels
+    from genimg.testing.tiny_models import save_random_spandrel
+
+    for key in ("model", "embedding", "upscaler"):
+        (tmp_path / key).mkdir()
+        monkeypatch.setenv(f"GENIMG_{key.upper()}_DIRS", str(tmp_path / key))
+    shutil.copy(sd_single_file, tmp_path / "model" / "mine.safetensors")
+    save_file({"emb_params": torch.randn(1, 32)}, str(tmp_path / "embedding" / "glowy.safetensors"))
+    save_random_spandrel(tmp_path / "upscaler" / "sharp.safetensors")
+    common = ("x glowy", "-W", "64", "-H", "64", "--steps", "2", "--seed", "1", "--config", tiny_models["sd"], "-o")
+    assert cli("txt2img", *common, tmp_path / "a.png", "-m", "mine", "--embedding", "glowy").code == 0
+    assert cli("txt2img", *common, tmp_path / "b.png", "-m", sd_single_file, "--embedding",
+               tmp_path / "embedding" / "glowy.safetensors").code == 0
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+    result = cli("upscale", tmp_path / "a.png", "--model", "sharp", "-o", tmp_path / "big.png", "--json")
+    assert result.code == 0, result
+    missing = cli("txt2img", "x", "-m", "theirs", "-o", tmp_path / "c.png")
+    assert missing.code == 2 and "model 'theirs' is not an alias, a folder or a file" in missing.err

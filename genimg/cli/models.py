@@ -106,9 +106,8 @@ def download(
 
     if is_url(name):
         from genimg import config
-        from genimg.paths import data_dir
 
-        folder = output or config.settings()["checkpoint_dir"].value or data_dir() / "checkpoints"
+        folder = output or config.checkpoint_dir()
         with progress_reporter(quiet) as report:
             path = download_url(name, folder, sha256, allow_pickle, overwrite, report)
         if json:

@@ -109,18 +109,17 @@ class LocalFile:
 
 
 def local_files() -> list[LocalFile]:
-    """The .safetensors files in the configured checkpoint and LoRA folders, with what each is for
+    """The .safetensors files in the configured model, checkpoint and LoRA folders, with what each is for
     (read from the file's header: a checkpoint's key names, a LoRA's metadata and keys)."""
     from genimg import config
     from genimg.adapters import lora_family
     from genimg.models.checkpoint import safetensors_header
     from genimg.models.families import family_from_checkpoint_keys
-    from genimg.paths import data_dir
     from genimg.prompting.inline import lora_dirs
 
-    checkpoints = Path(config.get("checkpoint_dir") or data_dir() / "checkpoints").expanduser()
+    checkpoints = [*(Path(p).expanduser() for p in config.get("model_dirs")), config.checkpoint_dir()]
     out = []
-    for kind, folders in (("checkpoint", [checkpoints]), ("lora", lora_dirs())):
+    for kind, folders in (("checkpoint", checkpoints), ("lora", lora_dirs())):
         for folder in folders:
             for file in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
                 try:

@@ -116,6 +116,11 @@ def resolve_model(ref: str | None, *, config: str | Path | None = None, allow_pi
         return _from_file(ref, path, config=config, allow_pickle=allow_pickle)
     if HUB_ID.match(ref) and not ref.startswith((".", "~")) and not path.suffix in (".safetensors", *PICKLE_SUFFIXES):
         return _from_hub(ref)
+    from genimg import config as settings
+
+    found = settings.search(ref, "model_dirs", (".safetensors", *PICKLE_SUFFIXES), also=(settings.checkpoint_dir(),))
+    if found is not None:
+        return resolve_model(str(found), config=config, allow_pickle=allow_pickle, _seen=_seen)
     raise UsageError(f"model {ref!r} is not an alias, a folder or a file{did_you_mean(ref, table)}: "
                      f"use one of the aliases ({', '.join(table)}), a hub id like org/name, or an existing path")
 

@@ -52,6 +52,11 @@ def resolve_upscaler(text: str | None, allow_pickle: bool = False) -> UpscalerRe
     path = Path(text).expanduser()
     if path.exists():
         return _from_path(path.name, path, allow_pickle)
+    from genimg import config
+
+    found = config.search(text, "upscaler_dirs", (".safetensors", ".pth", ".pt", ".ckpt"))
+    if found is not None:
+        return _from_path(found.name, found, allow_pickle)
     from genimg.models.resolve import HUB_ID
 
     if HUB_ID.match(text) and not path.suffix:
