@@ -86,6 +86,8 @@ def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: 
 
         edges = cv2.Canny(np.asarray(image.convert("L")), values["low"], values["high"])
         return Image.fromarray(edges).convert("RGB")
+    if entry.kind == "segment":
+        return _segment(image, entry.repo, allow_pickle)
     detector = _depth_estimator(entry.repo) if entry.kind == "depth" else _detector(entry, allow_pickle)
     if entry.kind == "depth":
         depth = detector(image)["depth"]
@@ -173,6 +175,38 @@ def _depth_estimator(repo: str):
     return pipeline("depth-estimation", model=repo, model_kwargs={"use_safetensors": True})
 
 
+@lru_cache(maxsize=1)
+def _segmenter(repo: str, allow_pickle: bool):
+    from huggingface_hub import try_to_load_from_cache
+    from transformers import AutoImageProcessor, UperNetForSemanticSegmentation
+
+    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        raise UsageError(f"the seg preprocessor needs {repo}; fetch it with: hf download {repo}")
+    try:
+        model = UperNetForSemanticSegmentation.from_pretrained(repo, use_safetensors=None if allow_pickle else True)
+    except OSError:
+        raise UsageError(f"{repo} in the cache has only pickle weights; convert them to safetensors, or pass "
+                         "--allow-pickle if you trust the source") from None
+    return AutoImageProcessor.from_pretrained(repo), model.eval()
+
+
+def _segment(image, repo: str, allow_pickle: bool):
+    """Each pixel's ADE20K class, painted in that class's colour (what segmentation ControlNets read)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from genimg.datafiles import load_toml
+
+    processor, model = _segmenter(repo, allow_pickle)
+    with torch.inference_mode():
+        outputs = model(**processor(image, return_tensors="pt"))
+    labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])[0].numpy()
+    palette = np.asarray(load_toml(PALETTE)["colours"], dtype=np.uint8)
+    return Image.fromarray(palette[labels % len(palette)])
+
+
+PALETTE = Path(__file__).with_name("ade20k_palette.toml")
 DEFAULT_OUTPUT = Path("outputs") / "controls"
 
 
@@ -204,6 +238,8 @@ def preprocess_files(kind: str, inputs, output=None, allow_pickle: bool = False,
     entry = preprocessors()[kind]
     if entry.kind == "aux":
         weights_folder(entry, allow_pickle)  # missing or refused weights: said before any image is read
+    elif entry.kind == "segment":
+        _segmenter(entry.repo, allow_pickle)
     for n, (source, path) in enumerate(jobs):
         image = preprocess(load_image(source).convert("RGB"), kind, allow_pickle, detect_resolution, settings=settings)
         atomic_save(path, lambda tmp: image.save(tmp, format="PNG"), overwrite)

@@ -16,11 +16,12 @@ from conftest import pixels
 
 @pytest.fixture(scope="session")
 def annotators():
-    from genimg.testing.annotators import install_annotators, install_depth_model
+    from genimg.testing.annotators import install_annotators, install_depth_model, install_segmenter
 
     cache = Path(os.environ["HF_HUB_CACHE"])
     install_annotators(cache)
     install_depth_model(cache)
+    install_segmenter(cache)
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ def _run(cli, *args):
 
 
 @pytest.mark.parametrize("kind,pickle", [("softedge", True), ("scribble", True), ("lineart", True), ("depth", False),
-                                         ("shuffle", False), ("canny", False), ("tile", False)])
+                                         ("shuffle", False), ("canny", False), ("tile", False),
+                                         ("seg", False)])
 def test_each_preprocessor_makes_a_map_the_size_of_the_image(cli, tmp_path, annotators, photo, kind, pickle):
     flags = ("--allow-pickle",) if pickle else ()
     [row] = _run(cli, kind, photo, "-o", tmp_path / "a", *flags)
@@ -173,3 +175,14 @@ def test_bad_settings_are_one_line(cli, tmp_path, tiny_models, tiny_controlnets,
     assert result.code == 2 and result.err.count("\n") == 1, result
     assert words in result.err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_segmentation_map_is_painted_in_the_ade20k_palette(cli, tmp_path, annotators, photo):
+    from genimg.control import PALETTE
+    from genimg.datafiles import load_toml
+
+    [row] = _run(cli, "seg", photo, "-o", tmp_path)
+    palette = load_toml(PALETTE)["colours"]
+    found = {tuple(c) for c in pixels(Path(row["path"])).reshape(-1, 3).tolist()}
+    assert len(palette) == 150 and found <= {tuple(c) for c in palette}  # every pixel one of the classes' colours
+    assert len(found) > 1  # more than one class found in a photograph

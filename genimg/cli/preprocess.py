@@ -11,7 +11,7 @@ from genimg.cli import options as o
 
 
 def preprocess(
-    kind: Annotated[str, typer.Argument(metavar="TYPE", help="none, canny, tile, depth, depth_midas, softedge, scribble, softedge_pidinet, scribble_pidinet, lineart, lineart_coarse, lineart_anime, mlsd, normal, openpose, openpose_full, shuffle, mediapipe_face.", show_default=False)],
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="none, canny, tile, depth, seg, depth_midas, softedge, scribble, softedge_pidinet, scribble_pidinet, lineart, lineart_coarse, lineart_anime, mlsd, normal, openpose, openpose_full, shuffle, mediapipe_face.", show_default=False)],
     inputs: Annotated[list[Path], typer.Argument(help="Images, or folders of images.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/controls/, files NAME-TYPE.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
     detect_resolution: Annotated[int, typer.Option("--detect-resolution", min=64, help="The detector's working resolution (shorter side); the map comes back at the image's size.")] = 512,

@@ -42,3 +42,21 @@ def install_depth_model(cache: Path, seed: int = 0) -> None:
     DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14,
                       do_pad=False).save_pretrained(folder)
     install_in_hf_cache(folder, DEPTH, cache)
+
+
+SEGMENTER = "openmmlab/upernet-convnext-small"
+
+
+def install_segmenter(cache: Path, seed: int = 0) -> None:
+    """A tiny UperNet (ConvNeXt backbone, ADE20K's 150 classes) with its image processor, in safetensors."""
+    import torch
+    from transformers import ConvNextConfig, SegformerImageProcessor, UperNetConfig, UperNetForSemanticSegmentation
+
+    torch.manual_seed(seed)
+    backbone = ConvNextConfig(num_channels=3, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                              out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = UperNetConfig(backbone_config=backbone, hidden_size=16, auxiliary_in_channels=32, num_labels=150)
+    folder = Path(tempfile.mkdtemp(prefix="segmenter-"))
+    UperNetForSemanticSegmentation(config).save_pretrained(folder, safe_serialization=True)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    install_in_hf_cache(folder, SEGMENTER, cache)
