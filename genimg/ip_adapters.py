@@ -1,7 +1,7 @@
 """IP-Adapter: an image as a prompt. ``--ip-adapter IMAGE[,scale=S][,model=NAME|PATH]``, repeatable.
 
 The adapter's weights (``image_proj`` + ``ip_adapter`` in one safetensors file, as h94/IP-Adapter
-ships them) and the CLIP image encoder it was trained with are found when the run is planned: a named
+ships them for SD1.x and SDXL; XLabs' ``ip_adapter_proj_model`` + ``double_blocks`` for FLUX) and the CLIP image encoder it was trained with are found when the run is planned: a named
 adapter from ``models/ip_adapters.toml`` in the Hugging Face cache, or a file with an
 ``image_encoder/`` folder beside it (or beside its folder, h94's layout). diffusers' ``load_ip_adapter``
 does the loading; the encoder is loaded here from safetensors and given to the pipeline, so every
@@ -48,9 +48,9 @@ def read_ip_adapters(specs, ref, allow_pickle: bool = False) -> tuple[IPAdapterI
 
     if not specs:
         return ()
-    if ref.family not in ("sd", "sdxl"):
-        raise UsageError(f"IP-Adapter works with SD1.x and SDXL models in genimg; {ref.name} is a "
-                         f"{ref.family.upper()} model (leave out --ip-adapter)")
+    if ref.family == "flux" and ref.variant == "inpaint":
+        raise UsageError(f"diffusers' FLUX Fill pipeline takes no IP-Adapter; {ref.name} is a Fill model "
+                         "(leave out --ip-adapter, or inpaint with a FLUX base model)")
     out = []
     for spec in specs:
         spec.check()
@@ -99,13 +99,20 @@ def _locate(model: str | None, family: str, allow_pickle: bool) -> tuple[str, st
 
 
 def _check_family(weights: Path, name: str, ref) -> None:
-    """The adapter's image tokens must be as wide as the model's cross-attention (768 SD1.x, 2048 SDXL)."""
+    """The adapter's layout must be its family's (h94's for SD/SDXL, XLabs' for FLUX) and its image
+    tokens as wide as the model's cross-attention (768 SD1.x, 2048 SDXL)."""
     from genimg.adapters import model_cross_dim
     from genimg.models.checkpoint import safetensors_header
 
     if weights.suffix != ".safetensors":
         return
     header = safetensors_header(weights)
+    flux = any(key.startswith("double_blocks.") and "ip_adapter_double_stream" in key for key in header)
+    if flux != (ref.family == "flux"):
+        made = "FLUX (XLabs' layout)" if flux else "SD1.x/SDXL (h94's layout)"
+        raise UsageError(f"IP-Adapter {name} is made for {made}, not for {ref.name}; use one for its family")
+    if flux:
+        return
     keys = [key for key in header if key.startswith("ip_adapter.") and key.endswith("to_k_ip.weight")]
     cross = model_cross_dim(ref)
     if not keys:
@@ -132,9 +139,12 @@ def apply_ip_adapters(pipe, loaded, adapters: tuple[IPAdapterInput, ...]) -> Non
             encoder = CLIPVisionModelWithProjection.from_pretrained(
                 folder, dtype=pipe.dtype, use_safetensors=(folder / "model.safetensors").is_file())
             _give(pipe, encoder.to(pipe.device))
+            # The encoder is given above; each family's loader names "do not load one" its own way.
+            no_encoder = ({"image_encoder_pretrained_model_name_or_path": None} if loaded.ref.family == "flux"
+                          else {"image_encoder_folder": None})
             try:
                 pipe.load_ip_adapter([str(Path(a.weights).parent) for a in adapters], subfolder=[""] * len(adapters),
-                                     weight_name=[Path(a.weights).name for a in adapters], image_encoder_folder=None)
+                                     weight_name=[Path(a.weights).name for a in adapters], **no_encoder)
             except Exception as e:  # noqa: BLE001 - shapes or keys that do not fit: one line
                 pipe.unload_ip_adapter()
                 raise UsageError(f"cannot load IP-Adapter {adapters[0].name} into {loaded.ref.name}: "

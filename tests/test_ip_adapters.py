@@ -24,7 +24,7 @@ def ip_adapters(tiny_models, tmp_path_factory):
     from genimg.testing.tiny_models import install_in_hf_cache
 
     root = tmp_path_factory.mktemp("ip-adapters")
-    made = {family: save_random_ip_adapter(tiny_models[family], root / family) for family in ("sd", "sdxl")}
+    made = {family: save_random_ip_adapter(tiny_models[family], root / family) for family in ("sd", "sdxl", "flux")}
     hub = root / "h94" / "models"
     hub.mkdir(parents=True)
     shutil.copy(made["sd"], hub / "ip-adapter_sd15.safetensors")
@@ -43,7 +43,7 @@ def styles(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "flux"])
 def test_an_image_prompt_steers_and_scale_zero_is_no_adapter(cli, tmp_path, tiny_models, ip_adapters, styles, family):
     common = ("txt2img", "x", "-m", tiny_models[family], *FAST)
     adapter = f",model={ip_adapters[family]}"
@@ -127,9 +127,13 @@ def test_bad_image_prompts_are_one_line(cli, tmp_path, tiny_models, ip_adapters,
     assert not (tmp_path / "out.png").exists()
 
 
-def test_flux_says_it_has_no_image_prompt(cli, tmp_path, tiny_models, styles):
-    result = cli("txt2img", "x", "-m", tiny_models["flux"], *FAST, "--ip-adapter", styles[0], "-o", tmp_path / "o.png")
-    assert result.code == 2 and "IP-Adapter works with SD1.x and SDXL" in result.err, result
+def test_an_adapter_of_the_other_layout_is_refused_in_one_line(cli, tmp_path, tiny_models, ip_adapters, styles):
+    flux_on_sd = cli("txt2img", "x", "-m", tiny_models["sd"], *FAST, "--ip-adapter", f"{styles[0]},model={ip_adapters['flux']}",
+                     "-o", tmp_path / "a.png")
+    assert flux_on_sd.code == 2 and "is made for FLUX (XLabs' layout), not for sd" in flux_on_sd.err, flux_on_sd
+    sd_on_flux = cli("txt2img", "x", "-m", tiny_models["flux"], *FAST, "--ip-adapter", f"{styles[0]},model={ip_adapters['sd']}",
+                     "-o", tmp_path / "b.png")
+    assert sd_on_flux.code == 2 and "is made for SD1.x/SDXL (h94's layout), not for flux" in sd_on_flux.err, sd_on_flux
 
 
 def test_a_batch_rows_image_prompt_is_relative_to_the_file(cli, tmp_path, tiny_models, ip_adapters, styles):

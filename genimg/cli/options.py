@@ -41,7 +41,7 @@ Embedding = Annotated[Optional[list[Path]], typer.Option("--embedding", help="Te
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
-IPAdapter = Annotated[Optional[list[str]], typer.Option("--ip-adapter", metavar="IMAGE[,scale=S][,model=NAME]", help="An image as a prompt (SD1.x, SDXL), repeatable; model: sd15, sd15-plus, sdxl, sdxl-vit-h … or a .safetensors with image_encoder/ beside it.", show_default=False, rich_help_panel=MODEL)]
+IPAdapter = Annotated[Optional[list[str]], typer.Option("--ip-adapter", metavar="IMAGE[,scale=S][,model=NAME]", help="An image as a prompt, repeatable; model: sd15, sd15-plus, sdxl, sdxl-vit-h, flux … or a .safetensors with image_encoder/ beside it.", show_default=False, rich_help_panel=MODEL)]
 FuseLora = Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRAs into the model's weights: each step runs as fast as without them.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
 PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, cpu-bf16, mps, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", autocompletion=complete.presets, rich_help_panel=MODEL)]
