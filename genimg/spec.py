@@ -92,13 +92,8 @@ class ControlSpec:
             raise UsageError(f"--control {text!r}: write TYPE=IMAGE[,scale=S][,start=A][,end=B][,model=NAME], "
                              "e.g. canny=photo.png,scale=0.8")
         data = {"type": kind.strip(), "image": image.strip()}
-        for option in options:
-            key, sep, val = option.partition("=")
-            if not sep:
-                raise UsageError(f"--control {text!r}: {option!r} is not KEY=VALUE (keys: scale, start, end, model, "
-                                 "and the type's settings)")
-            data[key.strip()] = val.strip()
-        return cls.parse(data)
+        keys = "scale, start, end, model, mode, and the type's settings"
+        return cls.parse(data | _options(options, f"--control {text!r}", keys))
 
     def _typed(self) -> "ControlSpec":
         """Settings checked against the type's and typed like their defaults (``low="50"`` from a flag
@@ -159,13 +154,7 @@ class IPAdapterSpec:
         image, *options = text.split(",")
         if not image.strip():
             raise UsageError(f"--ip-adapter {text!r}: write IMAGE[,scale=S][,model=NAME], e.g. style.png,scale=0.6")
-        data = {"image": image.strip()}
-        for option in options:
-            key, sep, val = option.partition("=")
-            if not sep:
-                raise UsageError(f"--ip-adapter {text!r}: {option!r} is not KEY=VALUE (keys: scale, model)")
-            data[key.strip()] = val.strip()
-        return cls.parse(data)
+        return cls.parse({"image": image.strip()} | _options(options, f"--ip-adapter {text!r}", "scale, model"))
 
     def check(self) -> None:
         if not 0 <= self.scale <= 2:
@@ -535,6 +524,17 @@ def _coerce(name: str, value, kind):
             raise UsageError(f"{name} must be text (got {value!r})")
         return str(value)
     return value
+
+
+def _options(options: list[str], where: str, keys: str) -> dict:
+    """``KEY=VALUE`` items of a flag's comma-separated value (``--control``, ``--ip-adapter``) as a dict."""
+    data = {}
+    for option in options:
+        key, sep, val = option.partition("=")
+        if not sep:
+            raise UsageError(f"{where}: {option!r} is not KEY=VALUE (keys: {keys})")
+        data[key.strip()] = val.strip()
+    return data
 
 
 def _part(cls, data: dict, what: str):

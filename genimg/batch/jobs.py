@@ -102,10 +102,7 @@ def normalise(data: dict, where: str, base: Path) -> dict:
         elif key in PATH_FIELDS and isinstance(value, str) and value:
             value = str(_relative(value, base))
         elif key in MODEL_FIELDS and isinstance(value, str) and value:
-            # A relative model path is relative to the file too; an alias or hub id is left alone.
-            candidate = base / value
-            if not Path(value).is_absolute() and candidate.exists():
-                value = str(candidate.resolve())
+            value = _relative_model(value, base)
         out[key] = value
     return out
 
@@ -184,10 +181,8 @@ def _relative_control(value, base: Path):
     from genimg.spec import ControlSpec
 
     control = ControlSpec.parse(value)
-    model = control.model
-    if model and not Path(model).is_absolute() and (base / model).exists():
-        model = str((base / model).resolve())
-    return {"type": control.type, "image": str(_relative(control.image, base)), "model": model,
+    return {"type": control.type, "image": str(_relative(control.image, base)),
+            "model": _relative_model(control.model, base),
             "scale": control.scale, "start": control.start, "end": control.end, "mode": control.mode,
             "settings": control.settings}
 
@@ -196,10 +191,16 @@ def _relative_ip_adapter(value, base: Path) -> dict:
     from genimg.spec import IPAdapterSpec
 
     adapter = IPAdapterSpec.parse(value)
-    model = adapter.model
+    return {"image": str(_relative(adapter.image, base)), "scale": adapter.scale,
+            "model": _relative_model(adapter.model, base)}
+
+
+def _relative_model(model: str | None, base: Path) -> str | None:
+    """A model named in a row: a path that exists beside the batch file becomes absolute; an alias or
+    hub id stays as it is."""
     if model and not Path(model).is_absolute() and (base / model).exists():
-        model = str((base / model).resolve())
-    return {"image": str(_relative(adapter.image, base)), "scale": adapter.scale, "model": model}
+        return str((base / model).resolve())
+    return model
 
 
 def _mix(seed: int, text: str) -> int:
