@@ -23,6 +23,8 @@ class CachedRepo:
 def cached_repos() -> list[CachedRepo]:
     from huggingface_hub import constants, scan_cache_dir
 
+    from genimg.models.download import is_fp16_variant
+
     try:
         info = scan_cache_dir(constants.HF_HUB_CACHE)
     except Exception:  # noqa: BLE001 - no cache folder yet: nothing cached
@@ -33,7 +35,7 @@ def cached_repos() -> list[CachedRepo]:
             continue
         snapshot = max(repo.revisions, key=lambda r: r.last_modified).snapshot_path
         out.append(CachedRepo(repo.repo_id, repo.size_on_disk, _family(snapshot), _dtype(snapshot),
-                              any(".fp16." in f.file_name for rev in repo.revisions for f in rev.files),
+                              any(is_fp16_variant(f.file_name) for rev in repo.revisions for f in rev.files),
                               str(repo.repo_path)))
     return out
 
@@ -88,13 +90,15 @@ def cached_variant(repo_id: str) -> str | None:
     be asked for that variant."""
     from huggingface_hub import try_to_load_from_cache
 
+    from genimg.models.download import is_fp16_variant
+
     index = try_to_load_from_cache(repo_id, "model_index.json")
     if not isinstance(index, str):
         return None
     snapshot = Path(index).parent
     for folder in snapshot.iterdir():
         weights = [f.name for f in folder.glob("*.safetensors")] if folder.is_dir() else []
-        if weights and all(".fp16." in name or ".fp16-" in name for name in weights):
+        if weights and all(is_fp16_variant(name) for name in weights):
             return "fp16"
     return None
 

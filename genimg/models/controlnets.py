@@ -53,9 +53,9 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
     if HUB_ID.match(text) and path.suffix.lower() not in (".safetensors", *PICKLE_SUFFIXES):  # ids may hold dots
         config = _cached_config(text)
         if not config:
-            from genimg.models.hub import endpoint, offline, unreachable_reason
+            from genimg.models.hub import why_unreachable
 
-            reason = "HF_HUB_OFFLINE is set" if offline() else unreachable_reason(endpoint())
+            reason = why_unreachable()
             if reason:
                 raise UsageError(f"ControlNet {text} is not in the Hugging Face cache and the hub cannot be reached "
                                  f"({reason}); fetch it where there is a connection: hf download {text}")

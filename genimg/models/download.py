@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from genimg.errors import RunFailure, UsageError
+from genimg.models.checkpoint import PICKLE_SUFFIXES
 
 # Files a component folder needs besides its weights: configs, tokenizer vocabularies and merges.
 SMALL_SUFFIXES = (".json", ".txt", ".model")
 # The variant marker diffusers writes: name.fp16.safetensors, name.fp16-00001-of-00002.safetensors,
 # name.safetensors.index.fp16.json.
 _FP16 = re.compile(r"\.fp16(\.|-)")
+
+
+def is_fp16_variant(name: str) -> bool:
+    return bool(_FP16.search(name))
 SPACE_MARGIN = 1.05  # the cache must hold the files and a little more
 
 
@@ -54,15 +59,15 @@ def choose_files(files: list[str], half: bool) -> tuple[tuple[str, ...], bool]:
             wanted.append(name)
         elif path.suffix in SMALL_SUFFIXES:
             wanted.append(name)
-    fp16 = half and any(_FP16.search(f) and f.endswith(".safetensors") for f in wanted)
+    fp16 = half and any(is_fp16_variant(f) and f.endswith(".safetensors") for f in wanted)
     by_folder: dict[str, list[str]] = {}
     for name in wanted:
         by_folder.setdefault(str(PurePosixPath(name).parent), []).append(name)
     chosen = []
     for names in by_folder.values():
         weights = [n for n in names if n.endswith(".safetensors") or ".safetensors.index" in n]
-        variant = [n for n in weights if _FP16.search(n)]
-        plain = [n for n in weights if not _FP16.search(n)]
+        variant = [n for n in weights if is_fp16_variant(n)]
+        plain = [n for n in weights if not is_fp16_variant(n)]
         keep = (variant or plain) if fp16 else (plain or variant)  # a folder with only one kind keeps it
         chosen += [n for n in names if n not in weights or n in keep]
     return tuple(sorted(chosen)), fp16
@@ -72,14 +77,12 @@ def plan_download(repo: str, half: bool, revision: str | None = None) -> Downloa
     """List ``repo`` on the hub and choose its files; hub errors (missing, gated, unreachable) as one line."""
     from huggingface_hub import HfApi
 
-    from genimg.models.hub import endpoint, offline, unreachable_reason
+    from genimg.models.hub import endpoint, why_unreachable
 
-    if offline():
-        raise UsageError(f"cannot download {repo}: HF_HUB_OFFLINE is set; unset it where there is a connection")
-    reason = unreachable_reason(endpoint())
+    reason = why_unreachable()
     if reason:
-        raise UsageError(f"cannot download {repo}: the hub at {endpoint()} cannot be reached ({reason}); "
-                         "check the connection, or set HF_ENDPOINT to a mirror")
+        raise UsageError(f"cannot download {repo} from {endpoint()}: {reason}; run it where there is a connection "
+                         "(without HF_HUB_OFFLINE), or set HF_ENDPOINT to a mirror")
     try:
         info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True)
     except Exception as e:  # noqa: BLE001 - translated below
@@ -141,7 +144,6 @@ def _hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
     from genimg.models.hub import endpoint
 
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-
     if isinstance(e, GatedRepoError):
         return UsageError(f"{repo} is gated: accept its licence at {endpoint()}/{repo} while logged in, then set "
                           "HF_TOKEN to an access token (or run `hf auth login`)")
@@ -154,7 +156,7 @@ def _hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
 
 # -- single-file checkpoints by URL ----------------------------------------------------------------
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 URL_ATTEMPTS = 4  # a connection that breaks is picked up where it stopped, this many times in all
 
 

@@ -49,6 +49,11 @@ def go_offline() -> None:
         sys.modules["diffusers.utils.constants"].HF_HUB_OFFLINE = True
 
 
+def why_unreachable() -> str | None:
+    """Why nothing can be fetched now (offline mode, or the endpoint does not answer); None when it can."""
+    return "HF_HUB_OFFLINE is set" if offline() else unreachable_reason(endpoint())
+
+
 def hub_file(location: str) -> str:
     """The local path of ``ORG/REPO/FILE`` (a file inside a hub repository, e.g. a LoRA an alias names):
     from the Hugging Face cache, else downloaded; offline and not cached, one line saying how to fetch it."""
@@ -63,7 +68,7 @@ def hub_file(location: str) -> str:
     found = try_to_load_from_cache(repo, filename)
     if isinstance(found, str):
         return found
-    reason = "HF_HUB_OFFLINE is set" if offline() else unreachable_reason(endpoint())
+    reason = why_unreachable()
     if reason:
         raise UsageError(f"{filename} from {repo} is not in the Hugging Face cache and the hub cannot be reached "
                          f"({reason}); fetch it where there is a connection: hf download {repo} {filename}")

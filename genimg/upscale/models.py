@@ -54,7 +54,7 @@ def resolve_upscaler(text: str | None, allow_pickle: bool = False) -> UpscalerRe
         return _from_path(path.name, path, allow_pickle)
     from genimg import config
 
-    found = config.search(text, "upscaler_dirs", (".safetensors", ".pth", ".pt", ".ckpt"))
+    found = config.search(text, "upscaler_dirs", (".safetensors", *PICKLE_SUFFIXES))
     if found is not None:
         return _from_path(found.name, found, allow_pickle)
     from genimg.models.resolve import HUB_ID
