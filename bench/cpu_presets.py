@@ -1,7 +1,7 @@
 """The CPU presets against plain diffusers fp32: seconds per denoising step of the full-size UNet,
 the fraction of the machine's measured bf16 matmul peak, and how far bf16 moves the latents.
 
-    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--json]
+    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--profile] [--json]
 
 Builds the UNet with its published architecture and random weights (genimg.testing.full_size), then
 runs the same short Euler denoising loop (batch 2, as classifier-free guidance runs it; 512² for SD1.5,
@@ -89,6 +89,29 @@ def denoise(unet, latents, context, extra, steps: int, dtype, channels_last: boo
     return times, x
 
 
+def where_time_goes(unet, latents, context, extra) -> dict:
+    """One step of ``unet`` under torch's profiler, its own time per kind of operator: attention,
+    convolution, matmul, the rest (norms, activations, copies)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    kinds = {"attention": ("scaled_dot_product",), "convolution": ("convolution",), "matmul": ("addmm", "aten::mm", "bmm")}
+    dtype = next(unet.parameters()).dtype
+    model_in = torch.cat([latents] * 2).to(dtype).contiguous(memory_format=torch.channels_last)
+    context = context.to(dtype)
+    extra = {"added_cond_kwargs": {k: v.to(dtype) for k, v in extra["added_cond_kwargs"].items()}} if extra else {}
+    with torch.inference_mode():
+        unet(model_in, 500, encoder_hidden_states=context, **extra)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            unet(model_in, 500, encoder_hidden_states=context, **extra)
+    seconds = dict.fromkeys([*kinds, "the rest"], 0.0)
+    for event in prof.key_averages():
+        kind = next((k for k, names in kinds.items() if any(n in event.key for n in names)), "the rest")
+        seconds[kind] += event.self_cpu_time_total / 1e6
+    total = sum(seconds.values())
+    return {kind: {"s": round(s, 2), "share": round(s / total, 3)} for kind, s in seconds.items()}
+
+
 def configurations(args):
     rows = [("diffusers fp32 (the cpu preset)", "fp32", False, False),
             ("fp32 + channels_last", "fp32", True, False),
@@ -105,9 +128,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also: where a cpu-bf16 step spends its time")
     args = parser.parse_args()
-    import copy
-
     import torch
 
     from genimg.factory import apply_preset, torch_dtype
@@ -118,7 +140,7 @@ def main() -> None:
     flops = count_flops(base, latents, context, extra)
     results, reference = [], None
     for name, dtype, channels_last, compiled in configurations(args):
-        unet = copy.deepcopy(base).to(torch_dtype(dtype))
+        unet = _copy_as(base, torch_dtype(dtype))
         if channels_last or compiled:
             # genimg's own path: the preset's fields applied by apply_preset to the denoiser.
             preset = get_preset("cpu-bf16").with_overrides(dtype=dtype, channels_last=channels_last,
@@ -131,6 +153,10 @@ def main() -> None:
                "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
                "latent rel. error": float((final - reference).norm() / reference.norm())}
         results.append(row)
+        if args.profile and name.endswith("(the cpu-bf16 preset)"):
+            profile = where_time_goes(unet, latents, context, extra)
+        if unet is base:
+            base.to(memory_format=torch.contiguous_format)
         del unet
     plain = results[0]["s/step"]
     for row in results:
@@ -143,6 +169,8 @@ def main() -> None:
     summary = {"family": args.family, "size": SIZES[args.family], "steps": args.steps, "TFLOP/step": round(flops / 1e12, 3),
                "matmul GFLOP/s": {k: round(v) for k, v in peaks.items()}, "torch": torch.__version__,
                "threads": torch.get_num_threads(), "results": results}
+    if args.profile:
+        summary["cpu-bf16 step by operator"] = profile
     if args.json:
         print(json.dumps(summary, indent=2))
         return
@@ -153,6 +181,22 @@ def main() -> None:
     for r in results:
         print(f"| {r['configuration']} | {r['s/step']} | {r['speed-up']}x | {r['of bf16 matmul peak']:.0%} | "
               f"{r['first step s']} | {r['latent rel. error']:.4f} | {r.get('payback steps', '')} |")
+    if args.profile:
+        print("cpu-bf16 step by operator: " + ", ".join(f"{k} {v['s']} s ({v['share']:.0%})" for k, v in profile.items()))
+
+
+def _copy_as(base, dtype):
+    """The UNet in ``dtype`` for one configuration. fp32 runs on ``base`` itself and a bf16 copy is
+    built on the meta device and filled with converted tensors: SDXL's fp32 UNet is 10 GB, and a second
+    fp32 copy beside it would not fit in 24 GB."""
+    import torch
+
+    if dtype == torch.float32:
+        return base
+    with torch.device("meta"):
+        unet = type(base).from_config(base.config)
+    unet.load_state_dict({k: v.to(dtype) for k, v in base.state_dict().items()}, assign=True)
+    return unet.eval()
 
 
 class _OnlyDenoiser:

@@ -1,0 +1,109 @@
+"""Whole images on the CPU: text encoders + every denoising step + VAE decode, in seconds and peak RSS,
+for the `cpu` and `cpu-bf16` presets and for the few-step models' settings.
+
+    python bench/cpu_images.py                         # every row below
+    python bench/cpu_images.py --rows sd15-fp32,lcm-sd15 --cache /tmp/genimg-full-size --json
+
+Each row runs in a fresh process (so peak RSS is that row's) through genimg's own plan/run and pipeline
+factory, on the full-size architectures with random weights (genimg.testing.full_size, built once into
+--cache): time and memory depend on the shapes, not on the values. A few-step row takes its size, steps,
+guidance and scheduler from the alias's entry in genimg/models/aliases.toml and runs them on the alias's
+base architecture; the LoRA itself is left out (loaded and fused with --fuse-lora it costs nothing per
+step). Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+# row: (alias whose settings it uses, preset, settings that differ from the alias's)
+ROWS = {
+    "sd15-fp32": ("sd15", "cpu", {"steps": 20}),
+    "sd15-bf16": ("sd15", "cpu-bf16", {"steps": 20}),
+    "lcm-sd15": ("lcm-sd15", "cpu-bf16", {}),
+    "hyper-sd15": ("hyper-sd15", "cpu-bf16", {}),
+    "sdxl-turbo": ("sdxl-turbo", "cpu-bf16", {}),
+    "sdxl-lightning": ("sdxl-lightning", "cpu-bf16", {}),
+}
+
+
+def one_row(name: str, folder: Path) -> dict:
+    """Cold and warm figures of one row, in this process."""
+    import resource
+
+    from genimg.factory import PipelineFactory
+    from genimg.generation import plan, run
+    from genimg.models.resolve import resolve_model
+    from genimg.spec import GenerationSpec
+
+    alias, preset, changes = ROWS[name]
+    settings = {k: resolve_model(alias).defaults[k] for k in ("width", "height", "steps", "guidance", "scheduler")}
+    settings.update(changes)
+    spec = GenerationSpec(PROMPT, model=str(folder), seed=1, preset=preset, **settings)
+    the_plan, factory, stamps = plan(spec), PipelineFactory(), []
+
+    def progress(event, **_):
+        if event == "step":
+            stamps.append(time.perf_counter())
+
+    began = time.perf_counter()
+    list(run(the_plan, factory, progress))
+    cold = time.perf_counter() - began
+    stamps.clear()
+    began = time.perf_counter()
+    list(run(the_plan, factory, progress))
+    warm = time.perf_counter() - began
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return {"row": name, "preset": preset, **settings, "cold s": round(cold, 1), "s/image": round(warm, 2),
+            "s/step": round(statistics.median(gaps), 2) if gaps else None,
+            "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join(ROWS)}")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genimg-full-size")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one row, JSON out
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        from diffusers.utils import logging
+
+        logging.set_verbosity_error()
+        print(json.dumps(one_row(args.one, args.folder)))
+        return
+    names = [n for n in args.rows.split(",") if n]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        parser.error(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+    from genimg.models.resolve import resolve_model
+    from genimg.testing.full_size import save_full_size
+
+    rows = []
+    for name in names:
+        family = resolve_model(ROWS[name][0]).family
+        folder = save_full_size(family, args.cache / family)
+        child = subprocess.run([sys.executable, __file__, "--one", name, "--folder", str(folder)],
+                               capture_output=True, text=True, check=True)
+        rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print("| row | preset | size | steps | guidance | scheduler | cold s | s/image | s/step | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['row']} | {r['preset']} | {r['width']}x{r['height']} | {r['steps']} | {r['guidance']:g} | "
+              f"{r['scheduler']} | {r['cold s']} | {r['s/image']} | {r['s/step']} | {r['peak RSS GB']} |")
+
+
+if __name__ == "__main__":
+    main()
