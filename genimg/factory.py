@@ -187,9 +187,6 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     import diffusers
 
     _quiet_libraries()
-    if ref.kind == "hub":
-        _fetch_missing(ref, preset, progress)
-
     base_task = "inpaint" if ref.variant == "inpaint" else "txt2img"
     cls = getattr(diffusers, pipeline_entry(ref.family, base_task, ref.variant).class_name)
     kwargs = {"dtype": torch_dtype(preset.dtype)}
@@ -199,10 +196,7 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     if preset.quantize != "none":
         kwargs["quantization_config"] = _quantization_config(ref.family, preset, gguf_denoiser=bool(ref.denoiser))
     if ref.kind == "hub":
-        from genimg.models.cache import cached_variant
-
-        if cached_variant(ref.location):  # fetched as the fp16 variant alone: only that is there to load
-            kwargs["variant"] = "fp16"
+        kwargs.update(_from_hub(ref, preset, progress))
     try:
         if ref.denoiser:
             from genimg.models.gguf import load_denoiser
@@ -219,19 +213,21 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     return LoadedModel(ref, preset, {(base_task, ()): pipe}, dict(pipe.scheduler.config), base_task)
 
 
-def _fetch_missing(ref: ModelRef, preset: Preset, progress) -> None:
-    """First use of a hub model: fetch what its pipeline loads as `genimg models download` would (the
-    fp16 variant for a half-precision preset, no pickle copies), with genimg's progress display."""
+def _from_hub(ref: ModelRef, preset: Preset, progress) -> dict:
+    """First use of a hub model or ControlNet: fetch what loads as `genimg models download` would (the
+    fp16 variant for a half-precision preset, no pickle copies), with genimg's progress display. Returns
+    what ``from_pretrained`` needs for the cached files: the fp16 variant when only that is there."""
+    from genimg.models.cache import cached_variant
     from genimg.models.hub import offline
 
-    if offline():
-        return  # resolve_model already found it in the cache
-    from genimg.models.cache import cached_file_bytes
-    from genimg.models.download import download, plan_download
+    if not offline():  # offline, resolving found it in the cache already
+        from genimg.models.cache import cached_file_bytes
+        from genimg.models.download import download, plan_download
 
-    plan = plan_download(ref.location, preset.dtype in ("fp16", "bf16"))
-    if cached_file_bytes(plan.repo, plan.commit, plan.files) < plan.total:
-        download(plan, progress)
+        plan = plan_download(ref.location, preset.dtype in ("fp16", "bf16"))
+        if cached_file_bytes(plan.repo, plan.commit, plan.files) < plan.total:
+            download(plan, progress)
+    return {"variant": "fp16"} if cached_variant(ref.location) else {}
 
 
 def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
@@ -240,12 +236,13 @@ def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
     if progress:
         progress("load", model=ref.name)
     cls = getattr(diffusers, CONTROLNET_CLASSES[(family, ref.variant)])
+    kwargs = _from_hub(ref, preset, progress) if ref.kind == "hub" else {}
     try:
         if ref.kind == "single_file":
             model = cls.from_single_file(ref.location, dtype=torch_dtype(preset.dtype))
         else:
             model = cls.from_pretrained(ref.location, use_safetensors=None if ref.allow_pickle else True,
-                                        dtype=torch_dtype(preset.dtype))
+                                        dtype=torch_dtype(preset.dtype), **kwargs)
     except (OSError, ValueError) as e:
         raise _load_error(ref, e) from e
     if preset.offload == "none":

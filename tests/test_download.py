@@ -154,6 +154,13 @@ def test_file_choice(half, expected):
     sharded = ["model_index.json", "t/m-00001-of-00002.safetensors", "t/m-00002-of-00002.safetensors",
                "t/m.safetensors.index.json", "v/w.safetensors"]
     assert set(choose_files(sharded, True)[0]) == set(sharded)
+    # A single model (xinsir's union ControlNet): only what from_pretrained reads, not the ProMax file beside it.
+    union = ["config.json", "config_promax.json", "diffusion_pytorch_model.safetensors",
+             "diffusion_pytorch_model_promax.safetensors", "images/masonry.webp"]
+    assert set(choose_files(union, True)[0]) == {"config.json", "config_promax.json", "diffusion_pytorch_model.safetensors"}
+    # A repository of LoRA or checkpoint files is no single model: all its safetensors are wanted.
+    loras = ["README.md", "lora_2step.safetensors", "lora_4step.safetensors"]
+    assert set(choose_files(loras, True)[0]) == {"lora_2step.safetensors", "lora_4step.safetensors"}
 
 
 def test_first_use_by_a_generation_fetches_as_download_does(cli, hub, served_repo, tmp_path):
@@ -167,6 +174,58 @@ def test_first_use_by_a_generation_fetches_as_download_does(cli, hub, served_rep
     assert cli("txt2img", "x", "-m", "genimg-test/served-first", "-W", "64", "-H", "64", "--steps", "2",
                "--dtype", "bf16", "-o", tmp_path / "b.png").code == 0
     assert not _fetched(hub)  # the second run takes the cache
+
+
+@pytest.fixture(scope="session")
+def served_controlnet(tiny_controlnets, tmp_path_factory) -> Path:
+    """The tiny SD1.5 ControlNet as hub repositories hold one: config.json, its weights and their fp16 variant."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("served-controlnet") / "repo"
+    shutil.copytree(tiny_controlnets["sd"], folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    save_file({k: v.half() for k, v in load_file(str(weights)).items()},
+              str(folder / "diffusion_pytorch_model.fp16.safetensors"))
+    return folder
+
+
+def test_a_controlnet_is_fetched_on_first_use_as_its_fp16_variant_and_loads(cli, hub, served_controlnet, tiny_models,
+                                                                          tmp_path, monkeypatch):
+    from PIL import Image, ImageDraw
+
+    hub.repos["genimg-test/served-controlnet"] = served_controlnet
+    edges = Image.new("RGB", (64, 64), "black")
+    ImageDraw.Draw(edges).ellipse((12, 12, 52, 52), outline="white", width=3)
+    edges.save(tmp_path / "edges.png")
+    common = (tmp_path / "edges.png", "a ring", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "3",
+              "--seed", "5", "--dtype", "bf16")
+    result = cli("controlnet", *common, "--controlnet", "genimg-test/served-controlnet", "-o", tmp_path / "hub.png")
+    assert result.code == 0, result
+    assert _fetched(hub) == {"config.json", "diffusion_pytorch_model.fp16.safetensors"}
+    assert cli("controlnet", *common, "--controlnet", served_controlnet, "-o", tmp_path / "folder.png").code == 0
+    assert cli("txt2img", *common[1:], "-o", tmp_path / "plain.png").code == 0
+    hub_image, folder_image, plain = (pixels(tmp_path / f"{n}.png").astype(int) for n in ("hub", "folder", "plain"))
+    assert np.abs(hub_image - folder_image).mean() < 2 < np.abs(hub_image - plain).mean()
+    # Offline, the cached fp16 variant is what loads.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.requests.clear()
+    result = cli("controlnet", *common, "--controlnet", "genimg-test/served-controlnet", "-o", tmp_path / "again.png")
+    assert result.code == 0, result
+    assert not hub.requests and np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "hub.png"))
+
+
+def test_a_controlnet_for_another_family_is_refused_before_its_weights_come(cli, hub, served_controlnet, tiny_models,
+                                                                           tmp_path):
+    from PIL import Image
+
+    hub.repos["genimg-test/served-controlnet-sd"] = served_controlnet
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png")
+    result = cli("controlnet", tmp_path / "x.png", "a ring", "-m", tiny_models["sdxl"],
+                 "--controlnet", "genimg-test/served-controlnet-sd", "-o", tmp_path / "out.png")
+    assert result.code == 2 and "not a ControlNet for this SDXL model" in result.err, result
+    assert _fetched(hub) == {"config.json"}
 
 
 @pytest.fixture

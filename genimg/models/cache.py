@@ -85,19 +85,23 @@ def cached_file_bytes(repo_id: str, revision: str, files) -> int:
 
 
 def cached_variant(repo_id: str) -> str | None:
-    """"fp16" when the cached snapshot of a pipeline holds a component's weights only as the fp16
-    variant (what `genimg models download` fetches for half-precision presets); diffusers then has to
-    be asked for that variant."""
+    """"fp16" when the cached snapshot holds a component's weights only as the fp16 variant (what
+    `genimg models download` fetches for half-precision presets); diffusers then has to be asked for
+    that variant. A pipeline's components are its folders; a single model (a ControlNet) is the snapshot."""
     from huggingface_hub import try_to_load_from_cache
 
     from genimg.models.download import is_fp16_variant
 
     index = try_to_load_from_cache(repo_id, "model_index.json")
-    if not isinstance(index, str):
-        return None
-    snapshot = Path(index).parent
-    for folder in snapshot.iterdir():
-        weights = [f.name for f in folder.glob("*.safetensors")] if folder.is_dir() else []
+    if isinstance(index, str):
+        folders = [f for f in Path(index).parent.iterdir() if f.is_dir()]
+    else:
+        config = try_to_load_from_cache(repo_id, "config.json")
+        if not isinstance(config, str):
+            return None
+        folders = [Path(config).parent]
+    for folder in folders:
+        weights = [f.name for f in folder.glob("*.safetensors")]
         if weights and all(is_fp16_variant(name) for name in weights):
             return "fp16"
     return None

@@ -33,13 +33,7 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
             raise UsageError(f"ControlNet folder {path} has no config.json; pass a diffusers ControlNet folder "
                              "or a .safetensors file")
         settings = json.loads(config.read_text())
-        cls = settings.get("_class_name")
-        made_for = CONFIG_CLASSES.get(cls, ())
-        if cls == "ControlNetModel":  # SDXL's take its size and crop conditioning ("text_time"), SD's do not
-            made_for = ("sdxl",) if settings.get("addition_embed_type") == "text_time" else ("sd",)
-        if family not in made_for:
-            raise UsageError(f"{path.name} is a {cls or 'model of unknown class'}, not a ControlNet for this "
-                             f"{family.upper()} model; use one trained for the same family")
+        _check_family(settings, family, path.name)
         return ModelRef(text, "folder", str(path.resolve()), family, path.name, variant=_variant(settings))
     if path.is_file():
         if path.suffix.lower() == ".safetensors":
@@ -59,8 +53,21 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
             if reason:
                 raise UsageError(f"ControlNet {text} is not in the Hugging Face cache and the hub cannot be reached "
                                  f"({reason}); fetch it where there is a connection: hf download {text}")
+            config = _fetched_config(text)  # a few hundred bytes: the class is known before the weights come
+        _check_family(config, family, text)
         return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(config))
     raise UsageError(f"ControlNet {text!r} is not a folder, a file or a hub id (org/name)")
+
+
+def _check_family(config: dict, family: str, name: str) -> None:
+    """The ControlNet's class (config.json) is one made for ``family``'s models."""
+    cls = config.get("_class_name")
+    made_for = CONFIG_CLASSES.get(cls, ())
+    if cls == "ControlNetModel":  # SDXL's take its size and crop conditioning ("text_time"), SD's do not
+        made_for = ("sdxl",) if config.get("addition_embed_type") == "text_time" else ("sd",)
+    if family not in made_for:
+        raise UsageError(f"{name} is a {cls or 'model of unknown class'}, not a ControlNet for this "
+                         f"{family.upper()} model; use one trained for the same family")
 
 
 def _variant(config: dict) -> str | None:
@@ -68,6 +75,18 @@ def _variant(config: dict) -> str | None:
     their own class, FLUX's are FluxControlNetModels with a mode embedding (``num_mode``)."""
     union = config.get("_class_name") == "ControlNetUnionModel" or config.get("num_mode") is not None
     return "union" if union else None
+
+
+def _fetched_config(repo: str) -> dict:
+    from huggingface_hub import hf_hub_download
+
+    from genimg.models.download import hub_error
+    from genimg.models.hub import endpoint
+
+    try:
+        return json.loads(Path(hf_hub_download(repo, "config.json", endpoint=endpoint())).read_text())
+    except Exception as e:  # noqa: BLE001 - gated, missing, broken: one line each
+        raise hub_error(repo, e, "config.json") from None
 
 
 def _cached_config(repo: str) -> dict:

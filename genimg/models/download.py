@@ -26,6 +26,10 @@ SMALL_SUFFIXES = (".json", ".txt", ".model")
 _FP16 = re.compile(r"\.fp16(\.|-)")
 
 
+# What a single diffusers model's from_pretrained reads: diffusion_pytorch_model[.fp16][-0000N-of-0000M].safetensors
+_DIFFUSERS_WEIGHTS = re.compile(r"diffusion_pytorch_model(\.fp16)?(-\d+-of-\d+)?\.safetensors$")
+
+
 def is_fp16_variant(name: str) -> bool:
     return bool(_FP16.search(name))
 SPACE_MARGIN = 1.05  # the cache must hold the files and a little more
@@ -49,12 +53,18 @@ def choose_files(files: list[str], half: bool) -> tuple[tuple[str, ...], bool]:
     """The files a pipeline (or a single model) loads from a repository listing ``files``, and whether
     the fp16 variant was taken: ``half`` and the repository has one."""
     pipeline = "model_index.json" in files
+    # A single diffusers model (a ControlNet): config.json and diffusion_pytorch_model weights. Other
+    # weights at its top are what from_pretrained never reads (xinsir's union repository keeps its
+    # 2.5 GB ProMax file there, beside the model).
+    single_model = not pipeline and "config.json" in files and any(_DIFFUSERS_WEIGHTS.match(f) for f in files)
     wanted = []
     for name in files:
         path = PurePosixPath(name)
         in_folder = len(path.parts) > 1
         if pipeline and not in_folder and name != "model_index.json" and path.suffix != ".json":
             continue  # a single-file checkpoint beside the diffusers folders: a second copy of everything
+        if single_model and path.suffix == ".safetensors" and not _DIFFUSERS_WEIGHTS.match(name):
+            continue
         if path.suffix == ".safetensors" or (path.suffix == ".json" and ".safetensors.index" in name):
             wanted.append(name)
         elif path.suffix in SMALL_SUFFIXES:
@@ -86,7 +96,7 @@ def plan_download(repo: str, half: bool, revision: str | None = None) -> Downloa
     try:
         info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True)
     except Exception as e:  # noqa: BLE001 - translated below
-        raise _hub_error(repo, e) from None
+        raise hub_error(repo, e) from None
     sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
     files, fp16 = choose_files(sorted(sizes), half)
     if not files:
@@ -111,7 +121,7 @@ def download(plan: DownloadPlan, progress=None) -> str:
         try:
             path = hf_hub_download(plan.repo, name, revision=plan.revision, endpoint=endpoint())
         except Exception as e:  # noqa: BLE001 - translated below
-            raise _hub_error(plan.repo, e, name) from None
+            raise hub_error(plan.repo, e, name) from None
         done += plan.sizes.get(name, 0)
         if progress:
             progress("download", file=name, done=done, total=plan.total)
@@ -138,7 +148,7 @@ def check_space(plan: DownloadPlan, cache) -> None:
                          "free some space (`genimg models rm NAME`) or point HF_HUB_CACHE at a larger disk")
 
 
-def _hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
+def hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
     from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
 
     from genimg.models.hub import endpoint
