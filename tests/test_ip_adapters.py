@@ -104,6 +104,31 @@ def test_one_loaded_model_takes_and_drops_adapters_between_jobs(tiny_models, ip_
     assert factory.loads == 1
 
 
+def test_under_model_offload_the_image_encoder_is_offloaded_too_and_the_picture_is_the_same(tiny_models, ip_adapters,
+                                                                                             styles):
+    """Model CPU offload, run on a CPU target (generation refuses offload on a CPU, so the plan's preset
+    is changed by hand): diffusers puts the encoder genimg hands it under accelerate's hooks with the
+    other models, and the image prompt acts exactly as without offload."""
+    import dataclasses
+
+    from genimg.factory import PipelineFactory
+    from genimg.generation import plan, run
+    from genimg.spec import GenerationSpec
+
+    spec = GenerationSpec("x", model=str(tiny_models["sd"]), width=64, height=64, steps=3, seed=4, preset="cpu",
+                          ip_adapters=[f"{styles[0]},model={ip_adapters['sd']}"])
+    images = {}
+    for offload in ("none", "model"):
+        planned = plan(spec)
+        planned = dataclasses.replace(planned, preset=planned.preset.with_overrides(offload=offload))
+        factory = PipelineFactory()
+        images[offload] = np.asarray(next(run(planned, factory)).image)
+        pipe, _ = factory.get(planned.ref, planned.preset)
+        assert hasattr(pipe.image_encoder, "_hf_hook") == (offload == "model")
+    plain = np.asarray(next(run(plan(spec.replace(ip_adapters=[])), PipelineFactory())).image)
+    assert np.array_equal(images["none"], images["model"]) and not np.array_equal(images["none"], plain)
+
+
 @pytest.mark.parametrize("value,words", [
     ("missing.png", "IP-Adapter image missing.png does not exist"),
     ("{style},scale=3,model={sd}", "scale must be between 0 and 2"),
