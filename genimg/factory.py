@@ -141,7 +141,10 @@ class PipelineFactory:
                     nets.append(loaded.controlnets[cn.location])
                 multi = getattr(diffusers.models, MULTI_CONTROLNET_CLASSES[CONTROLNET_CLASSES[(ref.family, controlnets[0].variant)]])
                 extra["controlnet"] = nets[0] if len(nets) == 1 else multi(nets)
-            pipe = cls.from_pipe(loaded.pipelines[(loaded.base_task, ())], **extra)
+            base = loaded.pipelines[(loaded.base_task, ())]
+            if ref.vae:  # from_pipe passes on only components of the classes the new pipeline names
+                extra["vae"] = base.vae
+            pipe = cls.from_pipe(base, **extra)
             pipe.set_progress_bar_config(disable=True)
             loaded.pipelines[key] = pipe
         return loaded.pipelines[key], loaded
@@ -203,6 +206,10 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
 
             name, denoiser = load_denoiser(ref, kwargs["dtype"])
             kwargs[name] = denoiser
+        if ref.vae:
+            from genimg.models.vaes import load_vae
+
+            kwargs["vae"] = load_vae(ref.vae, kwargs["dtype"], ref, ref.allow_pickle)
         if ref.kind == "single_file":
             pipe = cls.from_single_file(ref.location, config=ref.config, **kwargs)
         else:

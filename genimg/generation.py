@@ -91,6 +91,10 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         from genimg.models.gguf import check_denoiser
 
         ref = replace(ref, denoiser=check_denoiser(spec.denoiser or ref.denoiser, ref))
+    if spec.vae:
+        from genimg.models.vaes import check_vae
+
+        ref = replace(ref, vae=check_vae(spec.vae, ref, spec.allow_pickle))
     family = get_family(ref.family)
     spec.validate(family.factor)
     if ref.variant == "inpaint" and spec.task != "inpaint":

@@ -247,6 +247,7 @@ class GenerationSpec:
     preset_overrides: dict = field(default_factory=dict)
     model_config: str | None = None
     denoiser: str | None = None  # a quantized UNet / FLUX transformer in a .gguf file
+    vae: str | None = None  # another VAE: an alias (taesd, sdxl-vae-fp16-fix), a hub id, a folder or a file
     allow_pickle: bool = False
     max_sequence_length: int | None = None
     loras: tuple[LoraSpec, ...] = ()

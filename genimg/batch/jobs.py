@@ -21,7 +21,7 @@ from genimg.errors import UsageError
 from genimg.spec import GenerationSpec, known_keys
 
 PATH_FIELDS = ("image", "init_image", "mask", "model_config")
-MODEL_FIELDS = ("model", "controlnet")  # a path if one exists beside the file, else an alias or hub id
+MODEL_FIELDS = ("model", "controlnet", "vae", "denoiser")  # a path if one exists beside the file, else an alias or hub id
 
 
 @dataclass(frozen=True)

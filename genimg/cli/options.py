@@ -39,6 +39,7 @@ Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15
 Lora = Annotated[Optional[list[str]], typer.Option("--lora", "-l", help="LoRA file or folder, optionally :WEIGHT (repeatable; diffusers or kohya layout).", rich_help_panel=MODEL)]
 Embedding = Annotated[Optional[list[Path]], typer.Option("--embedding", help="Textual inversion file (.safetensors), optionally :TOKEN; the word to use in the prompt is TOKEN or the file name (repeatable).", rich_help_panel=MODEL)]
 Config = Annotated[Optional[Path], typer.Option("--config", help="Diffusers folder with the configs of a single-file checkpoint (needed offline).", rich_help_panel=MODEL)]
+Vae = Annotated[Optional[str], typer.Option("--vae", help="Another VAE: taesd/taesdxl/taef1 (fast decode), sd-vae-ft-mse, sdxl-vae-fp16-fix, a hub id, a folder or a .safetensors file.", rich_help_panel=MODEL)]
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
 IPAdapter = Annotated[Optional[list[str]], typer.Option("--ip-adapter", metavar="IMAGE[,scale=S][,model=NAME]", help="An image as a prompt, repeatable; model: sd15, sd15-plus, sdxl, sdxl-vit-h, flux … or a .safetensors with image_encoder/ beside it.", show_default=False, rich_help_panel=MODEL)]
@@ -85,6 +86,7 @@ def _shared(
     embedding: Embedding = None,
     config: Config = None,
     denoiser: Denoiser = None,
+    vae: Vae = None,
     allow_pickle: AllowPickle = False,
     preset: PresetName = "auto",
     device: Device = None,

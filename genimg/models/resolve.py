@@ -38,6 +38,7 @@ class ModelRef:
     variant: str | None = None  # "inpaint" for dedicated inpainting models (9-channel UNet, FLUX Fill)
     loras: tuple[str, ...] = ()  # LoRAs the alias always applies (few-step LoRAs), as ORG/REPO/FILE[:WEIGHT]
     denoiser: str | None = None  # a GGUF file replacing the model's UNet / transformer
+    vae: str | None = None  # another VAE (--vae): a hub id, a folder or a file
 
     def model_hash(self) -> str | None:
         """A1111's short hash for single files; diffusers folders and hub ids have none."""

@@ -114,6 +114,10 @@ def a1111_extra(image) -> dict:
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
     for n, adapter in enumerate(plan.ip_adapters):
         extra[f"IP-Adapter {n}"] = adapter.a1111_value()
+    if plan.ref.vae:
+        from genimg.models.vaes import vae_name
+
+        extra["VAE"] = vae_name(plan.ref.vae)
     if plan.embeddings:
         extra["TI hashes"] = ", ".join(f"{e.token}: {e.short_hash}" for e in plan.embeddings)
     return extra
