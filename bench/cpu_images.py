@@ -9,7 +9,8 @@ factory, on the full-size architectures with random weights (genimg.testing.full
 --cache): time and memory depend on the shapes, not on the values. A few-step row takes its size, steps,
 guidance and scheduler from the alias's entry in genimg/models/aliases.toml and runs them on the alias's
 base architecture; the LoRA itself is left out (loaded and fused with --fuse-lora it costs nothing per
-step). Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step.
+step). Rows named ``+taesd`` decode with a tiny autoencoder (``--vae``; TAESD's architecture, random
+weights). Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step.
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ ROWS = {
     "hyper-sd15": ("hyper-sd15", "cpu-bf16", {}),
     "sdxl-turbo": ("sdxl-turbo", "cpu-bf16", {}),
     "sdxl-lightning": ("sdxl-lightning", "cpu-bf16", {}),
+    # The same with a tiny autoencoder (TAESD's architecture, random weights) decoding: --vae taesd / taesdxl.
+    "lcm-sd15+taesd": ("lcm-sd15", "cpu-bf16", {"vae": "tiny"}),
+    "sdxl-turbo+taesdxl": ("sdxl-turbo", "cpu-bf16", {"vae": "tiny"}),
 }
+
+
+def tiny_autoencoder(cache: Path) -> Path:
+    """madebyollin's TAESD architecture (diffusers' AutoencoderTiny defaults), random weights, once."""
+    folder = cache / "taesd"
+    if not (folder / "config.json").is_file():
+        from diffusers import AutoencoderTiny
+
+        AutoencoderTiny().save_pretrained(folder, safe_serialization=True)
+    return folder
 
 
 def one_row(name: str, folder: Path) -> dict:
@@ -47,6 +61,8 @@ def one_row(name: str, folder: Path) -> dict:
     alias, preset, changes = ROWS[name]
     settings = {k: resolve_model(alias).defaults[k] for k in ("width", "height", "steps", "guidance", "scheduler")}
     settings.update(changes)
+    if settings.get("vae") == "tiny":
+        settings["vae"] = str(tiny_autoencoder(folder.parent))
     spec = GenerationSpec(PROMPT, model=str(folder), seed=1, preset=preset, **settings)
     the_plan, factory, stamps = plan(spec), PipelineFactory(), []
 
@@ -62,6 +78,7 @@ def one_row(name: str, folder: Path) -> dict:
     list(run(the_plan, factory, progress))
     warm = time.perf_counter() - began
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    settings.pop("vae", None)
     return {"row": name, "preset": preset, **settings, "cold s": round(cold, 1), "s/image": round(warm, 2),
             "s/step": round(statistics.median(gaps), 2) if gaps else None,
             "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
