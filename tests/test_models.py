@@ -90,6 +90,7 @@ def test_models_command_lists_aliases_and_the_cache(cli, hub_models):
     listing = json.loads(result.out)
     assert "flux-schnell" in listing["aliases"] and "demo-canny" in listing["controlnets"]
     assert listing["ip_adapters"]["sd15"]["family"] == "sd" and listing["ip_adapters"]["sdxl"]["default"] is True
+    assert (listing["vaes"]["taesdxl"]["repo"], listing["vaes"]["taesdxl"]["family"]) == ("madebyollin/taesdxl", "sdxl")
     assert "sd15-plus" in cli("models").out
     cached = {c["repo"]: c for c in listing["cache"]}
     for family, repo in hub_models.items():

@@ -11,7 +11,7 @@ app = typer.Typer(invoke_without_command=True)
 
 @app.callback()
 def models(ctx: typer.Context, json: o.Json = False) -> None:
-    """List model aliases (add your own in ~/.config/genimg/aliases.toml), ControlNet and IP-Adapter
+    """List model aliases (add your own in ~/.config/genimg/aliases.toml), ControlNet, IP-Adapter and VAE
     names, the models in the Hugging Face cache (family, size, dtype, fp16 variant), and the checkpoints
     and LoRAs in your folders."""
     if ctx.invoked_subcommand is not None:
@@ -20,14 +20,16 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     from genimg.models.cache import cached_repos, local_files
     from genimg.models.controlnets import controlnet_aliases
     from genimg.models.resolve import aliases
+    from genimg.models.vaes import vae_aliases
 
     table, controlnets, cached, ip_adapters = aliases(), controlnet_aliases(), cached_repos(), named_adapters()
+    vaes = vae_aliases()
     files = local_files()
     if json:
         import json as _json
         from dataclasses import asdict
 
-        print(_json.dumps({"aliases": table, "controlnets": controlnets, "ip_adapters": ip_adapters,
+        print(_json.dumps({"aliases": table, "controlnets": controlnets, "ip_adapters": ip_adapters, "vaes": vaes,
                            "cache": [asdict(c) for c in cached], "files": [asdict(f) for f in files]},
                           indent=2, default=str))
         return
@@ -48,6 +50,9 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     for name, row in ip_adapters.items():
         here = "yes" if "/".join(row["weights"].split("/")[:2]) in local else "-"
         view.add_row(f"{name} (--ip-adapter)", row["family"], row["weights"], here, row.get("description", ""))
+    for name, row in vaes.items():
+        view.add_row(f"{name} (--vae)", row["family"], row["repo"], "yes" if row["repo"] in local else "-",
+                     row.get("description", ""))
     console = Console()
     console.print(view)
     cache = Table(title="In the Hugging Face cache")
