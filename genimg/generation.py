@@ -433,8 +433,9 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
         raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
     if not np.isfinite(arrays).all():
+        fix = ", --vae sdxl-vae-fp16-fix" if plan.ref.family == "sdxl" and not plan.ref.vae else ""
         raise RunFailure(f"the image came out black (NaN in the {plan.preset.dtype} VAE decode); "
-                         "pass --vae-fp32, or --dtype bf16 / fp32")
+                         f"pass --vae-fp32{fix}, or --dtype bf16 / fp32")
     results = [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
     if plan.inputs is not None:
         results = [plan.inputs.finish(im) for im in results]

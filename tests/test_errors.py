@@ -102,27 +102,29 @@ def test_debug_shows_the_traceback(cli, tmp_path):
     assert quiet.code == 2 and "Traceback" not in quiet.err
 
 
-def test_nan_image_is_a_runtime_failure_with_advice(tiny_models, monkeypatch):
+@pytest.mark.parametrize("family,pipeline", [("sd", "StableDiffusionPipeline"), ("sdxl", "StableDiffusionXLPipeline")])
+def test_nan_image_is_a_runtime_failure_with_advice(tiny_models, monkeypatch, family, pipeline):
+    import diffusers
     import numpy as np
 
     from genimg import RunFailure
     from genimg.generation import generate
     from genimg.spec import GenerationSpec
 
-    real_call = None
+    cls = getattr(diffusers, pipeline)
+    real_call = cls.__call__
 
     def nan_pipeline(pipe, **kwargs):
         out = real_call(pipe, **kwargs)
         out.images = np.full_like(out.images, np.nan)
         return out
 
-    from diffusers import StableDiffusionPipeline
-
-    real_call = StableDiffusionPipeline.__call__
-    monkeypatch.setattr(StableDiffusionPipeline, "__call__", nan_pipeline)
+    monkeypatch.setattr(cls, "__call__", nan_pipeline)
     with pytest.raises(RunFailure, match="--vae-fp32") as err:
-        generate(GenerationSpec("x", model=str(tiny_models["sd"]), width=64, height=64, steps=2, seed=1))
+        generate(GenerationSpec("x", model=str(tiny_models[family]), width=64, height=64, steps=2, seed=1))
     assert err.value.exit_code == 1
+    # SDXL's own VAE overflows fp16; the fixed one is the other cure.
+    assert ("--vae sdxl-vae-fp16-fix" in str(err.value)) is (family == "sdxl")
 
 
 def test_ctrl_c_says_what_was_written_and_what_was_not(cli, tmp_path, tiny_models, monkeypatch):
