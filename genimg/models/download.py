@@ -24,15 +24,13 @@ SMALL_SUFFIXES = (".json", ".txt", ".model")
 # The variant marker diffusers writes: name.fp16.safetensors, name.fp16-00001-of-00002.safetensors,
 # name.safetensors.index.fp16.json.
 _FP16 = re.compile(r"\.fp16(\.|-)")
-
-
 # What a single diffusers model's from_pretrained reads: diffusion_pytorch_model[.fp16][-0000N-of-0000M].safetensors
 _DIFFUSERS_WEIGHTS = re.compile(r"diffusion_pytorch_model(\.fp16)?(-\d+-of-\d+)?\.safetensors$")
+SPACE_MARGIN = 1.05  # the cache must hold the files and a little more
 
 
 def is_fp16_variant(name: str) -> bool:
     return bool(_FP16.search(name))
-SPACE_MARGIN = 1.05  # the cache must hold the files and a little more
 
 
 @dataclass(frozen=True)
