@@ -228,6 +228,17 @@ def test_a_controlnet_for_another_family_is_refused_before_its_weights_come(cli,
     assert _fetched(hub) == {"config.json"}
 
 
+def test_a_vae_by_hub_id_is_fetched_and_decodes(cli, hub, tiny_models, tmp_path):
+    """The tiny model's own VAE served as a repository: fetched by --vae, it gives the model's picture."""
+    hub.repos["genimg-test/served-vae"] = tiny_models["sd"] / "vae"
+    common = ("x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2", "--seed", "3")
+    result = cli("txt2img", *common, "--vae", "genimg-test/served-vae", "-o", tmp_path / "hub.png")
+    assert result.code == 0, result
+    assert {"config.json", "diffusion_pytorch_model.safetensors"} <= _fetched(hub)
+    assert cli("txt2img", *common, "-o", tmp_path / "own.png").code == 0
+    assert np.array_equal(pixels(tmp_path / "hub.png"), pixels(tmp_path / "own.png"))
+
+
 @pytest.fixture
 def checkpoint(sd_single_file, tmp_path):
     """A single-file checkpoint and a page that is not one, to serve as download links."""

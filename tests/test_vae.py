@@ -103,9 +103,10 @@ def test_batch_rows_take_a_vae_beside_the_file(cli, tmp_path, tiny_models, vaes)
     ("missing", "is not an alias"),
     ("pickle", "pickle file"),
     ("taesdxl", "VAE taesdxl is for sdxl models"),
+    ("taesd", "hf download madebyollin/taesd"),  # offline and not in the cache
 ])
 def test_bad_vaes_are_one_line(cli, tmp_path, tiny_models, vaes, which, words):
-    value = {"wide": vaes.get("wide"), "missing": tmp_path / "nope", "taesdxl": "taesdxl",
+    value = {"wide": vaes.get("wide"), "missing": tmp_path / "nope", "taesdxl": "taesdxl", "taesd": "taesd",
              "pickle": tmp_path / "vae.pt"}[which]
     if which == "pickle":
         value.write_bytes(b"\x80\x04")

@@ -53,9 +53,18 @@ def check_vae(text: str, ref: ModelRef, allow_pickle: bool = False) -> str:
             raise UsageError(f"--vae takes a .safetensors file, a folder, a hub id or an alias, not {path.name}")
         return str(path.resolve())
     if HUB_ID.match(text) and not text.startswith((".", "~")):
-        from genimg.models.hub import hub_file
+        from huggingface_hub import try_to_load_from_cache
 
-        _check_fits(json.loads(Path(hub_file(f"{text}/config.json")).read_text()), ref, text)
+        from genimg.models.hub import hub_file, why_unreachable
+
+        found = try_to_load_from_cache(text, "config.json")
+        if not isinstance(found, str):
+            reason = why_unreachable()
+            if reason:
+                raise UsageError(f"VAE {text} is not in the Hugging Face cache and the hub cannot be reached "
+                                 f"({reason}); fetch it where there is a connection: hf download {text}")
+            found = hub_file(f"{text}/config.json")
+        _check_fits(json.loads(Path(found).read_text()), ref, text)
         return text
     raise UsageError(f"VAE {text!r} is not an alias ({', '.join(table)}), a folder, a file or a hub id (org/name)")
 
