@@ -45,15 +45,9 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")
         return ModelRef(text, "single_file", str(path.resolve()), family, path.stem, allow_pickle=allow_pickle)
     if HUB_ID.match(text) and path.suffix.lower() not in (".safetensors", *PICKLE_SUFFIXES):  # ids may hold dots
-        config = _cached_config(text)
-        if not config:
-            from genimg.models.hub import why_unreachable
+        from genimg.models.hub import repo_config
 
-            reason = why_unreachable()
-            if reason:
-                raise UsageError(f"ControlNet {text} is not in the Hugging Face cache and the hub cannot be reached "
-                                 f"({reason}); fetch it where there is a connection: hf download {text}")
-            config = _fetched_config(text)  # a few hundred bytes: the class is known before the weights come
+        config = repo_config(text, "ControlNet")
         _check_family(config, family, text)
         return ModelRef(text, "hub", text, family, text.split("/")[-1], variant=_variant(config))
     raise UsageError(f"ControlNet {text!r} is not a folder, a file or a hub id (org/name)")
@@ -75,25 +69,6 @@ def _variant(config: dict) -> str | None:
     their own class, FLUX's are FluxControlNetModels with a mode embedding (``num_mode``)."""
     union = config.get("_class_name") == "ControlNetUnionModel" or config.get("num_mode") is not None
     return "union" if union else None
-
-
-def _fetched_config(repo: str) -> dict:
-    from huggingface_hub import hf_hub_download
-
-    from genimg.models.download import hub_error
-    from genimg.models.hub import endpoint
-
-    try:
-        return json.loads(Path(hf_hub_download(repo, "config.json", endpoint=endpoint())).read_text())
-    except Exception as e:  # noqa: BLE001 - gated, missing, broken: one line each
-        raise hub_error(repo, e, "config.json") from None
-
-
-def _cached_config(repo: str) -> dict:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, "config.json")
-    return json.loads(Path(found).read_text()) if isinstance(found, str) else {}
 
 
 DEFAULTS_FILE = Path(__file__).with_name("controlnet_defaults.toml")

@@ -76,3 +76,29 @@ def hub_file(location: str) -> str:
         return hf_hub_download(repo, filename)
     except Exception as e:  # noqa: BLE001 - gated, missing or network failure: one line
         raise RunFailure(f"cannot download {filename} from {repo}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+
+def repo_config(repo: str, what: str) -> dict:
+    """The config.json of hub repository ``repo`` (a ``what``: ControlNet, VAE): from the cache, else
+    fetched — a few hundred bytes, so its class is checked before any weights come. One line when it is
+    neither cached nor reachable."""
+    import json
+    from pathlib import Path
+
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from genimg.errors import UsageError
+
+    found = try_to_load_from_cache(repo, "config.json")
+    if not isinstance(found, str):
+        reason = why_unreachable()
+        if reason:
+            raise UsageError(f"{what} {repo} is not in the Hugging Face cache and the hub cannot be reached "
+                             f"({reason}); fetch it where there is a connection: hf download {repo}")
+        from genimg.models.download import hub_error
+
+        try:
+            found = hf_hub_download(repo, "config.json", endpoint=endpoint())
+        except Exception as e:  # noqa: BLE001 - gated, missing, broken: one line each
+            raise hub_error(repo, e, "config.json") from None
+    return json.loads(Path(found).read_text())

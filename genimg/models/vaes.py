@@ -53,18 +53,9 @@ def check_vae(text: str, ref: ModelRef, allow_pickle: bool = False) -> str:
             raise UsageError(f"--vae takes a .safetensors file, a folder, a hub id or an alias, not {path.name}")
         return str(path.resolve())
     if HUB_ID.match(text) and not text.startswith((".", "~")):
-        from huggingface_hub import try_to_load_from_cache
+        from genimg.models.hub import repo_config
 
-        from genimg.models.hub import hub_file, why_unreachable
-
-        found = try_to_load_from_cache(text, "config.json")
-        if not isinstance(found, str):
-            reason = why_unreachable()
-            if reason:
-                raise UsageError(f"VAE {text} is not in the Hugging Face cache and the hub cannot be reached "
-                                 f"({reason}); fetch it where there is a connection: hf download {text}")
-            found = hub_file(f"{text}/config.json")
-        _check_fits(json.loads(Path(found).read_text()), ref, text)
+        _check_fits(repo_config(text, "VAE"), ref, text)
         return text
     raise UsageError(f"VAE {text!r} is not an alias ({', '.join(table)}), a folder, a file or a hub id (org/name)")
 
@@ -134,9 +125,9 @@ def load_vae(location: str, dtype, ref: ModelRef, allow_pickle: bool = False):
     if path.is_dir():
         config = json.loads((path / "config.json").read_text())
     else:
-        from genimg.models.hub import hub_file
+        from genimg.models.hub import repo_config
 
-        config = json.loads(Path(hub_file(f"{location}/config.json")).read_text())
+        config = repo_config(location, "VAE")
     cls = AutoencoderTiny if config.get("_class_name") == "AutoencoderTiny" else AutoencoderKL
     vae = cls.from_pretrained(location, dtype=dtype, use_safetensors=None if allow_pickle else True)
     if cls is AutoencoderTiny:
