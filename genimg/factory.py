@@ -209,7 +209,7 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
         if ref.vae:
             from genimg.models.vaes import load_vae
 
-            kwargs["vae"] = load_vae(ref.vae, kwargs["dtype"], ref, ref.allow_pickle)
+            kwargs["vae"] = load_vae(ref, kwargs["dtype"])
         if ref.kind == "single_file":
             pipe = cls.from_single_file(ref.location, config=ref.config, **kwargs)
         else:

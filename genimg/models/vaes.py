@@ -79,13 +79,18 @@ def _shape(config: dict) -> tuple[int, int]:
     return config.get("latent_channels", 4), len(blocks)
 
 
+def _model_shape(ref: ModelRef) -> tuple[int, int | None]:
+    """(latent channels, downscale levels) the model's latents have: from its own VAE config, else the
+    family's channels (levels unknown)."""
+    own = _model_vae_config(ref)
+    return _shape(own) if own else (FAMILY_LATENTS[ref.family], None)
+
+
 def _check_fits(config: dict, ref: ModelRef, name: str) -> None:
     cls = config.get("_class_name")
     if cls not in CLASSES:
         raise UsageError(f"{name} is a {cls or 'model of unknown class'}, not a VAE ({' or '.join(CLASSES)})")
-    own = _model_vae_config(ref)
-    wanted = _shape(own) if own else (FAMILY_LATENTS[ref.family], None)
-    got = _shape(config)
+    wanted, got = _model_shape(ref), _shape(config)
     if got[0] != wanted[0] or (wanted[1] is not None and got[1] != wanted[1]):
         raise UsageError(f"VAE {name} reads {got[0]}-channel latents downscaled {2 ** (got[1] - 1)}x, but {ref.name}'s "
                          f"are {wanted[0]}-channel" + (f", {2 ** (wanted[1] - 1)}x" if wanted[1] else "")
@@ -100,8 +105,7 @@ def _check_file(path: Path, ref: ModelRef) -> None:
     conv = next((v for k, v in header.items() if k.endswith("decoder.conv_in.weight")), None)
     if conv is None:
         raise UsageError(f"{path.name} holds no VAE decoder (no decoder.conv_in weights); is it a VAE?")
-    own = _model_vae_config(ref)
-    channels = _shape(own)[0] if own else FAMILY_LATENTS[ref.family]
+    channels = _model_shape(ref)[0]
     if conv["shape"][1] != channels:
         raise UsageError(f"VAE {path.name} reads {conv['shape'][1]}-channel latents, but {ref.name}'s are "
                          f"{channels}-channel; use a VAE made for its family")
@@ -112,10 +116,11 @@ def vae_name(location: str) -> str:
     return Path(location).name if Path(location).exists() else location
 
 
-def load_vae(location: str, dtype, ref: ModelRef, allow_pickle: bool = False):
-    """The VAE at ``location`` (from :func:`check_vae`) as a diffusers model in ``dtype``."""
+def load_vae(ref: ModelRef, dtype):
+    """The model's other VAE (``ref.vae``, from :func:`check_vae`) as a diffusers model in ``dtype``."""
     from diffusers import AutoencoderKL, AutoencoderTiny
 
+    location = ref.vae
     path = Path(location)
     if path.is_file():
         # Its architecture comes from the model's own VAE config, so nothing is fetched for it.
@@ -129,7 +134,7 @@ def load_vae(location: str, dtype, ref: ModelRef, allow_pickle: bool = False):
 
         config = repo_config(location, "VAE")
     cls = AutoencoderTiny if config.get("_class_name") == "AutoencoderTiny" else AutoencoderKL
-    vae = cls.from_pretrained(location, dtype=dtype, use_safetensors=None if allow_pickle else True)
+    vae = cls.from_pretrained(location, dtype=dtype, use_safetensors=None if ref.allow_pickle else True)
     if cls is AutoencoderTiny:
         # Pipelines take the VAE's downscale from block_out_channels, which AutoencoderTiny's config
         # calls decoder_block_out_channels (diffusers' own examples swap it in after construction).
