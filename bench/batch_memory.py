@@ -32,10 +32,11 @@ def main() -> None:
     model = model_or_tiny(args.model, tmp)
     from genimg.batch.files import Row
     from genimg.batch.jobs import build_jobs
-    from genimg.batch.runner import BatchResult, plan_units, run_batch
+    from genimg.batch.runner import BatchResult, check, plan_units, run_batch
 
     rows = [Row(i + 1, {"prompt": f"a picture number {i}"}) for i in range(args.images)]
     jobs, _ = build_jobs(rows, {}, {"model": model, "width": 64, "height": 64, "steps": 10}, tmp, "bench", 1)
+    plans, _ = check(jobs)
     units, _ = plan_units(jobs, {}, 1)
     marks = {}
 
@@ -46,7 +47,7 @@ def main() -> None:
             if done in (10, args.images):
                 marks[done] = rss_mb()
 
-    run_batch(units, tmp / "out", False, on_event, BatchResult())
+    run_batch(units, plans, tmp / "out", False, on_event, BatchResult())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"RSS after 10 images: {marks[10]:.0f} MB; after {args.images}: {marks[args.images]:.0f} MB; "
           f"process peak RSS: {peak:.0f} MB")

@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from genimg.factory import apply_preset, torch_dtype
+    from genimg.pipeline_setup import apply_preset, torch_dtype
     from genimg.presets import get_preset
 
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}

@@ -122,7 +122,7 @@ def run_plain(folder: Path, family: str, dtype: str, size: int, steps: int, devi
     import torch
     from diffusers import DiffusionPipeline
 
-    from genimg.factory import torch_dtype
+    from genimg.pipeline_setup import torch_dtype
 
     began = time.perf_counter()
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype(dtype)).to(device)

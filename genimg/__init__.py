@@ -19,6 +19,13 @@ def generate(spec, factory=None, progress=None):
     return _generate(spec, factory, progress)
 
 
+def read_spec(path) -> GenerationSpec:
+    """The settings stored in a PNG (genimg's own record, else A1111's ``parameters`` text), as ``--from`` reads them."""
+    from genimg.output.metadata import spec_from_png
+
+    return spec_from_png(path).spec
+
+
 def txt2img(prompt: str, output=None, overwrite: bool = False, **settings):
     """The twin of ``genimg txt2img``: generate and save; returns the written paths."""
     from genimg.api import generate_files
@@ -40,7 +47,7 @@ def run(plan, factory=None, progress=None):
     return _run(plan, factory, progress)
 
 
-def run_batch(file, output="outputs", **options):
+def run_batch(file, output=None, **options):
     """The twin of ``genimg batch``: see :func:`genimg.batch.plan.run_file`."""
     from genimg.batch.plan import run_file
 
@@ -62,5 +69,5 @@ def train_lora(config, resume=None, overwrite: bool = False, progress=None):
 
 
 __all__ = ["ControlSpec", "GenerationSpec", "GenimgError", "IPAdapterSpec", "LoraSpec", "MaskSpec", "OutpaintSpec",
-           "RunFailure", "UsageError", "generate", "plan", "run", "run_batch", "train_lora", "txt2img", "upscale_images",
+           "RunFailure", "UsageError", "generate", "plan", "read_spec", "run", "run_batch", "train_lora", "txt2img", "upscale_images",
            "__version__"]

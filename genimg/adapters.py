@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from genimg.errors import UsageError
+from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
 from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -139,12 +139,13 @@ def _layer_counts(pipe, lora: LoraRef, adapter: str) -> LoraLayers:
     state = type(pipe).lora_state_dict(lora.path)
     state = state[0] if isinstance(state, tuple) else state
     layers = sum(key.endswith(_DOWN_SUFFIXES) for key in state)
+    from peft.tuners.lora import LoraLayer
+
     matched = 0
     for name in _ADAPTED_COMPONENTS:
         component = getattr(pipe, name, None)
         if isinstance(component, torch.nn.Module):
-            matched += sum(isinstance(getattr(m, "lora_A", None), torch.nn.ModuleDict) and adapter in m.lora_A
-                           for m in component.modules())
+            matched += sum(isinstance(m, LoraLayer) and adapter in m.lora_A for m in component.modules())
     return LoraLayers(lora.name, layers, matched)
 
 
@@ -166,7 +167,9 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool 
             try:
                 pipe.load_lora_weights(lora.path, adapter_name=f"lora{i}")
                 reason = None
-            except Exception as e:  # noqa: BLE001 - size mismatches, bad keys, broken files: all one line
+            except weight_file_errors() as e:  # size mismatches, bad keys, broken files: all one line
+                if is_out_of_memory(e):
+                    raise
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             # diffusers only warns when no key matches the model: a LoRA for another family loads nothing.
             present = {name for names in pipe.get_list_adapters().values() for name in names}

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterator
 
 from genimg.generation import GeneratedImage, Progress, plan, run
-from genimg.output.write import atomic_save, save_png
+from genimg.files import atomic_save
+from genimg.output.write import save_png
 from genimg.spec import GenerationSpec
 
 
@@ -21,13 +22,13 @@ def generate_files(spec: GenerationSpec, output=None, overwrite: bool = False, f
     """Plan ``spec`` with ``output`` (default ``./outputs/``), run it, and write each image with its metadata;
     ``fallback``: out of GPU memory, retry once on the next smaller preset; ``save_controls``: the control
     maps too, beside the first image (``NAME-control0-canny.png``)."""
-    from genimg.output.naming import DEFAULT_DIR
+    from genimg.output.naming import default_output
 
-    the_plan = plan(spec, output if output is not None else DEFAULT_DIR, overwrite)
+    the_plan = plan(spec, output if output is not None else default_output(), overwrite)
     for image in run(the_plan, factory, progress, fallback):
         path = save_png(image, image.path, overwrite)
         if save_controls and image.index == 0:
-            for n, control in enumerate(the_plan.controls):
+            for n, control in enumerate(image.plan.controls):  # the run's plan: its maps made
                 target = path.with_name(f"{path.stem}-control{n}-{control.spec.type}.png")
                 atomic_save(target, lambda tmp, im=control.image: im.save(tmp, format="PNG"), overwrite)
         yield path, image

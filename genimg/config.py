@@ -120,6 +120,24 @@ def search(name: str, key: str, suffixes: tuple[str, ...], also=()) -> Path | No
     return None
 
 
+GENERATION_KEYS = ("model", "preset", "scheduler", "preset_overrides")  # what generation_defaults fills in
+
+
+def generation_defaults(given: dict) -> dict:
+    """The user's defaults for a generation under ``given`` (spec field -> value, None where not given):
+    ``model``, ``preset`` and ``scheduler`` filled from the environment, else the config file, else
+    genimg's own; ``device`` as a preset override. Flags and batch rows, being ``given``, win. The one place
+    the precedence flag > environment > file > built-in is applied, for every command, batch row and the API."""
+    found = settings()
+    out = {key: given.get(key) if given.get(key) is not None else found[key].value
+           for key in ("model", "preset", "scheduler")}
+    overrides = dict(given.get("preset_overrides") or {})
+    if "device" not in overrides and found["device"].value:
+        overrides["device"] = found["device"].value
+    out["preset_overrides"] = overrides
+    return out
+
+
 def checkpoint_dir() -> Path:
     from genimg.paths import data_dir
 
@@ -161,7 +179,7 @@ def _raw() -> dict:
 
 
 def _write(table: dict) -> Path:
-    from genimg.output.write import atomic_save
+    from genimg.files import atomic_save
 
     def literal(value) -> str:
         if isinstance(value, bool):

@@ -11,57 +11,11 @@ default since torch 2.6 refuses anything but tensors).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from genimg.errors import UsageError
-
-TABLE = Path(__file__).with_name("preprocessors.toml")
-
-
-@dataclass(frozen=True)
-class Preprocessor:
-    name: str
-    kind: str  # "builtin" | "aux" | "depth"
-    description: str = ""
-    cls: str | None = None  # the controlnet-aux detector class
-    repo: str | None = None
-    files: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict)
-    requires: str | None = None
-    settings: dict = field(default_factory=dict)  # what users may set, with its default
-    union_mode: str | None = None  # the kind of map it is to a union ControlNet
-
-    def settable(self) -> dict:
-        """Every setting this type takes, with its default (controlnet-aux detectors: also ``resolution``)."""
-        return self.settings | ({"resolution": 512} if self.kind == "aux" else {})
-
-    def resolve(self, given: dict | None, where: str = "") -> dict:
-        """``given`` checked against :meth:`settable` and typed like each default; the defaults filled in."""
-        from genimg.errors import did_you_mean
-        from genimg.spec import _coerce
-
-        settable, where = self.settable(), where or self.name
-        for key in given or {}:
-            if key not in settable:
-                takes = f"it takes {', '.join(settable)}" if settable else "it takes no settings"
-                raise UsageError(f"{where}: {self.name} has no setting {key!r}{did_you_mean(key, settable)}; {takes}")
-        values = {k: _coerce(f"{where} {k}", (given or {}).get(k, default), type(default))
-                  for k, default in settable.items()}
-        if "resolution" in values and values["resolution"] < 64:
-            raise UsageError(f"{where}: resolution must be at least 64 (got {values['resolution']})")
-        return values
-
-
-@lru_cache(maxsize=1)
-def preprocessors() -> dict[str, Preprocessor]:
-    from genimg.datafiles import load_toml
-
-    return {name: Preprocessor(name, row["kind"], row.get("description", ""), row.get("class"), row.get("repo"),
-                               tuple(row.get("files", ())), dict(row.get("options", {})), row.get("requires"),
-                               dict(row.get("settings", {})), row.get("union_mode"))
-            for name, row in load_toml(TABLE).items()}
+from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
+from genimg.preprocessors import Preprocessor, preprocessors
 
 
 def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: int = 512, seed: int = 0,
@@ -97,6 +51,34 @@ def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: 
         out = _seeded(seed, lambda: detector(image, detect_resolution=resolution, image_resolution=min(image.size),
                                              output_type="pil", **entry.options, **values))
     return out.convert("RGB").resize(image.size, Image.BICUBIC) if out.size != image.size else out.convert("RGB")
+
+
+_MAPS: dict = {}  # (source hash, size, type, settings) -> map: the last few made
+_MAPS_KEPT = 8
+
+
+def control_map(image, source_hash: str, mode: str, settings: dict, allow_pickle: bool = False):
+    """:func:`preprocess` of ``image`` (a fitted control image whose file hashes to ``source_hash``),
+    remembered for the next generation that asks for the same map."""
+    key = (source_hash, image.size, mode, tuple(sorted(settings.items())))
+    if key not in _MAPS:
+        while len(_MAPS) >= _MAPS_KEPT:
+            _MAPS.pop(next(iter(_MAPS)))
+        _MAPS[key] = preprocess(image, mode, allow_pickle, settings=settings)
+    return _MAPS[key]
+
+
+def check_preprocessor(mode: str, allow_pickle: bool) -> None:
+    """The weights a control type's preprocessor needs are here (and not refused pickle): one line if not,
+    before anything loads. Running the detector is left for when the map is made."""
+    entry = preprocessors()[mode]
+    if entry.kind == "aux":
+        weights_folder(entry, allow_pickle)
+    elif entry.kind in ("depth", "segment"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(entry.repo, "config.json"), str):
+            raise UsageError(f"the {mode} preprocessor needs {entry.repo}; fetch it with: hf download {entry.repo}")
 
 
 def _seeded(seed: int, call):
@@ -160,7 +142,9 @@ def _load_detector(class_name: str, folder: str | None):
         return cls()
     try:
         return cls.from_pretrained(folder)
-    except Exception as e:  # noqa: BLE001 - a damaged or refused file: one line
+    except weight_file_errors() as e:  # a damaged or refused file: one line
+        if is_out_of_memory(e):
+            raise
         raise UsageError(f"cannot load the {class_name} weights from {folder}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 
 
@@ -215,7 +199,7 @@ def preprocess_files(kind: str, inputs, output=None, allow_pickle: bool = False,
     """``genimg preprocess``: each input's control map as ``NAME-KIND.png`` in ``output`` (a folder, or a
     .png for one image); yields (source, written path). Every output is checked before anything loads."""
     from genimg.inputs import expand_inputs, load_image
-    from genimg.output.write import atomic_save, check_folder
+    from genimg.files import atomic_save, check_folder
 
     if kind not in preprocessors():
         from genimg.errors import did_you_mean

@@ -40,6 +40,24 @@ class Interrupted(GenimgError):
     exit_code = 130
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """A device out of memory: torch's OutOfMemoryError (CUDA), or the RuntimeError MPS raises. Such an
+    error always takes the out-of-memory path (a smaller preset, --auto-fallback), whatever was loading."""
+    return (any(cls.__name__ == "OutOfMemoryError" for cls in type(error).__mro__)
+            or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower()))
+
+
+def weight_file_errors() -> tuple[type, ...]:
+    """What loading a damaged, foreign or mismatched weights file raises: file and format errors, keys
+    and shapes that do not fit (PyTorch's size mismatch is a RuntimeError), pickle refused by the
+    weights-only loader. Catch these, after letting :func:`is_out_of_memory` errors through."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError, SafetensorError)
+
+
 def did_you_mean(name: str, choices) -> str:
     """A ' (did you mean X?)' hint, or '' when nothing is close."""
     import difflib

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 
 from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef
+from genimg.models.families import FAMILIES
+from genimg.pipeline_setup import apply_preset, quiet_libraries, torch_dtype
 from genimg.presets import Preset
+
 
 @dataclass(frozen=True)
 class PipelineEntry:
@@ -78,16 +81,8 @@ def pipeline_entry(family: str, task: str, variant: str | None = None, controlle
     return PIPELINES[(family, task, modifier)]
 
 
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
 # What gets quantized on small cards: the denoiser always, FLUX's T5 encoder (4.7 B parameters) too.
 QUANTIZED_COMPONENTS = {"sd": ["unet"], "sdxl": ["unet"], "flux": ["transformer", "text_encoder_2"]}
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, DTYPES[name])
 
 
 @dataclass
@@ -149,23 +144,28 @@ class PipelineFactory:
             loaded.pipelines[key] = pipe
         return loaded.pipelines[key], loaded
 
-    def upscaler(self, ref, progress=None):
-        """A loaded upscaler (the hires fix's), kept for the next image."""
-        if ref not in self.upscalers:
+    def upscaler(self, ref, preset: Preset, progress=None):
+        """A loaded upscaler (the hires fix's) run as ``preset`` (its device, dtype and tile size), kept for
+        the next image and let go with the model."""
+        key = (ref, preset.device, preset.dtype, preset.upscale_tile)
+        if key not in self.upscalers:
             from genimg.upscale.upscalers import load_upscaler
 
             if progress:
                 progress("load", model=ref.name)
-            self.upscalers[ref] = load_upscaler(ref, tile=self.current.preset.upscale_tile if self.current else 0)
+            self.upscalers[key] = load_upscaler(ref, tile=preset.upscale_tile, preset=preset)
             if progress:
                 progress("loaded", model=ref.name)
-        return self.upscalers[ref]
+        return self.upscalers[key]
 
     def release(self) -> None:
-        if self.current is None:
+        """Let go of the loaded model, its pipelines and the upscalers, and give their memory back."""
+        if self.current is None and not self.upscalers:
             return
+        if self.current is not None:
+            self.released += 1
         self.current = None
-        self.released += 1
+        self.upscalers.clear()
         import gc
 
         import torch
@@ -175,29 +175,19 @@ class PipelineFactory:
             torch.cuda.empty_cache()
 
 
-def _quiet_libraries() -> None:
-    """genimg draws its own progress; the libraries' per-file bars and notices would interleave."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-
-
 def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     import diffusers
 
-    _quiet_libraries()
+    quiet_libraries()
     base_task = "inpaint" if ref.variant == "inpaint" else "txt2img"
     cls = getattr(diffusers, pipeline_entry(ref.family, base_task, ref.variant).class_name)
     kwargs = {"dtype": torch_dtype(preset.dtype)}
-    if ref.family == "sd":
-        # Like A1111 and ComfyUI, genimg runs without the SD1.x NSFW classifier (a 1.2 GB extra model).
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    skipped = FAMILIES[ref.family].skipped_components  # SD1.x's NSFW classifier, as A1111 and ComfyUI
+    kwargs.update({name: None for name in skipped})
+    if "safety_checker" in skipped:
+        kwargs["requires_safety_checker"] = False
     if preset.quantize != "none":
-        kwargs["quantization_config"] = _quantization_config(ref.family, preset, gguf_denoiser=bool(ref.denoiser))
+        kwargs["quantization_config"] = quantization_config(ref.family, preset, gguf_denoiser=bool(ref.denoiser))
     if ref.kind == "hub":
         kwargs.update(_from_hub(ref, preset, progress))
     try:
@@ -223,18 +213,20 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
 def _from_hub(ref: ModelRef, preset: Preset, progress) -> dict:
     """First use of a hub model or ControlNet: fetch what loads as `genimg models download` would (the
     fp16 variant for a half-precision preset, no pickle copies), with genimg's progress display. Returns
-    what ``from_pretrained`` needs for the cached files: the fp16 variant when only that is there."""
+    what ``from_pretrained`` needs for the cached files: the fp16 variant when only that is there, and
+    the cache alone (``local_files_only``) when the hub cannot be reached, so nothing retries it."""
     from genimg.models.cache import cached_variant
-    from genimg.models.hub import offline
+    from genimg.models.hub import why_unreachable
 
-    if not offline():  # offline, resolving found it in the cache already
+    local = why_unreachable() is not None  # offline, or unreachable: resolving found the files in the cache
+    if not local:
         from genimg.models.cache import cached_file_bytes
         from genimg.models.download import download, plan_download
 
         plan = plan_download(ref.location, preset.dtype in ("fp16", "bf16"))
         if cached_file_bytes(plan.repo, plan.commit, plan.files) < plan.total:
             download(plan, progress)
-    return {"variant": "fp16"} if cached_variant(ref.location) else {}
+    return {"local_files_only": local} | ({"variant": "fp16"} if cached_variant(ref.location) else {})
 
 
 def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
@@ -285,7 +277,7 @@ def _has_safetensors(ref: ModelRef) -> bool:
     return ref.kind == "folder" and any(Path(ref.location).rglob("*.safetensors"))
 
 
-def _quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False):
+def quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False):
     import importlib.util
 
     if preset.device.split(":")[0] != "cuda":
@@ -306,43 +298,3 @@ def _quantization_config(family: str, preset: Preset, gguf_denoiser: bool = Fals
         backend, qkw = "bitsandbytes_8bit", {"load_in_8bit": True}
     return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=qkw,
                                       components_to_quantize=components)
-
-
-def apply_preset(pipe, preset: Preset) -> None:
-    """Memory and speed settings of ``preset`` on a freshly loaded pipeline."""
-    import torch
-
-    denoiser = getattr(pipe, "unet", None) or pipe.transformer
-    if preset.vae_fp32:
-        _upcast_vae(pipe.vae)
-    if preset.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
-        pipe.enable_attention_slicing()
-    if preset.vae_slicing:
-        pipe.vae.enable_slicing()
-    if preset.vae_tiling:
-        pipe.vae.enable_tiling()
-    if preset.channels_last:
-        denoiser.to(memory_format=torch.channels_last)
-    if preset.offload == "model":
-        pipe.enable_model_cpu_offload(device=preset.device)
-    elif preset.offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=preset.device)
-    else:
-        pipe.to(preset.device)
-    if preset.compile != "off":
-        denoiser.compile(mode=None if preset.compile == "default" else preset.compile)
-    pipe.set_progress_bar_config(disable=True)
-
-
-def _upcast_vae(vae) -> None:
-    """Decode in float32 while the rest runs in half precision: the cure for black (NaN) images
-    from VAEs that overflow fp16. The pipelines hand the VAE half-precision latents, hence the cast."""
-    import torch
-
-    vae.to(torch.float32)
-    decode = vae.decode
-
-    def decode_fp32(z, *args, **kwargs):
-        return decode(z.to(torch.float32), *args, **kwargs)
-
-    vae.decode = decode_fp32

@@ -10,14 +10,16 @@ image can be reproduced alone.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from genimg import config
 from genimg.adapters import LoraRef, apply_loras, check_lora
-from genimg.errors import RunFailure, UsageError
+from genimg.errors import RunFailure, UsageError, is_out_of_memory
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, build, lookup
@@ -57,6 +59,7 @@ class Plan:
     ip_adapters: tuple = ()  # IPAdapterInput each: images as prompts
     hires_upscaler: object | None = None  # UpscalerRef of the hires fix
     hires_size: tuple[int, int] | None = None
+    prepared: bool = False  # prepare() has fetched the alias's LoRAs and adapters and made the control maps
 
     @property
     def seeds(self) -> list[int]:
@@ -84,8 +87,81 @@ class GeneratedImage:
 
 def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
          images: Sequence[PlannedImage] | None = None) -> Plan:
-    """Resolve ``spec`` into a :class:`Plan`. With ``output`` (a folder or file template) each image
-    gets its path, checked writable; ``images`` (batch) gives the per-image seeds, prompts and paths."""
+    """Resolve ``spec`` into a :class:`Plan` without loading or fetching weights or running a
+    preprocessor. With ``output`` (a folder or file template) each image gets its path, checked
+    writable; ``images`` (batch) gives the per-image seeds, prompts and paths."""
+    spec = spec.replace(**config.generation_defaults({k: getattr(spec, k) for k in config.GENERATION_KEYS}))
+    ref = _model_ref(spec)
+    family = get_family(ref.family)
+    spec.validate(family.factor)
+    if ref.variant == "inpaint" and spec.task != "inpaint":
+        raise UsageError(f"{ref.name} is an inpainting model; use it with `genimg inpaint` or `genimg outpaint`")
+    seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
+    warnings: list[str] = []
+    inputs = read_inputs(spec, family.factor, seed, warnings.append) if spec.task != "txt2img" else None
+    resolved = _resolved(spec, ref, inputs, seed)
+    resolved.validate(family.factor)
+    _check_strength(resolved, ref, family)
+    scheduler = lookup(spec.scheduler or ref.defaults["scheduler"], ref.family)
+    resolved = resolved.replace(scheduler=scheduler.name)
+    preset = _checked_preset(resolved, ref.family, warnings.append)
+    if resolved.negative and not family.negative_prompt:
+        warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
+    entry = _entry(ref, resolved)
+    if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
+        raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
+    size = (resolved.width, resolved.height)
+    controls = read_controls(spec.controls, ref, size, spec.resize, spec.allow_pickle, warnings.append)
+    resolved = resolved.replace(controls=tuple(c.spec for c in controls))  # with the default ControlNets named
+    hires_upscaler = hires_size = None
+    if spec.hires:
+        from genimg.upscale.models import resolve_upscaler
+
+        hires_upscaler = resolve_upscaler(spec.hires.upscaler, spec.allow_pickle)
+        hires_size = tuple(max(family.factor, round(v * spec.hires.scale / family.factor) * family.factor)
+                           for v in size)
+    base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls, _local_loras(spec, ref),
+                _embeddings(spec, ref), _ip_adapters_of(spec, ref), hires_upscaler, hires_size)
+    if images is None:
+        images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
+        if output is not None:
+            images = _with_paths(images, resolved, ref, output, overwrite)
+    return for_images(base, images)
+
+
+def for_images(plan: Plan, images: Sequence[PlannedImage]) -> Plan:
+    """``plan`` making ``images`` (their seeds, prompts and paths) instead of its own: each image's text
+    with the styles applied, its prompt syntax read (warnings now, before any model loads). What a batch
+    does to run several rows of one planned job in one pipeline call."""
+    warnings: list[str] = []
+    _check_prompts(plan.spec, get_family(plan.ref.family), images, warnings.append)
+    return replace(plan, spec=plan.spec.replace(count=len(images)), images=tuple(_styled(images, plan.spec, plan.ref.family)),
+                   warnings=tuple(dict.fromkeys((*plan.warnings, *warnings))))
+
+
+def with_inputs(plan: Plan) -> Plan:
+    """``plan`` with its input image and mask read again, where they were let go after checking."""
+    if plan.inputs is not None or plan.spec.task == "txt2img":
+        return plan
+    spec, factor = plan.spec, get_family(plan.ref.family).factor
+    return replace(plan, inputs=read_inputs(spec, factor, spec.seed, lambda message: None))
+
+
+def prepare(plan: Plan, progress: Progress | None = None) -> Plan:
+    """What ``plan`` left for run time, done: the alias's LoRAs and named IP-Adapters fetched (from the
+    cache, else downloaded) and checked, each control's map made. Returns the plan with them filled in."""
+    if plan.prepared:
+        return plan
+    from genimg.ip_adapters import fetch_ip_adapters
+    from genimg.tasks import prepare_controls
+
+    loras = tuple(check_lora(lora, plan.ref, plan.spec.allow_pickle) for lora in _alias_loras(plan.ref))
+    return replace(plan, loras=(*loras, *plan.loras), controls=prepare_controls(plan.controls, plan.spec.allow_pickle),
+                   ip_adapters=fetch_ip_adapters(plan.ip_adapters), prepared=True)
+
+
+def _model_ref(spec: GenerationSpec) -> ModelRef:
+    """The model the spec names, with the quantized denoiser and the VAE it asks for checked against it."""
     ref = resolve_model(spec.model, config=spec.model_config, allow_pickle=spec.allow_pickle)
     if spec.denoiser or ref.denoiser:  # the flag, else the alias's (a GGUF configured for it)
         from genimg.models.gguf import check_denoiser
@@ -95,21 +171,20 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         from genimg.models.vaes import check_vae
 
         ref = replace(ref, vae=check_vae(spec.vae, ref, spec.allow_pickle))
-    family = get_family(ref.family)
-    spec.validate(family.factor)
-    if ref.variant == "inpaint" and spec.task != "inpaint":
-        raise UsageError(f"{ref.name} is an inpainting model; use it with `genimg inpaint` or `genimg outpaint`")
+    return ref
+
+
+def _resolved(spec: GenerationSpec, ref: ModelRef, inputs, seed: int) -> GenerationSpec:
+    """``spec`` with every default filled in: the model's and the task's, the size from the input image
+    (img2img, inpaint) or the first control image."""
     d = ref.defaults
-    seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
-    warnings: list[str] = []
-    inputs = read_inputs(spec, family.factor, seed, warnings.append) if spec.task != "txt2img" else None
     if inputs:
         width, height = inputs.size
     elif spec.controls:
-        width, height = control_size(spec, family.factor)
+        width, height = control_size(spec, get_family(ref.family).factor)
     else:
         width, height = spec.width or d["width"], spec.height or d["height"]
-    resolved = spec.replace(
+    return spec.replace(
         model=spec.model or ref.ref,
         width=width,
         height=height,
@@ -119,56 +194,57 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         seed=seed,
         strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(spec.task),
     )
-    resolved.validate(family.factor)
-    scheduler = lookup(spec.scheduler or d["scheduler"], ref.family)
-    resolved = resolved.replace(scheduler=scheduler.name)
-    preset = _preset_for(spec, ref.family)
+
+
+def _check_strength(spec: GenerationSpec, ref: ModelRef, family) -> None:
+    """img2img and inpaint run part of the schedule: a strength that leaves no step is refused now."""
+    if spec.task == "txt2img" or not spec.strength:
+        return
+    run = spec.steps * spec.strength
+    if (math.floor(run) if family.strength_steps == "floor" else math.ceil(run)) < 1:
+        raise UsageError(f"--strength {spec.strength:g} with {spec.steps} steps leaves no denoising step for "
+                         f"{ref.name}; raise --strength or --steps (strength × steps ≥ 1)")
+
+
+def _checked_preset(spec: GenerationSpec, family: str, warn) -> Preset:
+    """The preset the spec runs as, checked against this machine, the size and the compiler."""
+    preset = _preset_for(spec, family)
     if preset.compile != "off":
         from genimg.device import compiler_missing
 
         missing = compiler_missing(preset.device)
         if missing:
-            warnings.append(f"compile = {preset.compile} is turned off: {missing}; running eagerly")
+            warn(f"compile = {preset.compile} is turned off: {missing}; running eagerly")
             preset = preset.with_overrides(compile="off")
-    megapixels = width * height / 1e6
+    megapixels = spec.width * spec.height / 1e6
     if preset.max_megapixels and megapixels > preset.max_megapixels and not preset.vae_tiling:
-        raise UsageError(f"{width}x{height} ({megapixels:.1f} MP) is more than preset {preset.name} "
+        raise UsageError(f"{spec.width}x{spec.height} ({megapixels:.1f} MP) is more than preset {preset.name} "
                          f"handles ({preset.max_megapixels} MP); use a smaller --width/--height, or --vae-tiling")
-    if resolved.negative and not family.negative_prompt:
-        warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
-    _check_prompts(resolved, family, images, warnings.append)
-    entry = _entry(ref, resolved)
-    if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
-        raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
+    return preset
+
+
+def _local_loras(spec: GenerationSpec, ref: ModelRef) -> tuple[LoraRef, ...]:
+    """The LoRAs the spec names (flags, rows, ``<lora:…>`` in the prompt), found and checked; an alias's
+    own LoRAs live on the hub and are fetched by :func:`prepare`."""
     inline = [LoraSpec.parse(text) for text in inline_loras(spec.prompt)]
-    loras = tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*_alias_loras(ref), *spec.loras, *inline))
-    embeddings = ()
-    if spec.embeddings:
-        from genimg.adapters import model_cross_dim
-        from genimg.embeddings import check_embedding
+    return tuple(check_lora(lora, ref, spec.allow_pickle) for lora in (*spec.loras, *inline))
 
-        embeddings = tuple(check_embedding(e, ref, model_cross_dim(ref), spec.allow_pickle) for e in spec.embeddings)
-    controls = read_controls(spec.controls, ref, (width, height), spec.resize, spec.allow_pickle, warnings.append)
-    resolved = resolved.replace(controls=tuple(c.spec for c in controls))  # with the default ControlNets named
-    ip_adapters = ()
-    if spec.ip_adapters:
-        from genimg.ip_adapters import read_ip_adapters
 
-        ip_adapters = read_ip_adapters(spec.ip_adapters, ref, spec.allow_pickle)
-    hires_upscaler = hires_size = None
-    if spec.hires:
-        from genimg.upscale.models import resolve_upscaler
+def _embeddings(spec: GenerationSpec, ref: ModelRef) -> tuple:
+    if not spec.embeddings:
+        return ()
+    from genimg.adapters import model_cross_dim
+    from genimg.embeddings import check_embedding
 
-        hires_upscaler = resolve_upscaler(spec.hires.upscaler, spec.allow_pickle)
-        hires_size = tuple(max(family.factor, round(v * spec.hires.scale / family.factor) * family.factor)
-                           for v in (width, height))
-    if images is None:
-        images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
-        if output is not None:
-            images = _with_paths(images, resolved, ref, output, overwrite)
-    images = _styled(images, spec, ref.family)
-    return Plan(resolved, ref, preset, scheduler, tuple(images), tuple(warnings), inputs, controls, loras,
-                embeddings, ip_adapters, hires_upscaler, hires_size)
+    return tuple(check_embedding(e, ref, model_cross_dim(ref), spec.allow_pickle) for e in spec.embeddings)
+
+
+def _ip_adapters_of(spec: GenerationSpec, ref: ModelRef) -> tuple:
+    if not spec.ip_adapters:
+        return ()
+    from genimg.ip_adapters import read_ip_adapters
+
+    return read_ip_adapters(spec.ip_adapters, ref, spec.allow_pickle)
 
 
 def _styled(images, spec: GenerationSpec, family: str) -> list[PlannedImage]:
@@ -198,7 +274,7 @@ def _check_prompts(spec: GenerationSpec, family, images, warn) -> None:
 
 def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwrite: bool) -> list[PlannedImage]:
     from genimg.output.naming import output_paths
-    from genimg.output.write import check_writable
+    from genimg.files import check_writable
 
     paths = output_paths(output, [resolved.replace(seed=im.seed) for im in images], ref.name)
     check_writable(paths, overwrite)
@@ -246,6 +322,7 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
     from genimg.factory import PipelineFactory
 
     factory = factory or PipelineFactory()
+    plan = prepare(plan, progress)
     for message in plan.warnings:
         if progress:
             progress("warning", message=message)
@@ -280,23 +357,24 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
 
 
 def _pipeline(plan: Plan, factory, progress) -> tuple:
-    """The plan's pipeline with its sampler and LoRAs, and how many of each LoRA's layers matched."""
-    import torch
-
+    """The plan's pipeline with its sampler and LoRAs, and how many of each LoRA's layers matched.
+    Running out of memory anywhere in that (the model, a LoRA, an adapter) is :class:`OutOfMemory`."""
     try:
         pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress,
                                    tuple(c.controlnet for c in plan.controls))
-    except torch.cuda.OutOfMemoryError:
+        pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
+        lora_layers = apply_loras(pipe, loaded, plan.loras, lambda m: progress and progress("warning", message=m),
+                                  fuse=plan.spec.fuse_lora)
+        if plan.embeddings or loaded.embedding_paths:
+            from genimg.embeddings import apply_embeddings
+
+            apply_embeddings(pipe, loaded, plan.embeddings)
+        _ip_adapters(pipe, loaded, plan)
+    except RuntimeError as e:  # torch's OutOfMemoryError is one, and so is MPS's
+        if not is_out_of_memory(e):
+            raise
         raise OutOfMemory(f"out of GPU memory loading {plan.ref.name} with preset {plan.preset.name}",
                           _smaller_preset(plan.preset)) from None
-    pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
-    lora_layers = apply_loras(pipe, loaded, plan.loras, lambda m: progress and progress("warning", message=m),
-                              fuse=plan.spec.fuse_lora)
-    if plan.embeddings or loaded.embedding_paths:
-        from genimg.embeddings import apply_embeddings
-
-        apply_embeddings(pipe, loaded, plan.embeddings)
-    _ip_adapters(pipe, loaded, plan)
     return pipe, lora_layers
 
 
@@ -308,18 +386,22 @@ def _ip_adapters(pipe, loaded, plan: Plan) -> None:
 
 
 def _on_preset(plan: Plan, name: str) -> Plan:
-    """``plan`` run as preset ``name`` (the user's preset flags still applied)."""
+    """``plan`` run as preset ``name`` (the user's preset flags still applied), checked as planning checks
+    a preset: the size it handles, the compiler it needs."""
     spec = plan.spec.replace(preset=name)
-    return replace(plan, spec=spec, preset=_preset_for(spec, plan.ref.family))
+    warnings: list[str] = []
+    preset = _checked_preset(spec, plan.ref.family, warnings.append)
+    return replace(plan, spec=spec, preset=preset, warnings=(*plan.warnings, *warnings))
 
 
 def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]:
     """A1111's hires fix: each image upscaled to the hires size, then repainted by img2img there with the
     same prompt, seed, sampler and LoRAs (the pipelines share one loaded model)."""
+    from genimg.prompting.inline import split_tags
     from genimg.upscale.run import upscale_image
 
     hires = plan.spec.hires
-    upscaler = factory.upscaler(plan.hires_upscaler, progress)
+    upscaler = factory.upscaler(plan.hires_upscaler, plan.preset, progress)
     pipe, loaded = factory.get(plan.ref, plan.preset, "img2img", progress)
     pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
     _ip_adapters(pipe, loaded, plan)  # the second pass sees the same image prompts
@@ -328,6 +410,8 @@ def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]
                              width=width, height=height, controls=(), hires=None)
     finished, steps = [], 0
     for planned, image in zip(batch, images):
+        if plan.hires_upscaler.kind == "sd-x4":  # the x4 upscaler is prompt-guided: the image's own prompt
+            upscaler = replace(upscaler, prompt=split_tags(planned.text)[0], negative=planned.negative_text or "")
         big = upscale_image(upscaler, image, width / image.width, planned.seed)
         if big.size != (width, height):
             big = big.resize((width, height))
@@ -423,13 +507,10 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
     try:
         with torch.inference_mode():
             images = pipe(**kwargs, callback_on_step_end=on_step).images
-    except torch.cuda.OutOfMemoryError:
-        raise OutOfMemory(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}",
-                          _smaller_preset(plan.preset)) from None
     except (IndexError, RuntimeError, ValueError) as e:
-        if plan.inputs is not None and spec.steps * spec.strength < 1:
-            raise UsageError(f"--strength {spec.strength:g} with {spec.steps} steps leaves no denoising step for "
-                             f"{plan.ref.name}; raise --strength or --steps (strength × steps ≥ 1)") from None
+        if is_out_of_memory(e):
+            raise OutOfMemory(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}",
+                              _smaller_preset(plan.preset)) from None
         raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
     if not np.isfinite(arrays).all():

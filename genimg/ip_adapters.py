@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from genimg.errors import UsageError
+from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
 
 TABLE = Path(__file__).parent / "models" / "ip_adapters.toml"
 ENCODER = "image_encoder"
@@ -25,8 +25,8 @@ class IPAdapterInput:
     """One IP-Adapter of a plan: its spec, the files it loads, and its image, read."""
     spec: object  # IPAdapterSpec
     name: str
-    weights: str  # the safetensors (or, allowed, pickle) file
-    encoder: str  # the CLIP image encoder's folder
+    weights: str | None  # the safetensors (or, allowed, pickle) file; None: a named one not fetched yet
+    encoder: str  # the CLIP image encoder's folder (a named adapter's hub location until fetched)
     image: object  # PIL.Image.Image, RGB
     source_hash: str
 
@@ -55,7 +55,8 @@ def read_ip_adapters(specs, ref, allow_pickle: bool = False) -> tuple[IPAdapterI
     for spec in specs:
         spec.check()
         name, weights, encoder = _locate(spec.model, ref.family, allow_pickle)
-        _check_family(Path(weights), name, ref)
+        if weights is not None:  # a named adapter's family is its table row's
+            _check_family(Path(weights), name, ref)
         image = load_image(spec.image, "IP-Adapter image").convert("RGB")
         out.append(IPAdapterInput(spec, name, weights, encoder, image, file_hash(spec.image)))
     if len({a.encoder for a in out}) > 1:
@@ -64,10 +65,27 @@ def read_ip_adapters(specs, ref, allow_pickle: bool = False) -> tuple[IPAdapterI
     return tuple(out)
 
 
-def _locate(model: str | None, family: str, allow_pickle: bool) -> tuple[str, str, str]:
-    """(name, weights file, encoder folder) of ``model``: a named adapter, or a file of the user's."""
-    from genimg.models.checkpoint import PICKLE_SUFFIXES
+def fetch_ip_adapters(adapters: tuple[IPAdapterInput, ...]) -> tuple[IPAdapterInput, ...]:
+    """The named adapters' weights and image encoder from the Hugging Face cache, else downloaded."""
+    from dataclasses import replace
+
     from genimg.models.hub import hub_file
+
+    out = []
+    for adapter in adapters:
+        if adapter.weights is None:
+            row = named_adapters()[adapter.name]
+            config = Path(hub_file(f"{row['encoder']}/config.json"))
+            hub_file(f"{row['encoder']}/model.safetensors")
+            adapter = replace(adapter, weights=hub_file(row["weights"]), encoder=str(config.parent))
+        out.append(adapter)
+    return tuple(out)
+
+
+def _locate(model: str | None, family: str, allow_pickle: bool) -> tuple[str, str | None, str]:
+    """(name, weights file, encoder folder) of ``model``: a file of the user's, or a named adapter (its
+    weights None and its encoder's hub location: fetched by :func:`fetch_ip_adapters`)."""
+    from genimg.models.checkpoint import PICKLE_SUFFIXES
 
     table = named_adapters()
     if model is None:
@@ -77,10 +95,7 @@ def _locate(model: str | None, family: str, allow_pickle: bool) -> tuple[str, st
         if row["family"] != family:
             raise UsageError(f"IP-Adapter {model} is for {row['family'].upper()} models; use one of "
                              f"{', '.join(n for n, r in table.items() if r['family'] == family)}")
-        weights = hub_file(row["weights"])
-        config = Path(hub_file(f"{row['encoder']}/config.json"))
-        hub_file(f"{row['encoder']}/model.safetensors")
-        return model, weights, str(config.parent)
+        return model, None, row["encoder"]
     path = Path(model).expanduser()
     if not path.is_file():
         from genimg.errors import did_you_mean
@@ -145,8 +160,10 @@ def apply_ip_adapters(pipe, loaded, adapters: tuple[IPAdapterInput, ...]) -> Non
             try:
                 pipe.load_ip_adapter([str(Path(a.weights).parent) for a in adapters], subfolder=[""] * len(adapters),
                                      weight_name=[Path(a.weights).name for a in adapters], **no_encoder)
-            except Exception as e:  # noqa: BLE001 - shapes or keys that do not fit: one line
+            except weight_file_errors() as e:  # shapes or keys that do not fit: one line
                 pipe.unload_ip_adapter()
+                if is_out_of_memory(e):
+                    raise
                 raise UsageError(f"cannot load IP-Adapter {adapters[0].name} into {loaded.ref.name}: "
                                  f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}") from None
             loaded.ip_adapter_paths, loaded.ip_encoder = wanted, encoder

@@ -10,10 +10,10 @@ parsed once into typed parts. Nothing deeper re-parses text.
 from __future__ import annotations
 
 import os
-import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from genimg.coerce import coerce
 from genimg.errors import UsageError, did_you_mean
 
 TASKS = ("txt2img", "img2img", "inpaint")
@@ -98,7 +98,7 @@ class ControlSpec:
     def _typed(self) -> "ControlSpec":
         """Settings checked against the type's and typed like their defaults (``low="50"`` from a flag
         is 50); an unknown type is left for :meth:`check` to report."""
-        from genimg.control import preprocessors
+        from genimg.preprocessors import preprocessors
 
         entry = preprocessors().get(self.type)
         if entry is None or not self.settings:
@@ -114,7 +114,7 @@ class ControlSpec:
         return replace(self, settings={k: values[k] for k in self.settings})
 
     def check(self) -> None:
-        from genimg.control import preprocessors
+        from genimg.preprocessors import preprocessors
 
         types = preprocessors()
         if self.type not in types:
@@ -124,12 +124,6 @@ class ControlSpec:
             raise UsageError(f"control scale must be between 0 and 2 (got {self.scale:g})")
         if not 0 <= self.start < self.end <= 1:
             raise UsageError(f"control start/end must satisfy 0 <= start < end <= 1 (got {self.start:g}, {self.end:g})")
-        if self.mode is not None:
-            from genimg.models.controlnets import union_modes
-
-            if self.mode not in union_modes():
-                raise UsageError(f"control mode {self.mode!r}{did_you_mean(self.mode, union_modes())} is not one a union "
-                                 f"ControlNet knows; use one of {', '.join(union_modes())}")
         types[self.type].resolve(self.settings, f"control {self.type}={self.image}")
 
 
@@ -204,7 +198,7 @@ class OutpaintSpec:
         if not names or any(s not in SIDES for s in names):
             raise UsageError(f"extend {value!r}: give sides from {', '.join(SIDES)} (comma-separated) and pixels, "
                              "e.g. --extend left,right 64 (in a batch file: \"left,right:64\")")
-        amount = _coerce("extend", pixels, int)
+        amount = coerce("extend", pixels, int)
         if amount <= 0:
             raise UsageError(f"--extend needs a positive number of pixels (got {amount})")
         return _part(cls, {"fill": fill, **{s: amount for s in names}}, "extend")
@@ -243,7 +237,7 @@ class GenerationSpec:
     seed: int | None = None
     count: int = 1
     batch_size: int = 1
-    preset: str = "auto"
+    preset: str | None = None  # None: the user's (config, GENIMG_PRESET), else auto
     preset_overrides: dict = field(default_factory=dict)
     model_config: str | None = None
     denoiser: str | None = None  # a quantized UNet / FLUX transformer in a .gguf file
@@ -281,7 +275,7 @@ class GenerationSpec:
             elif f.name == "outpaint" and value is not None:
                 value = OutpaintSpec.parse(value)
             elif value is not None:
-                value = _coerce(f.name, value, _TYPES[f.name])
+                value = coerce(f.name, value, _TYPES[f.name])
             object.__setattr__(self, f.name, value)
 
     # -- serialisation ------------------------------------------------------------------------------
@@ -296,6 +290,8 @@ class GenerationSpec:
                 value = _part_dict(value)
             elif f.name == "loras":
                 value = [lora.text() for lora in value]
+            elif f.name == "styles":  # a name with a comma (A1111's files have them) stays one name
+                value = [f'"{name}"' if "," in name else name for name in value]
             elif f.name in ("controls", "ip_adapters"):
                 value = [_part_dict(c) for c in value]
             out[f.name] = value
@@ -316,13 +312,6 @@ class GenerationSpec:
     def merged(self, data: dict) -> "GenerationSpec":
         """This spec with the settings in ``data`` (any known names) laid over it."""
         return GenerationSpec.from_dict({**self.to_dict(), **data})
-
-    @classmethod
-    def from_png(cls, path) -> "GenerationSpec":
-        """The settings stored in a PNG: genimg's own record, else A1111's ``parameters`` text."""
-        from genimg.output.metadata import spec_from_png
-
-        return spec_from_png(path).spec
 
     # -- checks -------------------------------------------------------------------------------------
     def validate(self, factor: int) -> None:
@@ -406,10 +395,8 @@ def _canonical(data: dict) -> dict:
     for key, value in data.items():
         if value is None:
             continue  # not given: the field keeps its default
-        if key in ("style", "styles") and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if key in ("style", "styles") and isinstance(value, (list, tuple)):
-            value = [v.strip() for item in value for v in str(item).split(",") if v.strip()]
+        if key in ("style", "styles"):
+            value = style_names(value)
         if key == "control" and isinstance(value, str) and "=" not in value:
             key = "control_type"  # older rows and PNGs: `control` named the preprocessing of task = controlnet
         key = ALIASES.get(key, key)
@@ -452,6 +439,16 @@ def _canonical(data: dict) -> dict:
     return spec
 
 
+def style_names(value) -> list[str]:
+    """Style names from ``a,b``, repeated flags or a list: split at commas, a quoted name kept whole
+    (``"Name, with comma",other``, as in a CSV row)."""
+    import csv
+
+    items = [value] if isinstance(value, str) else list(value)
+    return [name.strip() for item in items for name in next(csv.reader([str(item)], skipinitialspace=True), [])
+            if name.strip()]
+
+
 def _legacy_control(spec: dict, legacy: dict) -> dict:
     """``task = controlnet`` with ``image``/``controlnet``/``control_type``/``control_scale``: txt2img
     with one control, the image being the control image."""
@@ -474,59 +471,6 @@ def _size(value) -> tuple[int, int]:
         raise UsageError(f"size must look like 512x768 (got {value!r})") from None
 
 
-def _coerce(name: str, value, kind):
-    """``value`` as ``kind`` (the field's type), or a one-line error naming the field."""
-    if kind is None:
-        return value
-    origin = typing.get_origin(kind)
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    if origin in (typing.Union, types.UnionType):
-        if value is None or value == "":
-            return None
-        return _coerce(name, value, args[0])
-    if origin is tuple and args and args[-1] is Ellipsis:
-        items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(";") if v.strip()]
-        part = args[0]
-        return tuple(part.parse(v) if hasattr(part, "parse") else _coerce(name, v, part) for v in items)
-    if origin is tuple:
-        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        if len(items) != len(args):
-            raise UsageError(f"{name} takes {len(args)} comma-separated numbers (got {value!r})")
-        return tuple(_coerce(name, v, a) for v, a in zip(items, args))
-    if kind is dict:
-        if not isinstance(value, dict):
-            raise UsageError(f"{name} must be a table of settings (got {value!r})")
-        return dict(value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "1", "on"):
-            return True
-        if text in ("false", "no", "0", "off", ""):
-            return False
-        raise UsageError(f"{name} must be true or false (got {value!r})")
-    if kind is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise UsageError(f"{name} must be a whole number (got {value!r})")
-        try:
-            return int(value) if not isinstance(value, str) else int(value.strip())
-        except (TypeError, ValueError):
-            raise UsageError(f"{name} must be a whole number (got {value!r})") from None
-    if kind is float:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{name} must be a number (got {value!r})") from None
-    if kind is str:
-        if isinstance(value, (dict, list, tuple)):
-            raise UsageError(f"{name} must be text (got {value!r})")
-        return str(value)
-    return value
-
-
 def _options(options: list[str], where: str, keys: str) -> dict:
     """``KEY=VALUE`` items of a flag's comma-separated value (``--control``, ``--ip-adapter``) as a dict."""
     data = {}
@@ -545,7 +489,7 @@ def _part(cls, data: dict, what: str):
     if unknown:
         raise UsageError(f"{what}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], hints)}; "
                          f"known: {', '.join(hints)}")
-    return cls(**{k: _coerce(f"{what} {k}", v, hints[k]) for k, v in data.items()})
+    return cls(**{k: coerce(f"{what} {k}", v, hints[k]) for k, v in data.items()})
 
 
 def _part_dict(part) -> dict:

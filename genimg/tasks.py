@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genimg.errors import UsageError
+from genimg.errors import UsageError, did_you_mean
 from genimg.inputs import file_hash, load_image, resize, target_size
 from genimg.masks import blend_mask, build_mask, composite, outpaint_canvas
 from genimg.spec import ControlSpec, MaskSpec
@@ -46,10 +46,11 @@ class ControlInput:
     """One control map (edges, pose, depth …) at the output size, and the ControlNet that reads it."""
 
     spec: ControlSpec
-    image: object  # PIL RGB
+    source: object  # PIL RGB: the control image fitted to the output size
     source_hash: str
     controlnet: object  # ModelRef
     mode: int | None = None  # union ControlNets: the control_mode index of this map
+    image: object | None = None  # PIL RGB: the map the ControlNet reads, made by prepare_controls
 
     def a1111_value(self, resize_mode: str = "fit") -> str:
         # The keys A1111's ControlNet extension writes for each unit.
@@ -66,10 +67,11 @@ A1111_RESIZE = {"fit": "Resize and Fill", "crop": "Crop and Resize", "stretch": 
 def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allow_pickle: bool,
                   warn: Callable[[str], None]) -> tuple[ControlInput, ...]:
     """Each control of the generation on ``model`` (a ModelRef): its image read and fitted, its
-    ControlNet found (the type's default where none is named, recorded in its spec), its map made."""
+    ControlNet found (the type's default where none is named, recorded in its spec), the weights its
+    preprocessor needs found. No map is made here (that runs a detector): see :func:`prepare_controls`."""
     from dataclasses import replace
 
-    from genimg.control import preprocess
+    from genimg.control import check_preprocessor
     from genimg.models.controlnets import default_controlnet, resolve_controlnet
 
     family = model.family
@@ -79,17 +81,28 @@ def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allo
         if n and abs(source.width / source.height - size[0] / size[1]) > 0.01:
             warn(f"control image {Path(control.image).name} has another aspect ratio than the output; "
                  f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
-        image = resize(source, size, resize_mode)
         if control.model is None:
             control = replace(control, model=default_controlnet(control.type, model))
         ref = resolve_controlnet(control.model, family, allow_pickle)
+        check_preprocessor(control.type, allow_pickle)
         mode = _union_mode(control, ref, family, warn)
-        out.append(ControlInput(control, preprocess(image, control.type, allow_pickle, settings=control.settings),
-                                file_hash(control.image), ref, mode))
+        out.append(ControlInput(control, resize(source, size, resize_mode), file_hash(control.image), ref, mode))
     if len({c.controlnet.variant == "union" for c in out}) > 1:
         raise UsageError("union and single-purpose ControlNets cannot steer one generation together (diffusers has "
                          "no pipeline for the mix); give every control the union ControlNet, or none of them")
     return tuple(out)
+
+
+def prepare_controls(controls: tuple[ControlInput, ...], allow_pickle: bool) -> tuple[ControlInput, ...]:
+    """Each control with its map made by its preprocessor (cached by source, size, type and settings, so
+    batch rows sharing a control image run the detector once)."""
+    from dataclasses import replace
+
+    from genimg.control import control_map
+
+    return tuple(c if c.image is not None else
+                 replace(c, image=control_map(c.source, c.source_hash, c.spec.type, c.spec.settings, allow_pickle))
+                 for c in controls)
 
 
 def _union_mode(control, ref, family: str, warn) -> int | None:
@@ -105,7 +118,8 @@ def _union_mode(control, ref, family: str, warn) -> int | None:
     modes = union_modes(family)
     name = control.mode or preprocessors()[control.type].union_mode
     if control.mode and control.mode not in modes:
-        raise UsageError(f"control mode {control.mode!r} is not one {family.upper()} union ControlNets know; "
+        raise UsageError(f"control mode {control.mode!r}{did_you_mean(control.mode, modes)} is not one "
+                         f"{family.upper()} union ControlNets know; "
                          f"use one of {', '.join(modes)}")
     if name not in modes:
         raise UsageError(f"control {control.type}={Path(control.image).name} goes to the union ControlNet {ref.name}, "

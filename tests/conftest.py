@@ -27,7 +27,7 @@ for _name in [n for n in os.environ if n.startswith("GENIMG_")
 
 import pytest  # noqa: E402
 
-FAMILIES = ("sd", "sdxl", "flux")
+from genimg.testing.images import FAMILIES  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -101,14 +101,6 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
-
-
-def pixels(path: Path):
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.int16)
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_models_embeddings_and_upscalers_are_found_by_name_in_the_configured_fol
     import torch
     from safetensors.torch import save_file
 
-    from conftest import pixels
+    from genimg.testing.images import pixels
     from genimg.testing.tiny_models import save_random_spandrel
 
     for key in ("model", "embedding", "upscaler"):
@@ -131,3 +131,39 @@ def test_models_embeddings_and_upscalers_are_found_by_name_in_the_configured_fol
     assert result.code == 0, result
     missing = cli("txt2img", "x", "-m", "theirs", "-o", tmp_path / "c.png")
     assert missing.code == 2 and "model 'theirs' is not an alias, a folder or a file" in missing.err
+
+
+def test_the_users_defaults_reach_batch_rows_from_and_the_python_api(cli, tmp_path, tiny_models, config_file,
+                                                                     monkeypatch):
+    import genimg
+    from genimg.spec import GenerationSpec
+
+    config_file.write_text(f'model = "{tiny_models["sd"]}"\nscheduler = "Euler"\noutput = "{tmp_path / "mine"}"\n')
+    monkeypatch.setenv("GENIMG_PRESET", "cpu")
+    # The Python API: plan and the txt2img twin.
+    planned = genimg.plan(GenerationSpec("a ring", seed=1))
+    assert (planned.spec.model, planned.spec.scheduler, planned.preset.name) == (str(tiny_models["sd"]), "Euler", "cpu")
+    assert genimg.plan(GenerationSpec("a ring", scheduler="DDIM", preset="cpu-bf16")).spec.scheduler == "DDIM"
+    [path] = genimg.txt2img("a ring", seed=1, width=64, height=64, steps=2)
+    assert path.parent == tmp_path / "mine" and read_metadata(path)["parameters"]["Sampler"] == "Euler"
+    # A batch row that names no sampler, preset or folder.
+    (tmp_path / "jobs.txt").write_text("a ring\n")
+    result = cli("batch", tmp_path / "jobs.txt", "--steps", "2", "-W", "64", "-H", "64")
+    assert result.code == 0, result
+    [record] = [json.loads(line) for line in (tmp_path / "mine" / "manifest.jsonl").read_text().splitlines()[1:]]
+    assert (record["settings"]["scheduler"], record["settings"]["preset"]) == ("Euler", "cpu")
+    # --from an image whose record names no sampler: the user's, not the model's.
+    monkeypatch.setenv("GENIMG_SCHEDULER", "DPM++ 2M")
+    again = cli("txt2img", "--from", path, "-o", tmp_path / "again.png")
+    assert again.code == 0, again
+    assert read_metadata(tmp_path / "again.png")["parameters"]["Sampler"] == "Euler"  # the image's own wins
+    source = tmp_path / "bare.png"
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a ring\nSteps: 2, Seed: 4, Size: 64x64")
+    Image.new("RGB", (64, 64)).save(source, pnginfo=info)
+    bare = cli("txt2img", "--from", source, "-o", tmp_path / "bare-again.png")
+    assert bare.code == 0, bare
+    assert read_metadata(tmp_path / "bare-again.png")["parameters"]["Sampler"] == "DPM++ 2M"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.output.metadata import read_metadata
 
 FAST = ("-W", "64", "-H", "64", "--steps", "4", "--seed", "5")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.demo.analyse import analyse
 from genimg.models import resolve_model
 from genimg.models.resolve import ALIAS_FILE

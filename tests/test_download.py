@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.testing.hub_server import HubState, LocalHub
 
 UNET = "unet/diffusion_pytorch_model.safetensors"
@@ -75,6 +75,28 @@ def test_only_the_files_the_pipeline_loads_and_the_fp16_variant(cli, hub, served
     assert np.abs(pixels(tmp_path / "hub.png").astype(int) - pixels(tmp_path / "folder.png").astype(int)).mean() < 2
 
 
+def test_components_loaded_as_none_and_folders_the_index_does_not_name_are_not_fetched(cli, hub, served_repo,
+                                                                                      tmp_path):
+    from safetensors.torch import save_file
+
+    repo = tmp_path / "with-checker"
+    shutil.copytree(served_repo, repo)
+    index = json.loads((repo / "model_index.json").read_text())
+    index["safety_checker"] = ["stable_diffusion", "StableDiffusionSafetyChecker"]
+    (repo / "model_index.json").write_text(json.dumps(index))
+    import torch
+
+    for folder in ("safety_checker", "old_unet"):
+        (repo / folder).mkdir()
+        (repo / folder / "config.json").write_text("{}")
+        save_file({"w": torch.zeros(4)}, str(repo / folder / "model.safetensors"))
+    hub.repos["genimg-test/served-checker"] = repo
+    result = cli("models", "download", "genimg-test/served-checker", "--precision", "fp32", "--json")
+    assert result.code == 0, result
+    folders = {f.split("/")[0] for f in _fetched(hub) if "/" in f}
+    assert folders == {"unet", "vae", "text_encoder", "tokenizer", "scheduler"}
+
+
 def test_full_precision_takes_the_plain_weights(cli, hub, served_repo):
     hub.repos["genimg-test/served-fp32"] = served_repo
     result = cli("models", "download", "genimg-test/served-fp32", "--precision", "fp32")
@@ -134,7 +156,7 @@ def test_no_room_for_the_files_is_said_before_fetching(cli, hub, served_repo, mo
     monkeypatch.setattr(download, "free_space", lambda folder: 1000)
     result = cli("models", "download", "genimg-test/served-full", "--precision", "fp32")
     assert result.code == 2 and "GB free; free some space" in result.err, result
-    assert not _fetched(hub)
+    assert _fetched(hub) == {"model_index.json"}  # a few hundred bytes naming the components; no weights
 
 
 def test_offline_is_one_line(cli, monkeypatch):

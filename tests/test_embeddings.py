@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.output.metadata import read_metadata
 
 SMALL = ("-W", "64", "-H", "64", "--steps", "2", "--seed", "1")

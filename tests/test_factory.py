@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genimg.factory import LoadedModel, PipelineFactory, _quantization_config, apply_preset
+from genimg.factory import LoadedModel, PipelineFactory, quantization_config
+from genimg.pipeline_setup import apply_preset
 from genimg.presets import get_preset
 
 
@@ -86,7 +87,7 @@ def test_quantized_tiers_ask_diffusers_for_the_right_config(monkeypatch, family,
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "bitsandbytes" else real(n, *a))
     preset = get_preset(name).for_family(family)
-    config = _quantization_config(family, preset)
+    config = quantization_config(family, preset)
     assert config.quant_backend == backend and config.components_to_quantize == components
     if backend == "bitsandbytes_4bit":
         assert config.quant_kwargs["bnb_4bit_quant_type"] == "nf4"

@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from conftest import FAMILIES, pixels
+from genimg.testing.images import FAMILIES, pixels
 from genimg.output.metadata import spec_from_png
+import genimg
 from genimg.spec import GenerationSpec
 
 
@@ -33,7 +34,7 @@ def test_png_metadata_read_back_from_disk_gives_the_spec_that_made_it(cli, tmp_p
     result = cli("txt2img", "a star", "-m", tiny_models["sd"], "-W", "64", "-H", "48", "--steps", "2", "--cfg", "5.5",
                  "--seed", "77", "--scheduler", "Euler a", "-o", target, "--json")
     assert result.code == 0
-    from_file = GenerationSpec.from_png(target)
+    from_file = genimg.read_spec(target)
     assert from_file == GenerationSpec.from_dict(json.loads(result.out)["settings"])
     assert (from_file.prompt, from_file.width, from_file.height, from_file.steps, from_file.guidance,
             from_file.scheduler, from_file.seed) == ("a star", 64, 48, 2, 5.5, "Euler a", 77)

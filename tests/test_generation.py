@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.errors import RunFailure, UsageError
 from genimg.factory import LoadedModel
 from genimg.generation import plan, run

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import FAMILIES, pixels
+from genimg.testing.images import FAMILIES, pixels
 
 GPU_PRESETS = ("6gb", "8gb", "12gb", "16gb", "24gb", "80gb")
 

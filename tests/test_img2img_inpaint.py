@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import FAMILIES, pixels
+from genimg.testing.images import FAMILIES, pixels
 from genimg.output.metadata import read_metadata
 
 FAST = ("--steps", "4", "--seed", "3")

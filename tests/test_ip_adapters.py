@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.output.metadata import read_metadata
 
 FAST = ("-W", "64", "-H", "64", "--steps", "3", "--seed", "5")

@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import pixels
+from genimg.testing.images import pixels
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from genimg.output.write import atomic_save
+from genimg.files import atomic_save
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pixels
+from genimg.testing.images import pixels
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.prompting.weighting import Fragment, parse, plain_text
 
 # Written from A1111's prompt-attention documentation (the wiki's "Attention/emphasis" section).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FAMILIES, pixels
+from genimg.testing.images import FAMILIES, pixels
 
 SMALL = ("-W", "64", "-H", "64", "--steps", "3")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import pixels
+from genimg.testing.images import pixels
 from genimg.output.metadata import read_metadata
 
 

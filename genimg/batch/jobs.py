@@ -52,7 +52,7 @@ UPSCALE_KEYS = {"task": None, "image": None, "init_image": None, "scale": "scale
 
 
 def upscale_row(row: Row, data: dict, where: str, base: Path) -> UpscaleRow:
-    from genimg.spec import _coerce
+    from genimg.coerce import coerce
     from genimg.upscale.run import UpscaleSettings
 
     data = {str(k).strip().lower().replace("-", "_"): v for k, v in data.items()}
@@ -66,7 +66,7 @@ def upscale_row(row: Row, data: dict, where: str, base: Path) -> UpscaleRow:
     fields = {UPSCALE_KEYS[k]: v for k, v in data.items() if UPSCALE_KEYS[k]}
     types = {"scale": float, "model": str, "prompt": str, "negative": str, "noise_level": int, "steps": int,
              "guidance": float, "seed": int, "tile": int, "tile_overlap": int, "allow_pickle": bool}
-    settings = UpscaleSettings(**{k: _coerce(k, v, types[k]) for k, v in fields.items()})
+    settings = UpscaleSettings(**{k: coerce(k, v, types[k]) for k, v in fields.items()})
     try:
         settings.check()
     except UsageError as e:

@@ -27,13 +27,14 @@ class BatchPlan:
     units: list[Unit] = field(default_factory=list)
     skipped: int = 0  # images the manifest says are already made
     upscales: list[UpscaleRow] = field(default_factory=list)  # task = upscale rows still to run
+    plans: dict = field(default_factory=dict)  # job id -> its Plan (each job planned once, by check)
 
     @property
     def images(self) -> int:
         return sum(job.spec.count for job in self.jobs)
 
 
-def plan_batch(file, output="outputs", settings: dict | None = None, seed: int | None = None,
+def plan_batch(file, output=None, settings: dict | None = None, seed: int | None = None,
                combinatorial: bool = False, repeat: int = 1, shard: tuple[int, int] | None = None,
                batch_size: int = 1) -> BatchPlan:
     """Read and check ``file``; ``settings`` are the defaults of every row (command-line flags)."""
@@ -41,9 +42,11 @@ def plan_batch(file, output="outputs", settings: dict | None = None, seed: int |
 
     if repeat < 1:
         raise UsageError(f"--repeat must be at least 1 (got {repeat})")
-    from genimg.output.write import check_folder
+    from genimg.files import check_folder
 
-    file, folder = Path(file), Path(output)
+    from genimg.output.naming import default_output
+
+    file, folder = Path(file), Path(output) if output is not None else default_output()
     check_folder(folder)
     index, count = shard or shard_from_env()
     settings = dict(settings or {})
@@ -78,12 +81,11 @@ def plan_batch(file, output="outputs", settings: dict | None = None, seed: int |
             skipped += 1
         else:
             pending.append(row)
-    bad = check(jobs)
+    plans, bad = check(jobs)
     problems += [RowProblem(f"{file.name}:{job.row.line}", message) for job, message in bad]
-    failed = {job.id for job, _ in bad}
-    runnable = [job for job in jobs if job.id not in failed]
+    runnable = [job for job in jobs if job.id in plans]
     units, done = plan_units(runnable, manifest.read_done(folder), batch_size)
-    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending)
+    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, plans)
 
 
 def _upscale_path(row: UpscaleRow, folder: Path) -> Path:
@@ -110,7 +112,7 @@ def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progr
         return result
     first = None if manifest.batch_seed(plan.folder) is not None else \
         {"batch_seed": plan.seed, "file": str(plan.file.resolve())}
-    run_batch(plan.units, plan.folder, fail_fast, progress, result, stop, first_record=first)
+    run_batch(plan.units, plan.plans, plan.folder, fail_fast, progress, result, stop, first_record=first)
     for row in plan.upscales:
         if (stop is not None and stop.stop) or (fail_fast and result.failed):
             result.interrupted = stop is not None and stop.stop
@@ -139,7 +141,7 @@ def _run_upscale_row(row: UpscaleRow, folder: Path, progress=None) -> None:
             progress("upscaled", path=done.path, source=done.source, size=done.size, seconds=done.seconds)
 
 
-def run_file(file, output="outputs", *, settings: dict | None = None, seed: int | None = None,
+def run_file(file, output=None, *, settings: dict | None = None, seed: int | None = None,
              combinatorial: bool = False, repeat: int = 1, shard: tuple[int, int] | None = None,
              batch_size: int = 1, fail_fast: bool = False, grid: bool = False, progress=None) -> BatchResult:
     """Plan and run a batch file: the Python twin of ``genimg batch FILE -o OUTPUT``."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -93,18 +93,21 @@ def plan_units(jobs: list[BatchJob], done: dict, batch_size: int) -> tuple[list[
     return units, skipped
 
 
-def check(jobs: list[BatchJob]) -> list[tuple[BatchJob, str]]:
-    """Everything that can fail before generation (model, sizes, scheduler, inputs, LoRAs), per job.
-    The plans are not kept: a long img2img batch would hold every input image in memory."""
+def check(jobs: list[BatchJob]) -> tuple[dict, list[tuple[BatchJob, str]]]:
+    """Each job planned, once (no weights fetched, no preprocessor run): the plans by job id, and the
+    jobs that cannot run with why. An input image is read for the check and let go (a long img2img batch
+    would otherwise hold every input in memory): the run reads it again."""
+    from dataclasses import replace
+
     from genimg.generation import plan
 
-    problems = []
+    plans, problems = {}, []
     for job in jobs:
         try:
-            plan(job.spec.replace(count=1))
+            plans[job.id] = replace(plan(job.spec.replace(count=1)), inputs=None)
         except GenimgError as e:
             problems.append((job, str(e)))
-    return problems
+    return plans, problems
 
 
 class StopFlag:
@@ -131,12 +134,13 @@ class StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progress | None,
+def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, progress: Progress | None,
               result: BatchResult, stop: StopFlag | None = None, first_record: dict | None = None) -> BatchResult:
-    """Run ``units``, writing each image and its manifest line as it finishes. ``first_record`` goes
-    into the manifest just before the first image, so a run that makes nothing leaves no folder."""
+    """Run ``units`` from their jobs' ``plans`` (by job id), writing each image and its manifest line as it
+    finishes. ``first_record`` goes into the manifest just before the first image, so a run that makes
+    nothing leaves no folder."""
     from genimg.factory import PipelineFactory
-    from genimg.generation import PlannedImage, plan, run
+    from genimg.generation import PlannedImage, for_images, run, with_inputs
     from genimg.output.naming import sanitize
     from genimg.output.write import save_png
 
@@ -151,7 +155,8 @@ def run_batch(units: list[Unit], folder: Path, fail_fast: bool, progress: Progre
             images = [PlannedImage(n, seed, job.spec.prompt, job.spec.negative,
                                    folder / f"{job.id}-{index}-{sanitize(job.spec.prompt, 48)}-{seed}.png")
                       for n, (job, index, seed) in enumerate(unit.items)]
-            the_plan = plan(first_job.spec.replace(count=len(images), batch_size=len(images)), images=images)
+            the_plan = for_images(with_inputs(plans[first_job.id]), images)
+            the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
             for image, (batch_job, index, seed) in zip(run(the_plan, factory, progress), unit.items):
                 if first_record is not None:
                     manifest.append(folder, first_record)
@@ -187,7 +192,7 @@ def contact_sheets(folder: Path, size: int = 256) -> list[tuple[Path, str, int]]
     from PIL import Image
 
     from genimg.output.naming import sanitize
-    from genimg.output.write import atomic_save
+    from genimg.files import atomic_save
 
     groups: dict[str, list[Path]] = {}
     for record in manifest.read_done(folder).values():

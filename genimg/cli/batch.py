@@ -33,7 +33,7 @@ def batch(
 
     settings = common.given_settings({**common.values, "control": control})
     settings.pop("seed", None)
-    plan = plan_batch(file, common.output or "outputs", settings, common.seed, combinatorial, repeat,
+    plan = plan_batch(file, common.output, settings, common.seed, combinatorial, repeat,
                       _parse_shard(shard) if shard else None, common.batch_size)
     for problem in plan.problems:
         error_line(f"{problem.where}: {problem.message}", "batch")

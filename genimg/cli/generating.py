@@ -17,7 +17,13 @@ def build_spec(own: dict, common):
         return GenerationSpec.from_dict(settings)
     from genimg.output.metadata import spec_from_png
 
-    base = spec_from_png(common.from_image).spec.to_dict()
+    read = spec_from_png(common.from_image)
+    if read.warnings and not common.quiet:
+        from genimg.cli.render import warning_line
+
+        for message in read.warnings:
+            warning_line(message)
+    base = read.spec.to_dict()
     task = own.get("task", "txt2img")
     if base.get("task", "txt2img") != task:
         base = {k: v for k, v in base.items() if k not in _TASK_SETTINGS}
@@ -31,19 +37,14 @@ def build_spec(own: dict, common):
 
 def generate_and_report(own: dict, common) -> None:
     from genimg.api import generate_files
-    from genimg.cli.render import print_result, progress_reporter, stderr
+    from genimg.cli.render import print_result, progress_reporter
 
     spec = build_spec(own, common)
-    output, overwrite, as_json, quiet = common.output_or_default, common.overwrite, common.json, common.quiet
-    if spec.model is None and not quiet:
-        from genimg.models.resolve import default_model
-
-        name = default_model()
-        if name == "demo":
-            stderr.print("using the built-in demo model (64x64 shapes); for real images pass --model sd15|sdxl|flux-schnell")
+    output, overwrite, as_json, quiet = common.output, common.overwrite, common.json, common.quiet
     written = []
     try:
         with progress_reporter(quiet) as report:
+            report = _noting_the_demo_model(report, spec.model is None and not quiet)
             for path, image in generate_files(spec, output, overwrite, progress=report, fallback=common.auto_fallback,
                                               save_controls=common.save_control):
                 print_result(path, image, as_json)
@@ -55,3 +56,22 @@ def generate_and_report(own: dict, common) -> None:
         raise Interrupted(f"interrupted: {len(written)} of {spec.count} images written"
                           + (f" (last {written[-1]})" if written else "")
                           + f"; {left} not made, nothing half-written") from None
+
+
+def _noting_the_demo_model(report, may_note: bool):
+    """``report``, first saying that the built-in demo model is in use when no model was named: once work
+    starts (the first progress event comes after planning), so a usage error stays one line."""
+    from genimg import config
+    from genimg.cli.render import stderr
+
+    pending = [may_note]
+
+    def reporting(event, **info):
+        if pending[0]:
+            pending[0] = False
+            if config.generation_defaults({})["model"] == "demo":
+                stderr.print("using the built-in demo model (64x64 shapes); for real images pass --model "
+                             "sd15|sdxl|flux-schnell")
+        report(event, **info)
+
+    return reporting

@@ -29,7 +29,8 @@ def info(
         raise UsageError(f"{image} holds no generation metadata")
     try:
         read = spec_from_png(image)
-        meta["from"] = {"source": read.source, "spec": read.spec.to_dict(), "unmapped": read.unmapped}
+        meta["from"] = {"source": read.source, "spec": read.spec.to_dict(), "unmapped": read.unmapped,
+                        "warnings": list(read.warnings)}
     except GenimgError as e:
         meta["from"] = {"error": str(e)}
     if json:
@@ -40,6 +41,8 @@ def info(
     if "error" in taken:
         print(f"\n--from cannot use it: {taken['error']}")
         return
+    for warning in taken["warnings"]:
+        print(f"\nwarning: {warning}")
     print(f"\n--from reads ({'genimg record' if taken['source'] == 'genimg' else 'A1111 parameters'}): "
           + _json.dumps(taken["spec"], ensure_ascii=False))
     if taken["unmapped"]:

@@ -34,7 +34,7 @@ def demo_model(
     from genimg.errors import UsageError
     from genimg.demo.model import DemoTrainingConfig, train_demo_model
 
-    from genimg.output.write import check_unused
+    from genimg.files import check_unused
 
     check_unused(output, overwrite)
     given = {"unet_steps": unet_steps, "vae_steps": vae_steps, "decoder_steps": decoder_steps, "images": images,
@@ -69,7 +69,7 @@ def demo_upscaler(
     from genimg.cli.render import progress_reporter
     from genimg.demo.upscaler import UpscalerTrainingConfig, train_upscaler
     from genimg.errors import UsageError
-    from genimg.output.write import check_unused
+    from genimg.files import check_unused
 
     check_unused(output, overwrite)
     given = {"steps": steps, "batch": batch, "photo_patches": photo_patches, "shape_patches": shape_patches}
@@ -102,7 +102,7 @@ def demo_controlnet(
     from genimg.errors import UsageError
     from genimg.demo.controlnet import DemoControlNetConfig, train_demo_controlnet
     from genimg.models import resolve_model
-    from genimg.output.write import check_unused
+    from genimg.files import check_unused
 
     ref = resolve_model(model)
     if ref.kind != "folder" or ref.family != "sd":

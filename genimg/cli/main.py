@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _click_exceptions():
-    """Click's exception classes, from the copy of click that typer uses (newer typers vendor it)."""
-    try:
-        from typer._click import exceptions
-    except ImportError:
-        from click import exceptions
-    return exceptions
+    """Click's exception classes from the copy of click that typer runs on (newer typers vendor it), found
+    through typer's public ``BadParameter`` instead of typer's private module."""
+    import importlib
+
+    usage_error = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+    return importlib.import_module(usage_error.__module__)

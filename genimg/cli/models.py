@@ -17,7 +17,8 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from genimg.ip_adapters import named_adapters
-    from genimg.models.cache import cached_repos, local_files
+    from genimg.models.cache import cached_repos
+    from genimg.user_files import local_files
     from genimg.models.controlnets import controlnet_aliases
     from genimg.models.resolve import aliases
     from genimg.models.vaes import vae_aliases

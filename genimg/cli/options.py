@@ -45,7 +45,7 @@ AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU 
 IPAdapter = Annotated[Optional[list[str]], typer.Option("--ip-adapter", metavar="IMAGE[,scale=S][,model=NAME]", help="An image as a prompt, repeatable; model: sd15, sd15-plus, sdxl, sdxl-vit-h, flux … or a .safetensors with image_encoder/ beside it.", show_default=False, rich_help_panel=MODEL)]
 FuseLora = Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRAs into the model's weights: each step runs as fast as without them.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
-PresetName = Annotated[str, typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, cpu-bf16, mps, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`).", autocompletion=complete.presets, rich_help_panel=MODEL)]
+PresetName = Annotated[Optional[str], typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, cpu-bf16, mps, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`; default: your config's, else auto).", autocompletion=complete.presets, rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: the preset's).", rich_help_panel=MODEL)]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="fp32, fp16 or bf16.", rich_help_panel=MODEL)]
 Offload = Annotated[Optional[str], typer.Option("--offload", help="none, model or sequential CPU offload.", rich_help_panel=MODEL)]
@@ -88,7 +88,7 @@ def _shared(
     denoiser: Denoiser = None,
     vae: Vae = None,
     allow_pickle: AllowPickle = False,
-    preset: PresetName = "auto",
+    preset: PresetName = None,
     device: Device = None,
     dtype: Dtype = None,
     offload: Offload = None,
@@ -121,15 +121,9 @@ class Common:
     given: frozenset = frozenset()  # the flags typed on the command line (not left at their defaults)
 
     def settings(self) -> dict:
-        """The shared flags as settings (spec field names), ``preset_overrides`` from the preset flags;
-        the config file's (and GENIMG_*) defaults where a flag was not typed."""
-        from genimg import config
-
+        """The shared flags as settings (spec field names), ``preset_overrides`` from the preset flags; flags
+        not typed are None, and the library fills in the user's config (genimg.config.generation_defaults)."""
         v = dict(self.values)
-        defaults = config.settings()
-        for flag, key in (("preset", "preset"), ("scheduler", "scheduler"), ("device", "device")):
-            if flag not in self.given and defaults[key].source != "default":
-                v[flag] = defaults[key].value
         out = {_RENAMED.get(k, k): val for k, val in v.items()
                if k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
         out["model_config"] = str(v["config"]) if v["config"] else None
@@ -139,16 +133,6 @@ class Common:
         out["ip_adapters"] = list(v["ip_adapter"] or [])
         out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
         return out
-
-    @property
-    def output_or_default(self):
-        """``-o``, else the config file's output (None: the command's own default)."""
-        from genimg import config
-
-        if self.values["output"] is not None:
-            return self.values["output"]
-        setting = config.settings()["output"]
-        return Path(setting.value).expanduser() if setting.source != "default" else None
 
     def given_settings(self, settings: dict) -> dict:
         """Of ``settings`` (flag name -> value), the ones typed on the command line, as setting names."""
@@ -166,20 +150,11 @@ class Common:
             raise AttributeError(name) from None
 
 
-def _given_flags() -> frozenset:
-    """Names of the parameters the user typed, from click's record of where each value came from."""
-    try:
-        from typer._click.core import ParameterSource
-        from typer._click.globals import get_current_context
-    except ImportError:  # typer before 0.29 uses click itself
-        from click import get_current_context
-        from click.core import ParameterSource
-
-    ctx = get_current_context(silent=True)
-    if ctx is None:
-        return frozenset()
+def _given_flags(ctx: typer.Context) -> frozenset:
+    """Names of the parameters the user typed, from the context's record of where each value came from
+    (``Context.get_parameter_source``, public in click and in typer's own copy of it)."""
     return frozenset(name for name in ctx.params
-                     if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP))
+                     if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP"))
 
 
 def generation_command(func):
@@ -192,12 +167,14 @@ def generation_command(func):
               for p in inspect.signature(_shared).parameters.values()]
     own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
 
-    @functools.wraps(func)
-    def command(**kwargs):
-        common = {name: kwargs.pop(name) for name in list(kwargs) if name in shared_hints}
-        return func(**kwargs, common=Common(common, _given_flags()))
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
 
-    command.__signature__ = inspect.Signature(own + shared)
-    command.__annotations__ = {p.name: p.annotation for p in own + shared}
+    @functools.wraps(func)
+    def command(ctx: typer.Context, **kwargs):
+        common = {name: kwargs.pop(name) for name in list(kwargs) if name in shared_hints}
+        return func(**kwargs, common=Common(common, _given_flags(ctx)))
+
+    command.__signature__ = inspect.Signature([context, *own, *shared])
+    command.__annotations__ = {p.name: p.annotation for p in (context, *own, *shared)}
     del command.__wrapped__  # typer must see the combined signature, not func's own
     return command

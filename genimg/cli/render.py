@@ -16,6 +16,10 @@ def error_line(message: str, command: str | None = None) -> None:
     sys.stderr.write(f"{prefix}error: {message}\n")
 
 
+def warning_line(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {message}")
+
+
 class Reporter:
     """Renders the library's progress events (``load``, ``step``, ``image``, ``warning``) with rich."""
 
@@ -36,7 +40,7 @@ class Reporter:
     def __call__(self, event: str, **info) -> None:
         if event == "warning":
             if not self.quiet:
-                stderr.print(f"[yellow]warning:[/] {info['message']}")
+                warning_line(info["message"])
             return
         if self.progress is None:
             return

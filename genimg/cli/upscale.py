@@ -26,7 +26,7 @@ def upscale(
     tile: Annotated[Optional[int], typer.Option("--tile", help="Work in tiles of N input pixels (0: whole images; default: the preset's).", rich_help_panel=UP)] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels tiles share, blended across.", rich_help_panel=UP)] = 32,
     allow_pickle: o.AllowPickle = False,
-    preset: o.PresetName = "auto",
+    preset: o.PresetName = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/upscaled/, files NAME-x4.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
     overwrite: o.Overwrite = False,
     json: o.Json = False,

@@ -134,7 +134,7 @@ def train_upscaler(output: Path, config: UpscalerTrainingConfig | None = None,
     from safetensors.torch import load_file, save_file
     from spandrel.architectures.Compact import Compact
 
-    from genimg.output.write import atomic_save
+    from genimg.files import atomic_save
 
     config = config or UpscalerTrainingConfig()
     report = progress or (lambda *a, **k: None)

@@ -20,15 +20,15 @@ from genimg.errors import UsageError
 Progress = Callable[..., None]
 
 
-def config_from_dict(data: dict):
-    from genimg.learn.train_dcgan import GANConfig
-    from genimg.learn.train_ddpm import DDPMConfig
-
+def config_from_dict(data: dict, kinds: dict):
+    """A run's config from its ``config.json``: ``kinds`` maps its ``kind`` to the trainer's config class."""
     data = dict(data)
     kind = data.pop("kind")
+    if kind not in kinds:
+        raise UsageError(f"the run is a {kind} run, not a {' or '.join(kinds)} run; give its own command")
     if "mults" in data:
         data["mults"] = tuple(data["mults"])
-    return {"ddpm": DDPMConfig, "dcgan": GANConfig}[kind](**data)
+    return kinds[kind](**data)
 
 
 def open_run(run: Path, config, resume: bool, overwrite: bool):
@@ -55,11 +55,11 @@ def prepare_run(run: Path, config, resume: bool, overwrite: bool):
     if resume:
         if not (run / "checkpoint.safetensors").is_file():
             raise UsageError(f"{run} has no checkpoint to resume; start a new run without --resume")
-        saved = config_from_dict(json.loads(config_file.read_text()))
+        saved = config_from_dict(json.loads(config_file.read_text()), {config.kind: type(config)})
         if config.epochs > saved.epochs:
             saved.epochs = config.epochs  # resuming may extend a run, never change what it is
         return saved
-    from genimg.output.write import check_unused
+    from genimg.files import check_unused
 
     check_unused(run, overwrite, resumable=True)
     if run.exists():

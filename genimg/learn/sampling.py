@@ -25,11 +25,13 @@ class SampleRequest:
 
 def load_run(run: Path):
     from genimg.learn.runs import config_from_dict
+    from genimg.learn.train_dcgan import GANConfig
+    from genimg.learn.train_ddpm import DDPMConfig
 
     if not (run / "config.json").is_file() or not (run / "checkpoint.safetensors").is_file():
         raise UsageError(f"{run} is not a training run (no config.json and checkpoint.safetensors); "
                          "train one with `genimg learn ddpm` or `genimg learn dcgan`")
-    return config_from_dict(json.loads((run / "config.json").read_text()))
+    return config_from_dict(json.loads((run / "config.json").read_text()), {"ddpm": DDPMConfig, "dcgan": GANConfig})
 
 
 def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[torch.Tensor]]:

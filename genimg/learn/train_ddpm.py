@@ -64,12 +64,14 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
         ema.model.load_state_dict(state["ema"])
         ema.updates = state["ema_updates"]
         opt.load_state_dict(state["optimizer"])
-        fresh = sched.total_steps, sched._schedule_phases
-        sched.load_state_dict(state["lr_schedule"])
-        if sched.total_steps != fresh[0]:
-            # --epochs lengthened the run: the one-cycle schedule is rebuilt for the new length and
+        saved = state["lr_schedule"]
+        if saved["total_steps"] == total_steps:
+            sched.load_state_dict(saved)
+        else:
+            # --epochs lengthened the run: the one-cycle schedule is built anew for the new length and
             # continues from the current step on it (the saved one would end at the old length).
-            sched.total_steps, sched._schedule_phases = fresh
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps,
+                                                        pct_start=0.05, last_epoch=saved["last_epoch"] - 1)
         set_rng_state(state["rng"], data_gen)
         epoch = state["epoch"]
     else:

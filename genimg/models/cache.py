@@ -4,10 +4,20 @@ delete, so its bookkeeping stays right)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from genimg.errors import UsageError
+
+
+# The variant marker diffusers writes: name.fp16.safetensors, name.fp16-00001-of-00002.safetensors,
+# name.safetensors.index.fp16.json.
+FP16_VARIANT = re.compile(r"\.fp16(\.|-)")
+
+
+def is_fp16_variant(name: str) -> bool:
+    return bool(FP16_VARIANT.search(name))
 
 
 @dataclass(frozen=True)
@@ -22,8 +32,6 @@ class CachedRepo:
 
 def cached_repos() -> list[CachedRepo]:
     from huggingface_hub import constants, scan_cache_dir
-
-    from genimg.models.download import is_fp16_variant
 
     try:
         info = scan_cache_dir(constants.HF_HUB_CACHE)
@@ -90,8 +98,6 @@ def cached_variant(repo_id: str) -> str | None:
     that variant. A pipeline's components are its folders; a single model (a ControlNet) is the snapshot."""
     from huggingface_hub import try_to_load_from_cache
 
-    from genimg.models.download import is_fp16_variant
-
     index = try_to_load_from_cache(repo_id, "model_index.json")
     if isinstance(index, str):
         folders = [f for f in Path(index).parent.iterdir() if f.is_dir()]
@@ -105,35 +111,3 @@ def cached_variant(repo_id: str) -> str | None:
         if weights and all(is_fp16_variant(name) for name in weights):
             return "fp16"
     return None
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """A weights file in one of the user's folders (downloaded checkpoints, LoRA folders)."""
-    path: str
-    kind: str  # "checkpoint" | "lora"
-    size_bytes: int
-    family: str | None
-
-
-def local_files() -> list[LocalFile]:
-    """The .safetensors files in the configured model, checkpoint and LoRA folders, with what each is for
-    (read from the file's header: a checkpoint's key names, a LoRA's metadata and keys)."""
-    from genimg import config
-    from genimg.adapters import lora_family
-    from genimg.models.checkpoint import safetensors_header
-    from genimg.models.families import family_from_checkpoint_keys
-    from genimg.prompting.inline import lora_dirs
-
-    checkpoints = [*(Path(p).expanduser() for p in config.get("model_dirs")), config.checkpoint_dir()]
-    out = []
-    for kind, folders in (("checkpoint", checkpoints), ("lora", lora_dirs())):
-        for folder in folders:
-            for file in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-                try:
-                    family = (family_from_checkpoint_keys(safetensors_header(file)) if kind == "checkpoint"
-                              else lora_family(file))
-                except UsageError:
-                    family = None  # damaged: listed, so the user can see and remove it
-                out.append(LocalFile(str(file), kind, file.stat().st_size, family))
-    return out

@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from genimg.errors import RunFailure, UsageError
+from genimg.models.cache import cached_file_bytes, is_fp16_variant
 from genimg.models.checkpoint import PICKLE_SUFFIXES
+from genimg.models.hub import endpoint, hub_error, why_unreachable
 
 # Files a component folder needs besides its weights: configs, tokenizer vocabularies and merges.
 SMALL_SUFFIXES = (".json", ".txt", ".model")
-# The variant marker diffusers writes: name.fp16.safetensors, name.fp16-00001-of-00002.safetensors,
-# name.safetensors.index.fp16.json.
-_FP16 = re.compile(r"\.fp16(\.|-)")
 # What a single diffusers model's from_pretrained reads: diffusion_pytorch_model[.fp16][-0000N-of-0000M].safetensors
 _DIFFUSERS_WEIGHTS = re.compile(r"diffusion_pytorch_model(\.fp16)?(-\d+-of-\d+)?\.safetensors$")
 SPACE_MARGIN = 1.05  # the cache must hold the files and a little more
-
-
-def is_fp16_variant(name: str) -> bool:
-    return bool(_FP16.search(name))
+DOWNLOAD_WORKERS = 8  # files fetched at once (huggingface_hub's snapshot_download default)
 
 
 @dataclass(frozen=True)
@@ -47,9 +44,10 @@ class DownloadPlan:
         return sum(self.sizes.get(f, 0) for f in self.files)
 
 
-def choose_files(files: list[str], half: bool) -> tuple[tuple[str, ...], bool]:
+def choose_files(files: list[str], half: bool, components: set[str] | None = None) -> tuple[tuple[str, ...], bool]:
     """The files a pipeline (or a single model) loads from a repository listing ``files``, and whether
-    the fp16 variant was taken: ``half`` and the repository has one."""
+    the fp16 variant was taken: ``half`` and the repository has one. ``components``: the folders a
+    pipeline's ``from_pretrained`` reads (see :func:`loaded_components`); files in others are left."""
     pipeline = "model_index.json" in files
     # A single diffusers model (a ControlNet): config.json and diffusion_pytorch_model weights. Other
     # weights at its top are what from_pretrained never reads (xinsir's union repository keeps its
@@ -63,6 +61,8 @@ def choose_files(files: list[str], half: bool) -> tuple[tuple[str, ...], bool]:
             continue  # a single-file checkpoint beside the diffusers folders: a second copy of everything
         if single_model and path.suffix == ".safetensors" and not _DIFFUSERS_WEIGHTS.match(name):
             continue
+        if pipeline and in_folder and components is not None and path.parts[0] not in components:
+            continue  # a folder model_index.json does not name, or a component loaded as None
         if path.suffix == ".safetensors" or (path.suffix == ".json" and ".safetensors.index" in name):
             wanted.append(name)
         elif path.suffix in SMALL_SUFFIXES:
@@ -81,11 +81,21 @@ def choose_files(files: list[str], half: bool) -> tuple[tuple[str, ...], bool]:
     return tuple(sorted(chosen)), fp16
 
 
+def loaded_components(model_index: dict) -> set[str]:
+    """The component folders ``from_pretrained`` reads for a pipeline with this ``model_index.json``:
+    those it names with a class, less those genimg passes as None (its family's skipped components)."""
+    from genimg.models.families import FAMILIES, family_from_pipeline_class
+
+    family = family_from_pipeline_class(model_index.get("_class_name", ""))
+    skipped = set(FAMILIES[family].skipped_components) if family else set()
+    return {name for name, value in model_index.items() if not name.startswith("_") and isinstance(value, list)
+            and len(value) == 2 and value[0] is not None and name not in skipped}
+
+
 def plan_download(repo: str, half: bool, revision: str | None = None) -> DownloadPlan:
     """List ``repo`` on the hub and choose its files; hub errors (missing, gated, unreachable) as one line."""
     from huggingface_hub import HfApi
 
-    from genimg.models.hub import endpoint, why_unreachable
 
     reason = why_unreachable()
     if reason:
@@ -96,7 +106,19 @@ def plan_download(repo: str, half: bool, revision: str | None = None) -> Downloa
     except Exception as e:  # noqa: BLE001 - translated below
         raise hub_error(repo, e) from None
     sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
-    files, fp16 = choose_files(sorted(sizes), half)
+    components = None
+    if "model_index.json" in sizes:  # a few hundred bytes that say which folders load
+        import json
+
+        from huggingface_hub import hf_hub_download
+
+        try:
+            index = hf_hub_download(repo, "model_index.json", revision=info.sha, endpoint=endpoint())
+        except Exception as e:  # noqa: BLE001 - translated below
+            raise hub_error(repo, e, "model_index.json") from None
+        with open(index, encoding="utf-8") as f:
+            components = loaded_components(json.load(f))
+    files, fp16 = choose_files(sorted(sizes), half, components)
     if not files:
         raise UsageError(f"{repo} holds no safetensors weights or configs genimg can load")
     return DownloadPlan(repo, revision or "main", info.sha, files, sizes, fp16)
@@ -110,19 +132,22 @@ def download(plan: DownloadPlan, progress=None) -> str:
 
     from huggingface_hub import constants, hf_hub_download
 
-    from genimg.models.hub import endpoint
 
     check_space(plan, Path(constants.HF_HUB_CACHE))
-    done = 0
-    path = None
-    for name in plan.files:
+
+    def fetch(name: str) -> tuple[str, str]:
         try:
-            path = hf_hub_download(plan.repo, name, revision=plan.revision, endpoint=endpoint())
+            return name, hf_hub_download(plan.repo, name, revision=plan.revision, endpoint=endpoint())
         except Exception as e:  # noqa: BLE001 - translated below
             raise hub_error(plan.repo, e, name) from None
-        done += plan.sizes.get(name, 0)
-        if progress:
-            progress("download", file=name, done=done, total=plan.total)
+
+    done, path = 0, None
+    # Several files at once, as snapshot_download fetches them; progress is reported as each one lands.
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
+        for name, path in pool.map(fetch, plan.files):
+            done += plan.sizes.get(name, 0)
+            if progress:
+                progress("download", file=name, done=done, total=plan.total)
     return str(Path(path).parents[len(PurePosixPath(plan.files[-1]).parts) - 1])
 
 
@@ -137,29 +162,12 @@ def free_space(folder) -> int:
 
 
 def check_space(plan: DownloadPlan, cache) -> None:
-    from genimg.models.cache import cached_file_bytes
 
     needed = plan.total - cached_file_bytes(plan.repo, plan.commit, plan.files)
     free = free_space(cache)
     if needed * SPACE_MARGIN > free:
         raise UsageError(f"{plan.repo} needs {needed / 1e9:.2f} GB but {cache} has {free / 1e9:.2f} GB free; "
                          "free some space (`genimg models rm NAME`) or point HF_HUB_CACHE at a larger disk")
-
-
-def hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
-    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
-
-    from genimg.models.hub import endpoint
-
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    if isinstance(e, GatedRepoError):
-        return UsageError(f"{repo} is gated: accept its licence at {endpoint()}/{repo} while logged in, then set "
-                          "HF_TOKEN to an access token (or run `hf auth login`)")
-    if isinstance(e, RepositoryNotFoundError):
-        return UsageError(f"{repo} does not exist on {endpoint()} (or is private: set HF_TOKEN); check the name")
-    if isinstance(e, EntryNotFoundError):
-        return UsageError(f"{repo} has no file {name}")
-    return RunFailure(f"downloading {name or repo} failed: {text}; run the command again to resume")
 
 
 # -- single-file checkpoints by URL ----------------------------------------------------------------

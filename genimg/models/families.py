@@ -24,6 +24,8 @@ class Family:
     negative_prompt: bool
     weighted_prompts: bool  # A1111 weights and long prompts (CLIP); FLUX's T5 reads plain text
     pipeline_arguments: tuple[str, ...]
+    skipped_components: tuple[str, ...]  # loaded as None and never downloaded (SD's safety checker)
+    strength_steps: str  # img2img runs floor or ceil of steps × strength steps (diffusers' own rounding)
     pipeline_prefixes: tuple[str, ...]
 
 
@@ -31,7 +33,8 @@ def _load() -> dict[str, Family]:
     table = load_toml(FAMILY_FILE)
     return {
         name: Family(name=name, **{**row, "pipeline_prefixes": tuple(row["pipeline_prefixes"]),
-                              "pipeline_arguments": tuple(row["pipeline_arguments"])})
+                              "pipeline_arguments": tuple(row["pipeline_arguments"]),
+                              "skipped_components": tuple(row["skipped_components"])})
         for name, row in table.items()
     }
 

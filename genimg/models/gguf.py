@@ -21,7 +21,7 @@ def gguf_family(path: Path) -> str | None:
 
     try:
         names = [tensor.name for tensor in gguf.GGUFReader(str(path)).tensors]
-    except Exception as e:  # noqa: BLE001 - a damaged or foreign file: one line
+    except (OSError, ValueError, KeyError, IndexError) as e:  # a damaged or foreign file: one line
         raise UsageError(f"{path.name} cannot be read as a GGUF file ({(str(e).splitlines() or [type(e).__name__])[0]}); "
                          "download it again") from None
     if any(name.startswith(_FLUX_KEYS) for name in names):

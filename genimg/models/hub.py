@@ -6,9 +6,10 @@ connection attempt tells the same thing, once, before anything is fetched.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from urllib.parse import urlparse
+
+from genimg.errors import RunFailure, UsageError
 
 
 def offline() -> bool:
@@ -37,18 +38,6 @@ def endpoint() -> str:
     return constants.ENDPOINT
 
 
-def go_offline() -> None:
-    """Run from the cache for the rest of the process, as HF_HUB_OFFLINE=1 would."""
-    import sys
-
-    from huggingface_hub import constants
-
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants.HF_HUB_OFFLINE = True
-    if "diffusers.utils.constants" in sys.modules:
-        sys.modules["diffusers.utils.constants"].HF_HUB_OFFLINE = True
-
-
 def why_unreachable() -> str | None:
     """Why nothing can be fetched now (offline mode, or the endpoint does not answer); None when it can."""
     return "HF_HUB_OFFLINE is set" if offline() else unreachable_reason(endpoint())
@@ -59,7 +48,6 @@ def hub_file(location: str) -> str:
     from the Hugging Face cache, else downloaded; offline and not cached, one line saying how to fetch it."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    from genimg.errors import RunFailure, UsageError
 
     parts = location.split("/")
     if len(parts) < 3:
@@ -87,7 +75,6 @@ def repo_config(repo: str, what: str) -> dict:
 
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    from genimg.errors import UsageError
 
     found = try_to_load_from_cache(repo, "config.json")
     if not isinstance(found, str):
@@ -95,10 +82,22 @@ def repo_config(repo: str, what: str) -> dict:
         if reason:
             raise UsageError(f"{what} {repo} is not in the Hugging Face cache and the hub cannot be reached "
                              f"({reason}); fetch it where there is a connection: hf download {repo}")
-        from genimg.models.download import hub_error
-
         try:
             found = hf_hub_download(repo, "config.json", endpoint=endpoint())
         except Exception as e:  # noqa: BLE001 - gated, missing, broken: one line each
             raise hub_error(repo, e, "config.json") from None
     return json.loads(Path(found).read_text())
+
+
+def hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
+    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
+
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if isinstance(e, GatedRepoError):
+        return UsageError(f"{repo} is gated: accept its licence at {endpoint()}/{repo} while logged in, then set "
+                          "HF_TOKEN to an access token (or run `hf auth login`)")
+    if isinstance(e, RepositoryNotFoundError):
+        return UsageError(f"{repo} does not exist on {endpoint()} (or is private: set HF_TOKEN); check the name")
+    if isinstance(e, EntryNotFoundError):
+        return UsageError(f"{repo} has no file {name}")
+    return RunFailure(f"downloading {name or repo} failed: {text}; run the command again to resume")

@@ -211,16 +211,17 @@ def _from_hub(repo_id: str) -> ModelRef:
 
     from genimg.models import hub
 
-    if not hub.offline() and (reason := hub.unreachable_reason(hub.endpoint())):
+    local = hub.offline()
+    if not local and (reason := hub.unreachable_reason(hub.endpoint())):
         if not isinstance(try_to_load_from_cache(repo_id, "model_index.json"), str):
             raise UsageError(
                 f"model {repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub "
                 f"({hub.endpoint()}) cannot be reached ({reason}); on a machine with network run "
                 f"`hf download {repo_id}`, set HF_ENDPOINT to a mirror, or pass a local folder or .safetensors file")
-        hub.go_offline()  # cached: use it as it is instead of retrying the hub for every file
+        local = True  # cached: used as it is, without retrying the hub for every file (loading does the same)
 
     try:
-        index = hf_hub_download(repo_id, "model_index.json")
+        index = hf_hub_download(repo_id, "model_index.json", local_files_only=local)
     except LocalEntryNotFoundError:
         raise UsageError(
             f"model {repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub cannot be "

@@ -180,7 +180,10 @@ def read_metadata(path) -> dict:
         out["parameters"] = parse_parameters(text[PARAMETERS_KEY])
         out["parameters_text"] = text[PARAMETERS_KEY]
     if GENIMG_KEY in text:
-        out["genimg"] = json.loads(text[GENIMG_KEY])
+        try:
+            out["genimg"] = json.loads(text[GENIMG_KEY])
+        except ValueError as e:
+            out["genimg_damaged"] = f"its genimg record is damaged ({e})"
     return out
 
 
@@ -191,6 +194,7 @@ class PngSettings:
     spec: object  # GenerationSpec
     source: str  # "genimg" (genimg's own record) or "parameters" (A1111's text)
     unmapped: dict
+    warnings: tuple[str, ...] = ()  # e.g. a damaged genimg record, read from A1111's text instead
 
 
 # A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
@@ -210,12 +214,16 @@ def spec_from_png(path) -> PngSettings:
         text = read_text_chunks(path)
     except OSError as e:
         raise UsageError(f"--from {path}: cannot read its metadata ({e})") from None
+    warnings = []
     if GENIMG_KEY in text:
         try:
             record = json.loads(text[GENIMG_KEY])
             return PngSettings(GenerationSpec.from_dict(record["spec"], where=f"--from {path}"), "genimg", {})
-        except (ValueError, KeyError, TypeError):
-            pass  # a damaged record: A1111's text below is the fallback
+        except (ValueError, KeyError, TypeError) as e:
+            damage = f"--from {path}: its genimg record is damaged ({type(e).__name__}: {str(e)[:80]})"
+            if PARAMETERS_KEY not in text:
+                raise UsageError(f"{damage} and it holds no A1111 text to read instead; give the settings as flags") from None
+            warnings.append(f"{damage}; reading its A1111 text instead, which holds no LoRA files, controls or VAE")
     if PARAMETERS_KEY not in text:
         raise UsageError(f"--from {path}: the image holds no generation settings (no genimg or A1111 metadata)")
     parsed = parse_parameters(text[PARAMETERS_KEY])
@@ -233,7 +241,7 @@ def spec_from_png(path) -> PngSettings:
         data["scheduler"] = _sampler_name(data["scheduler"], schedule)
     elif schedule:
         unmapped["Schedule type"] = schedule
-    return PngSettings(GenerationSpec.from_dict(data, where=f"--from {path}"), "parameters", unmapped)
+    return PngSettings(GenerationSpec.from_dict(data, where=f"--from {path}"), "parameters", unmapped, tuple(warnings))
 
 
 def _sampler_name(sampler: str, schedule: str) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from genimg.errors import UsageError
 
-DEFAULT_DIR = "outputs"
 DEFAULT_TEMPLATE = "{prompt}-{seed}.png"
 FIELDS = ("prompt", "seed", "index", "model", "width", "height", "steps", "date", "time")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -18,6 +17,13 @@ def sanitize(text: str, limit: int = 60) -> str:
     """A file-name part from free text: ASCII letters, digits, '.', '_' and '-' only, no leading dot."""
     name = _UNSAFE.sub("_", text).strip("._-")[:limit].strip("._-")
     return name or "image"
+
+
+def default_output() -> Path:
+    """Where images go without ``-o``: the user's ``output`` setting (environment, config file), else ./outputs/."""
+    from genimg import config
+
+    return Path(config.get("output")).expanduser()
 
 
 def is_folder_target(target: str | Path) -> bool:
@@ -30,7 +36,7 @@ def output_paths(target: str | Path | None, specs: list, model_name: str) -> lis
     """One path per image spec. ``target`` is a folder (files named by the default template), or a
     file name that may hold ``{seed}``, ``{prompt}``, ``{index}``…; several images without such a
     field in the name get ``-<seed>`` added so they never collide."""
-    target = Path(DEFAULT_DIR) if target is None else Path(target).expanduser()
+    target = default_output() if target is None else Path(target).expanduser()
     if is_folder_target(target):
         template = str(target / DEFAULT_TEMPLATE)
     else:

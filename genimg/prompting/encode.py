@@ -15,6 +15,7 @@ to the pipeline, whose encoding is the same for them.
 
 from __future__ import annotations
 
+from genimg.diffusers_private import execution_device
 from genimg.prompting.weighting import has_syntax, parse
 
 CHUNK = 75
@@ -75,7 +76,7 @@ def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None):
     texts = list(prompts) + list(negatives or [])
     split = [chunks(encoders[0][0], text) for text in texts]
     length = max(len(c) for c in split)
-    device = pipe._execution_device
+    device = execution_device(pipe)
     embeds, pooled = [], []
     with torch.no_grad():
         for text_chunks in split:

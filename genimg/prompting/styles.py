@@ -26,9 +26,15 @@ class Style:
     source: str
 
     def apply(self, prompt: str, negative: str) -> tuple[str, str]:
-        styled = self.prompt.replace("{prompt}", prompt) if "{prompt}" in self.prompt else \
-            ", ".join(p for p in (prompt, self.prompt) if p)
-        return styled, ", ".join(n for n in (negative, self.negative) if n)
+        return _merge(self.prompt, prompt), _merge(self.negative, negative)
+
+
+def _merge(style: str, text: str) -> str:
+    """A1111's rule, for the prompt and the negative alike: the style's ``{prompt}`` placeholder takes the
+    user's text; a style without one is appended after a comma."""
+    if "{prompt}" in style:
+        return style.replace("{prompt}", text)
+    return ", ".join(part for part in (text, style) if part)
 
 
 def style_files() -> list[Path]:

@@ -39,6 +39,14 @@ class Fragment:
         return self.weight == -1 and self.text == BREAK
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def has_syntax(prompt: str) -> bool:
     return bool(_SYNTAX.search(prompt))
 
@@ -49,6 +57,7 @@ def parse(prompt: str, warn=None) -> list[Fragment]:
     round_open: list[int] = []
     square_open: list[int] = []
     stray = []
+    not_numbers = []
 
     def multiply(start: int, factor: float) -> None:
         for p in range(start, len(res)):
@@ -56,6 +65,14 @@ def parse(prompt: str, warn=None) -> list[Fragment]:
 
     for match in _ATTENTION.finditer(prompt):
         text, weight = match.group(0), match.group(1)
+        if weight is not None and not _is_number(weight):
+            # "(red:.)": no number where A1111 expects one (A1111 itself fails here); the colon and what
+            # follows stay text, the brackets weigh as plain ones
+            not_numbers.append(text.strip())
+            res.append([text.replace(")", ""), 1.0])
+            if round_open:
+                multiply(round_open.pop(), ROUND)
+            continue
         if text.startswith("\\"):
             res.append([text[1:], 1.0])
         elif text == "(":
@@ -82,6 +99,9 @@ def parse(prompt: str, warn=None) -> list[Fragment]:
     if warn and (round_open or square_open or stray):
         warn(f"unbalanced brackets in the prompt {prompt!r}: read as A1111 does (an open bracket weights the rest, "
              "a stray closing one is text); write \\( or \\) for literal brackets")
+    if warn and not_numbers:
+        warn(f"{not_numbers[0]!r} in the prompt {prompt!r} has no number after its colon: read as text in plain "
+             "brackets (weight 1.1); write (word:1.2) for a weight")
     if warn and re.search(r"\bAND\b", prompt):
         warn("AND (composable diffusion) is not supported: the word is kept as part of the prompt")
     if not res:

@@ -36,7 +36,7 @@ def prepare_output(out: Path, resume: str | None, overwrite: bool, main_process:
         if path is None or not path.is_file():
             raise UsageError(f"nothing to resume in {out}: no checkpoint found; start without --resume")
         return path
-    from genimg.output.write import check_unused
+    from genimg.files import check_unused
 
     check_unused(out, overwrite, resumable=True)
     if out.exists() and main_process:
@@ -54,7 +54,7 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     from genimg.presets import get_preset
     from genimg.train.objectives import OBJECTIVES
 
-    from genimg.output.write import check_folder
+    from genimg.files import check_folder
 
     config.validate()
     out = Path(config.output)

@@ -98,7 +98,7 @@ class FluxObjective(Objective):
         return {"encoder_hidden_states": embeds, "pooled": pooled, "text_ids": text_ids}
 
     def loss(self, latents, cond, generators, sizes=None):
-        from diffusers import FluxPipeline
+        from genimg.diffusers_private import flux_image_ids, pack_flux_latents, unpack_flux_latents
 
         b, c, h, w = latents.shape
         noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)
@@ -109,8 +109,8 @@ class FluxObjective(Objective):
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1 - s) * latents + s * noise
         target = noise - latents
-        packed = FluxPipeline._pack_latents(noisy, b, c, h, w)
-        image_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, self.device, self.weight_dtype)
+        packed = pack_flux_latents(noisy)
+        image_ids = flux_image_ids(b, h // 2, w // 2, self.device, self.weight_dtype)
         transformer = self.denoiser
         guidance = None
         if getattr(transformer.config, "guidance_embeds", False):
@@ -120,7 +120,7 @@ class FluxObjective(Objective):
                            encoder_hidden_states=cond["encoder_hidden_states"].to(self.weight_dtype),
                            txt_ids=cond["text_ids"], img_ids=image_ids, return_dict=False)[0]
         vae_scale = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
-        pred = FluxPipeline._unpack_latents(pred, h * vae_scale, w * vae_scale, vae_scale)
+        pred = unpack_flux_latents(pred, h * vae_scale, w * vae_scale, vae_scale)
         return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
 
 

@@ -29,7 +29,7 @@ class UpscaleSettings:
     tile: int | None = None  # None: the preset's tile size; 0: whole image
     tile_overlap: int = 32
     allow_pickle: bool = False
-    preset: str = "auto"
+    preset: str | None = None  # None: the user's (config, GENIMG_PRESET), else auto
 
     def check(self) -> None:
         if not 1 <= self.scale <= 8:
@@ -63,7 +63,7 @@ def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool
     """Check every input and output before anything loads; outputs that exist are refused (a file
     given by name) or skipped (an image found in a folder)."""
     from genimg.inputs import load_image
-    from genimg.output.write import check_folder
+    from genimg.files import check_folder
 
     settings.check()
     ref = resolve_upscaler(settings.model, settings.allow_pickle)
@@ -125,10 +125,12 @@ def _is_power(scale: float, native: int) -> bool:
 
 
 def load(ref: UpscalerRef, settings: UpscaleSettings, progress=None):
+    from genimg import config
     from genimg.presets import get_preset
     from genimg.upscale.upscalers import load_upscaler
 
-    preset = get_preset(settings.preset)
+    defaults = config.generation_defaults({"preset": settings.preset})
+    preset = get_preset(defaults["preset"]).with_overrides(**defaults["preset_overrides"])
     tile = settings.tile if settings.tile is not None else preset.upscale_tile
     if progress:
         progress("load", model=ref.name)
@@ -160,7 +162,7 @@ def save_upscaled(image, job: UpscaleJob, scale: float, upscaler: str, overwrite
     """The upscaled PNG with the source's generation settings kept and the upscale recorded as A1111
     records it (``Postprocess upscale by``, ``Postprocess upscaler``)."""
     from genimg.output.metadata import postprocess_pnginfo
-    from genimg.output.write import atomic_save
+    from genimg.files import atomic_save
 
     info = postprocess_pnginfo(job.source, {"Postprocess upscale by": f"{scale:g}", "Postprocess upscaler": upscaler})
     return atomic_save(job.output, lambda tmp: image.save(tmp, format="PNG", pnginfo=info), overwrite)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from genimg.errors import UsageError
+from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
 from genimg.upscale.models import NATIVE_SCALE, UpscalerRef
 from genimg.upscale.tiling import tiled
 
@@ -48,10 +48,31 @@ class SpandrelUpscaler:
         from PIL import Image
 
         x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+
+        def run(tile):  # each tile to the model's device and dtype; the blend stays on the CPU in float32
+            return self.model(_to_model(tile, self.model)).float().cpu()
+
         with torch.inference_mode():
-            y = tiled(x, self.model, self.scale, self.tile, self.overlap, progress)
+            y = tiled(x, run, self.scale, self.tile, self.overlap, progress)
         pixels = (y[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         return Image.fromarray(pixels)
+
+
+def _to_model(tensor, model):
+    """``tensor`` on ``model``'s device in its dtype (the one place tiles move: a test fakes a GPU here)."""
+    return tensor.to(model.device, model.dtype)
+
+
+def on_preset(model, preset):
+    """A spandrel model moved to ``preset``'s device, in its dtype where the architecture supports that
+    precision (spandrel says which do), else in float32."""
+    import torch
+
+    from genimg.pipeline_setup import torch_dtype
+
+    dtype = torch_dtype(preset.dtype)
+    supported = {torch.float16: model.supports_half, torch.bfloat16: model.supports_bfloat16}.get(dtype, True)
+    return model.to(preset.device, dtype if supported else torch.float32)
 
 
 @dataclass
@@ -105,7 +126,8 @@ def load_upscaler(ref: UpscalerRef, *, tile: int = 0, overlap: int = 32, preset=
     if ref.kind == "resample":
         return Resampler(ref)
     if ref.kind == "spandrel":
-        return SpandrelUpscaler(ref, load_spandrel(ref), tile, overlap)
+        model = load_spandrel(ref)
+        return SpandrelUpscaler(ref, on_preset(model, preset) if preset is not None else model, tile, overlap)
     return DiffusionUpscaler(ref, load_diffusion(ref, preset), prompt, negative, steps, guidance, noise_level,
                              tile, overlap)
 
@@ -128,21 +150,21 @@ def load_spandrel(ref: UpscalerRef):
     except spandrel.UnsupportedModelError:
         raise UsageError(f"{path.name}: spandrel does not recognise this upscaler's architecture from its weights; "
                          "use an upscaler spandrel supports (ESRGAN, Real-ESRGAN, SwinIR, HAT, DAT, SPAN …)") from None
-    except Exception as e:  # noqa: BLE001 - a damaged or foreign file: one line
+    except weight_file_errors() as e:
+        if is_out_of_memory(e):
+            raise
         raise UsageError(f"{path.name} cannot be loaded as an upscaler ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose not in ("SR", "Restoration"):
         raise UsageError(f"{path.name} is a {model.architecture.name} model, not an upscaler")
     return model.eval()
 
 
-def load_diffusion(ref: UpscalerRef, preset=None):
+def load_diffusion(ref: UpscalerRef, preset):
     import diffusers
 
-    from genimg.factory import _quiet_libraries, apply_preset, torch_dtype
-    from genimg.presets import get_preset
+    from genimg.pipeline_setup import apply_preset, quiet_libraries, torch_dtype
 
-    _quiet_libraries()
-    preset = preset or get_preset("auto")
+    quiet_libraries()
     cls = getattr(diffusers, {"sd-x4": "StableDiffusionUpscalePipeline",
                               "sd-latent-x2": "StableDiffusionLatentUpscalePipeline"}[ref.kind])
     try:

@@ -1,0 +1,73 @@
+"""Write files so that nothing half-written is ever left behind and nothing is overwritten by accident."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from genimg.errors import UsageError
+
+
+def check_writable(paths: list[Path], overwrite: bool) -> None:
+    """Fail before any work if an output exists (without ``overwrite``) or a folder can't be written.
+    Creates nothing: folders appear with the first file written, so a failed run leaves none behind."""
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
+    for folder in sorted({p.parent for p in paths}):
+        check_folder(folder, "output folder", "-o")
+
+
+def check_folder(folder: Path, what: str = "output folder", flag: str = "-o") -> None:
+    """``folder`` can be written, or created where its nearest existing parent can be written."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create {what} {folder}: {existing} is a file; choose another {flag}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = folder if existing == folder else f"{folder} ({existing} is read-only)"
+        raise UsageError(f"{what} {where} is not writable; choose another {flag}")
+
+
+def check_unused(folder: Path, overwrite: bool, resumable: bool = False) -> None:
+    """``folder`` is writable and empty, or ``overwrite`` says its contents may go (the caller removes
+    them once the run is known to start)."""
+    check_folder(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        how = "pass --resume to continue it or --overwrite to replace it" if resumable else \
+            "pass --overwrite to replace it, or choose another -o"
+        raise UsageError(f"{folder} already holds {'a run' if resumable else 'files'}; {how}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(path: Path, write, overwrite: bool = False) -> Path:
+    """Call ``write(tmp_path)``, then move the finished file into place in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        # mkstemp makes the file 0600 (and a writer may make it anew); the finished output gets the
+        # mode a plain open() would give it.
+        os.chmod(tmp, 0o666 & ~_umask())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            # link() fails if the name appeared meanwhile, where rename() would silently replace it.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UsageError(f"{path} already exists; pass --overwrite to replace it") from None
+            os.unlink(tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
