@@ -107,6 +107,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     preset = _checked_preset(resolved, ref.family, warnings.append)
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
+    if resolved.clip_skip and resolved.clip_skip > 1 and not family.weighted_prompts:
+        warnings.append(f"{family.label} takes no CLIP skip; --clip-skip is ignored")
     entry = _entry(ref, resolved)
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
@@ -532,10 +534,13 @@ def _prompt_embeddings(pipe, plan: Plan, kwargs: dict) -> dict:
     if not FAMILIES[plan.ref.family].weighted_prompts:
         return kwargs
     prompts, negatives = kwargs["prompt"], kwargs.get("negative_prompt")
-    if not needs_own_encoding(pipe.tokenizer, prompts + list(negatives or [])):
+    # A1111's Clip skip N reads the layer N − 1 before the last (diffusers' clip_skip counts the same way,
+    # but its own path does not run with transformers 5's CLIPTextModel, so genimg encodes those itself).
+    skip = plan.spec.clip_skip - 1 if plan.spec.clip_skip else 0
+    if not skip and not needs_own_encoding(pipe.tokenizer, prompts + list(negatives or [])):
         return kwargs
     rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
-    return {**rest, **encode(pipe, plan.ref.family, prompts, negatives)}
+    return {**rest, **encode(pipe, plan.ref.family, prompts, negatives, skip or None)}
 
 
 def _cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:

@@ -244,6 +244,7 @@ class GenerationSpec:
     vae: str | None = None  # another VAE: an alias (taesd, sdxl-vae-fp16-fix), a hub id, a folder or a file
     allow_pickle: bool = False
     max_sequence_length: int | None = None
+    clip_skip: int | None = None  # A1111's "Clip skip": 1 = the last CLIP layer (none skipped), 2 = the one before …
     loras: tuple[LoraSpec, ...] = ()
     fuse_lora: bool = False  # merge the LoRAs into the weights: faster steps, a moment to fuse and unfuse
     embeddings: tuple[str, ...] = ()  # textual inversion files; the file name is the word that calls each
@@ -339,6 +340,9 @@ class GenerationSpec:
             raise UsageError(f"--count must be at least 1 (got {self.count})")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.clip_skip is not None and not 1 <= self.clip_skip <= 12:
+            raise UsageError(f"--clip-skip must be between 1 (no layer skipped) and 12 (got {self.clip_skip}); "
+                             "2 is what most anime models were made with")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise UsageError(f"--seed must be between 0 and 2^63-1 (got {self.seed})")
         if self.task != "txt2img" and not self.image:

@@ -63,8 +63,8 @@ def test_a_hand_written_a1111_text_is_read_into_the_right_fields(tmp_path):
     assert spec.negative == 'lowres, bad anatomy, "quoted"'
     assert (spec.steps, spec.scheduler, spec.guidance, spec.seed) == (28, "DPM++ 2M Karras", 6.5, 1234567)
     assert (spec.width, spec.height, spec.model, spec.strength) == (832, 1216, "v1-5-pruned-emaonly", 0.45)
-    assert read.unmapped == {"Model hash": "6ce0161689", "Clip skip": "2", "Lora hashes": "fox: 0123456789ab",
-                             "Version": "v1.10.1"}
+    assert spec.clip_skip == 2
+    assert read.unmapped == {"Model hash": "6ce0161689", "Lora hashes": "fox: 0123456789ab", "Version": "v1.10.1"}
 
 
 def test_forge_and_sdcpp_style_texts_without_schedule_type(tmp_path):
@@ -79,9 +79,9 @@ def test_info_shows_what_from_would_read_and_what_it_could_not_map(cli, tmp_path
     assert result.code == 0, result
     shown = json.loads(result.out)
     assert shown["from"]["source"] == "parameters" and shown["from"]["spec"]["steps"] == 28
-    assert shown["from"]["unmapped"]["Clip skip"] == "2"
+    assert shown["from"]["spec"]["clip_skip"] == 2 and "Clip skip" not in shown["from"]["unmapped"]
     text = cli("info", tmp_path / "a.png").out
-    assert "--from reads" in text and "not mapped: Model hash, Clip skip, Lora hashes, Version" in text
+    assert "--from reads" in text and "not mapped: Model hash, Lora hashes, Version" in text
 
 
 def test_from_an_image_without_settings_or_missing(cli, tmp_path, tiny_models):

@@ -68,3 +68,25 @@ def test_ddim_step_matches_diffusers(name, eta):
     for t in (980, 500, 20, 0):
         expected = theirs.step(eps.double(), t, x_t.double(), eta=eta, variance_noise=z.double()).prev_sample
         assert torch.allclose(ddim_step(ours, x_t, eps, t, t - 20, eta, z), expected.float(), atol=1e-5), t
+
+
+@pytest.mark.parametrize("steps", [30, 50, 7])
+def test_ddim_sampling_runs_exactly_the_steps_asked_at_diffusers_leading_times(steps):
+    from diffusers import DDIMScheduler
+
+    from genimg.learn.ddpm import GaussianDiffusion
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight, self.times = torch.nn.Parameter(torch.zeros(())), []
+
+        def forward(self, x, t, y=None):
+            self.times.append(int(t[0]))
+            return torch.zeros_like(x)
+
+    model = Recorder()
+    GaussianDiffusion(model, linear_schedule()).sample((1, 1, 4, 4), sampler="ddim", steps=steps)
+    theirs = DDIMScheduler(num_train_timesteps=1000, timestep_spacing="leading")
+    theirs.set_timesteps(steps)
+    assert model.times == theirs.timesteps.tolist() and len(model.times) == steps

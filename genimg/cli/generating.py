@@ -4,7 +4,7 @@ files, and each image reported."""
 from __future__ import annotations
 
 # What belongs to one task's input: dropped when --from takes settings from an image of another task.
-_TASK_SETTINGS = ("image", "strength", "resize", "mask", "outpaint")
+_TASK_SETTINGS = ("image", "strength", "resize", "mask", "outpaint", "hires")
 
 
 def build_spec(own: dict, common):

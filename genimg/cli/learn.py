@@ -107,8 +107,11 @@ def demo_controlnet(
     ref = resolve_model(model)
     if ref.kind != "folder" or ref.family != "sd":
         raise UsageError(f"--model {model} must be an SD1.x pipeline folder such as the demo model")
+    changes = {k: v for k, v in {"steps": steps, "images": images}.items() if v is not None}
+    for key, value in changes.items():
+        if value < 1:
+            raise UsageError(f"--{key} must be at least 1 (got {value})")
     check_unused(output, overwrite)
-    changes = {k: v for k, v in {"steps": steps, "images": images}.items() if v}
     config = replace(DemoControlNetConfig(seed=seed, threads=threads), **changes)
     with progress_reporter(quiet) as report:
         record = train_demo_controlnet(Path(ref.location), output, config, _training_progress(report))
@@ -220,7 +223,7 @@ def sample(
     count: int = typer.Option(64, "--count", "-n", help="How many images."),
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Grid PNG (default RUN/sample.png); a GIF of the reverse process goes beside it."),
-    overwrite: o.Overwrite = True,
+    overwrite: o.Overwrite = False,
 ) -> None:
     """Sample a grid (and a reverse-process GIF) from a trained run."""
     from genimg.errors import UsageError
@@ -232,8 +235,9 @@ def sample(
     if count < 1 or steps < 1:
         raise UsageError("--count and --steps must be at least 1")
     output = output or run / "sample.png"
-    if output.exists() and not overwrite:
-        raise UsageError(f"{output} exists; pass --overwrite")
+    for path in (output, output.with_suffix(".gif")):
+        if path.exists() and not overwrite:
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
     images, frames = sample_run(run, SampleRequest(count, label, guidance, sampler, steps, eta, seed))
     save_grid(images, output)
     print(output)

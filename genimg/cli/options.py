@@ -33,6 +33,7 @@ Style = Annotated[Optional[list[str]], typer.Option("--style", help="Named style
 NegativeTemplate = Annotated[Optional[str], typer.Option("--negative-template", help="A style's negative prompt added to yours; 'default' is the model family's.", rich_help_panel=GEN)]
 FromImage = Annotated[Optional[Path], typer.Option("--from", help="Start from the settings stored in this PNG (genimg's or A1111's); flags given override them.", rich_help_panel=GEN)]
 Controls = Annotated[Optional[list[str]], typer.Option("--control", help="A ControlNet steering the image: TYPE=IMAGE[,scale=S][,start=A][,end=B],model=NAME (repeatable; TYPE: none, canny, depth, softedge, scribble, lineart, openpose … see `genimg preprocess --help`).", rich_help_panel="ControlNet")]
+ClipSkip = Annotated[Optional[int], typer.Option("--clip-skip", help="A1111's Clip skip: 2 reads CLIP's penultimate layer (most anime models); 1 = none (SD/SDXL).", rich_help_panel=GEN)]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sd-turbo, lcm-sd15, flux-schnell, flux-dev …: `genimg models`), hub id, diffusers folder or .safetensors file.", autocompletion=complete.models, rich_help_panel=MODEL)]
@@ -77,6 +78,7 @@ def _shared(
     batch_size: BatchSize = 1,
     scheduler: Scheduler = None,
     max_sequence_length: MaxSeqLen = None,
+    clip_skip: ClipSkip = None,
     from_image: FromImage = None,
     style: Style = None,
     negative_template: NegativeTemplate = None,

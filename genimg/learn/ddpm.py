@@ -60,8 +60,8 @@ class GaussianDiffusion(nn.Module):
         elif sampler == "ddim":
             steps = steps or 50
             # Evenly spaced sub-sequence of time steps, as in DDIM §4.2 (and diffusers' "leading" spacing).
-            stride = self.schedule.T // steps
-            times = list(range(0, self.schedule.T, stride))[::-1]
+            stride = self.schedule.T // steps  # exactly `steps` times: 0, stride, …, (steps − 1)·stride
+            times = [i * stride for i in range(steps)][::-1]
             for i, t in enumerate(times):
                 eps = self.predict_eps(x, t, y, guidance)
                 z = torch.randn(shape, generator=generator).to(device) if eta > 0 else None

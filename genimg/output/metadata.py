@@ -109,6 +109,8 @@ def a1111_extra(image) -> dict:
         h = image.spec.hires
         extra.update({"Denoising strength": h.strength, "Hires upscale": f"{h.scale:g}",
                       "Hires steps": h.steps or image.spec.steps, "Hires upscaler": h.upscaler})
+    if image.spec.clip_skip and image.spec.clip_skip > 1:
+        extra["Clip skip"] = image.spec.clip_skip
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
@@ -200,7 +202,7 @@ class PngSettings:
 # A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
 A1111_KEYS = {"Steps": "steps", "Sampler": "scheduler", "CFG scale": "cfg", "Seed": "seed", "Size": "size",
               "Model": "model", "Denoising strength": "strength", "Hires upscale": "hires",
-              "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler"}
+              "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler", "Clip skip": "clip_skip"}
 
 
 def spec_from_png(path) -> PngSettings:

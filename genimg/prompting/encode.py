@@ -65,8 +65,21 @@ def _weighted(hidden, chunk):
     return weighted * (original_mean / weighted.mean())
 
 
-def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None):
-    """``prompt_embeds`` (and for SDXL the pooled ones) for every prompt and negative prompt of a batch."""
+def _hidden(encoder, out, family: str, clip_skip: int | None):
+    """The CLIP layer a family's pipelines read, as diffusers' encode_prompt picks it: SD the last (after
+    the final layer norm), or ``clip_skip`` layers earlier, normed; SDXL the penultimate of both encoders,
+    or ``clip_skip`` earlier, not normed."""
+    if family == "sdxl":
+        return out.hidden_states[-((clip_skip or 0) + 2)]
+    if not clip_skip:
+        return out[0]
+    text_model = getattr(encoder, "text_model", encoder)  # transformers 4 wraps the transformer; 5 does not
+    return text_model.final_layer_norm(out.hidden_states[-(clip_skip + 1)])
+
+
+def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None):
+    """``prompt_embeds`` (and for SDXL the pooled ones) for every prompt and negative prompt of a batch;
+    ``clip_skip`` layers left out at the end of CLIP, counted as diffusers counts them."""
     import torch
 
     encoders = [(pipe.tokenizer, pipe.text_encoder)]
@@ -86,8 +99,7 @@ def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None):
                 parts = []
                 for tokenizer, encoder in encoders:
                     out = encoder(torch.tensor([_ids(tokenizer, chunk)], device=device), output_hidden_states=True)
-                    # SDXL reads the penultimate layer of both encoders, as its pipelines do
-                    parts.append(out.hidden_states[-2] if family == "sdxl" else out[0])
+                    parts.append(_hidden(encoder, out, family, clip_skip))
                     if n == 0 and getattr(out, "text_embeds", None) is not None:  # SDXL's second encoder
                         first_pooled = out.text_embeds
                 # SDXL: weights and the mean over both encoders' states together, as A1111 does
