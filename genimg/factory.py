@@ -12,77 +12,10 @@ from dataclasses import dataclass, field
 from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef
 from genimg.models.families import FAMILIES
+from genimg.pipelines import CONTROLNET_CLASSES, MULTI_CONTROLNET_CLASSES, pipeline_entry
 from genimg.pipeline_setup import apply_preset, quiet_libraries, torch_dtype
 from genimg.presets import Preset
-
-
-@dataclass(frozen=True)
-class PipelineEntry:
-    """A diffusers pipeline class and the task arguments it takes (each pipeline names them its own way)."""
-
-    class_name: str
-    sized: bool = True  # takes width/height (SD/SDXL img2img take the input image's size instead)
-    control_arg: str = "control_image"  # where the control maps go (SD/SDXL txt2img ControlNet: `image`)
-    mask_crop: bool = False  # takes padding_mask_crop ("only masked area")
-
-
-# Keyed by (family, task, modifier): modifier None, "controlnet" (one or more ControlNets steer the
-# task, as diffusers' auto_pipeline pairs them), or "fill" (a dedicated inpainting model).
-PIPELINES = {
-    ("sd", "txt2img", None): PipelineEntry("StableDiffusionPipeline"),
-    ("sd", "img2img", None): PipelineEntry("StableDiffusionImg2ImgPipeline", sized=False),
-    ("sd", "inpaint", None): PipelineEntry("StableDiffusionInpaintPipeline", mask_crop=True),
-    ("sd", "txt2img", "controlnet"): PipelineEntry("StableDiffusionControlNetPipeline", control_arg="image"),
-    ("sd", "img2img", "controlnet"): PipelineEntry("StableDiffusionControlNetImg2ImgPipeline"),
-    ("sd", "inpaint", "controlnet"): PipelineEntry("StableDiffusionControlNetInpaintPipeline", mask_crop=True),
-    ("sdxl", "txt2img", None): PipelineEntry("StableDiffusionXLPipeline"),
-    ("sdxl", "img2img", None): PipelineEntry("StableDiffusionXLImg2ImgPipeline", sized=False),
-    ("sdxl", "inpaint", None): PipelineEntry("StableDiffusionXLInpaintPipeline", mask_crop=True),
-    ("sdxl", "txt2img", "controlnet"): PipelineEntry("StableDiffusionXLControlNetPipeline", control_arg="image"),
-    ("sdxl", "img2img", "controlnet"): PipelineEntry("StableDiffusionXLControlNetImg2ImgPipeline"),
-    ("sdxl", "inpaint", "controlnet"): PipelineEntry("StableDiffusionXLControlNetInpaintPipeline", mask_crop=True),
-    # Union ControlNets (xinsir's ControlNet++): one model, many kinds of map, each told by its control_mode.
-    ("sdxl", "txt2img", "union"): PipelineEntry("StableDiffusionXLControlNetUnionPipeline"),
-    ("sdxl", "img2img", "union"): PipelineEntry("StableDiffusionXLControlNetUnionImg2ImgPipeline"),
-    ("sdxl", "inpaint", "union"): PipelineEntry("StableDiffusionXLControlNetUnionInpaintPipeline", mask_crop=True),
-    ("flux", "txt2img", None): PipelineEntry("FluxPipeline"),
-    ("flux", "img2img", None): PipelineEntry("FluxImg2ImgPipeline"),
-    ("flux", "inpaint", None): PipelineEntry("FluxInpaintPipeline", mask_crop=True),
-    ("flux", "txt2img", "controlnet"): PipelineEntry("FluxControlNetPipeline"),
-    ("flux", "img2img", "controlnet"): PipelineEntry("FluxControlNetImg2ImgPipeline"),
-    ("flux", "inpaint", "controlnet"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
-    ("flux", "txt2img", "union"): PipelineEntry("FluxControlNetPipeline"),  # FLUX's union ones take control_mode
-    ("flux", "img2img", "union"): PipelineEntry("FluxControlNetImg2ImgPipeline"),
-    ("flux", "inpaint", "union"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
-    # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
-    ("flux", "inpaint", "fill"): PipelineEntry("FluxFillPipeline"),
-}
-
-# The ControlNet classes by (family, variant), and what steers with several of them (in diffusers.models).
-CONTROLNET_CLASSES = {("sd", None): "ControlNetModel", ("sdxl", None): "ControlNetModel",
-                      ("sdxl", "union"): "ControlNetUnionModel", ("flux", None): "FluxControlNetModel",
-                      ("flux", "union"): "FluxControlNetModel"}
-MULTI_CONTROLNET_CLASSES = {"ControlNetModel": "MultiControlNetModel", "ControlNetUnionModel": "MultiControlNetUnionModel",
-                            "FluxControlNetModel": "FluxMultiControlNetModel"}
-
-
-def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False,
-                   union: bool = False) -> PipelineEntry:
-    """The pipeline for ``task`` on a ``family`` model (steered by ControlNets, union ones with
-    ``union``); a clear error where diffusers has none."""
-    if variant == "inpaint" and family == "flux":
-        if controlled:
-            raise UsageError("diffusers has no ControlNet pipeline for FLUX Fill models; drop the controls "
-                             "or use a FLUX base model with a ControlNet")
-        return PIPELINES[(family, task, "fill")]
-    modifier = ("union" if union else "controlnet") if controlled else None
-    if (family, task, modifier) not in PIPELINES:
-        raise UsageError(f"no {task} pipeline{' with ControlNets' if controlled else ''} for {family} models")
-    return PIPELINES[(family, task, modifier)]
-
-
-# What gets quantized on small cards: the denoiser always, FLUX's T5 encoder (4.7 B parameters) too.
-QUANTIZED_COMPONENTS = {"sd": ["unet"], "sdxl": ["unet"], "flux": ["transformer", "text_encoder_2"]}
+from genimg.quantization import quantization_config
 
 
 @dataclass
@@ -275,26 +208,3 @@ def _has_safetensors(ref: ModelRef) -> bool:
     from pathlib import Path
 
     return ref.kind == "folder" and any(Path(ref.location).rglob("*.safetensors"))
-
-
-def quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False):
-    import importlib.util
-
-    if preset.device.split(":")[0] != "cuda":
-        raise UsageError(f"quantize = {preset.quantize} needs a CUDA GPU; use --quantize none on {preset.device}")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise UsageError(f"preset {preset.name} quantizes to {preset.quantize}, which needs bitsandbytes: "
-                         "pip install bitsandbytes, or pass --quantize none")
-    from diffusers.quantizers import PipelineQuantizationConfig
-
-    # A GGUF denoiser is quantized already: bitsandbytes takes only what is left (FLUX's T5).
-    components = [c for c in QUANTIZED_COMPONENTS[family] if not (gguf_denoiser and c in ("transformer", "unet"))]
-    if not components:
-        return None
-    if preset.quantize == "nf4":
-        backend, qkw = "bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
-                                            "bnb_4bit_compute_dtype": torch_dtype(preset.dtype)}
-    else:
-        backend, qkw = "bitsandbytes_8bit", {"load_in_8bit": True}
-    return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=qkw,
-                                      components_to_quantize=components)

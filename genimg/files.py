@@ -32,14 +32,29 @@ def check_folder(folder: Path, what: str = "output folder", flag: str = "-o") ->
         raise UsageError(f"{what} {where} is not writable; choose another {flag}")
 
 
-def check_unused(folder: Path, overwrite: bool, resumable: bool = False) -> None:
+def check_unused(folder: Path, overwrite: bool, resume_with: str | None = None) -> None:
     """``folder`` is writable and empty, or ``overwrite`` says its contents may go (the caller removes
-    them once the run is known to start)."""
+    them once the run is known to start). ``resume_with``: the flag that continues a run held there."""
     check_folder(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        how = "pass --resume to continue it or --overwrite to replace it" if resumable else \
+        how = f"pass {resume_with} to continue it or --overwrite to replace it" if resume_with else \
             "pass --overwrite to replace it, or choose another -o"
-        raise UsageError(f"{folder} already holds {'a run' if resumable else 'files'}; {how}")
+        raise UsageError(f"{folder} already holds {'a run' if resume_with else 'files'}; {how}")
+
+
+def give_umask_mode(paths) -> None:
+    """Files a library wrote its own way (safetensors makes them 0600) get the mode a plain open() gives."""
+    for path in paths:
+        if Path(path).is_file():
+            os.chmod(path, 0o666 & ~_umask())
+
+
+def save_safetensors(path: Path, tensors: dict, metadata: dict | None = None, overwrite: bool = True) -> Path:
+    """``tensors`` as a safetensors file at ``path``, through :func:`atomic_save` (whole or not at all, the
+    umask's mode)."""
+    from safetensors.torch import save_file
+
+    return atomic_save(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata), overwrite)
 
 
 def _umask() -> int:

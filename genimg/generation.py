@@ -21,6 +21,7 @@ from genimg import config
 from genimg.adapters import LoraRef, apply_loras, check_lora
 from genimg.errors import RunFailure, UsageError, is_out_of_memory
 from genimg.models import ModelRef, get_family, resolve_model
+from genimg.pipelines import pipeline_entry
 from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.prompting.inline import inline_loras
@@ -295,8 +296,6 @@ def _alias_loras(ref) -> list[LoraSpec]:
 
 
 def _entry(ref: ModelRef, spec: GenerationSpec, controls=()):
-    from genimg.factory import pipeline_entry
-
     union = any(c.controlnet.variant == "union" for c in controls)
     return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls), union)
 

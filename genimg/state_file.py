@@ -8,10 +8,11 @@ Writes go to a temporary file renamed into place, so an interrupted save never l
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
+
+from genimg.files import save_safetensors
 
 SKELETON_KEY = "genimg_state"
 
@@ -44,13 +45,9 @@ def _unflatten(obj, tensors: dict):
 
 
 def save_state(path: Path, state: dict) -> None:
-    from safetensors.torch import save_file
-
     tensors: dict = {}
     skeleton = _flatten(state, "s", tensors, {})
-    tmp = path.with_name(f".{path.name}.part")
-    save_file(tensors, str(tmp), metadata={SKELETON_KEY: json.dumps(skeleton)})
-    os.replace(tmp, path)
+    save_safetensors(path, tensors, {SKELETON_KEY: json.dumps(skeleton)})
 
 
 def load_state(path: Path) -> dict:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genimg.factory import LoadedModel, PipelineFactory, quantization_config
+from genimg.factory import LoadedModel, PipelineFactory
+from genimg.quantization import quantization_config
 from genimg.pipeline_setup import apply_preset
 from genimg.presets import get_preset
 

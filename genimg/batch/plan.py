@@ -11,9 +11,10 @@ from pathlib import Path
 
 from genimg.batch import manifest
 from genimg.batch.jobs import BatchJob, RowProblem, UpscaleRow, build_jobs
-from genimg.batch.runner import (BatchResult, StopFlag, Unit, check, contact_sheets, plan_units, run_batch,
+from genimg.batch.runner import (BatchResult, Unit, check, contact_sheets, plan_units, run_batch,
                                  shard_from_env, shard_of)
 from genimg.errors import GenimgError, UsageError
+from genimg.interrupts import StopFlag
 
 
 @dataclass

@@ -4,7 +4,6 @@ only in seed run together in batches, images streamed to disk and recorded in th
 from __future__ import annotations
 
 import os
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Callable
 from genimg.batch import manifest
 from genimg.batch.jobs import BatchJob
 from genimg.errors import GenimgError
+from genimg.interrupts import StopFlag
 
 Progress = Callable[..., None]
 
@@ -108,30 +108,6 @@ def check(jobs: list[BatchJob]) -> tuple[dict, list[tuple[BatchJob, str]]]:
         except GenimgError as e:
             problems.append((job, str(e)))
     return plans, problems
-
-
-class StopFlag:
-    """The first Ctrl-C asks to stop after the current images; a second one stops at once."""
-
-    def __init__(self):
-        self.stop = False
-        self._previous = None
-
-    def __enter__(self):
-        def on_sigint(signum, frame):
-            if self.stop:
-                raise KeyboardInterrupt
-            self.stop = True
-
-        try:
-            self._previous = signal.signal(signal.SIGINT, on_sigint)
-        except ValueError:  # not the main thread: no signal handling, Ctrl-C works as usual
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, progress: Progress | None,

@@ -28,7 +28,7 @@ def batch(
     import json
 
     from genimg.batch.plan import plan_batch, run_plan
-    from genimg.batch.runner import StopFlag
+    from genimg.interrupts import StopFlag
     from genimg.cli.render import error_line, print_result, progress_reporter, stderr
 
     settings = common.given_settings({**common.values, "control": control})

@@ -107,7 +107,7 @@ def download(
     from genimg.errors import UsageError
     from genimg.models.download import download as fetch
     from genimg.models.download import plan_download
-    from genimg.models.download import download_url, is_url
+    from genimg.models.url_download import download_url, is_url
     from genimg.models.resolve import aliases
 
     if is_url(name):

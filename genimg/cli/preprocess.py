@@ -23,7 +23,7 @@ def preprocess(
 ) -> None:
     """Make control maps (edges, depth, pose, line art …) from images, as `--control TYPE=IMAGE` would."""
     from genimg.cli.render import progress_reporter
-    from genimg.control import preprocess_files
+    from genimg.preprocess_files import preprocess_files
     from genimg.errors import UsageError
 
     given = {}

@@ -105,7 +105,10 @@ def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfi
         schedule.step()
         report("step", stage="controlnet", step=step + 1, total=config.steps, loss=loss.item())
     controlnet.eval()
+    from genimg.files import give_umask_mode
+
     controlnet.save_pretrained(output, safe_serialization=True)
+    give_umask_mode(Path(output).rglob("*"))  # safetensors writes its files 0600
     record = {"config": asdict(config), "base_model": str(model), "seconds": round(time.perf_counter() - began, 1),
               "torch": torch.__version__}
     (Path(output) / "genimg_training.json").write_text(json.dumps(record, indent=2))

@@ -220,7 +220,10 @@ def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
+    from genimg.files import give_umask_mode
+
     pipe.save_pretrained(output, safe_serialization=True)
+    give_umask_mode(Path(output).rglob("*"))  # safetensors writes its files 0600
     record = {"config": asdict(config), "vae_reconstruction_mse": vae_mse, "decoder_reconstruction_mse": decoder_mse,
               "latent_scaling_factor": scaling,
               "seconds": {"vae": round(vae_seconds, 1), "unet": round(time.perf_counter() - stage3, 1),

@@ -61,7 +61,7 @@ def prepare_run(run: Path, config, resume: bool, overwrite: bool):
         return saved
     from genimg.files import check_unused
 
-    check_unused(run, overwrite, resumable=True)
+    check_unused(run, overwrite, resume_with="--resume")
     if run.exists():
         shutil.rmtree(run)
     (run / "samples").mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -85,10 +86,20 @@ class LoraTrainConfig:
     def validate(self) -> None:
         if self.rank is not None and self.rank <= 0:
             raise UsageError(f"--rank must be at least 1 (got {self.rank})")
+        for f in fields(self):  # nan and inf are not numbers a run can use
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"--{f.name.replace('_', '-')} must be a finite number (got {value})")
         if self.max_steps is None and self.epochs is None:
             raise UsageError("say how long to train: --max-steps N or --epochs N")
-        if (self.max_steps or 1) <= 0 or (self.epochs or 1) <= 0 or self.batch_size <= 0 or self.grad_accum <= 0:
-            raise UsageError("--max-steps, --epochs, --batch-size and --grad-accum must be at least 1")
+        for name in ("max_steps", "epochs", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if self.lr is not None and self.lr <= 0:
+            raise UsageError(f"--lr must be above 0 (got {self.lr:g}); LoRAs train well at 1e-4")
+        if self.warmup_steps < 0 or not 0 <= self.dropout < 1:
+            raise UsageError("--warmup-steps must be 0 or more and --dropout between 0 and 1")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise UsageError(f"--mixed-precision must be no, fp16 or bf16 (got {self.mixed_precision!r})")
         if self.quantize not in ("none", "nf4", "int8"):

@@ -8,13 +8,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from genimg.adapters import LORA_FILE as WEIGHTS  # noqa: E402 - one name for the file, read and written
+from genimg.adapters import LORA_FILE as WEIGHTS  # one name for the file, read and written
+from genimg.files import save_safetensors
 
 
 def save_lora(pipe, ref, trained, config, out: Path) -> Path:
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     names = ["transformer" if ref.family == "flux" else "unet", "text_encoder", "text_encoder_2"]
     peft_layers = {name: _baked(get_peft_model_state_dict(_unwrap(module)), config)
@@ -24,8 +25,7 @@ def save_lora(pipe, ref, trained, config, out: Path) -> Path:
     path = out / WEIGHTS
     metadata = {"genimg_config": json.dumps(asdict(config)), "base_model": ref.ref, "base_family": ref.family,
                 "lora_rank": str(config.rank), "lora_alpha": str(config.alpha)}
-    tensors = load_file(str(path))
-    save_file(tensors, str(path), metadata=metadata)
+    save_safetensors(path, load_file(str(path)), metadata)
     if config.save_format == "kohya":
         return save_kohya(peft_layers, ref, config, out / f"{out.name}.safetensors", metadata, _unwrap(trained[0]))
     return path
@@ -34,7 +34,6 @@ def save_lora(pipe, ref, trained, config, out: Path) -> Path:
 def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict, denoiser) -> Path:
     """kohya's layout (``lora_unet_…``, ``lora_te1_…``, ``.alpha`` keys); FLUX in sd-scripts' names."""
     from diffusers.utils import convert_state_dict_to_kohya
-    from safetensors.torch import save_file
 
     if ref.family == "flux":
         from genimg.train.kohya_flux import to_kohya
@@ -45,10 +44,9 @@ def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict, denoi
         # (alpha = rank in kohya's keys: the scale is already baked into the weights)
         kohya = {_kohya_name(k, ref.family): v for k, v in convert_state_dict_to_kohya(peft).items()}
     version = {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux": "flux1"}[ref.family]
-    save_file({k: v.contiguous() for k, v in kohya.items()}, str(path),
-              metadata={**metadata, "ss_network_dim": str(config.rank), "ss_network_alpha": str(config.alpha),
-                        "ss_base_model_version": version})
-    return path
+    return save_safetensors(path, {k: v.contiguous() for k, v in kohya.items()},
+                            {**metadata, "ss_network_dim": str(config.rank), "ss_network_alpha": str(config.alpha),
+                             "ss_base_model_version": version})
 
 
 def _kohya_name(key: str, family: str) -> str:

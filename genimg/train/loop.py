@@ -12,13 +12,14 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from genimg.errors import RunFailure, UsageError
+from genimg.interrupts import StopFlag
 from genimg.train.config import TEXT_TARGETS, LoraTrainConfig
 from genimg.train.dataset import buckets, caption_for, collect, fit_to_bucket, load_images
 
@@ -38,32 +39,108 @@ def prepare_output(out: Path, resume: str | None, overwrite: bool, main_process:
         return path
     from genimg.files import check_unused
 
-    check_unused(out, overwrite, resumable=True)
+    check_unused(out, overwrite, resume_with="--resume latest")
     if out.exists() and main_process:
         shutil.rmtree(out)
     return None
 
 
+@dataclass
+class TrainingRun:
+    """Everything one LoRA training run works with, built once by :func:`train_lora`."""
+
+    config: LoraTrainConfig
+    out: Path
+    ref: object  # ModelRef
+    accelerator: object
+    pipe: object
+    objective: object
+    trained: list  # the modules that carry LoRA layers
+    params: list  # their trainable parameters
+    items: list  # (latents, example, (h, w)) per image: the data, encoded once
+    order_units: list  # item indices, each as often as its repeats
+    steps_per_epoch: int
+    max_steps: int
+    optimizer: object
+    lr_schedule: object
+    scaler: object
+    autocast: object
+    ema: object | None
+    text_cache: dict | None
+
+    @property
+    def device(self):
+        return self.accelerator.device
+
+
 def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bool = False,
                progress: Progress | None = None, stop_after: int | None = None) -> dict:
+    """Train the LoRA ``config`` describes; returns what was made (steps, seconds, losses, weights). The
+    first Ctrl-C stops after the current step and saves a checkpoint to resume from (``--resume latest``)."""
     from accelerate import Accelerator
-    from peft import LoraConfig
-
-    from genimg.factory import PipelineFactory
-    from genimg.models import resolve_model
-    from genimg.presets import get_preset
-    from genimg.train.objectives import OBJECTIVES
 
     from genimg.files import check_folder
+    from genimg.models import resolve_model
 
     config.validate()
     out = Path(config.output)
     check_folder(out)  # before the model loads: an unwritable folder fails in a second
     ref = resolve_model(config.model, config=config.model_config, allow_pickle=config.allow_pickle)
     config = config.with_family_defaults(ref.family, max(ref.defaults["width"], ref.defaults["height"]))
+    examples = _examples(config, ref)
+    # accelerate keeps one mixed-precision setting per process, which a second run in the same process
+    # (the Python API, the tests) could not change; so autocast and fp16 loss scaling are torch's own,
+    # and accelerate does processes, accumulation and reductions.
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
+    checkpoint = prepare_output(out, resume, overwrite, accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    report = progress or (lambda *a, **k: None)
+    run = _build(config, out, ref, accelerator, examples, lambda message: report("warning", message=message), report)
+    step = 0
+    if checkpoint is not None:
+        step = _load_checkpoint(checkpoint, run.trained, run.optimizer, run.lr_schedule, run.ema, run.scaler)
+        if accelerator.is_main_process:
+            _trim_log(out, step)  # steps logged after that checkpoint are taken again
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+    eval_before = _eval_loss(run) if step == 0 else _saved_result(out).get("eval_loss_before")
+    if accelerator.is_main_process:
+        _write_record(out, run, {"eval_loss_before": eval_before})
+    began = time.perf_counter()
+    start_step = step
+    board = _tensorboard(out) if accelerator.is_main_process else None
+    with StopFlag() as stop:
+        for module in run.trained:
+            module.train()
+        while step < run.max_steps and not stop.stop:
+            epoch = step // run.steps_per_epoch
+            step_loss = _train_step(run, step)
+            step += 1
+            if run.ema is not None:
+                run.ema.step([p for _, p in _named_trainable(run.trained)])
+            if accelerator.is_main_process:
+                _after_step(run, step, epoch, step_loss, board)
+            report("train_step", step=step, total=run.max_steps, loss=step_loss, lr=run.lr_schedule.get_last_lr()[0],
+                   seconds=time.perf_counter() - began, start=start_step)
+            if stop_after is not None and step >= stop_after:
+                break
+    if board is not None:
+        board.close()
+    if stop.stop and step < run.max_steps:
+        _interrupted(run, step)
+    record = {"steps": step, "seconds": round(time.perf_counter() - began, 2)}
+    if step >= run.max_steps and accelerator.is_main_process:
+        record = _finish(run, {**record, "eval_loss_before": eval_before})
+    return record
+
+
+def _examples(config: LoraTrainConfig, ref) -> list:
+    """The training images and their captions (and the class images), checked before any model loads."""
+    from genimg.models.families import FAMILIES
+
     if config.train_text_encoder and ref.family == "flux":
         raise UsageError("--train-text-encoder is for SD1.x and SDXL; FLUX LoRAs train the transformer")
-    factor = 16 if ref.family == "flux" else 8
+    factor = FAMILIES[ref.family].factor
     if config.resolution % factor:
         raise UsageError(f"--resolution {config.resolution} must be a multiple of {factor} for this model family")
     examples = collect(Path(config.dataset), config.caption, config.repeats)
@@ -74,14 +151,17 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
             raise UsageError("--class-images needs --class-prompt (the caption of the class images)")
         examples += [Example(e.path, config.class_prompt, e.repeats, True)
                      for e in collect(Path(config.class_images), config.class_prompt, 1)]
-    # accelerate keeps one mixed-precision setting per process, which a second run in the same process
-    # (the Python API, the tests) could not change; so autocast and fp16 loss scaling are torch's own,
-    # and accelerate does processes, accumulation and reductions.
-    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
-    checkpoint = prepare_output(out, resume, overwrite, accelerator.is_main_process)
-    accelerator.wait_for_everyone()
-    report = progress or (lambda *a, **k: None)
-    warn = lambda message: report("warning", message=message)  # noqa: E731
+    return examples
+
+
+def _build(config, out, ref, accelerator, examples, warn, report) -> TrainingRun:
+    """The model with its LoRA layers, the data encoded once, the optimizer, schedule, scaler and EMA."""
+    from peft import LoraConfig
+
+    from genimg.factory import PipelineFactory
+    from genimg.models.families import FAMILIES
+    from genimg.presets import get_preset
+    from genimg.train.objectives import OBJECTIVES
 
     device = accelerator.device
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
@@ -119,22 +199,10 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
 
     cast_training_params(list(trained), dtype=torch.float32)
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
-
-    # Data: every image resized into its bucket and encoded once.
-    sizes = buckets(config.resolution, 64 if config.resolution >= 256 else factor)
-    pairs = load_images(examples, config.strict, warn)
-    import numpy as np
-
-    items = []  # (latents, example, (h, w))
-    with torch.no_grad():
-        for example, image in pairs:
-            fitted = fit_to_bucket(image, sizes, config.center_crop, config.resolution)
-            pixels = torch.from_numpy(np.array(fitted)).permute(2, 0, 1)[None].float() / 127.5 - 1
-            items.append((objective.encode_latents(pixels)[0].cpu(), example, (fitted.height, fitted.width)))
+    items = _encode_images(config, objective, examples, FAMILIES[ref.family].factor, warn)
     order_units = [i for i, (_, ex, _) in enumerate(items) for _ in range(ex.repeats)]
     steps_per_epoch = max(1, math.ceil(len(order_units) / (config.batch_size * config.grad_accum * accelerator.num_processes)))
     max_steps = config.max_steps or steps_per_epoch * config.epochs
-    text_cache = {} if not (config.shuffle_captions or config.train_text_encoder) else None
 
     optimizer = _optimizer(params, config, device, warn)
     from diffusers.optimization import get_scheduler
@@ -142,8 +210,8 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     lr_schedule = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                                 num_training_steps=max_steps)
     # Only the optimizer goes through accelerate (mixed-precision scaling, skipped steps while
-    # accumulating). Gradients are averaged across processes by hand below, which works for the
-    # denoiser and the text encoders alike, and the schedule steps once per optimizer step.
+    # accumulating). Gradients are averaged across processes by hand (_average_gradients), which works
+    # for the denoiser and the text encoders alike, and the schedule steps once per optimizer step.
     optimizer = accelerator.prepare(optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=weight_dtype == torch.float16)
     autocast = torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32)
@@ -153,95 +221,133 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
 
         # min_decay = decay: a constant decay from the second step on (the first copies the weights)
         ema = EMAModel([p for _, p in _named_trainable(trained)], decay=config.ema_decay, min_decay=config.ema_decay)
+    text_cache = {} if not (config.shuffle_captions or config.train_text_encoder) else None
+    return TrainingRun(config, out, ref, accelerator, pipe, objective, trained, params, items, order_units,
+                       steps_per_epoch, max_steps, optimizer, lr_schedule, scaler, autocast, ema, text_cache)
 
-    step = 0
-    if checkpoint is not None:
-        step = _load_checkpoint(checkpoint, trained, optimizer, lr_schedule, ema, scaler)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-    board = None
-    if accelerator.is_main_process:
-        (out / RUN_FILE).write_text(json.dumps({"config": asdict(config), "base_model": _model_record(ref)}, indent=2))
-        board = _tensorboard(out)
-    eval_before = _eval_loss(objective, items, config, text_cache) if step == 0 else None
 
-    began = time.perf_counter()
-    start_step = step
-    for module in trained:
-        module.train()
-    while step < max_steps:
-        epoch = step // steps_per_epoch
-        order = torch.randperm(len(order_units), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
-        position = (step % steps_per_epoch) * config.batch_size * config.grad_accum * accelerator.num_processes
-        step_loss = 0.0
-        for micro in range(config.grad_accum):
-            # Sample j of this step, whichever process or batch it lands in, gets the same image,
-            # caption draws and noise: N processes train exactly what one process with N times the
-            # batch would (when the batch's images share one bucket, as below).
-            first = (micro * accelerator.num_processes + accelerator.process_index) * config.batch_size
-            slots = range(first, first + config.batch_size)
-            picks = [order_units[int(order[(position + j) % len(order_units)])] for j in slots]
-            generators = [torch.Generator().manual_seed(config.seed * 7_919 + step * 131_071 + j) for j in slots]
-            # A batch shares one bucket: take the first pick's bucket and fill it from the same bucket.
-            size = items[picks[0]][2]
-            picks = [p if items[p][2] == size else picks[0] for p in picks]
-            latents = torch.stack([items[p][0] for p in picks]).to(device)
-            captions = [caption_for(items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout,
-                                    random.Random(f"{config.seed}-{step}-{j}")) for p, j in zip(picks, slots)]
-            with accelerator.accumulate(*trained):
-                with autocast:
-                    cond = _text(objective, captions, text_cache)
-                    per_sample = objective.loss(latents, cond, generators, size)
-                weights = torch.tensor([config.prior_weight if items[p][1].is_prior else 1.0 for p in picks], device=device)
-                loss = (per_sample * weights).mean()
-                if not torch.isfinite(loss):
-                    last = sorted((out / CHECKPOINTS).glob("step-*.safetensors"))
-                    raise RunFailure(f"the loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint "
-                                     f"is {last[-1] if last else 'none'}; try a lower --lr or --mixed-precision bf16")
-                accelerator.backward(scaler.scale(loss))
-                if accelerator.sync_gradients:
-                    if accelerator.num_processes > 1:
-                        _average_gradients(accelerator, params)
-                    if config.max_grad_norm:
-                        scaler.unscale_(optimizer)
-                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    lr_schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-            step_loss += accelerator.reduce(loss.detach(), "mean").item() / config.grad_accum
-        step += 1
-        if ema is not None:
-            ema.step([p for _, p in _named_trainable(trained)])
-        if accelerator.is_main_process:
-            _log(out, step, epoch + 1, step_loss, lr_schedule.get_last_lr()[0])
-            if board is not None:
-                board.add_scalar("train/loss", step_loss, step)
-                board.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
-            if step % config.checkpoint_every == 0 or step == max_steps:
-                _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, scaler, config.keep_checkpoints)
-            if config.validation_every and config.validation_prompts and step % config.validation_every == 0:
-                _samples(pipe, config, out, step, trained)
-        report("train_step", step=step, total=max_steps, loss=step_loss, lr=lr_schedule.get_last_lr()[0],
-               seconds=time.perf_counter() - began, start=start_step)
-        if stop_after is not None and step >= stop_after:
-            break
+def _encode_images(config, objective, examples, factor: int, warn) -> list:
+    """Every image resized into its aspect-ratio bucket and encoded to latents, once."""
+    import numpy as np
+
+    sizes = buckets(config.resolution, 64 if config.resolution >= 256 else factor)
+    items = []
+    with torch.no_grad():
+        for example, image in load_images(examples, config.strict, warn):
+            fitted = fit_to_bucket(image, sizes, config.center_crop, config.resolution)
+            pixels = torch.from_numpy(np.array(fitted)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            items.append((objective.encode_latents(pixels)[0].cpu(), example, (fitted.height, fitted.width)))
+    return items
+
+
+def _train_step(run: TrainingRun, step: int) -> float:
+    """One optimizer step (``grad_accum`` micro-batches on every process); returns its mean loss."""
+    config, accelerator = run.config, run.accelerator
+    epoch = step // run.steps_per_epoch
+    order = torch.randperm(len(run.order_units), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+    position = (step % run.steps_per_epoch) * config.batch_size * config.grad_accum * accelerator.num_processes
+    step_loss = 0.0
+    for micro in range(config.grad_accum):
+        # Sample j of this step, whichever process or batch it lands in, gets the same image,
+        # caption draws and noise: N processes train exactly what one process with N times the
+        # batch would (when the batch's images share one bucket, as below).
+        first = (micro * accelerator.num_processes + accelerator.process_index) * config.batch_size
+        slots = range(first, first + config.batch_size)
+        picks = [run.order_units[int(order[(position + j) % len(run.order_units)])] for j in slots]
+        generators = [torch.Generator().manual_seed(config.seed * 7_919 + step * 131_071 + j) for j in slots]
+        # A batch shares one bucket: take the first pick's bucket and fill it from the same bucket.
+        size = run.items[picks[0]][2]
+        picks = [p if run.items[p][2] == size else picks[0] for p in picks]
+        latents = torch.stack([run.items[p][0] for p in picks]).to(run.device)
+        captions = [caption_for(run.items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout,
+                                random.Random(f"{config.seed}-{step}-{j}")) for p, j in zip(picks, slots)]
+        with accelerator.accumulate(*run.trained):
+            with run.autocast:
+                cond = _text(run.objective, captions, run.text_cache)
+                per_sample = run.objective.loss(latents, cond, generators, size)
+            weights = torch.tensor([config.prior_weight if run.items[p][1].is_prior else 1.0 for p in picks],
+                                   device=run.device)
+            loss = (per_sample * weights).mean()
+            if not torch.isfinite(loss):
+                last = sorted((run.out / CHECKPOINTS).glob("step-*.safetensors"))
+                raise RunFailure(f"the loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint "
+                                 f"is {last[-1] if last else 'none'}; try a lower --lr or --mixed-precision bf16")
+            accelerator.backward(run.scaler.scale(loss))
+            if accelerator.sync_gradients:
+                if accelerator.num_processes > 1:
+                    _average_gradients(accelerator, run.params)
+                if config.max_grad_norm:
+                    run.scaler.unscale_(run.optimizer)
+                    accelerator.clip_grad_norm_(run.params, config.max_grad_norm)
+                run.scaler.step(run.optimizer)
+                run.scaler.update()
+                run.lr_schedule.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        step_loss += accelerator.reduce(loss.detach(), "mean").item() / config.grad_accum
+    return step_loss
+
+
+def _after_step(run: TrainingRun, step: int, epoch: int, step_loss: float, board) -> None:
+    """The main process's bookkeeping after a step: the log, TensorBoard, checkpoints, validation samples."""
+    config, lr = run.config, run.lr_schedule.get_last_lr()[0]
+    _log(run.out, step, epoch + 1, step_loss, lr)
     if board is not None:
-        board.close()
-    record = {"steps": step, "seconds": round(time.perf_counter() - began, 2)}
-    if step >= max_steps and accelerator.is_main_process:
-        if ema is not None:
-            ema.copy_to([p for _, p in _named_trainable(trained)])
-        record["eval_loss_before"] = eval_before
-        record["eval_loss_after"] = _eval_loss(objective, items, config, text_cache)
-        from genimg.output.plots import loss_curve
-        from genimg.train.export import save_lora
+        board.add_scalar("train/loss", step_loss, step)
+        board.add_scalar("train/lr", lr, step)
+    if step % config.checkpoint_every == 0 or step == run.max_steps:
+        _save(run, step)
+    if config.validation_every and config.validation_prompts and step % config.validation_every == 0:
+        _samples(run.pipe, config, run.out, step, run.trained)
 
-        record["weights"] = str(save_lora(pipe, ref, trained, config, out))
-        loss_curve({"loss": _losses(out)}, out / "loss.png")
-        (out / RUN_FILE).write_text(json.dumps({"config": asdict(config), "base_model": _model_record(ref),
-                                                "result": record}, indent=2))
-    return record
+
+def _save(run: TrainingRun, step: int) -> Path:
+    return _save_checkpoint(run.out, step, run.trained, run.optimizer, run.lr_schedule, run.ema, run.scaler,
+                            run.config.keep_checkpoints)
+
+
+def _interrupted(run: TrainingRun, step: int):
+    """Ctrl-C: the steps made so far kept in a checkpoint (unless the last step just wrote one), and how
+    to go on."""
+    from genimg.errors import Interrupted
+
+    saved = None
+    if run.accelerator.is_main_process and step:
+        saved = run.out / CHECKPOINTS / f"step-{step:06d}.safetensors"
+        if not saved.is_file():
+            saved = _save(run, step)
+    kept = f"checkpoint {saved} saved; " if saved else "no step was finished; "
+    raise Interrupted(f"interrupted at step {step} of {run.max_steps}: {kept}continue with the same command and "
+                      "--resume latest")
+
+
+def _finish(run: TrainingRun, record: dict) -> dict:
+    """The finished run: EMA weights in place, the loss on the training images after, the LoRA saved, the
+    loss curve drawn and the run's record written; returns the record."""
+    from genimg.output.plots import loss_curve
+    from genimg.train.export import save_lora
+
+    if run.ema is not None:
+        run.ema.copy_to([p for _, p in _named_trainable(run.trained)])
+    result = {**record, "eval_loss_after": _eval_loss(run),
+              "weights": str(save_lora(run.pipe, run.ref, run.trained, run.config, run.out))}
+    loss_curve({"loss": _losses(run.out)}, run.out / "loss.png")
+    _write_record(run.out, run, result)
+    return result
+
+
+def _write_record(out: Path, run: TrainingRun, result: dict) -> None:
+    from genimg.files import atomic_save
+
+    text = json.dumps({"config": asdict(run.config), "base_model": _model_record(run.ref), "result": result}, indent=2)
+    atomic_save(out / RUN_FILE, lambda tmp: tmp.write_text(text), overwrite=True)
+
+
+def _saved_result(out: Path) -> dict:
+    """What the run's record says so far (a resumed run keeps its loss before training)."""
+    try:
+        return json.loads((out / RUN_FILE).read_text()).get("result", {})
+    except (OSError, ValueError):
+        return {}
 
 
 def _model_record(ref) -> dict:
@@ -267,14 +373,14 @@ def _text(objective, captions, cache):
 
 
 @torch.no_grad()
-def _eval_loss(objective, items, config, cache) -> float:
+def _eval_loss(run: TrainingRun) -> float:
     """The loss on every training image at fixed noise and times: comparable before and after."""
     total = 0.0
-    for i, (latents, example, size) in enumerate(items):
+    for i, (latents, example, size) in enumerate(run.items):
         g = torch.Generator().manual_seed(10_000 + i)
-        cond = _text(objective, [example.caption or ""], cache)
-        total += objective.loss(latents[None].to(objective.device), cond, [g], size).mean().item()
-    return round(total / len(items), 6)
+        cond = _text(run.objective, [example.caption or ""], run.text_cache)
+        total += run.objective.loss(latents[None].to(run.objective.device), cond, [g], size).mean().item()
+    return round(total / len(run.items), 6)
 
 
 def _optimizer(params, config, device, warn):
@@ -329,6 +435,23 @@ def _log(out: Path, step: int, epoch: int, loss: float, lr: float) -> None:
         if new:
             writer.writerow(["step", "epoch", "loss", "lr"])
         writer.writerow([step, epoch, f"{loss:.6f}", f"{lr:.3e}"])
+
+
+def _trim_log(out: Path, step: int) -> None:
+    """The loss log cut back to ``step``: a resumed run logs the steps after its checkpoint again."""
+    path = out / "loss.csv"
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0], *(row for row in rows[1:] if int(row[0]) <= step)]
+    from genimg.files import atomic_save
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+    atomic_save(path, write, overwrite=True)
 
 
 def _losses(out: Path) -> list[float]:

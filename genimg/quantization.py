@@ -1,0 +1,33 @@
+"""The bitsandbytes quantization of the quantized presets: which components, to what, checked first."""
+
+from __future__ import annotations
+
+from genimg.errors import UsageError
+from genimg.pipeline_setup import torch_dtype
+from genimg.presets import Preset
+
+# What gets quantized on small cards: the denoiser always, FLUX's T5 encoder (4.7 B parameters) too.
+QUANTIZED_COMPONENTS = {"sd": ["unet"], "sdxl": ["unet"], "flux": ["transformer", "text_encoder_2"]}
+
+
+def quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False):
+    import importlib.util
+
+    if preset.device.split(":")[0] != "cuda":
+        raise UsageError(f"quantize = {preset.quantize} needs a CUDA GPU; use --quantize none on {preset.device}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UsageError(f"preset {preset.name} quantizes to {preset.quantize}, which needs bitsandbytes: "
+                         "pip install bitsandbytes, or pass --quantize none")
+    from diffusers.quantizers import PipelineQuantizationConfig
+
+    # A GGUF denoiser is quantized already: bitsandbytes takes only what is left (FLUX's T5).
+    components = [c for c in QUANTIZED_COMPONENTS[family] if not (gguf_denoiser and c in ("transformer", "unet"))]
+    if not components:
+        return None
+    if preset.quantize == "nf4":
+        backend, qkw = "bitsandbytes_4bit", {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                                            "bnb_4bit_compute_dtype": torch_dtype(preset.dtype)}
+    else:
+        backend, qkw = "bitsandbytes_8bit", {"load_in_8bit": True}
+    return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=qkw,
+                                      components_to_quantize=components)
