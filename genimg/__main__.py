@@ -1,3 +1,3 @@
-from genimg.cli.main import main
+from genimg.cli.main import entry
 
-main()
+entry()

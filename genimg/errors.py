@@ -34,6 +34,10 @@ class RunFailure(GenimgError):
     exit_code = RUNTIME
 
 
+class DiskFull(RunFailure):
+    """No space left where genimg writes: a batch stops at once rather than fail image after image."""
+
+
 class Interrupted(GenimgError):
     """Ctrl-C: the message says what was finished and what was not."""
 

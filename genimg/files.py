@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-from genimg.errors import UsageError
+from genimg.errors import DiskFull, UsageError
 
 
 def check_writable(paths: list[Path], overwrite: bool) -> None:
@@ -63,9 +65,57 @@ def _umask() -> int:
     return mask
 
 
+def no_space(error: OSError, folder: Path) -> DiskFull | None:
+    """A full disk (or quota) as one line naming the folder and its free space; None for other errors."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    free = free_space(folder)
+    return DiskFull(f"no space left in {folder} ({free / 1e6:.1f} MB free); free some space or choose another -o")
+
+
+def check_room(folder: Path, needed: int, what: str) -> None:
+    """Refuse to start ``what`` when ``folder`` has less than ``needed`` bytes free (an estimate)."""
+    free = free_space(folder)
+    if needed > free:
+        raise DiskFull(f"{what} needs about {needed / 1e6:.0f} MB, but {folder} has {free / 1e6:.0f} MB free; "
+                       "free some space or choose another -o")
+
+
+def free_space(folder) -> int:
+    """Free bytes where ``folder`` is (or would be created)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
 def atomic_save(path: Path, write, overwrite: bool = False) -> Path:
-    """Call ``write(tmp_path)``, then move the finished file into place in one step."""
+    """Call ``write(tmp_path)``, then move the finished file into place in one step. A full disk is one
+    line (:func:`no_space`), and leaves no part-written file."""
+    try:
+        return _atomic_save(path, write, overwrite)
+    except OSError as e:
+        full = no_space(e, path.parent)
+        if full is None:
+            raise
+        raise full from None
+
+
+def _atomic_save(path: Path, write, overwrite: bool) -> Path:
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _replace_with(path, write, overwrite)
+    except BaseException:
+        for folder in missing:  # folders made for this file go again: a write that failed leaves nothing
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _replace_with(path: Path, write, overwrite: bool) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from genimg.files import no_space
+
 NAME = "manifest.jsonl"
 
 
@@ -47,8 +49,14 @@ def batch_seed(folder: Path) -> int | None:
 def append(folder: Path, record: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(folder / NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+        fd = os.open(folder / NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides the mode
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        full = no_space(e, folder)
+        if full is None:
+            raise
+        raise full from None

@@ -113,6 +113,13 @@ def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progr
         return result
     first = None if manifest.batch_seed(plan.folder) is not None else \
         {"batch_seed": plan.seed, "file": str(plan.file.resolve())}
+    if plan.units:
+        from genimg.files import check_room
+
+        sizes = [plan.plans[job.id].spec for unit in plan.units for job, _, _ in unit.items]
+        # A generated PNG is about half its raw RGB size; the estimate needs only to catch a disk that cannot
+        # hold the batch at all, before hours of work.
+        check_room(plan.folder, sum(s.width * s.height * 3 // 2 for s in sizes), f"the batch ({len(sizes)} images)")
     run_batch(plan.units, plan.plans, plan.folder, fail_fast, progress, result, stop, first_record=first)
     for row in plan.upscales:
         if (stop is not None and stop.stop) or (fail_fast and result.failed):

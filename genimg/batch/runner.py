@@ -11,7 +11,7 @@ from typing import Callable
 
 from genimg.batch import manifest
 from genimg.batch.jobs import BatchJob
-from genimg.errors import GenimgError
+from genimg.errors import DiskFull, GenimgError
 from genimg.interrupts import StopFlag
 
 Progress = Callable[..., None]
@@ -134,13 +134,13 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
             the_plan = for_images(with_inputs(plans[first_job.id]), images)
             the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
             for image, (batch_job, index, seed) in zip(run(the_plan, factory, progress), unit.items):
-                if first_record is not None:
-                    manifest.append(folder, first_record)
-                    first_record = None
                 # A file of this name without its manifest line is this job's own image from a run cut
                 # off between the write and the record: the same job, seed and settings, so replacing it
                 # loses nothing.
                 path = save_png(image, image.path, overwrite=True)
+                if first_record is not None:  # after the first image is safely written, not before
+                    manifest.append(folder, first_record)
+                    first_record = None
                 manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": path.name,
                                          "seconds": round(image.seconds, 4), "prompt": batch_job.spec.prompt,
                                          "template": batch_job.template, "row": batch_job.row.line,
@@ -149,6 +149,8 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
                 result.done += 1
                 if progress:
                     progress("batch_image", path=path, image=image, job=batch_job.id)
+        except DiskFull:
+            raise  # every image after this one would fail the same way
         except GenimgError as e:
             for batch_job in {item[0].id: item[0] for item in unit.items}.values():
                 result.failed.append((f"row {batch_job.row.line} ({batch_job.id})", str(e)))

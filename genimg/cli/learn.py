@@ -122,6 +122,7 @@ def _training_progress(report):
     tasks = {}
 
     def on_event(event, stage, step, total, loss):
+        report.note(f"training {stage} step {step}/{total} (loss {loss:.4f})")
         progress = report.progress
         if progress is None:
             return
@@ -136,6 +137,7 @@ def _epoch_progress(report, label: str):
     task = {}
 
     def on_event(event, epoch, total, loss, seconds):
+        report.note(f"{label} epoch {epoch}/{total} (loss {loss:.4f})")
         progress = report.progress
         if progress is None:
             return

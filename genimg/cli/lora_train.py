@@ -94,10 +94,8 @@ def lora_train(
         task = {}
 
         def on_event(event, **info):
-            if event != "train_step":
-                report(event, **info)
-                return
-            if report.progress is None:
+            report(event, **info)
+            if event != "train_step" or report.progress is None:
                 return
             if "id" not in task:
                 task["id"] = report.progress.add_task("training", total=info["total"], completed=info["start"])

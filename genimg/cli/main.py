@@ -118,6 +118,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+def entry() -> None:
+    """The ``genimg`` command: :func:`main`, with Ctrl-C made to work inside long steps too (not installed
+    when main is called in-process, by the tests or an embedding program)."""
+    from genimg.interrupts import stop_promptly_on_ctrl_c
+
+    stop_promptly_on_ctrl_c()
+    main()
+
+
 def _click_exceptions():
     """Click's exception classes from the copy of click that typer runs on (newer typers vendor it), found
     through typer's public ``BadParameter`` instead of typer's private module."""

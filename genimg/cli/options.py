@@ -56,6 +56,7 @@ AttentionSlicing = Annotated[Optional[bool], typer.Option("--attention-slicing/-
 VaeSlicing = Annotated[Optional[bool], typer.Option("--vae-slicing/--no-vae-slicing", help="Decode a batch one image at a time.", show_default=False, rich_help_panel=MODEL)]
 VaeTiling = Annotated[Optional[bool], typer.Option("--vae-tiling/--no-vae-tiling", help="Decode in tiles (large images on small cards).", show_default=False, rich_help_panel=MODEL)]
 ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the denoiser.", show_default=False, rich_help_panel=MODEL)]
+MaxMegapixels = Annotated[Optional[float], typer.Option("--max-megapixels", help="Largest image the preset accepts, in MP (raise it to try a larger size).", rich_help_panel=MODEL)]
 VaeFp32 = Annotated[Optional[bool], typer.Option("--vae-fp32/--no-vae-fp32", help="Decode in float32 (cures black images from fp16 VAEs).", show_default=False, rich_help_panel=MODEL)]
 
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder, or file name template with {prompt} {seed} {index} {model} {width} {height} {steps} {date} {time}. Default: ./outputs/", rich_help_panel=OUT)]
@@ -101,6 +102,7 @@ def _shared(
     vae_tiling: VaeTiling = None,
     channels_last: ChannelsLast = None,
     vae_fp32: VaeFp32 = None,
+    max_megapixels: MaxMegapixels = None,
     auto_fallback: AutoFallback = False,
     output: Output = None,
     overwrite: Overwrite = False,
@@ -112,7 +114,7 @@ def _shared(
 
 
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
-                 "vae_tiling", "channels_last", "vae_fp32")
+                 "vae_tiling", "channels_last", "vae_fp32", "max_megapixels")
 _OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control")
 _RENAMED = {"config": "model_config", "lora": "loras", "embedding": "embeddings", "ip_adapter": "ip_adapters"}
 

@@ -27,6 +27,11 @@ class Reporter:
         self.progress = progress
         self.quiet = quiet
         self.load_task = self.step_task = self.image_task = self.batch_task = self.download_task = None
+        self.doing = ""  # what is under way, for the plain lines of a log (see PlainTicker)
+
+    def note(self, doing: str) -> None:
+        """Say what is under way (shown by the plain ticker when stderr is not a terminal)."""
+        self.doing = doing
 
     def batch_total(self, total: int, skipped: int) -> None:
         if self.progress is not None:
@@ -42,6 +47,8 @@ class Reporter:
             if not self.quiet:
                 warning_line(info["message"])
             return
+        if event in _DOING:
+            self.note(_DOING[event](info))
         if self.progress is None:
             return
         p = self.progress
@@ -49,9 +56,9 @@ class Reporter:
             self.load_task = p.add_task(f"loading {info['model']}", total=None)
         elif event == "loaded" and self.load_task is not None:
             p.update(self.load_task, total=1, completed=1, description=f"loaded {info['model']}")
-        elif event == "step":
+        elif event in ("step", "tile"):
             if self.step_task is None:
-                self.step_task = p.add_task("denoising", total=info["total"])
+                self.step_task = p.add_task("denoising" if event == "step" else "tiles", total=info["total"])
             p.update(self.step_task, completed=info["step"], total=info["total"])
         elif event == "download":
             mb = 2**20
@@ -65,10 +72,56 @@ class Reporter:
                 p.update(self.image_task, completed=info["done"])
 
 
+# How each progress event reads in a plain line.
+_DOING = {
+    "load": lambda i: f"loading {i['model']}",
+    "loaded": lambda i: f"loaded {i['model']}",
+    "step": lambda i: f"denoising step {i['step']}/{i['total']}",
+    "tile": lambda i: f"tile {i['step']}/{i['total']}",
+    "image": lambda i: f"image {i['done']}/{i['total']} done",
+    "download": lambda i: f"downloading {i['done'] // 2**20}/{i['total'] // 2**20} MB",
+    "train_step": lambda i: f"training step {i['step']}/{i['total']} (loss {i['loss']:.4f})",
+}
+
+
+class PlainTicker:
+    """A line on stderr every ``interval`` seconds saying what is under way, for logs and pipes: long work is
+    never silent, short work prints nothing. A thread, so it speaks even inside one long torch call."""
+
+    def __init__(self, reporter: Reporter, interval: float):
+        import threading
+        import time
+
+        self.reporter, self.interval, self.began = reporter, interval, time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import time
+
+        while not self.done.wait(self.interval):
+            doing = self.reporter.doing or "working"
+            sys.stderr.write(f"genimg: {doing} ({time.monotonic() - self.began:.0f} s)\n")
+            sys.stderr.flush()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
 @contextmanager
 def progress_reporter(quiet: bool):
-    if quiet or not stderr.is_terminal and not _force_progress():
+    if quiet:
         yield Reporter(None, quiet)
+        return
+    if not stderr.is_terminal and not _force_progress():
+        reporter = Reporter(None, quiet)
+        with PlainTicker(reporter, _plain_interval()):
+            yield reporter
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -82,6 +135,16 @@ def _force_progress() -> bool:
     import os
 
     return os.environ.get("GENIMG_PROGRESS") == "1"
+
+
+def _plain_interval() -> float:
+    """Seconds between plain progress lines: GENIMG_PROGRESS_EVERY, else 10."""
+    import os
+
+    try:
+        return max(0.1, float(os.environ.get("GENIMG_PROGRESS_EVERY", "10")))
+    except ValueError:
+        return 10.0
 
 
 def print_result(path, image, as_json: bool) -> None:

@@ -47,14 +47,20 @@ def upscale(
             if event == "skip":
                 if not quiet:
                     stderr.print(f"skipped {info['path']} (exists)")
-            elif event == "tile":
-                report("step", step=info["step"], total=info["total"])
             else:
                 report(event, **info)
 
-        for done in upscale_files(inputs, settings, output, overwrite, on_event):
-            if json:
-                print(_json.dumps({"path": str(done.path), "source": str(done.source), "size": list(done.size),
-                                   "upscaler": done.upscaler, "seconds": round(done.seconds, 4)}), flush=True)
-            else:
-                print(f"{done.path}  {done.size[0]}x{done.size[1]}  {done.seconds:.2f}s", flush=True)
+        written = 0
+        try:
+            for done in upscale_files(inputs, settings, output, overwrite, on_event):
+                written += 1
+                if json:
+                    print(_json.dumps({"path": str(done.path), "source": str(done.source), "size": list(done.size),
+                                       "upscaler": done.upscaler, "seconds": round(done.seconds, 4)}), flush=True)
+                else:
+                    print(f"{done.path}  {done.size[0]}x{done.size[1]}  {done.seconds:.2f}s", flush=True)
+        except KeyboardInterrupt:
+            from genimg.errors import Interrupted
+
+            raise Interrupted(f"interrupted: {written} images upscaled (listed above), the one under way not "
+                              "written; nothing is half-written") from None

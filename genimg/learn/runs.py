@@ -35,16 +35,22 @@ def open_run(run: Path, config, resume: bool, overwrite: bool):
     """Start or resume a run: (its config, the dataset, the class count or None). Seeds torch first."""
     from genimg.learn import datasets
 
-    config = prepare_run(run, config, resume, overwrite)
+    config = check_run(run, config, resume, overwrite)
     torch.manual_seed(config.seed)
-    data = datasets.load(config.dataset, config.size, config.limit, config.seed)
+    data = datasets.load(config.dataset, config.size, config.limit, config.seed)  # a bad dataset: nothing written
+    if not resume:
+        start_run(run, config)
     return config, data, len(data.class_names) if config.conditional else None
 
 
-def prepare_run(run: Path, config, resume: bool, overwrite: bool):
-    """Check the run folder: a fresh one, one to resume (its own config wins), or one to replace."""
-    import shutil
+# What a run folder holds before its first checkpoint: a folder of only these was a run that never got
+# going (stopped, or failed at once), and a new run may take its place.
+_BEFORE_A_CHECKPOINT = {"config.json", "samples", "forward_noising.png", "loss.csv", "loss.png"}
 
+
+def check_run(run: Path, config, resume: bool, overwrite: bool):
+    """Check the run folder, writing nothing: a fresh one, one to resume (its own config wins), or one to
+    replace. A folder with no checkpoint is no run to resume, and a new run may replace it."""
     from genimg.learn.datasets import LABELLED
 
     if config.conditional and config.dataset not in LABELLED:
@@ -61,12 +67,22 @@ def prepare_run(run: Path, config, resume: bool, overwrite: bool):
         return saved
     from genimg.files import check_unused
 
-    check_unused(run, overwrite, resume_with="--resume")
+    unfinished = run.is_dir() and {p.name for p in run.iterdir()} <= _BEFORE_A_CHECKPOINT
+    check_unused(run, overwrite or unfinished, resume_with="--resume")
+    return config
+
+
+def start_run(run: Path, config) -> None:
+    """A fresh run folder (replacing what :func:`check_run` allowed) with the run's config."""
+    import shutil
+
+    from genimg.files import atomic_save
+
     if run.exists():
         shutil.rmtree(run)
     (run / "samples").mkdir(parents=True, exist_ok=True)
-    config_file.write_text(json.dumps(asdict(config), indent=2))
-    return config
+    text = json.dumps(asdict(config), indent=2)
+    atomic_save(run / "config.json", lambda tmp: tmp.write_text(text))
 
 
 def log_losses(run: Path, rows: list[dict]) -> None:

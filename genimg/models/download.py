@@ -12,12 +12,12 @@ repository has one. Files come through ``hf_hub_download`` one by one, so ``HF_E
 from __future__ import annotations
 
 import re
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from genimg.errors import UsageError
+from genimg.files import free_space
 from genimg.models.cache import cached_file_bytes, is_fp16_variant
 from genimg.models.hub import endpoint, hub_error, why_unreachable
 
@@ -150,18 +150,7 @@ def download(plan: DownloadPlan, progress=None) -> str:
     return str(Path(path).parents[len(PurePosixPath(plan.files[-1]).parts) - 1])
 
 
-def free_space(folder) -> int:
-    """Free bytes where ``folder`` is (or would be)."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    while not folder.exists():
-        folder = folder.parent
-    return shutil.disk_usage(folder).free
-
-
 def check_space(plan: DownloadPlan, cache) -> None:
-
     needed = plan.total - cached_file_bytes(plan.repo, plan.commit, plan.files)
     free = free_space(cache)
     if needed * SPACE_MARGIN > free:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from genimg.errors import RunFailure, UsageError
 from genimg.models.checkpoint import PICKLE_SUFFIXES
-from genimg.models.download import SPACE_MARGIN, free_space
+from genimg.files import free_space
+from genimg.models.download import SPACE_MARGIN
 
 CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 URL_ATTEMPTS = 4  # a connection that breaks is picked up where it stopped, this many times in all

@@ -9,14 +9,24 @@ from pathlib import Path
 from genimg.errors import UsageError
 
 DEFAULT_TEMPLATE = "{prompt}-{seed}.png"
-FIELDS = ("prompt", "seed", "index", "model", "width", "height", "steps", "date", "time")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Another task than txt2img is named in the file, so an img2img of the same prompt and seed never takes
+# the txt2img image's name.
+TASK_TEMPLATE = "{prompt}-{task}-{seed}.png"
+FIELDS = ("prompt", "seed", "index", "model", "width", "height", "steps", "task", "date", "time")
+_UNSAFE = re.compile(r"[^\w.-]+")  # letters and digits of any script stay: "über ñandú" is über_ñandú
 
 
 def sanitize(text: str, limit: int = 60) -> str:
-    """A file-name part from free text: ASCII letters, digits, '.', '_' and '-' only, no leading dot."""
-    name = _UNSAFE.sub("_", text).strip("._-")[:limit].strip("._-")
+    """A file-name part from free text: letters and digits (any script), '.', '_' and '-', no leading dot."""
+    import unicodedata
+
+    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip("._-")[:limit].strip("._-")
     return name or "image"
+
+
+def task_label(spec) -> str:
+    """txt2img, img2img, inpaint or outpaint: the task as users name it."""
+    return "outpaint" if spec.outpaint else spec.task
 
 
 def default_output() -> Path:
@@ -38,7 +48,8 @@ def output_paths(target: str | Path | None, specs: list, model_name: str) -> lis
     field in the name get ``-<seed>`` added so they never collide."""
     target = default_output() if target is None else Path(target).expanduser()
     if is_folder_target(target):
-        template = str(target / DEFAULT_TEMPLATE)
+        tasks = {task_label(spec) for spec in specs}
+        template = str(target / (DEFAULT_TEMPLATE if tasks == {"txt2img"} else TASK_TEMPLATE))
     else:
         template = str(target)
         if len(specs) > 1 and "{" not in target.name:
@@ -50,7 +61,7 @@ def output_paths(target: str | Path | None, specs: list, model_name: str) -> lis
     for index, spec in enumerate(specs):
         values = {"prompt": sanitize(spec.prompt), "seed": spec.seed, "index": index,
                   "model": sanitize(model_name, 40), "width": spec.width, "height": spec.height,
-                  "steps": spec.steps, "date": time.strftime("%Y-%m-%d", now), "time": time.strftime("%H%M%S", now)}
+                  "steps": spec.steps, "task": task_label(spec), "date": time.strftime("%Y-%m-%d", now), "time": time.strftime("%H%M%S", now)}
         try:
             paths.append(Path(template.format(**values)))
         except (KeyError, IndexError, ValueError) as e:

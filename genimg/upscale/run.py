@@ -77,13 +77,16 @@ def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool
     if output is not None and not single_file and target.suffix:
         raise UsageError(f"-o {target} must be a folder or a .png file")
     jobs = []
+    stems = [source.stem for source, _ in found]
     for source, from_folder in found:
         image = load_image(source)
         if min(image.size) < MIN_SIDE:
             raise UsageError(f"{source} is {image.width}x{image.height}: too small to upscale (at least {MIN_SIDE} px a side)")
         size = (round(image.width * settings.scale), round(image.height * settings.scale))
         label = f"{settings.scale:g}".replace(".", "_")
-        path = target if single_file else target / f"{source.stem}-x{label}.png"
+        # photo.png and photo.jpg in one folder: each keeps its own name (photo-png-x4.png, photo-jpg-x4.png)
+        stem = source.stem if stems.count(source.stem) == 1 else f"{source.stem}-{source.suffix.lstrip('.').lower()}"
+        path = target if single_file else target / f"{stem}-x{label}.png"
         skip = path.exists() and not overwrite and from_folder
         if path.exists() and not overwrite and not from_folder:
             raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
