@@ -220,9 +220,9 @@ def _checked_preset(spec: GenerationSpec, family: str, warn) -> Preset:
             warn(f"compile = {preset.compile} is turned off: {missing}; running eagerly")
             preset = preset.with_overrides(compile="off")
     megapixels = spec.width * spec.height / 1e6
-    on_cpu = preset.device == "cpu"  # there the limit is the denoiser's time and memory, not the VAE's
-    if preset.max_megapixels and megapixels > preset.max_megapixels and (on_cpu or not preset.vae_tiling):
-        how = "--max-megapixels N to try anyway" if on_cpu else "--vae-tiling"
+    lifted = preset.tiling_lifts_limit and preset.vae_tiling
+    if preset.max_megapixels and megapixels > preset.max_megapixels and not lifted:
+        how = "--vae-tiling" if preset.tiling_lifts_limit else "--max-megapixels N to try anyway"
         raise UsageError(f"{spec.width}x{spec.height} ({megapixels:.1f} MP) is more than preset {preset.name} "
                          f"handles ({preset.max_megapixels:g} MP); use a smaller --width/--height, or {how}")
     return preset

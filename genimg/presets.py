@@ -39,6 +39,7 @@ class Preset:
     quantize: str = "none"
     vae_fp32: bool = False
     max_megapixels: float = 0  # largest image this tier handles without VAE tiling (0: no limit)
+    tiling_lifts_limit: bool = True  # the limit is the VAE's (GPUs); on a CPU it is the denoiser's time
     upscale_tile: int = 512  # upscalers run in tiles of this many input pixels (0: whole images)
     family_overrides: dict | None = None
 
@@ -56,7 +57,8 @@ class Preset:
     def settings(self) -> dict:
         """The fields that change how a pipeline runs (what metadata records)."""
         d = asdict(self)
-        for key in ("description", "vram_gb", "family_overrides", "max_megapixels", "upscale_tile"):
+        for key in ("description", "vram_gb", "family_overrides", "max_megapixels", "tiling_lifts_limit",
+                    "upscale_tile"):
             d.pop(key)
         return d
 

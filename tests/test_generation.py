@@ -109,16 +109,34 @@ def test_auto_preset_is_picked_once_per_process_from_total_memory(monkeypatch):
     assert first.name == second.name == "24gb" and "24.0 GB" in reason
 
 
-def test_a_pipeline_argument_it_does_not_take_is_an_error_not_dropped(tiny_models):
-    from genimg.generation import pipeline_arguments
+def test_each_task_passes_exactly_the_arguments_its_pipeline_takes(tiny_models, photo):
+    """Every argument is one the pipeline's __call__ names (diffusers' **kwargs would swallow any other
+    silently), with the value the spec asked for."""
+    import inspect
 
-    sd_img2img = plan(GenerationSpec("x", model=str(tiny_models["sd"]), seed=1, width=64, height=64, steps=2))
-    args = pipeline_arguments(sd_img2img, sd_img2img.images)
-    assert {"width", "height", "negative_prompt"} <= set(args) and "max_sequence_length" not in args
-    flux = plan(GenerationSpec("x", model=str(tiny_models["flux"]), seed=1, width=64, height=64, steps=2,
-                               max_sequence_length=32))
-    args = pipeline_arguments(flux, flux.images)
-    assert "negative_prompt" not in args and args["max_sequence_length"] == 32
+    import diffusers
+
+    from genimg.generation import pipeline_arguments
+    from genimg.pipelines import pipeline_entry
+
+    sd = dict(model=str(tiny_models["sd"]), seed=1, steps=2, negative="blurry")
+    cases = [
+        (GenerationSpec("x", width=64, height=48, **sd), {"width": 64, "height": 48, "negative_prompt": ["blurry"]}),
+        (GenerationSpec("x", task="img2img", image=str(photo), strength=0.5, **sd), {"strength": 0.5}),
+        (GenerationSpec("x", model=str(tiny_models["flux"]), seed=1, steps=2, width=64, height=64,
+                        max_sequence_length=32), {"max_sequence_length": 32, "width": 64}),
+    ]
+    for spec, expected in cases:
+        planned = plan(spec)
+        args = pipeline_arguments(planned, planned.images)
+        cls = getattr(diffusers, pipeline_entry(planned.ref.family, spec.task, planned.ref.variant).class_name)
+        takes = set(inspect.signature(cls.__call__).parameters)
+        assert set(args) <= takes, (cls.__name__, set(args) - takes)
+        assert {k: args[k] for k in expected} == expected
+        if spec.task == "img2img":  # SD img2img takes the input's size, not width/height
+            assert "width" not in args and args["image"].size == Image.open(photo).size
+        if cls.__name__ == "FluxPipeline":
+            assert "negative_prompt" not in args
 
 
 def test_a_strength_of_zero_is_the_input_unchanged(tiny_models, photo):

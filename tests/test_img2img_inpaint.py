@@ -203,8 +203,16 @@ def test_a_mask_of_another_size_but_same_aspect_is_resized_with_a_warning(cli, t
     ImageDraw.Draw(small).rectangle((10, 10, 30, 25), fill=255)
     small.save(tmp_path / "small.png")
     result = cli("inpaint", photo, "x", "--mask", tmp_path / "small.png", "--model", tiny_models["sd"], *FAST,
-                 "-o", tmp_path / "o.png")
-    assert result.code == 0 and "resized" in result.err
+                 "--mask-blur", "0", "-o", tmp_path / "o.png")
+    assert result.code == 0 and "the mask is 50x35; resized to the image's 100x70" in result.err, result
+    # Away from the resized rectangle (20..60 x 20..50 in the 100x70 input, at 96x64 here) the input is kept.
+    out = pixels(tmp_path / "o.png")
+    from genimg.inputs import resize
+
+    source = np.asarray(resize(Image.open(photo).convert("RGB"), out.shape[1::-1], "fit"), dtype=np.int16)
+    keep = np.ones(out.shape[:2], bool)
+    keep[16:52, 16:64] = False
+    assert np.abs(out - source)[keep].max() <= 2 and np.abs(out - source)[~keep].mean() > 2
 
 
 @pytest.fixture(scope="session")

@@ -91,9 +91,10 @@ def test_a_finished_run_is_not_overwritten_by_accident(cli, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")
+    (run / "checkpoint.safetensors").write_bytes(b"weights")  # a run that got somewhere
     result = cli("learn", "ddpm", "-o", run, "--epochs", "1")
     assert result.code == 2 and "--resume" in result.err
-    assert (run / "config.json").read_text() == "{}"
+    assert (run / "config.json").read_text() == "{}" and (run / "checkpoint.safetensors").read_bytes() == b"weights"
 
 
 def test_sample_command_writes_grid_and_reverse_gif(cli, tmp_path):
@@ -155,9 +156,18 @@ def test_conditional_dcgan_run_samples_the_class_asked_for(cli, tmp_path):
         assert grid.mode == "L"
     from genimg.learn.sampling import SampleRequest, sample_run
 
-    threes, _ = sample_run(run, SampleRequest(count=4, label=3))
-    sevens, _ = sample_run(run, SampleRequest(count=4, label=7))
-    assert not torch.allclose(threes, sevens)
+    threes, _ = sample_run(run, SampleRequest(count=4, label=3, seed=5))
+    # The images are the trained generator's for the same noise and the one-hot of class 3, and only that.
+    from genimg.learn.dcgan import Generator
+    from genimg.state_file import load_state
+
+    g = Generator(GANConfig(**config).z_dim, 1, 32, 8, 10)
+    g.load_state_dict(load_state(run / "checkpoint.safetensors")["generator"])
+    g.eval()
+    z = torch.randn(4, GANConfig(**config).z_dim, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.allclose(threes, g(z, torch.full((4,), 3)), atol=1e-6)
+        assert (threes - g(z, torch.full((4,), 7))).abs().max() > 1e-6  # (one epoch: small outputs, distinct)
     assert cli("learn", "sample", run, "--class", "10", "-o", out).code == 2
 
 

@@ -145,9 +145,12 @@ def test_python_api_matches_the_cli(cli, tmp_path, tiny_models):
 
 
 def test_flux_negative_prompt_is_ignored_with_a_warning(cli, tmp_path, tiny_models):
-    result = cli("txt2img", "x", "--negative", "blurry", "--model", tiny_models["flux"], *SMALL, "-o", tmp_path / "f.png")
+    result = cli("txt2img", "x", "--negative", "blurry", "--model", tiny_models["flux"], *SMALL, "--seed", "3",
+                 "-o", tmp_path / "f.png")
     assert result.code == 0
-    assert "negative" in result.err
+    assert "warning: FLUX.1 has no negative prompt; --negative is ignored" in result.err
+    plain = cli("txt2img", "x", "--model", tiny_models["flux"], *SMALL, "--seed", "3", "-o", tmp_path / "plain.png")
+    assert plain.code == 0 and np.array_equal(pixels(tmp_path / "f.png"), pixels(tmp_path / "plain.png"))
 
 
 def test_family_defaults_apply(tmp_path, tiny_models):
