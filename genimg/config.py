@@ -154,16 +154,29 @@ def apply_hub_settings() -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
+def typed_value(key: str, text: str):
+    """``text`` as the key's type, or a one-line error naming the key."""
+    _known(key)
+    return _coerce(key, text, f"genimg config set {key}")
+
+
 def set_value(key: str, text: str) -> Path:
     """Write ``key = text`` (parsed as the key's type) into the config file; returns the file."""
-    _known(key)
-    value = _coerce(key, text, f"genimg config set {key}")
-    return _write({**_raw(), key: value})
+    return _write({**_raw(), key: typed_value(key, text)})
 
 
-def unset(key: str) -> Path:
+def unset(key: str) -> tuple[Path, bool]:
+    """Remove ``key`` from the config file: (the file, whether the key was there)."""
     _known(key)
-    return _write({k: v for k, v in _raw().items() if k != key})
+    raw = _raw()
+    if key not in raw:
+        return config_file(), False
+    return _write({k: v for k, v in raw.items() if k != key}), True
+
+
+def source_of(key: str) -> str:
+    """Where the user's ``key`` comes from, for error messages: the file and line, or the environment."""
+    return settings()[key].source
 
 
 def _known(key: str) -> None:

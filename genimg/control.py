@@ -103,20 +103,22 @@ def weights_folder(entry: Preprocessor, allow_pickle: bool) -> Path | None:
 
     if not entry.files:
         return None
+    own = config_dir() / "annotators"
+    if all((own / f).is_file() for f in entry.files):
+        folder = own
+    else:  # what is missing is said first: allowing pickle would not make the files appear
+        found = {f: try_to_load_from_cache(entry.repo, f) for f in entry.files}
+        missing = [f for f, path in found.items() if not isinstance(path, str)]
+        if missing:
+            raise UsageError(f"the {entry.name} preprocessor needs {', '.join(missing)} from {entry.repo}; fetch "
+                             f"{'them' if len(missing) > 1 else 'it'} with: hf download {entry.repo} {' '.join(missing)} "
+                             f"(or put the files in {own})")
+        folder = Path(next(iter(found.values()))).parent
     pickles = [f for f in entry.files if Path(f).suffix in PICKLE_SUFFIXES]
     if pickles and not allow_pickle:
         raise UsageError(f"the {entry.name} preprocessor's weights ({', '.join(pickles)}) are pickle files; pass "
                          "--allow-pickle to load them (tensors only: torch's weights_only loader)")
-    own = config_dir() / "annotators"
-    if all((own / f).is_file() for f in entry.files):
-        return own
-    found = {f: try_to_load_from_cache(entry.repo, f) for f in entry.files}
-    missing = [f for f, path in found.items() if not isinstance(path, str)]
-    if missing:
-        raise UsageError(f"the {entry.name} preprocessor needs {', '.join(missing)} from {entry.repo}; fetch "
-                         f"{'them' if len(missing) > 1 else 'it'} with: hf download {entry.repo} {' '.join(missing)} "
-                         f"(or put the files in {own})")
-    return Path(next(iter(found.values()))).parent
+    return folder
 
 
 def _detector(entry: Preprocessor, allow_pickle: bool):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -91,8 +92,10 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     """Resolve ``spec`` into a :class:`Plan` without loading or fetching weights or running a
     preprocessor. With ``output`` (a folder or file template) each image gets its path, checked
     writable; ``images`` (batch) gives the per-image seeds, prompts and paths."""
-    spec = spec.replace(**config.generation_defaults({k: getattr(spec, k) for k in config.GENERATION_KEYS}))
-    ref = _model_ref(spec)
+    given = {k: getattr(spec, k) for k in config.GENERATION_KEYS}
+    spec = spec.replace(**config.generation_defaults(given))
+    with _naming_the_setting("model", given):
+        ref = _model_ref(spec)
     family = get_family(ref.family)
     spec.validate(family.factor)
     if ref.variant == "inpaint" and spec.task != "inpaint":
@@ -105,7 +108,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     _check_strength(resolved, ref, family)
     scheduler = lookup(spec.scheduler or ref.defaults["scheduler"], ref.family)
     resolved = resolved.replace(scheduler=scheduler.name)
-    preset = _checked_preset(resolved, ref.family, warnings.append)
+    with _naming_the_setting("preset", given):
+        preset = _checked_preset(resolved, ref.family, warnings.append)
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     if resolved.clip_skip and resolved.clip_skip > 1 and not family.weighted_prompts:
@@ -161,6 +165,18 @@ def prepare(plan: Plan, progress: Progress | None = None) -> Plan:
     loras = tuple(check_lora(lora, plan.ref, plan.spec.allow_pickle) for lora in _alias_loras(plan.ref))
     return replace(plan, loras=(*loras, *plan.loras), controls=prepare_controls(plan.controls, plan.spec.allow_pickle),
                    ip_adapters=fetch_ip_adapters(plan.ip_adapters), prepared=True)
+
+
+@contextmanager
+def _naming_the_setting(key: str, given: dict):
+    """A bad ``key`` the user did not give here came from their config or environment: say which."""
+    try:
+        yield
+    except UsageError as e:
+        source = config.source_of(key)
+        if given.get(key) is not None or source == "default":
+            raise
+        raise UsageError(f"{e} (the {key} setting from {source}; change it with `genimg config set {key} …`)") from None
 
 
 def _model_ref(spec: GenerationSpec) -> ModelRef:

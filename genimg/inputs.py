@@ -17,6 +17,8 @@ def load_image(path: str | Path, what: str = "image"):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give an image file in it")
     if not path.is_file():
         raise UsageError(f"{what} {path} does not exist")
     try:
@@ -36,6 +38,9 @@ def target_size(size: tuple[int, int], width: int | None, height: int | None, fa
     """The output size: the given width/height (the missing one from the aspect ratio), or the input's
     own size, rounded down to the model's factor."""
     w, h = size
+    if not (width or height) and min(w, h) < factor:
+        raise UsageError(f"the input is {w}x{h}, smaller than the model's {factor}-pixel grid; use a larger image, "
+                         "or give --width/--height to scale it up")
     if width and not height:
         height = round(h * width / w)
     elif height and not width:

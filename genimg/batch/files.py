@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,14 @@ class Row:
 
 def read_rows(path: Path) -> tuple[list[Row], dict]:
     """(rows, file-level defaults) of a batch file."""
+    readers = {".txt": _txt, ".csv": _csv, ".tsv": _csv, ".jsonl": _jsonl, ".toml": _toml, ".yaml": _yaml, ".yml": _yaml}
+    if path.is_dir():
+        files = sorted(p.name for p in path.iterdir() if p.suffix.lower() in readers)
+        which = f" (it holds {', '.join(files[:5])})" if files else f" ({', '.join(readers)} files)"
+        raise UsageError(f"batch file {path} is a folder; give one batch file{which}")
     if not path.is_file():
         raise UsageError(f"batch file {path} does not exist")
     suffix = path.suffix.lower()
-    readers = {".txt": _txt, ".csv": _csv, ".tsv": _csv, ".jsonl": _jsonl, ".toml": _toml, ".yaml": _yaml, ".yml": _yaml}
     if suffix not in readers:
         raise UsageError(f"{path.name}: unknown batch file type {suffix!r}; use .txt, .csv, .tsv, .jsonl, .toml or .yaml")
     text = path.read_text(encoding="utf-8-sig")
@@ -91,7 +96,9 @@ def _jsonl(text: str, path: Path):
     return rows, {}
 
 
-def _document(data, path: Path):
+def _document(data, path: Path, lines: list[int] | None = None):
+    """Rows of a ``defaults`` + ``jobs`` document; ``lines``: the line each job starts on, where known
+    (errors then name the line, not the job's place in the list)."""
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise UsageError(f"{path}: expected a `defaults` table and a `jobs` list")
     unknown = set(data) - {"defaults", "jobs"}
@@ -103,7 +110,7 @@ def _document(data, path: Path):
             job = {"prompt": job}
         if not isinstance(job, dict):
             raise UsageError(f"{path}: job {n} must be a table or a prompt string")
-        rows.append(Row(n, job))
+        rows.append(Row(lines[n - 1] if lines and len(lines) == len(data["jobs"]) else n, job))
     return rows, dict(data.get("defaults") or {})
 
 
@@ -114,7 +121,9 @@ def _toml(text: str, path: Path):
         data = tomllib.loads(text)
     except TOMLDecodeError as e:
         raise UsageError(f"{path}: {e}") from None
-    return _document(data, path)
+    # [[jobs]] tables: each job starts on its header's line (inline lists keep their place numbers)
+    headers = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*jobs\s*\]\]", line)]
+    return _document(data, path, headers)
 
 
 def _yaml(text: str, path: Path):
@@ -124,8 +133,11 @@ def _yaml(text: str, path: Path):
         raise UsageError("YAML batch files need PyYAML: pip install pyyaml") from None
     try:
         data = yaml.safe_load(text)
+        node = yaml.compose(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else "?"
         raise UsageError(f"{path}:{where}: {getattr(e, 'problem', e)}") from None
-    return _document(data, path)
+    jobs = next((value for key, value in getattr(node, "value", []) if getattr(key, "value", None) == "jobs"), None)
+    lines = [item.start_mark.line + 1 for item in jobs.value] if isinstance(jobs, yaml.SequenceNode) else None
+    return _document(data, path, lines)

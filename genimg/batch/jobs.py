@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genimg.batch.files import Row
-from genimg.errors import UsageError
+from genimg.errors import UsageError, did_you_mean
 from genimg.spec import GenerationSpec, known_keys
 
 PATH_FIELDS = ("image", "init_image", "mask", "model_config")
@@ -86,7 +86,8 @@ def normalise(data: dict, where: str, base: Path) -> dict:
     for key, value in data.items():
         key = str(key).strip().lower().replace("-", "_")
         if key not in known_keys():
-            raise UsageError(f"{where}: unknown column {key!r}; allowed: {', '.join(known_keys())}")
+            raise UsageError(f"{where}: unknown column {key!r}{did_you_mean(key, known_keys())}; "
+                             f"allowed: {', '.join(known_keys())}")
         if key in ("lora", "loras") and value:
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
             value = [_relative_lora(str(v).strip(), base) for v in items]

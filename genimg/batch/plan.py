@@ -28,11 +28,20 @@ class BatchPlan:
     units: list[Unit] = field(default_factory=list)
     skipped: int = 0  # images the manifest says are already made
     upscales: list[UpscaleRow] = field(default_factory=list)  # task = upscale rows still to run
+    rows: int = 0  # rows in the file (a row may stand for several jobs: wildcards, --repeat)
     plans: dict = field(default_factory=dict)  # job id -> its Plan (each job planned once, by check)
 
     @property
     def images(self) -> int:
         return sum(job.spec.count for job in self.jobs)
+
+    def check_summary(self) -> str:
+        """What ``genimg batch --check`` reports: rows, the jobs and images they make, what cannot run."""
+        ready = [job for job in self.jobs if job.id in self.plans]
+        images = sum(job.spec.count for job in ready) + len(self.upscales)
+        return (f"{self.rows} rows: {len(ready) + len(self.upscales)} jobs ready ({images} images, {self.skipped} "
+                f"of them made already), {len(self.problems)} with problems (listed above); rows that repeat "
+                "another are jobs of their own")
 
 
 def plan_batch(file, output=None, settings: dict | None = None, seed: int | None = None,
@@ -86,7 +95,7 @@ def plan_batch(file, output=None, settings: dict | None = None, seed: int | None
     problems += [RowProblem(f"{file.name}:{job.row.line}", message) for job, message in bad]
     runnable = [job for job in jobs if job.id in plans]
     units, done = plan_units(runnable, manifest.read_done(folder), batch_size)
-    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, plans)
+    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, plans, len(rows))
 
 
 def _upscale_path(row: UpscaleRow, folder: Path) -> Path:

@@ -162,9 +162,10 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
     return result
 
 
-def contact_sheets(folder: Path, size: int = 256) -> list[tuple[Path, str, int]]:
+def contact_sheets(folder: Path, largest: int = 256) -> list[tuple[Path, str, int]]:
     """One grid per row template (a row's prompt before wildcards: its repeats and combinations
-    together) of every image in the manifest: ``(path, template, images)`` each."""
+    together) of every image in the manifest: ``(path, template, images)`` each. A cell is the size of
+    the group's largest image, at most ``largest`` pixels a side."""
     import math
 
     from PIL import Image
@@ -178,6 +179,11 @@ def contact_sheets(folder: Path, size: int = 256) -> list[tuple[Path, str, int]]
     sheets = []
     for template, paths in groups.items():
         paths.sort()
+        sides = []
+        for path in paths:
+            with Image.open(path) as im:
+                sides.append(max(im.size))
+        size = min(largest, max(sides))
         cols = math.ceil(math.sqrt(len(paths)))
         rows = math.ceil(len(paths) / cols)
         sheet = Image.new("RGB", (cols * size, rows * size), "white")

@@ -38,7 +38,7 @@ def batch(
     for problem in plan.problems:
         error_line(f"{problem.where}: {problem.message}", "batch")
     if check_only:
-        print(f"{len(plan.jobs)} jobs, {plan.images} images, {len(plan.problems)} with problems")
+        print(plan.check_summary())
         raise typer.Exit(2 if plan.problems else 0)
     if plan.problems and fail_fast:
         raise typer.Exit(2)

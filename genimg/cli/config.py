@@ -27,7 +27,7 @@ def show(json: o.Json = False) -> None:
 
     view = Table(title=f"genimg settings ({config_file()})")
     for column in ("key", "value", "from", "what it sets"):
-        view.add_column(column)
+        view.add_column(column, overflow="fold")
     for key, setting in found.items():
         view.add_row(key, "" if setting.value is None else str(setting.value), setting.source, KEYS[key].help)
     Console().print(view)
@@ -44,9 +44,11 @@ def path() -> None:
 @app.command("set")
 def set_key(key: str = typer.Argument(..., help="A key from `genimg config show`."),
             value: str = typer.Argument(..., help="Its value (lists: separated by commas).")) -> None:
-    """Set KEY to VALUE in the config file."""
-    from genimg.config import set_value
+    """Set KEY to VALUE in the config file (checked first: the model resolves, the preset exists …)."""
+    from genimg.config import set_value, typed_value
+    from genimg.setting_checks import check_setting
 
+    check_setting(key, typed_value(key, value))
     print(f"{key} set in {set_value(key, value)}")
 
 
@@ -55,4 +57,5 @@ def unset_key(key: str = typer.Argument(..., help="A key from `genimg config sho
     """Remove KEY from the config file (its default, or the environment's value, applies again)."""
     from genimg.config import unset
 
-    print(f"{key} removed from {unset(key)}")
+    path, removed = unset(key)
+    print(f"{key} removed from {path}" if removed else f"{key} was not set in {path}; nothing changed")

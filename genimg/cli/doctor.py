@@ -18,11 +18,20 @@ def doctor(json: o.Json = False) -> None:
         return
     from rich.console import Console
 
-    console = Console()
+    console = Console(highlight=False)
     for section, value in found.items():
         if isinstance(value, dict):
             console.print(f"[bold]{section}[/]")
             for key, item in value.items():
-                console.print(f"  {key}: {item}")
+                console.print(f"  {key}: {_plain(item)}", markup=False)
         else:
-            console.print(f"[bold]{section}[/]: {value}")
+            console.print(f"[bold]{section}[/]: {_plain(value)}")
+
+
+def _plain(value) -> str:
+    """A report value as a person reads it: a table as `key value, …`, a list joined, nothing as `-`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value) or "-"
+    return "-" if value is None or value == "" else str(value)

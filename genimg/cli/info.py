@@ -19,6 +19,8 @@ def info(
     from genimg.errors import GenimgError, UsageError
     from genimg.output.metadata import read_metadata, spec_from_png
 
+    if image.is_dir():
+        raise UsageError(f"{image} is a folder; give a PNG file")
     if not image.is_file():
         raise UsageError(f"{image} does not exist")
     try:

@@ -74,7 +74,6 @@ def lora_train(
     from genimg.cli.render import progress_reporter, stderr
     from genimg.errors import UsageError
     from genimg.train.config import LoraTrainConfig, load_config_file
-    from genimg.train.loop import train_lora
 
     given = {k: v for k, v in locals().items() if k in LoraTrainConfig.__dataclass_fields__ and v is not None}
     for key in ("dataset", "output", "class_images", "model_config"):
@@ -87,9 +86,16 @@ def lora_train(
     for key, flag in (("dataset", "DATASET"), ("model", "--model"), ("output", "-o")):
         if not getattr(config, key):
             raise UsageError(f"missing {flag} (on the command line or in --config)")
+    # What needs no torch is checked before the training loop (and torch) is imported.
+    from genimg.train.dataset import collect
+
+    config.validate()
+    collect(Path(config.dataset), config.caption, config.repeats)
     # Under `accelerate launch` / torchrun every process runs this; the first one speaks for them.
     main_process = int(os.environ.get("RANK", "0")) == 0
     quiet = quiet or not main_process
+    from genimg.train.loop import train_lora
+
     with progress_reporter(quiet) as report:
         task = {}
 

@@ -40,7 +40,7 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     local = {c.repo for c in cached}
     view = Table(title="Model aliases")
     for column in ("alias", "family", "source", "local", "description"):
-        view.add_column(column)
+        view.add_column(column, overflow="fold")
     for name, row in table.items():
         where = row.get("repo") or row.get("path") or f"{row.get('base')} + {', '.join(_list(row.get('loras')))}"
         family = row.get("family") or table.get(row.get("base"), {}).get("family", "")
@@ -58,14 +58,14 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     console.print(view)
     cache = Table(title="In the Hugging Face cache")
     for column in ("repository", "family", "size", "dtype", "fp16 files"):
-        cache.add_column(column)
+        cache.add_column(column, overflow="fold")
     for c in cached:
         cache.add_row(c.repo, c.family or "-", f"{c.size_bytes / 1e9:.2f} GB", c.dtype or "-", "yes" if c.fp16_variant else "-")
     console.print(cache if cached else "The Hugging Face cache holds no models.")
     if files:
         mine = Table(title="In your folders (checkpoint_dir, lora_dirs)")
         for column in ("file", "kind", "family", "size"):
-            mine.add_column(column)
+            mine.add_column(column, overflow="fold")
         for f in files:
             mine.add_row(f.path, f.kind, f.family or "-", f"{f.size_bytes / 1e9:.2f} GB")
         console.print(mine)
@@ -75,10 +75,15 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
 def rm(name: str = typer.Argument(..., help="An alias or a hub id in the cache."),
        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Delete a model from the Hugging Face cache (every revision), freeing its space."""
+    from genimg.errors import UsageError
     from genimg.models.cache import cached_repos, remove_repo
     from genimg.models.resolve import aliases
 
-    repo = aliases().get(name, {}).get("repo", name)
+    row = aliases().get(name, {})
+    if "path" in row:
+        raise UsageError(f"{name} is built into genimg (a folder inside the package), not in the Hugging Face "
+                         "cache; there is nothing to delete")
+    repo = row.get("repo", name)
     size = next((c.size_bytes for c in cached_repos() if c.repo == repo), None)
     if size is not None and not yes and not typer.confirm(f"delete {repo} ({size / 1e9:.2f} GB) from the cache?"):
         raise typer.Abort()

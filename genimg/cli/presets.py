@@ -33,7 +33,7 @@ def presets(
 
     view = Table(title=f"VRAM presets{f' for {family}' if family else ''}")
     for column in ("name", "device", "dtype", "offload", "attn slicing", "vae slicing", "vae tiling", "compile", "quantize"):
-        view.add_column(column)
+        view.add_column(column, overflow="fold")
     for name, p in table.items():
         mark = " (auto)" if name == chosen.name else ""
         view.add_row(name + mark, p.device, p.dtype, p.offload, _yes(p.attention_slicing), _yes(p.vae_slicing),

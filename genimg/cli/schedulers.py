@@ -21,7 +21,7 @@ def schedulers(json: o.Json = False) -> None:
 
     view = Table(title="Schedulers")
     for column in ("name", "diffusers class", "settings", "families"):
-        view.add_column(column)
+        view.add_column(column, overflow="fold")
     for name, s in rows.items():
         settings = ", ".join(f"{k}={v}" for k, v in s.config.items())
         view.add_row(name, s.class_name, settings, ", ".join(s.families))

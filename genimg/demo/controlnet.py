@@ -45,6 +45,9 @@ def edge_maps(images):
 def train_demo_controlnet(model: Path, output: Path, config: DemoControlNetConfig | None = None,
                           progress: Callable[..., None] | None = None) -> dict:
     """Train on the demo pipeline at ``model`` and save the ControlNet to ``output``; returns the record."""
+    from genimg.pipeline_setup import quiet_libraries
+
+    quiet_libraries()  # diffusers' and transformers' own bars would leak into a log
     import torch
     import torch.nn.functional as F
     from diffusers import ControlNetModel, StableDiffusionPipeline

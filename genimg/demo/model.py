@@ -138,6 +138,9 @@ def _images_tensor(config: DemoTrainingConfig):
 def train_demo_model(output: Path, config: DemoTrainingConfig | None = None,
                      progress: Callable[..., None] | None = None) -> dict:
     """Train and save the demo pipeline to ``output``; returns the recorded training report."""
+    from genimg.pipeline_setup import quiet_libraries
+
+    quiet_libraries()  # diffusers' and transformers' own bars would leak into a log
     import torch
     import torch.nn.functional as F
     from diffusers import StableDiffusionPipeline

@@ -74,7 +74,12 @@ def remove_repo(repo_id: str) -> int:
     """Delete every cached revision of ``repo_id``; returns the bytes freed."""
     from huggingface_hub import constants, scan_cache_dir
 
-    info = scan_cache_dir(constants.HF_HUB_CACHE)
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        info = scan_cache_dir(constants.HF_HUB_CACHE)
+    except CacheNotFound:
+        raise UsageError(f"{repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE} does not exist yet)") from None
     found = [r for r in info.repos if r.repo_id == repo_id and r.repo_type == "model"]
     if not found:
         held = ", ".join(r.repo_id for r in info.repos) or "nothing"

@@ -68,10 +68,14 @@ def resolve_upscaler(text: str | None, allow_pickle: bool = False) -> UpscalerRe
 def _from_path(name: str, path: Path, allow_pickle: bool) -> UpscalerRef:
     if path.is_dir():
         index = path / "model_index.json"
-        if not index.is_file():
-            raise UsageError(f"upscaler folder {path} has no model_index.json; give a weights file or a diffusers "
-                             "upscaler folder")
-        return UpscalerRef(name, _pipeline_kind(index), str(path.resolve()))
+        if index.is_file():
+            return UpscalerRef(name, _pipeline_kind(index), str(path.resolve()))
+        weights = sorted(path.glob("*.safetensors"))
+        if len(weights) == 1:  # a folder with one upscaler file (`genimg learn demo-upscaler -o DIR` writes one)
+            return _from_path(name, weights[0], allow_pickle)
+        raise UsageError(f"upscaler folder {path} has no model_index.json and "
+                         f"{'several' if weights else 'no'} .safetensors files; give a weights file or a diffusers "
+                         "upscaler folder")
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         if not allow_pickle:

@@ -253,7 +253,7 @@ def test_grid_gathers_a_rows_combinations_into_one_sheet(cli, tmp_path, tiny_mod
     assert [p.name for p in sheets] == ["grid-a_green_square.png", "grid-a_red_blue_circle_star.png"]
     assert "4 images of the row 'a {red|blue} {circle|star}'" in result.err
     with Image.open(tmp_path / "o" / "grid-a_red_blue_circle_star.png") as sheet:
-        assert sheet.size == (512, 512)  # 2x2 cells of 256 px: the four combinations together
+        assert sheet.size == (128, 128)  # 2x2 cells of the images' own 64 px: the four combinations together
         cells = np.asarray(sheet.convert("RGB"), dtype=np.int16)
     made = sorted(p for p in (tmp_path / "o").glob("*.png") if not p.name.startswith("grid-") and "square" not in p.name)
     assert len(made) == 4
