@@ -95,7 +95,7 @@ def plan_batch(file, output=None, settings: dict | None = None, seed: int | None
     problems += [RowProblem(f"{file.name}:{job.row.line}", message) for job, message in bad]
     runnable = [job for job in jobs if job.id in plans]
     units, done = plan_units(runnable, manifest.read_done(folder), batch_size)
-    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, plans, len(rows))
+    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, len(rows), plans)
 
 
 def _upscale_path(row: UpscaleRow, folder: Path) -> Path:
