@@ -36,6 +36,8 @@ KEYS = {
     "upscaler_dirs": Key(list, "folders searched for genimg upscale --model NAME", []),
     "hf_endpoint": Key(str, "Hugging Face hub or mirror URL (sets HF_ENDPOINT when that is not set)"),
     "hf_offline": Key(bool, "never reach the hub, use the cache only (sets HF_HUB_OFFLINE)", False),
+    "server": Key(str, "a genimg server the generating commands use (URL); empty: the one this machine runs, if any"),
+    "server_token": Key(str, "the token of that server (genimg serve --token)"),
 }
 
 

@@ -86,6 +86,14 @@ class GeneratedImage:
     def path(self) -> Path | None:
         return self.plan.images[self.index].path
 
+    def summary(self) -> dict:
+        """What `--json` prints of the image (besides its path), and what a server sends back."""
+        out = {"seed": self.seed, "seconds": round(self.seconds, 4), "model": self.plan.ref.name,
+               "steps_run": self.steps, "settings": self.spec.to_dict()}
+        if self.lora_layers:
+            out["lora_layers"] = [layers.to_dict() for layers in self.lora_layers]
+        return out
+
 
 def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
          images: Sequence[PlannedImage] | None = None) -> Plan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 import sys
 import threading
 import time
@@ -36,6 +37,16 @@ class StopFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             _ACTIVE_FLAGS[0] -= 1
+
+
+@contextmanager
+def stops_by_itself():
+    """Work that stops on Ctrl-C its own way (a server shutting down): the watchdog acts on a second press."""
+    _ACTIVE_FLAGS[0] += 1
+    try:
+        yield
+    finally:
+        _ACTIVE_FLAGS[0] -= 1
 
 
 def stop_promptly_on_ctrl_c(grace: float = 3.0) -> None:

@@ -24,6 +24,15 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("genimg", appauthor=False))
 
 
+def state_dir() -> Path:
+    """Where a running `genimg serve` leaves its address for the CLI to find (GENIMG_STATE_DIR overrides)."""
+    if "GENIMG_STATE_DIR" in os.environ:
+        return Path(os.environ["GENIMG_STATE_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("genimg", appauthor=False))
+
+
 def data_dir() -> Path:
     """Where downloaded single-file checkpoints go (`genimg models download URL`)."""
     if "GENIMG_DATA_DIR" in os.environ:

@@ -20,9 +20,10 @@ os.environ.update({
     "GENIMG_CACHE_DIR": str(_SANDBOX / "cache"),
     "GENIMG_CONFIG_DIR": str(_SANDBOX / "config"),
     "GENIMG_DATA_DIR": str(_SANDBOX / "data"),
+    "GENIMG_STATE_DIR": str(_SANDBOX / "state"),
 })
 for _name in [n for n in os.environ if n.startswith("GENIMG_")
-              and n not in ("GENIMG_CONFIG_DIR", "GENIMG_CACHE_DIR", "GENIMG_DATA_DIR")]:
+              and n not in ("GENIMG_CONFIG_DIR", "GENIMG_CACHE_DIR", "GENIMG_DATA_DIR", "GENIMG_STATE_DIR")]:
     os.environ.pop(_name)  # a developer's own defaults (GENIMG_MODEL, GENIMG_CONFIG, …) must not reach the tests
 
 import pytest  # noqa: E402

@@ -92,7 +92,7 @@ def test_batch_check_counts_rows_jobs_and_images_that_add_up(cli, tmp_path, tiny
                                        f"b,1,{tiny_models['sd']}\nc,1,nosuch-model\n")
     result = cli("batch", tmp_path / "jobs.csv", "--check", "-o", tmp_path / "out")
     assert result.code == 2, result
-    assert "4 rows: 3 jobs ready (5 images, 0 of them made already), 1 with problems" in result.out
+    assert "4 rows: 3 jobs ready (5 images, 0 of them made already), 1 with problems" in result.out, result
     (tmp_path / "typo.csv").write_text("prompt,sampeler\na,Euler\n")
     typo = cli("batch", tmp_path / "typo.csv", "--check", "-o", tmp_path / "out")
     assert typo.code == 2 and "did you mean 'sampler'" in typo.err, typo

@@ -237,15 +237,15 @@ def test_ctrl_c_in_lora_train_saves_a_checkpoint_and_resume_goes_on_from_it(cli,
 
 
 def test_ctrl_c_stops_even_inside_one_long_torch_call(tmp_path):
-    code = ("from genimg.interrupts import stop_promptly_on_ctrl_c\n"
+    code = ("import sys, threading\n"
+            "from genimg.interrupts import stop_promptly_on_ctrl_c\n"
             "stop_promptly_on_ctrl_c(1.0)\n"
             "import torch\n"
             "torch.set_num_threads(1)\n"
-            "a = torch.ones(6000, 6000)\n"
-            "print('inside', flush=True)\n"
-            "import sys; sys.stderr.write('inside\\n'); sys.stderr.flush()\n"
-            "while True:\n"
-            "    a @ a  # ~430 GFLOP: tens of seconds in one C call on one core\n")
+            "a = torch.ones(12000, 12000)\n"
+            "def say(): sys.stderr.write('inside\\n'); sys.stderr.flush()\n"
+            "threading.Timer(1.0, say).start()  # said from a thread while the main one is in the C call\n"
+            "a @ a  # 3.5 TFLOP: well over ten seconds in one C call on one core\n")
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     returned, out, err, seconds = _interrupt_when(process, "inside")

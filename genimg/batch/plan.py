@@ -39,7 +39,8 @@ class BatchPlan:
         """What ``genimg batch --check`` reports: rows, the jobs and images they make, what cannot run."""
         ready = [job for job in self.jobs if job.id in self.plans]
         images = sum(job.spec.count for job in ready) + len(self.upscales)
-        return (f"{self.rows} rows: {len(ready) + len(self.upscales)} jobs ready ({images} images, {self.skipped} "
+        jobs = len(ready) + len(self.upscales)
+        return (f"{_count(self.rows, 'row')}: {_count(jobs, 'job')} ready ({_count(images, 'image')}, {self.skipped} "
                 f"of them made already), {len(self.problems)} with problems (listed above); rows that repeat "
                 "another are jobs of their own")
 
@@ -96,6 +97,10 @@ def plan_batch(file, output=None, settings: dict | None = None, seed: int | None
     runnable = [job for job in jobs if job.id in plans]
     units, done = plan_units(runnable, manifest.read_done(folder), batch_size)
     return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, len(rows), plans)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _upscale_path(row: UpscaleRow, folder: Path) -> Path:

@@ -36,17 +36,15 @@ def build_spec(own: dict, common):
 
 
 def generate_and_report(own: dict, common) -> None:
-    from genimg.api import generate_files
     from genimg.cli.render import print_result, progress_reporter
 
     spec = build_spec(own, common)
-    output, overwrite, as_json, quiet = common.output, common.overwrite, common.json, common.quiet
+    as_json, quiet = common.json, common.quiet
     written = []
     try:
         with progress_reporter(quiet) as report:
             report = _noting_the_demo_model(report, spec.model is None and not quiet)
-            for path, image in generate_files(spec, output, overwrite, progress=report, fallback=common.auto_fallback,
-                                              save_controls=common.save_control):
+            for path, image in _generate(spec, common, report):
                 print_result(path, image, as_json)
                 written.append(path)
     except KeyboardInterrupt:
@@ -56,6 +54,27 @@ def generate_and_report(own: dict, common) -> None:
         raise Interrupted(f"interrupted: {len(written)} of {spec.count} images written"
                           + (f" (last {written[-1]})" if written else "")
                           + f"; {left} not made, nothing half-written") from None
+
+
+def _generate(spec, common, report):
+    """(path, image) of each image made: by a running genimg server when there is one and the spec names no
+    local model files (a server opens no path a client names), else in this process."""
+    from genimg.serve.client import find_server, generate_remote
+    from genimg.serve.safety import named_paths
+
+    server = find_server(common.server, common.local)
+    if server is not None and common.server and named_paths(spec):
+        from genimg.errors import UsageError
+
+        what, value = named_paths(spec)[0]
+        raise UsageError(f"{what} {value!r} is a path on this machine, which a server does not open; name it by "
+                         "alias or as a name in the server's folders, or leave out --server")
+    if server is not None and not named_paths(spec) and not common.save_control:
+        return generate_remote(server, spec, common.output, common.overwrite, report)
+    from genimg.api import generate_files
+
+    return generate_files(spec, common.output, common.overwrite, progress=report, fallback=common.auto_fallback,
+                          save_controls=common.save_control)
 
 
 def _noting_the_demo_model(report, may_note: bool):

@@ -87,9 +87,11 @@ def lora_train(
         if not getattr(config, key):
             raise UsageError(f"missing {flag} (on the command line or in --config)")
     # What needs no torch is checked before the training loop (and torch) is imported.
+    from genimg.files import check_folder
     from genimg.train.dataset import collect
 
     config.validate()
+    check_folder(Path(config.output))
     collect(Path(config.dataset), config.caption, config.repeats)
     # Under `accelerate launch` / torchrun every process runs this; the first one speaks for them.
     main_process = int(os.environ.get("RANK", "0")) == 0

@@ -21,6 +21,7 @@ from genimg.cli.models import app as models_app
 from genimg.cli.preprocess import preprocess
 from genimg.cli.presets import presets
 from genimg.cli.schedulers import schedulers
+from genimg.cli.serve import serve
 from genimg.cli.styles import styles
 from genimg.cli.txt2img import txt2img
 from genimg.cli.upscale import upscale
@@ -50,6 +51,7 @@ app.command("info")(info)
 app.command("doctor")(doctor)
 app.add_typer(learn_app, name="learn")
 app.add_typer(config_app, name="config")
+app.command("serve")(serve)
 
 
 def _version(value: bool) -> None:

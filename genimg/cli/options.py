@@ -63,6 +63,8 @@ Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder, 
 SaveControl = Annotated[bool, typer.Option("--save-control", help="Also write each control map beside the first image (NAME-control0-TYPE.png).", rich_help_panel=OUT)]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing files.", rich_help_panel=OUT)]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per image on stdout.", rich_help_panel=OUT)]
+Server = Annotated[Optional[str], typer.Option("--server", help="Run on this genimg server (URL; default: the one `genimg serve` runs here, if any).", rich_help_panel=OUT)]
+Local = Annotated[bool, typer.Option("--local", help="Run in this process even when a genimg server runs.", rich_help_panel=OUT)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.", rich_help_panel=OUT)]
 
 
@@ -109,13 +111,15 @@ def _shared(
     save_control: SaveControl = False,
     json: Json = False,
     quiet: Quiet = False,
+    server: Server = None,
+    local: Local = False,
 ):
     """The options every generating command takes (a template: never called)."""
 
 
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
                  "vae_tiling", "channels_last", "vae_fp32", "max_megapixels")
-_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control")
+_OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control", "server", "local")
 _RENAMED = {"config": "model_config", "lora": "loras", "embedding": "embeddings", "ip_adapter": "ip_adapters"}
 
 

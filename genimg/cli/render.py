@@ -148,11 +148,10 @@ def _plain_interval() -> float:
 
 
 def print_result(path, image, as_json: bool) -> None:
+    """One made image on stdout: ``image`` is a GeneratedImage, or the same summary as a dict (what a
+    server sends back for an image it made)."""
+    summary = image if isinstance(image, dict) else image.summary()
     if as_json:
-        record = {"path": str(path), "seed": image.seed, "seconds": round(image.seconds, 4),
-                  "model": image.plan.ref.name, "steps_run": image.steps, "settings": image.spec.to_dict()}
-        if image.lora_layers:
-            record["lora_layers"] = [layers.to_dict() for layers in image.lora_layers]
-        print(json.dumps(record, ensure_ascii=False), flush=True)
+        print(json.dumps({"path": str(path), **summary}, ensure_ascii=False), flush=True)
     else:
-        print(f"{path}  seed={image.seed}  {image.seconds:.2f}s", flush=True)
+        print(f"{path}  seed={summary['seed']}  {summary['seconds']:.2f}s", flush=True)

@@ -240,13 +240,13 @@ def spec_from_png(path) -> PngSettings:
         else:
             unmapped[key] = value
     if "scheduler" in data:
-        data["scheduler"] = _sampler_name(data["scheduler"], schedule)
+        data["scheduler"] = sampler_name(data["scheduler"], schedule)
     elif schedule:
         unmapped["Schedule type"] = schedule
     return PngSettings(GenerationSpec.from_dict(data, where=f"--from {path}"), "parameters", unmapped, tuple(warnings))
 
 
-def _sampler_name(sampler: str, schedule: str) -> str:
+def sampler_name(sampler: str, schedule: str) -> str:
     """A1111 1.9+ writes ``Sampler: DPM++ 2M, Schedule type: Karras``; genimg's names join them."""
     from genimg.schedulers import schedulers
 

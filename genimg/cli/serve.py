@@ -1,0 +1,70 @@
+"""``genimg serve``: one process that keeps models loaded and runs every client's jobs through plan/run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from genimg.cli import options as o
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; another than loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one, printed).")] = 7860,
+    token: Annotated[Optional[str], typer.Option("--token", help="Every request must send Authorization: Bearer TOKEN.")] = None,
+    keep: Annotated[int, typer.Option("--keep", help="Models kept loaded between jobs (least recently used go first).")] = 1,
+    queue: Annotated[int, typer.Option("--queue", help="Jobs that may wait; more get 503 and Retry-After.")] = 64,
+    preset: o.PresetName = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the server's images (default: genimg's cache folder, served/).")] = None,
+) -> None:
+    """Serve genimg's API, A1111's API and OpenAI's images API on one process that keeps models warm; the
+    generating commands use it when it runs (`--local` to not)."""
+    import asyncio
+    import os
+    import signal
+    import sys
+    import threading
+
+    from genimg.errors import UsageError
+    from genimg.interrupts import stops_by_itself
+    from genimg.paths import cache_dir
+    from genimg.serve.app import create_app
+    from genimg.serve.jobs import Worker
+    from genimg.serve.runtime import ServerAddress, announce, withdraw
+
+    if host not in LOOPBACK and not token:
+        raise UsageError(f"--host {host} opens the server to other machines; give --token TOKEN too (every "
+                         "request must then send it), or keep the default 127.0.0.1")
+    if keep < 1 or queue < 1 or not 0 <= port < 65536:
+        raise UsageError("--keep and --queue must be at least 1, and --port between 0 and 65535")
+    import uvicorn
+
+    worker = Worker(output or cache_dir() / "served", keep, queue, preset).start()
+    server = uvicorn.Server(uvicorn.Config(create_app(worker, token), host=host, port=port, log_level="warning"))
+
+    def say_where():
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if server.started:
+            bound = server.servers[0].sockets[0].getsockname()[1]
+            url = f"http://{'[::1]' if host == '::1' else host}:{bound}"
+            announce(ServerAddress(url, token, os.getpid()))
+            print(f"serving on {url}", flush=True)
+
+    threading.Thread(target=say_where, daemon=True).start()
+    # uvicorn takes Ctrl-C and SIGTERM while it serves, shuts down, then raises the signal again for the
+    # handler it found: that one must let the jobs be wound down and the count said, not kill the process.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda number, frame: None)
+    with stops_by_itself():  # uvicorn stops on Ctrl-C and SIGTERM; the running job is cancelled below
+        try:
+            asyncio.run(server.serve())
+        finally:
+            counts = worker.stop(wait=10)
+            withdraw(os.getpid())
+    sys.stderr.write(f"genimg serve: stopped; {counts['done']} jobs done, {counts['failed']} failed, "
+                     f"{counts['cancelled']} cancelled\n")

@@ -1,0 +1,297 @@
+"""The HTTP side of `genimg serve`: genimg's own API, A1111's and OpenAI's images API, on one worker.
+
+Every route builds a :class:`GenerationSpec` through the one way in (``GenerationSpec.from_dict``) and hands
+it to the worker, which runs it through ``plan``/``run`` as the CLI does; no route generates on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+
+from genimg.errors import UsageError
+from genimg.serve.jobs import Job, QueueFull, Worker
+from genimg.serve.safety import MAX_BODY, checked_spec, decoded_image
+
+log = logging.getLogger("genimg.serve")
+RETRY_AFTER = "5"  # seconds a client waits after a 503 (queue full)
+
+# A1111 request fields genimg maps (to GenerationSpec names); the rest are ignored with a note.
+A1111_FIELDS = {"prompt": "prompt", "negative_prompt": "negative", "steps": "steps", "cfg_scale": "guidance",
+                "width": "width", "height": "height", "seed": "seed", "sampler_name": "scheduler",
+                "denoising_strength": "strength", "batch_size": "batch_size", "styles": "styles"}
+A1111_HANDLED = set(A1111_FIELDS) | {"n_iter", "scheduler", "init_images", "mask", "override_settings",
+                                     "send_images", "save_images", "inpainting_mask_invert", "mask_blur",
+                                     "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale"}
+
+
+def create_app(worker: Worker, token: str | None = None) -> FastAPI:
+    app = FastAPI(title="genimg", docs_url=None, redoc_url=None)
+    options = {"sd_model_checkpoint": None}  # A1111's /options: the model a request without one uses
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if token and request.headers.get("authorization") != f"Bearer {token}":
+            return JSONResponse({"error": "a token is required: send Authorization: Bearer TOKEN"}, status_code=401)
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return JSONResponse({"error": f"the request is larger than {MAX_BODY // 2**20} MB"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(UsageError)
+    async def usage_error(request, error: UsageError):
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request, error: QueueFull):
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": RETRY_AFTER})
+
+    async def body(request: Request) -> dict:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise UsageError(f"the request is larger than {MAX_BODY // 2**20} MB")
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError as e:
+            raise UsageError(f"the body is not JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise UsageError("the body must be a JSON object")
+        return data
+
+    def submit(settings: dict, uploads: dict[str, bytes]) -> Job:
+        from genimg.spec import GenerationSpec
+
+        spec = checked_spec(GenerationSpec.from_dict(settings))
+        return worker.submit(spec, uploads)
+
+    async def finished(job: Job, request: Request) -> Job:
+        """Wait for ``job``; a client that goes away cancels it."""
+        while not job.finished.is_set():
+            if await request.is_disconnected():
+                worker.cancel(job.id)
+                break
+            await asyncio.sleep(0.05)
+        return job
+
+    def failed(job: Job):
+        status = 400 if job.error_code == 2 else 499 if job.status == "cancelled" else 500
+        return JSONResponse({"error": job.error or job.status, "status": job.status}, status_code=status)
+
+    # -- genimg's own API ------------------------------------------------------------------------------
+    @app.get("/v1/health")
+    async def health():
+        return {"status": "ok", "queued": worker.queue.qsize(), "running": bool(worker.current),
+                "loaded": worker.models.loaded(), "done": worker.counts["done"]}
+
+    @app.post("/v1/jobs", status_code=202)
+    async def post_job(request: Request):
+        data = await body(request)
+        if not isinstance(data.get("spec"), dict):
+            raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
+        uploads = {name: decoded_image(_b64(text, f"files[{name!r}]"), name)
+                   for name, text in (data.get("files") or {}).items()}
+        return submit(data["spec"], uploads).view()
+
+    def job_or_404(job_id: str) -> Job:
+        if job_id not in worker.jobs:
+            raise UsageError(f"no job {job_id}")
+        return worker.jobs[job_id]
+
+    @app.get("/v1/jobs/{job_id}")
+    async def get_job(job_id: str):
+        return job_or_404(job_id).view()
+
+    @app.delete("/v1/jobs/{job_id}")
+    async def cancel_job(job_id: str):
+        job_or_404(job_id)
+        return worker.cancel(job_id).view()
+
+    @app.get("/v1/jobs/{job_id}/images/{index}")
+    async def job_image(job_id: str, index: int):
+        job = job_or_404(job_id)
+        if not 0 <= index < len(job.results):
+            raise UsageError(f"job {job_id} has no image {index}")
+        return FileResponse(job.results[index][0], media_type="image/png")
+
+    @app.get("/v1/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request):
+        """Server-sent events: each progress event of the job as it happens, then its end. A client that
+        disconnects before the end cancels the job."""
+        job = job_or_404(job_id)
+
+        async def stream():
+            sent = 0
+            try:
+                while True:
+                    while sent < len(job.events):
+                        event = job.events[sent]
+                        sent += 1
+                        yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+                    if job.finished.is_set() and sent >= len(job.events):
+                        return
+                    await asyncio.sleep(0.05)
+            finally:
+                if not job.finished.is_set():
+                    worker.cancel(job.id)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/v1/models")
+    async def models():
+        from genimg.models.resolve import aliases
+
+        return {"models": [{"name": name, "family": row.get("family"), "description": row.get("description", "")}
+                           for name, row in aliases().items()], "loaded": worker.models.loaded()}
+
+    @app.get("/v1/presets")
+    async def presets():
+        from genimg.presets import load_presets
+
+        return {"presets": {name: p.settings() | {"description": p.description} for name, p in load_presets().items()}}
+
+    @app.get("/v1/schedulers")
+    async def schedulers():
+        from genimg.schedulers import schedulers as table
+
+        return {"schedulers": [{"name": s.name, "families": list(s.families)} for s in table().values()]}
+
+    @app.get("/v1/styles")
+    async def styles():
+        from genimg.prompting.styles import load_styles
+
+        return {"styles": [{"name": s.name, "prompt": s.prompt, "negative": s.negative} for s in load_styles().values()]}
+
+    # -- A1111's API (as its clients use it) -------------------------------------------------------------
+    async def a1111(request: Request, task: str):
+        data = await body(request)
+        settings, uploads = a1111_settings(data, task, options)
+        job = await finished(submit(settings, uploads), request)
+        if job.status != "done":
+            return failed(job)
+        images = [base64.b64encode(path.read_bytes()).decode() for path, _ in job.results]
+        return {"images": images, "parameters": {k: v for k, v in data.items() if k not in ("init_images", "mask")},
+                "info": json.dumps(a1111_info(job))}
+
+    @app.post("/sdapi/v1/txt2img")
+    async def a1111_txt2img(request: Request):
+        return await a1111(request, "txt2img")
+
+    @app.post("/sdapi/v1/img2img")
+    async def a1111_img2img(request: Request):
+        return await a1111(request, "img2img")
+
+    @app.get("/sdapi/v1/sd-models")
+    async def a1111_models():
+        from genimg.models.resolve import aliases
+
+        return [{"title": name, "model_name": name, "hash": None, "filename": name} for name in aliases()]
+
+    @app.get("/sdapi/v1/samplers")
+    async def a1111_samplers():
+        from genimg.schedulers import schedulers as table
+
+        return [{"name": name, "aliases": [], "options": {}} for name in table()]
+
+    @app.get("/sdapi/v1/options")
+    async def a1111_options():
+        return dict(options)
+
+    @app.post("/sdapi/v1/options")
+    async def a1111_set_options(request: Request):
+        data = await body(request)
+        if "sd_model_checkpoint" in data:
+            options["sd_model_checkpoint"] = data["sd_model_checkpoint"]
+        return None
+
+    @app.get("/sdapi/v1/progress")
+    async def a1111_progress():
+        job = worker.current
+        steps = [e for e in (job.events if job else []) if e["event"] == "step"]
+        last = steps[-1] if steps else None
+        return {"progress": last["step"] / last["total"] if last else 0.0, "eta_relative": 0.0,
+                "state": {"job_count": worker.queue.qsize() + bool(job), "sampling_step": last["step"] if last else 0,
+                          "sampling_steps": last["total"] if last else 0}, "current_image": None}
+
+    @app.post("/sdapi/v1/interrupt")
+    async def a1111_interrupt():
+        if worker.current is not None:
+            worker.cancel(worker.current.id)
+        return None
+
+    # -- OpenAI's images API -------------------------------------------------------------------------------
+    @app.post("/v1/images/generations")
+    async def openai_generations(request: Request):
+        data = await body(request)
+        if data.get("response_format", "b64_json") != "b64_json":
+            raise UsageError("response_format: this server answers b64_json only")
+        settings = {"prompt": data.get("prompt"), "count": data.get("n", 1)}
+        if data.get("model"):
+            settings["model"] = data["model"]
+        if data.get("size") and data["size"] != "auto":
+            settings["size"] = data["size"]
+        job = await finished(submit(settings, {}), request)
+        if job.status != "done":
+            return failed(job)
+        return {"created": int(time.time()),
+                "data": [{"b64_json": base64.b64encode(path.read_bytes()).decode(),
+                          "revised_prompt": summary["settings"]["prompt"]} for path, summary in job.results]}
+
+    return app
+
+
+def _b64(text: str, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise UsageError(f"{what}: expected base64 text")
+    if text.startswith("data:"):  # A1111 clients often send data URLs
+        text = text.split(",", 1)[-1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise UsageError(f"{what} is not base64") from None
+
+
+def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
+    """An A1111 request as genimg settings and uploads; fields genimg does not map are logged and ignored."""
+    from genimg.output.metadata import sampler_name
+
+    unknown = sorted(set(data) - A1111_HANDLED)
+    if unknown:
+        log.info("A1111 request: ignored fields %s", ", ".join(unknown))
+    settings = {name: data[key] for key, name in A1111_FIELDS.items() if key in data and data[key] not in (None, "")}
+    if settings.get("seed") == -1:
+        settings.pop("seed")  # A1111's "random"
+    if "scheduler" in settings:
+        settings["scheduler"] = sampler_name(settings["scheduler"], str(data.get("scheduler") or ""))
+    settings["count"] = int(data.get("batch_size") or 1) * int(data.get("n_iter") or 1)
+    model = (data.get("override_settings") or {}).get("sd_model_checkpoint") or options.get("sd_model_checkpoint")
+    if model:
+        settings["model"] = str(model).split(" [")[0]  # A1111 titles read "name [hash]"
+    uploads = {}
+    if task == "img2img":
+        images = data.get("init_images") or []
+        if not images:
+            raise UsageError("init_images: img2img needs an image (base64)")
+        uploads["init.png"] = decoded_image(_b64(images[0], "init_images[0]"), "init_images[0]")
+        settings.update(task="img2img", image="init.png")
+        if data.get("mask"):
+            uploads["mask.png"] = decoded_image(_b64(data["mask"], "mask"), "mask")
+            settings.update(task="inpaint", mask="mask.png", invert_mask=bool(data.get("inpainting_mask_invert")),
+                            mask_blur=data.get("mask_blur", 4))
+    return settings, uploads
+
+
+def a1111_info(job: Job) -> dict:
+    """A1111's ``info``: the first image's settings and every image's seed and infotext."""
+    from genimg.output.metadata import read_text_chunks
+
+    first = job.results[0][1]["settings"]
+    texts = [read_text_chunks(path).get("parameters", "") for path, _ in job.results]
+    return {"prompt": first.get("prompt"), "negative_prompt": first.get("negative", ""), "seed": first.get("seed"),
+            "all_seeds": [summary["seed"] for _, summary in job.results], "steps": first.get("steps"),
+            "cfg_scale": first.get("guidance"), "sampler_name": first.get("scheduler"), "width": first.get("width"),
+            "height": first.get("height"), "sd_model_name": job.results[0][1]["model"], "infotexts": texts}

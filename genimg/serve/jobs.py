@@ -1,0 +1,235 @@
+"""The server's jobs: a FIFO queue, one worker thread running each job through the same ``plan``/``run``
+as the CLI, and the models it keeps warm between jobs.
+
+A job's input images arrive as uploads and are written into the job's own folder; the spec the worker
+runs names those copies, and the PNGs it writes name the client's files again, so an image made through
+the server carries the same settings (and the same source hashes) as one made locally.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import secrets
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from genimg.errors import GenimgError, UsageError
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class Cancelled(GenimgError):
+    """The job was cancelled (by its client, or by the server stopping)."""
+
+
+class QueueFull(GenimgError):
+    """More jobs are waiting than the server takes: try again later."""
+
+
+@dataclass
+class Job:
+    id: str
+    spec: object  # GenerationSpec, its input images at the server's copies
+    folder: Path  # the job's uploads and results
+    client_paths: dict = field(default_factory=dict)  # server copy -> the client's name for the file
+    status: str = "queued"
+    error: str | None = None
+    error_code: int = 0  # the exit code the CLI would have given (2 usage, 1 run time)
+    events: list = field(default_factory=list)  # progress, in order: what /events streams
+    results: list = field(default_factory=list)  # (path, summary) per image made
+    cancel: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    submitted: float = field(default_factory=time.time)
+
+    def view(self) -> dict:
+        """The job as the API shows it."""
+        return {"id": self.id, "status": self.status, "error": self.error, "error_code": self.error_code,
+                "images": [{"url": f"/v1/jobs/{self.id}/images/{n}", **summary}
+                           for n, (_, summary) in enumerate(self.results)],
+                "events": len(self.events)}
+
+
+class WarmModels:
+    """Up to ``keep`` loaded models (one PipelineFactory each), the least recently used let go first."""
+
+    def __init__(self, keep: int):
+        self.keep = max(1, keep)
+        self.factories: OrderedDict = OrderedDict()
+
+    def factory_for(self, plan):
+        from genimg.factory import PipelineFactory
+
+        key = (plan.ref.name, plan.ref.location, plan.ref.vae, plan.ref.denoiser, plan.preset.name)
+        if key in self.factories:
+            self.factories.move_to_end(key)
+        else:
+            while len(self.factories) >= self.keep:
+                _, old = self.factories.popitem(last=False)
+                old.release()
+            self.factories[key] = PipelineFactory()
+        return self.factories[key]
+
+    def loaded(self) -> list[str]:
+        return [key[0] for key in self.factories]
+
+
+class Worker:
+    """Runs jobs one at a time from a FIFO queue of at most ``max_queue`` waiting jobs."""
+
+    def __init__(self, output: Path, keep: int = 1, max_queue: int = 64, preset: str | None = None):
+        self.output = Path(output)
+        self.preset = preset
+        self.models = WarmModels(keep)
+        self.queue: queue.Queue = queue.Queue()
+        self.max_queue = max_queue
+        self.jobs: dict[str, Job] = {}
+        self.current: Job | None = None
+        self.accepting = True
+        self.counts = {state: 0 for state in STATES}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._loop, name="genimg-worker", daemon=True)
+
+    def start(self) -> "Worker":
+        self.thread.start()
+        return self
+
+    def submit(self, spec, uploads: dict[str, bytes]) -> Job:
+        """Queue ``spec``; ``uploads`` (the client's name -> bytes) are its input images."""
+        if not self.accepting:
+            raise QueueFull("the server is stopping")
+        if self.queue.qsize() >= self.max_queue:
+            raise QueueFull(f"{self.queue.qsize()} jobs are waiting; try again in a while")
+        with self._lock:
+            job_id = f"{next(self._ids)}-{secrets.token_hex(4)}"
+        folder = self.output / job_id
+        spec, client_paths = _with_uploads(spec, uploads, folder / "inputs")
+        if spec.preset is None and self.preset:
+            spec = spec.replace(preset=self.preset)
+        job = Job(job_id, spec, folder, client_paths)
+        self.jobs[job_id] = job
+        self.queue.put(job)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.jobs[job_id]
+        job.cancel.set()
+        if job.status == "queued":
+            self._finish(job, "cancelled")
+        return job
+
+    def stop(self, wait: float = 30.0) -> dict:
+        """Take no more jobs, cancel the waiting ones, let the running one finish (or cancel it after
+        ``wait`` seconds); returns how many jobs ended in each state."""
+        self.accepting = False
+        for job in list(self.jobs.values()):
+            if job.status == "queued":
+                self.cancel(job.id)
+        current = self.current
+        if current is not None and not current.finished.wait(wait):
+            current.cancel.set()
+            current.finished.wait(wait)
+        self.queue.put(None)
+        return dict(self.counts)
+
+    def _finish(self, job: Job, status: str, error: str | None = None, code: int = 0) -> None:
+        if job.finished.is_set():
+            return
+        job.status, job.error, job.error_code = status, error, code
+        job.events.append({"event": status, **({"error": error} if error else {})})
+        self.counts[status] += 1
+        job.finished.set()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            if job.finished.is_set():  # cancelled while it waited
+                continue
+            self.current, job.status = job, "running"
+            job.events.append({"event": "running"})
+            try:
+                self._run(job)
+                self._finish(job, "done")
+            except Cancelled:
+                self._finish(job, "cancelled")
+            except GenimgError as e:
+                self._finish(job, "failed", str(e), e.exit_code)
+            except Exception as e:  # noqa: BLE001 - a job fails alone; the server keeps serving
+                self._finish(job, "failed", f"{type(e).__name__}: {e}", 1)
+            finally:
+                self.current = None
+                shutil.rmtree(job.folder / "inputs", ignore_errors=True)
+
+    def _run(self, job: Job) -> None:
+        from genimg.generation import plan, run
+        from genimg.output.write import save_png
+
+        def progress(event, **info):
+            if job.cancel.is_set():
+                raise Cancelled("cancelled")
+            if event in ("step", "image", "load", "loaded", "warning", "download"):
+                job.events.append({"event": event, **{k: v for k, v in info.items() if _plain(v)}})
+
+        the_plan = plan(job.spec, output=job.folder / "images")
+        factory = self.models.factory_for(the_plan)
+        for image in run(the_plan, factory, progress):
+            image = replace(image, spec=_client_spec(image.spec, job.client_paths))
+            path = save_png(image, image.path)
+            job.results.append((path, image.summary()))
+            job.events.append({"event": "image_ready", "index": len(job.results) - 1})
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def image_fields(spec) -> list[str]:
+    """The input images ``spec`` names: the task's image and mask, control and IP-Adapter images."""
+    names = [spec.image] if spec.image else []
+    if spec.mask and spec.mask.path:
+        names.append(spec.mask.path)
+    names += [c.image for c in spec.controls] + [a.image for a in spec.ip_adapters]
+    return names
+
+
+def _with_uploads(spec, uploads: dict[str, bytes], folder: Path):
+    """``spec`` with each input image it names replaced by the server's copy of the upload of that name."""
+    missing = [name for name in image_fields(spec) if name not in uploads]
+    if missing:
+        raise UsageError(f"the spec names {missing[0]!r}, which was not uploaded: send every input image in "
+                         "`files` (the server opens no path a client names)")
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = {}
+    for n, (name, data) in enumerate(uploads.items()):
+        copy = folder / f"{n}{Path(name).suffix.lower() or '.png'}"
+        copy.write_bytes(data)
+        copies[name] = str(copy)
+    return _renamed(spec, copies), {v: k for k, v in copies.items()}
+
+
+def _client_spec(spec, client_paths: dict):
+    """The spec as the client wrote it: the server's copies named by the client's names again."""
+    return _renamed(spec, client_paths)
+
+
+def _renamed(spec, names: dict):
+    def name(value):
+        return names.get(value, value)
+
+    changes = {}
+    if spec.image:
+        changes["image"] = name(spec.image)
+    if spec.mask and spec.mask.path:
+        changes["mask"] = replace(spec.mask, path=name(spec.mask.path))
+    if spec.controls:
+        changes["controls"] = tuple(replace(c, image=name(c.image)) for c in spec.controls)
+    if spec.ip_adapters:
+        changes["ip_adapters"] = tuple(replace(a, image=name(a.image)) for a in spec.ip_adapters)
+    return spec.replace(**changes) if changes else spec

@@ -1,0 +1,224 @@
+"""`genimg serve` as a real process on 127.0.0.1, with real clients: the CLI finding it, genimg's own API,
+A1111's and OpenAI's, names instead of paths, a full queue, bad requests, many clients, and stopping."""
+
+import base64
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+DEMO = {"model": "demo", "steps": 2, "width": 64, "height": 64}
+
+
+def _start(tmp_path, *args, env=None):
+    state = tmp_path / "state"
+    env = {**os.environ, "GENIMG_STATE_DIR": str(state), **(env or {})}
+    process = subprocess.Popen([sys.executable, "-m", "genimg", "serve", "--port", "0", "-o", str(tmp_path / "served"),
+                                *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    assert line.startswith("serving on "), (line, process.stderr.read() if process.poll() is not None else "")
+    return line.split()[-1], process, state
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    url, process, state = _start(tmp)
+    yield url, state
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+
+
+def _png(array) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _pixels(data: bytes):
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_the_cli_finds_the_server_and_writes_what_a_local_run_writes(cli, tmp_path, server, monkeypatch):
+    url, state = server
+    assert oct((state / "server.json").stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("GENIMG_STATE_DIR", str(state))
+    # --preset cpu: this test process sees a CPU without bf16 (conftest), the server the real one
+    args = ("txt2img", "a red circle", "-m", "demo", "--steps", "3", "--seed", "8", "--count", "2", "--json", "--preset", "cpu")
+    remote = cli(*args, "-o", tmp_path / "remote")
+    local = cli(*args, "--local", "-o", tmp_path / "local")
+    assert remote.code == 0 and local.code == 0, (remote, local)
+    remote_lines, local_lines = ([json.loads(x) for x in r.out.splitlines()] for r in (remote, local))
+    assert [Path(r["path"]).name for r in remote_lines] == [Path(r["path"]).name for r in local_lines]
+    for r, l in zip(remote_lines, local_lines):
+        assert r["settings"] == l["settings"] and r["seed"] == l["seed"]
+        assert np.array_equal(np.asarray(Image.open(r["path"])), np.asarray(Image.open(l["path"])))
+        assert Image.open(r["path"]).text["parameters"] == Image.open(l["path"]).text["parameters"]
+
+
+def test_img2img_through_the_server_uploads_the_input_and_records_the_clients_name(cli, tmp_path, server, monkeypatch):
+    _, state = server
+    monkeypatch.setenv("GENIMG_STATE_DIR", str(state))
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    args = ("img2img", tmp_path / "in.png", "a ring", "-m", "demo", "--steps", "4", "--seed", "2", "--preset", "cpu")
+    assert cli(*args, "-o", tmp_path / "remote.png").code == 0
+    assert cli(*args, "--local", "-o", tmp_path / "local.png").code == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "remote.png")), np.asarray(Image.open(tmp_path / "local.png")))
+    record = json.loads(Image.open(tmp_path / "remote.png").text["genimg"])
+    assert record["spec"]["image"] == str(tmp_path / "in.png")
+
+
+def test_genimg_api_jobs_events_images_and_lists(server):
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        job = client.post("/v1/jobs", json={"spec": {"prompt": "bars", **DEMO, "seed": 4, "count": 2}})
+        assert job.status_code == 202
+        events = []
+        with client.stream("GET", f"/v1/jobs/{job.json()['id']}/events") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line[len("event: "):])
+        assert events[-1] == "done" and events.count("image_ready") == 2 and "step" in events
+        view = client.get(f"/v1/jobs/{job.json()['id']}").json()
+        assert view["status"] == "done" and [i["seed"] for i in view["images"]] == [4, 5]
+        png = client.get(view["images"][1]["url"])
+        assert png.headers["content-type"] == "image/png" and _pixels(png.content).shape == (64, 64, 3)
+        assert "genimg" in Image.open(io.BytesIO(png.content)).text
+        assert "demo" in [m["name"] for m in client.get("/v1/models").json()["models"]]
+        assert "cpu" in client.get("/v1/presets").json()["presets"]
+        assert "Euler a" in [s["name"] for s in client.get("/v1/schedulers").json()["schedulers"]]
+        assert client.get("/v1/styles").json()["styles"]
+        assert client.get("/v1/health").json()["status"] == "ok"
+
+
+def test_a1111_api_as_its_clients_call_it(server):
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        assert "demo" in [m["title"] for m in client.get("/sdapi/v1/sd-models").json()]
+        assert "DPM++ 2M Karras" in [s["name"] for s in client.get("/sdapi/v1/samplers").json()]
+        client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "demo"})
+        assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == "demo"
+        made = client.post("/sdapi/v1/txt2img", json={
+            "prompt": "a (red:1.2) circle", "negative_prompt": "blurry", "steps": 2, "cfg_scale": 5, "seed": 11,
+            "width": 64, "height": 64, "sampler_name": "DPM++ 2M", "scheduler": "Karras", "batch_size": 2,
+            "n_iter": 1, "restore_faces": False})
+        assert made.status_code == 200, made.text
+        body = made.json()
+        info = json.loads(body["info"])
+        assert len(body["images"]) == 2 and info["all_seeds"] == [11, 12] and info["sampler_name"] == "DPM++ 2M Karras"
+        assert "Seed: 11" in info["infotexts"][0]
+        first = _pixels(base64.b64decode(body["images"][0]))
+        init = base64.b64encode(_png(first)).decode()
+        edited = client.post("/sdapi/v1/img2img", json={"prompt": "a ring", "init_images": [init], "steps": 4,
+                                                        "denoising_strength": 0.5, "seed": 3})
+        assert edited.status_code == 200 and _pixels(base64.b64decode(edited.json()["images"][0])).shape == (64, 64, 3)
+
+
+def test_openai_images_api(server):
+    url, _ = server
+    answer = httpx.post(f"{url}/v1/images/generations", json={"model": "demo", "prompt": "a star", "n": 2,
+                                                              "size": "64x64", "response_format": "b64_json"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert len(data) == 2 and all(_pixels(base64.b64decode(d["b64_json"])).shape == (64, 64, 3) for d in data)
+
+
+@pytest.mark.parametrize("spec,files,words", [
+    ({"prompt": "x", "model": "/etc/passwd"}, {}, "is a filesystem path"),
+    ({"prompt": "x", "model": "demo", "lora": ["../../secret.safetensors"]}, {}, "is a filesystem path"),
+    ({"prompt": "x", "model": "demo", "vae": "~/vae"}, {}, "is a filesystem path"),
+    ({"prompt": "x", "model": "demo", "task": "img2img", "image": "/etc/hosts"}, {}, "was not uploaded"),
+    ({"prompt": "x", "model": "demo", "cfg": "lots"}, {}, "guidance must be a number"),
+    ({"prompt": "x", "model": "demo", "task": "img2img", "image": "a.png"}, {"a.png": "bm90IGFuIGltYWdl"},
+     "is not an image"),
+])
+def test_bad_requests_are_4xx_json_naming_the_problem_and_the_server_goes_on(server, spec, files, words):
+    url, _ = server
+    answer = httpx.post(f"{url}/v1/jobs", json={"spec": spec, "files": files}, timeout=30)
+    assert answer.status_code == 400 and words in answer.json()["error"], answer.text
+    assert httpx.post(f"{url}/v1/jobs", content=b"{not json", timeout=30).status_code == 400
+    assert httpx.get(f"{url}/v1/health", timeout=30).json()["status"] == "ok"
+
+
+def test_a_decompression_bomb_is_refused(server):
+    url, _ = server
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, format="PNG")  # 400 MP in a few kB
+    answer = httpx.post(f"{url}/v1/jobs", json={"spec": {"prompt": "x", "model": "demo", "task": "img2img",
+                                                          "image": "b.png"},
+                                                 "files": {"b.png": base64.b64encode(bomb.getvalue()).decode()}})
+    assert answer.status_code == 400 and "pixels" in answer.json()["error"]
+
+
+def test_twenty_clients_at_once_all_get_what_they_asked_for(server):
+    url, _ = server
+    answers, failures = {}, []
+
+    def client(n):
+        with httpx.Client(base_url=url, timeout=300) as http:
+            for k in range(5):
+                seed = n * 10 + k
+                r = http.post("/v1/images/generations", json={"model": "demo", "prompt": "a ring", "size": "64x64"})
+                body = http.post("/sdapi/v1/txt2img", json={"prompt": "a ring", "seed": seed, "steps": 2,
+                                                            "width": 64, "height": 64,
+                                                            "override_settings": {"sd_model_checkpoint": "demo"}})
+                if r.status_code != 200 or body.status_code != 200:
+                    failures.append((r.status_code, body.status_code))
+                else:
+                    answers[seed] = _pixels(base64.b64decode(body.json()["images"][0]))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(answers) == 100
+    alone = httpx.post(f"{url}/sdapi/v1/txt2img", json={"prompt": "a ring", "seed": 34, "steps": 2, "width": 64,
+                                                        "height": 64, "override_settings": {"sd_model_checkpoint": "demo"}},
+                       timeout=60)
+    assert np.array_equal(_pixels(base64.b64decode(alone.json()["images"][0])), answers[34])
+
+
+def test_a_full_queue_answers_503_a_cancelled_job_stops_and_sigterm_says_what_happened(tmp_path):
+    url, process, state = _start(tmp_path, "--queue", "1")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        long = {"spec": {"prompt": "x", **DEMO, "steps": 2000}}
+        first = client.post("/v1/jobs", json=long).json()
+        while client.get(f"/v1/jobs/{first['id']}").json()["status"] != "running":
+            time.sleep(0.1)
+        second = client.post("/v1/jobs", json=long)
+        third = client.post("/v1/jobs", json=long)
+        assert second.status_code == 202 and third.status_code == 503 and third.headers["retry-after"] == "5"
+        assert client.delete(f"/v1/jobs/{first['id']}").json()["id"] == first["id"]
+        deadline = time.time() + 30
+        while client.get(f"/v1/jobs/{first['id']}").json()["status"] != "cancelled" and time.time() < deadline:
+            time.sleep(0.1)
+        assert client.get(f"/v1/jobs/{first['id']}").json()["status"] == "cancelled"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and "stopped;" in err and "cancelled" in err, err
+    assert not (state / "server.json").exists()
+
+
+def test_another_address_needs_a_token_and_then_every_request_sends_it(cli, tmp_path):
+    refused = cli("serve", "--host", "0.0.0.0")
+    assert refused.code == 2 and "--token" in refused.err
+    url, process, _ = _start(tmp_path, "--token", "s3cret")
+    try:
+        assert httpx.get(f"{url}/v1/health").status_code == 401
+        assert httpx.get(f"{url}/v1/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+
+
