@@ -1,7 +1,6 @@
 """What a new user trips on, each one line and the right exit code: folders where files are expected,
 tiny inputs, settings that name nothing, files by line, counts that add up, plain words."""
 
-import json
 
 import pytest
 from PIL import Image
