@@ -1,10 +1,11 @@
-"""Plan a :class:`GenerationSpec`, then run the plan.
+"""Plan a :class:`GenerationSpec`, prepare the plan, then run it.
 
-``plan`` does everything that needs no weights — resolves the model, fills in the family's and
-preset's defaults, reads and checks the input images, masks, control maps and LoRAs, fixes each
-image's seed, prompt and output path — and returns a frozen :class:`Plan`, so bad input fails before
-a slow load and nothing changes between planning and running. ``run`` yields the images batch by
-batch as they finish. Image *i* of a run uses seed ``seed + i`` with its own CPU generator, so any
+``plan`` does everything that needs no weights and fetches nothing — applies the user's defaults,
+resolves the model, fills in the family's and preset's defaults, reads and checks the input images,
+masks, control images and LoRA files, fixes each image's seed, prompt and output path — and returns a
+frozen :class:`Plan`, so bad input fails before a slow load and nothing changes between planning and
+running. ``prepare`` fetches what an alias names on the hub and makes the control maps; ``run`` (which
+prepares a plan that was not) yields the images batch by batch as they finish. Image *i* of a run uses seed ``seed + i`` with its own CPU generator, so any
 image can be reproduced alone.
 """
 
@@ -162,7 +163,7 @@ def with_inputs(plan: Plan) -> Plan:
     return replace(plan, inputs=read_inputs(spec, factor, spec.seed, lambda message: None))
 
 
-def prepare(plan: Plan, progress: Progress | None = None) -> Plan:
+def prepare(plan: Plan) -> Plan:
     """What ``plan`` left for run time, done: the alias's LoRAs and named IP-Adapters fetched (from the
     cache, else downloaded) and checked, each control's map made. Returns the plan with them filled in."""
     if plan.prepared:
@@ -349,7 +350,7 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
     from genimg.factory import PipelineFactory
 
     factory = factory or PipelineFactory()
-    plan = prepare(plan, progress)
+    plan = prepare(plan)
     for message in plan.warnings:
         if progress:
             progress("warning", message=message)

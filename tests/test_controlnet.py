@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from genimg.testing.images import pixels
 from genimg.output.metadata import read_metadata
@@ -12,10 +12,9 @@ FAST = ("-W", "64", "-H", "64", "--steps", "3", "--seed", "5")
 
 @pytest.fixture
 def circle(tmp_path):
-    image = Image.new("RGB", (64, 64), "black")
-    ImageDraw.Draw(image).ellipse((12, 12, 52, 52), outline="white", width=3)
-    image.save(tmp_path / "circle.png")
-    return tmp_path / "circle.png"
+    from genimg.testing.images import save_ring
+
+    return save_ring(tmp_path / "circle.png")
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl", "flux"])

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from genimg import control
 from genimg.generation import plan, prepare
@@ -15,10 +15,9 @@ from genimg.spec import GenerationSpec
 
 @pytest.fixture
 def ring(tmp_path):
-    image = Image.new("RGB", (64, 64), "black")
-    ImageDraw.Draw(image).ellipse((12, 12, 52, 52), outline="white", width=3)
-    image.save(tmp_path / "ring.png")
-    return tmp_path / "ring.png"
+    from genimg.testing.images import save_ring
+
+    return save_ring(tmp_path / "ring.png")
 
 
 @pytest.fixture

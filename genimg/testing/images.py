@@ -14,3 +14,13 @@ def pixels(path: Path):
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+def save_ring(path: Path) -> Path:
+    """A white ring on black, 64×64: the control image the ControlNet tests steer with."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (64, 64), "black")
+    ImageDraw.Draw(image).ellipse((12, 12, 52, 52), outline="white", width=3)
+    image.save(path)
+    return path
