@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genimg.errors import GenimgError, UsageError
+from genimg.inputs import IMAGE_SUFFIXES
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -208,7 +209,8 @@ def _with_uploads(spec, uploads: dict[str, bytes], folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     copies = {}
     for n, (name, data) in enumerate(uploads.items()):
-        copy = folder / f"{n}{Path(name).suffix.lower() or '.png'}"
+        suffix = Path(name).suffix.lower()  # the client's name chooses nothing else of where the copy goes
+        copy = folder / f"{n}{suffix if suffix in IMAGE_SUFFIXES else '.png'}"
         copy.write_bytes(data)
         copies[name] = str(copy)
     return _renamed(spec, copies), {v: k for k, v in copies.items()}

@@ -167,6 +167,22 @@ def test_bad_requests_are_4xx_json_naming_the_problem_and_the_server_goes_on(ser
     assert httpx.get(f"{url}/v1/health", timeout=30).json()["status"] == "ok"
 
 
+def test_an_uploads_name_chooses_nothing_of_where_the_server_writes(server, tmp_path):
+    url, state = server
+    served = state.parent / "served"
+    name = "../../../escaped.png"
+    image = base64.b64encode(_png(np.zeros((64, 64, 3), np.uint8))).decode()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        job = client.post("/v1/jobs", json={"spec": {"prompt": "x", **DEMO, "task": "img2img", "image": name},
+                                            "files": {name: image}}).json()
+        while client.get(f"/v1/jobs/{job['id']}").json()["status"] in ("queued", "running"):
+            time.sleep(0.1)
+        view = client.get(f"/v1/jobs/{job['id']}").json()
+        assert view["status"] == "done" and view["images"][0]["settings"]["image"] == name
+    everything = [p for p in state.parent.parent.rglob("*") if p.name == "escaped.png"]
+    assert everything == [] and all(served in p.parents for p in served.rglob("*.png"))
+
+
 def test_a_decompression_bomb_is_refused(server):
     url, _ = server
     bomb = io.BytesIO()
