@@ -3,8 +3,9 @@ files, and each image reported."""
 
 from __future__ import annotations
 
-# What belongs to one task's input: dropped when --from takes settings from an image of another task.
-_TASK_SETTINGS = ("image", "strength", "resize", "mask", "outpaint", "hires")
+# What belongs to one task: dropped when --from takes settings from an image of another task (an img2img
+# of a txt2img PNG keeps the input's size, not the size the txt2img run started from).
+_TASK_SETTINGS = ("image", "strength", "resize", "mask", "outpaint", "hires", "width", "height")
 
 
 def build_spec(own: dict, common):

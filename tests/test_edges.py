@@ -1,0 +1,63 @@
+"""Small defects of the spine's second pass, each pinned: --from across tasks, styles as A1111 applies
+them, prompts A1111 itself chokes on, and commands that ignored or overwrote what they were given."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from genimg.output.metadata import read_metadata
+
+
+def test_img2img_from_a_hires_txt2img_png_takes_its_settings_but_not_its_hires(cli, tmp_path):
+    made = cli("txt2img", "a star", "--seed", "2", "--steps", "4", "--hires", "2", "--hires-upscaler", "lanczos",
+               "-o", tmp_path / "h.png")
+    assert made.code == 0, made
+    again = cli("img2img", tmp_path / "h.png", "--from", tmp_path / "h.png", "--strength", "0.5",
+                "-o", tmp_path / "i.png", "--json")
+    assert again.code == 0, again
+    settings = json.loads(again.out)["settings"]
+    assert "hires" not in settings and settings["prompt"] == "a star" and settings["seed"] == 2
+    assert Image.open(tmp_path / "i.png").size == (128, 128)  # the input's size
+
+
+def test_a_styles_negative_with_a_placeholder_takes_yours_there_and_a_quoted_name_may_hold_commas(
+        cli, tmp_path, tiny_models, monkeypatch):
+    config = tmp_path / "config"
+    (config / "styles").mkdir(parents=True)
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(config))
+    (config / "styles" / "mine.csv").write_text(
+        'name,prompt,negative_prompt\n"Sunny, warm","{prompt}, golden hour","blurry, {prompt}, sunny"\n')
+    result = cli("txt2img", "a lake", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2",
+                 "--style", '"Sunny, warm"', "-n", "people", "-o", tmp_path / "s.png", "--json")
+    assert result.code == 0, result
+    params = read_metadata(tmp_path / "s.png")["parameters"]
+    assert params["prompt"] == "a lake, golden hour" and params["negative"] == "blurry, people, sunny"
+    assert json.loads(result.out)["settings"]["styles"] == ['"Sunny, warm"']
+    again = cli("txt2img", "--from", tmp_path / "s.png", "-o", tmp_path / "again.png")
+    assert again.code == 0 and read_metadata(tmp_path / "again.png")["parameters"]["prompt"] == "a lake, golden hour"
+
+
+def test_a_weight_without_a_number_is_read_as_text_with_a_warning(cli, tmp_path, tiny_models):
+    result = cli("txt2img", "a (red:.) fox", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2",
+                 "--seed", "1", "-o", tmp_path / "f.png")
+    assert result.code == 0, result
+    assert "has no number after its colon" in result.err
+    plain = cli("txt2img", "a (red:.) fox", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2",
+                "--seed", "1", "-o", tmp_path / "g.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "f.png")), np.asarray(Image.open(tmp_path / "g.png")))
+
+
+def test_learn_sample_does_not_overwrite_and_demo_controlnet_refuses_zero_steps(cli, tmp_path):
+    from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
+
+    run = tmp_path / "run"
+    train_ddpm(run, DDPMConfig(dataset="digits", size=8, epochs=1, batch=64, base=8, mults=(1, 2), timesteps=20,
+                               limit=64, sample_every=1))
+    first = cli("learn", "sample", run, "--count", "4", "--steps", "2")
+    assert first.code == 0, first
+    second = cli("learn", "sample", run, "--count", "4", "--steps", "2")
+    assert second.code == 2 and "already exists; pass --overwrite" in second.err, second
+    assert cli("learn", "sample", run, "--count", "4", "--steps", "2", "--overwrite").code == 0
+    zero = cli("learn", "demo-controlnet", "-o", tmp_path / "cn", "--steps", "0")
+    assert zero.code == 2 and "--steps must be at least 1" in zero.err and not (tmp_path / "cn").exists(), zero
