@@ -483,8 +483,13 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
         kwargs["max_sequence_length"] = spec.max_sequence_length
     if entry.sized:
         kwargs.update(width=spec.width, height=spec.height)
+    if entry.area_arg:
+        kwargs[entry.area_arg] = spec.width * spec.height
     if plan.inputs is not None:
-        kwargs.update(image=plan.inputs.image, strength=spec.strength)
+        kwargs["image"] = plan.inputs.image
+        if entry.strength:
+            kwargs["strength"] = spec.strength
+        kwargs.update(entry.fixed)
         if plan.inputs.mask is not None:
             kwargs["mask_image"] = plan.inputs.mask
             if plan.inputs.mask_padding is not None:

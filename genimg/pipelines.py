@@ -18,6 +18,9 @@ class PipelineEntry:
     sized: bool = True  # takes width/height (SD/SDXL img2img take the input image's size instead)
     control_arg: str = "control_image"  # where the control maps go (SD/SDXL txt2img ControlNet: `image`)
     mask_crop: bool = False  # takes padding_mask_crop ("only masked area")
+    strength: bool = True  # an input image's task takes a strength (instruction editing does not)
+    fixed: tuple = ()  # (argument, value) pairs always passed
+    area_arg: str | None = None  # takes the output's area in pixels (Kontext scales width × height to it)
 
 
 # Keyed by (family, task, modifier): modifier None, "controlnet" (one or more ControlNets steer the
@@ -50,6 +53,11 @@ PIPELINES = {
     ("flux", "inpaint", "union"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
     # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
     ("flux", "inpaint", "fill"): PipelineEntry("FluxFillPipeline"),
+    # Instruction editing: FLUX.1 Kontext reads the input image as tokens beside the picture it makes. Its own
+    # resizing (to the sizes Kontext was trained at, and of width × height to max_area) is off: genimg keeps
+    # the input's size (or -W/-H).
+    ("flux", "edit", None): PipelineEntry("FluxKontextPipeline", strength=False, fixed=(("_auto_resize", False),),
+                                          area_arg="max_area"),
 }
 
 # The ControlNet classes by (family, variant), and what steers with several of them (in diffusers.models).
@@ -70,6 +78,9 @@ def pipeline_entry(family: str, task: str, variant: str | None = None, controlle
                              "or use a FLUX base model with a ControlNet")
         return PIPELINES[(family, task, "fill")]
     modifier = ("union" if union else "controlnet") if controlled else None
+    if task == "edit" and (family, task, modifier) not in PIPELINES:
+        raise UsageError(f"instruction editing is for FLUX.1 Kontext models (-m flux-kontext), not {family} models"
+                         + (", and takes no ControlNet" if controlled else "") + "; for other models use img2img")
     if (family, task, modifier) not in PIPELINES:
         raise UsageError(f"no {task} pipeline{' with ControlNets' if controlled else ''} for {family} models")
     return PIPELINES[(family, task, modifier)]

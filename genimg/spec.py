@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from genimg.coerce import coerce
 from genimg.errors import UsageError, did_you_mean
 
-TASKS = ("txt2img", "img2img", "inpaint")
+TASKS = ("txt2img", "img2img", "inpaint", "edit")  # edit: an image changed by an instruction (FLUX.1 Kontext)
 RESIZE_MODES = ("fit", "crop", "stretch")
 FILL_MODES = ("edge", "noise")
 SIDES = ("left", "right", "top", "bottom")

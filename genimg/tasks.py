@@ -32,8 +32,8 @@ class TaskInputs:
             return generated
         return composite(self.image, generated, blend_mask(self.mask, self.mask_blur))
 
-    def a1111_extra(self, strength: float) -> dict:
-        extra = {"Denoising strength": strength}
+    def a1111_extra(self, strength: float | None) -> dict:
+        extra = {"Denoising strength": strength} if strength is not None else {}
         if self.mask is not None:
             extra["Mask blur"] = self.mask_blur
             if self.mask_padding is not None:
@@ -137,7 +137,7 @@ def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> Ta
     """Load, size and check the input image and mask of img2img and inpaint."""
     source = load_image(spec.image)
     digest = file_hash(spec.image)
-    if spec.task == "img2img":
+    if spec.task in ("img2img", "edit"):
         size = target_size(source.size, spec.width, spec.height, factor)
         return TaskInputs(resize(source.convert("RGB"), size, spec.resize), None, digest)
     mask_settings = spec.mask or MaskSpec()

@@ -12,6 +12,7 @@ from genimg.cli.batch import batch
 from genimg.cli.config import app as config_app
 from genimg.cli.controlnet import controlnet
 from genimg.cli.doctor import doctor
+from genimg.cli.edit import edit
 from genimg.cli.img2img import img2img
 from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
@@ -39,6 +40,7 @@ app.command("img2img")(img2img)
 app.command("inpaint")(inpaint)
 app.command("outpaint")(outpaint)
 app.command("controlnet")(controlnet)
+app.command("edit")(edit)
 app.command("upscale")(upscale)
 app.command("preprocess")(preprocess)
 app.command("batch")(batch)
