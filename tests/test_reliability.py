@@ -197,6 +197,7 @@ def _interrupt_when(process, words: str, timeout: float = 120) -> tuple[int, str
     return process.returncode, out, seen + err, time.monotonic() - sent
 
 
+@pytest.mark.slow  # a fresh process importing the stack; the watchdog itself is tested below in the default run
 def test_ctrl_c_in_the_middle_of_a_txt2img_step_exits_130_and_says_what_was_made(tmp_path, tiny_models):
     process = _start(["txt2img", "a ring", "-m", tiny_models["sd"], "-W", "256", "-H", "256", "--steps", "5000",
                       "--seed", "1", "-o", tmp_path / "out"], tmp_path)
@@ -213,6 +214,7 @@ def test_ctrl_c_while_upscaling_exits_130_and_says_what_was_written(tmp_path):
     assert "interrupted: 0 images upscaled" in err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a fresh training process, then a resumed one
 def test_ctrl_c_in_lora_train_saves_a_checkpoint_and_resume_goes_on_from_it(cli, tmp_path, tiny_models):
     (tmp_path / "data").mkdir()
     for n in range(2):

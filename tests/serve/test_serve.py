@@ -193,6 +193,7 @@ def test_a_decompression_bomb_is_refused(server):
     assert answer.status_code == 400 and "pixels" in answer.json()["error"]
 
 
+@pytest.mark.slow  # 100 generations: ten seconds quiet, a minute beside other work
 def test_twenty_clients_at_once_all_get_what_they_asked_for(server):
     url, _ = server
     answers, failures = {}, []

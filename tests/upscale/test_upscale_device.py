@@ -73,3 +73,26 @@ def test_the_hires_fix_loads_its_upscaler_with_the_plans_preset_and_release_free
     assert upscaler.model.dtype == torch.bfloat16  # the plan's preset, not auto's (fp32 on this CPU)
     factory.release()
     assert factory.upscalers == {} and factory.current is None
+
+
+def test_the_hires_fix_gives_the_sd_x4_upscaler_each_images_own_prompt(tiny_models, tmp_path, monkeypatch):
+    from diffusers import StableDiffusionUpscalePipeline
+
+    from genimg.factory import PipelineFactory
+    from genimg.generation import plan, run
+    from genimg.spec import GenerationSpec
+    from genimg.testing.tiny_models import save_tiny_upscaler
+
+    upscaler = save_tiny_upscaler(tmp_path / "tiny-x4")
+    asked = []
+    real = StableDiffusionUpscalePipeline.__call__
+
+    def call(self, *args, **kwargs):
+        asked.append((kwargs["prompt"], kwargs["negative_prompt"]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionUpscalePipeline, "__call__", call)
+    spec = GenerationSpec("a red ring", negative="blurry", model=str(tiny_models["sd"]), width=16, height=16, steps=2,
+                          seed=1, preset="cpu", hires={"scale": 4, "upscaler": str(upscaler), "steps": 2})
+    [image] = run(plan(spec), PipelineFactory())
+    assert image.image.size == (64, 64) and asked == [("a red ring", "blurry")]
