@@ -57,6 +57,11 @@ _MAPS: dict = {}  # (source hash, size, type, settings) -> map: the last few mad
 _MAPS_KEPT = 8
 
 
+def forget_maps() -> None:
+    """Drop the remembered control maps (the next generation makes its maps anew)."""
+    _MAPS.clear()
+
+
 def control_map(image, source_hash: str, mode: str, settings: dict, allow_pickle: bool = False):
     """:func:`preprocess` of ``image`` (a fitted control image whose file hashes to ``source_hash``),
     remembered for the next generation that asks for the same map."""

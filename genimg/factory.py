@@ -1,9 +1,8 @@
 """Build diffusers pipelines from a :class:`ModelRef` and a :class:`Preset`, and reuse them.
 
-The pipeline class is looked up in a table keyed by (family, task), never picked by branches. A
-model is loaded once; another task on the same model is built with ``from_pipe``, which shares
-the loaded components instead of loading them again.
-"""
+The pipeline class comes from the table in :mod:`genimg.pipelines`, never picked by branches. A model is
+loaded once; another task on the same model is built with ``from_pipe``, which shares the loaded
+components instead of loading them again. The upscalers of the hires fix are kept here too."""
 
 from __future__ import annotations
 

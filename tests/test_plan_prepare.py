@@ -30,7 +30,7 @@ def counted_preprocess(monkeypatch):
         return real(image, mode, *args, **kwargs)
 
     monkeypatch.setattr(control, "preprocess", counting)
-    control._MAPS.clear()
+    control.forget_maps()
     return calls
 
 
