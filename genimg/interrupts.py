@@ -59,8 +59,13 @@ def stop_promptly_on_ctrl_c(grace: float = 3.0) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     read, write = os.pipe()
-    os.set_blocking(write, False)
-    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    try:
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except (OSError, ValueError, AttributeError):  # Windows wants a socket here: Ctrl-C works as Python's own
+        os.close(read)
+        os.close(write)
+        return
 
     def watch():
         presses = 0
