@@ -96,3 +96,12 @@ def test_the_hires_fix_gives_the_sd_x4_upscaler_each_images_own_prompt(tiny_mode
                           seed=1, preset="cpu", hires={"scale": 4, "upscaler": str(upscaler), "steps": 2})
     [image] = run(plan(spec), PipelineFactory())
     assert image.image.size == (64, 64) and asked == [("a red ring", "blurry")]
+
+
+def test_upscale_takes_the_users_preset_and_a_flag_wins_over_it(monkeypatch):
+    from genimg.upscale.run import UpscaleSettings, load
+
+    ref = resolve_upscaler("demo-upscaler")
+    monkeypatch.setenv("GENIMG_PRESET", "cpu-bf16")
+    assert load(ref, UpscaleSettings()).model.dtype == torch.bfloat16
+    assert load(ref, UpscaleSettings(preset="cpu")).model.dtype == torch.float32
