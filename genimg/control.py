@@ -80,10 +80,16 @@ def check_preprocessor(mode: str, allow_pickle: bool) -> None:
     if entry.kind == "aux":
         weights_folder(entry, allow_pickle)
     elif entry.kind in ("depth", "segment"):
-        from huggingface_hub import try_to_load_from_cache
+        _require_cached(entry.repo, mode)
 
-        if not isinstance(try_to_load_from_cache(entry.repo, "config.json"), str):
-            raise UsageError(f"the {mode} preprocessor needs {entry.repo}; fetch it with: hf download {entry.repo}")
+
+def _require_cached(repo: str, mode: str) -> None:
+    """``repo`` (a transformers model a preprocessor runs) is in the Hugging Face cache, or one line saying how
+    to fetch it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        raise UsageError(f"the {mode} preprocessor needs {repo}; fetch it with: hf download {repo}")
 
 
 def _seeded(seed: int, call):
@@ -158,21 +164,17 @@ def _load_detector(class_name: str, folder: str | None):
 @lru_cache(maxsize=2)
 def _depth_estimator(repo: str):
     """transformers' depth-estimation pipeline on ``repo`` from the cache (safetensors only)."""
-    from huggingface_hub import try_to_load_from_cache
     from transformers import pipeline
 
-    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
-        raise UsageError(f"the depth preprocessor needs {repo}; fetch it with: hf download {repo}")
+    _require_cached(repo, "depth")
     return pipeline("depth-estimation", model=repo, model_kwargs={"use_safetensors": True})
 
 
 @lru_cache(maxsize=1)
 def _segmenter(repo: str, allow_pickle: bool):
-    from huggingface_hub import try_to_load_from_cache
     from transformers import AutoImageProcessor, UperNetForSemanticSegmentation
 
-    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
-        raise UsageError(f"the seg preprocessor needs {repo}; fetch it with: hf download {repo}")
+    _require_cached(repo, "seg")
     try:
         model = UperNetForSemanticSegmentation.from_pretrained(repo, use_safetensors=None if allow_pickle else True)
     except OSError:

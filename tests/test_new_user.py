@@ -102,7 +102,12 @@ def test_doctor_prints_plain_words_not_python_reprs(cli):
     assert result.code == 0 and "{'" not in result.out and "['" not in result.out, result.out
 
 
-def test_a_missing_preprocessor_is_said_before_pickle_is_asked_for(cli, tmp_path):
+def test_a_missing_preprocessor_is_said_before_pickle_is_asked_for(cli, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    # an empty cache and config folder: other tests install annotator weights into the shared ones
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path / "config"))
     Image.new("RGB", (64, 64)).save(tmp_path / "in.png")
     result = cli("preprocess", "softedge", tmp_path / "in.png", "-o", tmp_path / "out")
     assert result.code == 2 and "needs" in result.err and "hf download" in result.err, result

@@ -64,13 +64,14 @@ def _generate(spec, common, report):
     from genimg.serve.safety import named_paths
 
     server = find_server(common.server, common.local)
-    if server is not None and common.server and named_paths(spec):
+    paths = named_paths(spec) if server is not None else []
+    if paths and common.server:
         from genimg.errors import UsageError
 
-        what, value = named_paths(spec)[0]
+        what, value = paths[0]
         raise UsageError(f"{what} {value!r} is a path on this machine, which a server does not open; name it by "
                          "alias or as a name in the server's folders, or leave out --server")
-    if server is not None and not named_paths(spec) and not common.save_control:
+    if server is not None and not paths and not common.save_control:
         return generate_remote(server, spec, common.output, common.overwrite, report)
     from genimg.api import generate_files
 

@@ -30,16 +30,13 @@ def find_server(url: str | None, local: bool) -> ServerAddress | None:
 
 def uploads_of(spec) -> dict[str, str]:
     """The input images ``spec`` names, read and base64-encoded under the names the spec gives them."""
+    from genimg.inputs import load_image
     from genimg.serve.jobs import image_fields
 
     out = {}
     for name in image_fields(spec):
-        path = Path(name).expanduser()
-        if path.is_dir():
-            raise UsageError(f"{name} is a folder; give an image file in it")
-        if not path.is_file():
-            raise UsageError(f"image {name} does not exist")
-        out[name] = base64.b64encode(path.read_bytes()).decode()
+        load_image(Path(name).expanduser())  # a folder, a missing file or no image: the same line as locally
+        out[name] = base64.b64encode(Path(name).expanduser().read_bytes()).decode()
     return out
 
 
