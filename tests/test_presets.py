@@ -126,3 +126,19 @@ def test_presets_command_shows_a_family_and_refuses_an_unknown_one(cli):
     flux = json.loads(cli("presets", "--family", "flux", "--json").out)
     assert flux["presets"]["6gb"]["quantize"] == "nf4" and flux["presets"]["24gb"]["vae_tiling"] is True
     assert cli("presets", "--family", "kandinsky").code == 2
+
+
+def test_on_linux_without_a_gpu_driver_auto_needs_no_torch(tmp_path):
+    """`genimg presets` answers at once on a CPU machine: torch's import (3-10 s) only where a GPU may be."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import genimg.device as d; sys.platform = 'linux'; "
+            f"d.GPU_DEVICE_FILES = ({str(tmp_path / 'nvidia')!r},); "
+            "from genimg.presets import pick_auto; p, why = pick_auto(); "
+            "print(p.device, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["cpu", "False"]
+    (tmp_path / "nvidia").mkdir()  # a driver present: only torch can say whether a GPU is usable
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "True"

@@ -140,7 +140,7 @@ def test_a_damaged_genimg_record_is_said_by_info_and_from_alike(cli, tmp_path, t
     assert info_broken.code == 0 and "damaged" in info_broken.out, info_broken
 
 
-def test_every_file_every_command_writes_has_the_umasks_mode(cli, tmp_path, tiny_models):
+def test_every_file_every_command_writes_has_the_umasks_mode(cli, tmp_path, tiny_models, tiny_controlnets):
     old = os.umask(0o022)
     try:
         (tmp_path / "data").mkdir()
@@ -148,9 +148,17 @@ def test_every_file_every_command_writes_has_the_umasks_mode(cli, tmp_path, tiny
             Image.new("RGB", (64, 64), colour).save(tmp_path / "data" / f"{n}.png")
             (tmp_path / "data" / f"{n}.txt").write_text(f"a {colour} square")
         (tmp_path / "jobs.txt").write_text("a ring\n")
+        mask = Image.new("L", (64, 64), 0)
+        mask.paste(255, (16, 16, 48, 48))
+        mask.save(tmp_path / "mask.png")
+        image = tmp_path / "data" / "0.png"
         runs = [
             ("txt2img", "a ring", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "gen"),
-            ("img2img", tmp_path / "data" / "0.png", "x", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "gen"),
+            ("img2img", image, "x", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "gen"),
+            ("inpaint", image, "x", "--mask", tmp_path / "mask.png", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "gen"),
+            ("outpaint", image, "x", "--extend", "left,right", "8", "-m", tiny_models["sd"], *FAST[4:], "-o", tmp_path / "gen"),
+            ("controlnet", image, "x", "-m", tiny_models["sd"], "--controlnet", tiny_controlnets["sd"], *FAST,
+             "-o", tmp_path / "gen"),
             ("upscale", tmp_path / "data", "-o", tmp_path / "up"),
             ("preprocess", "canny", tmp_path / "data", "-o", tmp_path / "maps"),
             ("batch", tmp_path / "jobs.txt", "-m", tiny_models["sd"], *FAST, "--grid", "-o", tmp_path / "batch"),
@@ -158,13 +166,19 @@ def test_every_file_every_command_writes_has_the_umasks_mode(cli, tmp_path, tiny
              "--resolution", "64", "--rank", "2", "--checkpoint-every", "1", "--save-format", "kohya"),
             ("learn", "ddpm", "-o", tmp_path / "ddpm", "--epochs", "1", "--size", "8"),
             ("learn", "sample", tmp_path / "ddpm", "--count", "4", "--steps", "2"),
+            ("learn", "dcgan", "-o", tmp_path / "dcgan", "--epochs", "1"),
+            ("learn", "demo-model", "-o", tmp_path / "demo", "--unet-steps", "2", "--vae-steps", "2", "--decoder-steps",
+             "0", "--images", "16", "--batch", "4", "--vae-batch", "4", "--quiet"),
+            ("learn", "demo-controlnet", "-m", tiny_models["sd"], "-o", tmp_path / "cn", "--steps", "2", "--images",
+             "16", "--quiet"),
         ]
         for args in runs:
             result = cli(*args)
             assert result.code == 0, (args, result)
-        written = [p for folder in ("gen", "up", "maps", "batch", "lora", "ddpm") for p in (tmp_path / folder).rglob("*")
+        written = [p for folder in ("gen", "up", "maps", "batch", "lora", "ddpm", "dcgan", "demo", "cn") for p in (tmp_path / folder).rglob("*")
                    if p.is_file()]
-        assert len(written) > 20
+        assert len(written) > 40
+        assert len(list((tmp_path / "gen").glob("*.png"))) == 5
         wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in written
                  if p.stat().st_mode & 0o777 != 0o644}
         assert wrong == {}

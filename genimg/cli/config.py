@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from genimg.cli import options as o
+from genimg.cli.help_format import App
 
-app = typer.Typer(help="Your defaults (config.toml in the config folder; GENIMG_<KEY> in the environment; flags win).",
+app = App(help="Your defaults (config.toml in the config folder; GENIMG_<KEY> in the environment; flags win).",
                   no_args_is_help=True)
 
 

@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 
 from genimg.cli import options as o
+from genimg.cli.help_format import App
 
-app = typer.Typer(help="Train small models from scratch: the demo model, and the course's DDPM and DCGAN.",
-                  no_args_is_help=True)
+app = App(help="Train small models from scratch: the demo model, and the course's DDPM and DCGAN.",
+          no_args_is_help=True)
 
 
 @app.command("demo-model")
@@ -137,6 +138,7 @@ def _epoch_progress(report, label: str):
     task = {}
 
     def on_event(event, epoch, total, loss, seconds):
+        on_event.finished = (epoch, total)
         report.note(f"{label} epoch {epoch}/{total} (loss {loss:.4f})")
         progress = report.progress
         if progress is None:
@@ -145,7 +147,26 @@ def _epoch_progress(report, label: str):
             task["id"] = progress.add_task(label, total=total, completed=epoch - 1)
         progress.update(task["id"], completed=epoch, description=f"{label} (loss {loss:.4f})")
 
+    on_event.finished = None  # (epoch, epochs) of the last checkpoint written in this process
     return on_event
+
+
+def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool, on_epoch) -> None:
+    """Run a course trainer; Ctrl-C says which checkpoint the run folder keeps and how to go on."""
+    from genimg.errors import Interrupted
+
+    try:
+        train(run, config, resume, overwrite, on_epoch)
+    except KeyboardInterrupt:
+        if on_epoch.finished:
+            epoch, total = on_epoch.finished
+            kept = f"in epoch {epoch + 1} of {total}; {run / 'checkpoint.safetensors'} holds epoch {epoch}"
+        elif resume:
+            kept = f"before this run's first epoch ended; {run / 'checkpoint.safetensors'} is as it was"
+        else:
+            raise Interrupted(f"interrupted before the first epoch ended: {run} holds no checkpoint yet "
+                              "(a new run may replace it)") from None
+        raise Interrupted(f"interrupted {kept}: continue with the same command and --resume") from None
 
 
 Dataset = typer.Option("digits", "--dataset", "-d", help="digits, faces, shapes, or a folder of images.")
@@ -179,7 +200,7 @@ def ddpm(
     config = DDPMConfig(dataset=dataset, epochs=epochs, size=size, conditional=conditional, schedule=schedule,
                         batch=batch, seed=seed)
     with progress_reporter(quiet) as report:
-        train_ddpm(output, config, resume, overwrite, _epoch_progress(report, "training DDPM"))
+        _train_until_ctrl_c(train_ddpm, output, config, resume, overwrite, _epoch_progress(report, "training DDPM"))
     print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
 
 
@@ -210,7 +231,7 @@ def dcgan(
     config = GANConfig(dataset=dataset, epochs=epochs, size=size, batch=batch, label_smoothing=label_smoothing,
                        conditional=conditional, seed=seed)
     with progress_reporter(quiet) as report:
-        train_dcgan(output, config, resume, overwrite, _epoch_progress(report, "training DCGAN"))
+        _train_until_ctrl_c(train_dcgan, output, config, resume, overwrite, _epoch_progress(report, "training DCGAN"))
     print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
 
 

@@ -13,6 +13,7 @@ from genimg.cli.config import app as config_app
 from genimg.cli.controlnet import controlnet
 from genimg.cli.doctor import doctor
 from genimg.cli.edit import edit
+from genimg.cli.help_format import App
 from genimg.cli.img2img import img2img
 from genimg.cli.info import info
 from genimg.cli.inpaint import inpaint, outpaint
@@ -27,7 +28,7 @@ from genimg.cli.styles import styles
 from genimg.cli.txt2img import txt2img
 from genimg.cli.upscale import upscale
 
-app = typer.Typer(
+app = App(
     name="genimg",
     help="Generate images with Stable Diffusion 1.x/2.x, SDXL and FLUX: from a 6 GB GPU to an H100, or a CPU.",
     no_args_is_help=True,

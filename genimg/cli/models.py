@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from genimg.cli import options as o
+from genimg.cli.help_format import App
 
-app = typer.Typer(invoke_without_command=True)
+app = App(invoke_without_command=True)
 
 
 @app.callback()
@@ -38,23 +39,33 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     from rich.table import Table
 
     local = {c.repo for c in cached}
-    view = Table(title="Model aliases")
-    for column in ("alias", "family", "source", "local", "description"):
-        view.add_column(column, overflow="fold")
+    rows = []  # alias, family, source, local, description
     for name, row in table.items():
         where = row.get("repo") or row.get("path") or f"{row.get('base')} + {', '.join(_list(row.get('loras')))}"
         family = row.get("family") or table.get(row.get("base"), {}).get("family", "")
         here = "built in" if "path" in row else ("yes" if row.get("repo") in local else "-")
-        view.add_row(name, family, where, here, row.get("description", ""))
+        rows.append((name, family, where, here, row.get("description", "")))
     for name, row in controlnets.items():
-        view.add_row(f"{name} (--controlnet)", row["family"], row["path"], "built in", row.get("description", ""))
+        rows.append((f"{name} (--controlnet)", row["family"], row["path"], "built in", row.get("description", "")))
     for name, row in ip_adapters.items():
         here = "yes" if "/".join(row["weights"].split("/")[:2]) in local else "-"
-        view.add_row(f"{name} (--ip-adapter)", row["family"], row["weights"], here, row.get("description", ""))
+        rows.append((f"{name} (--ip-adapter)", row["family"], row["weights"], here, row.get("description", "")))
     for name, row in vaes.items():
-        view.add_row(f"{name} (--vae)", row["family"], row["repo"], "yes" if row["repo"] in local else "-",
-                     row.get("description", ""))
+        rows.append((f"{name} (--vae)", row["family"], row["repo"], "yes" if row["repo"] in local else "-",
+                     row.get("description", "")))
     console = Console()
+    view = Table(title="Model aliases")
+    if console.width >= 110:
+        for column in ("alias", "family", "source", "local", "description"):
+            view.add_column(column, overflow="fold")
+        for row in rows:
+            view.add_row(*row)
+    else:  # a narrow terminal: hub ids whole on their own line rather than folded across a column
+        view.add_column("alias", no_wrap=True)
+        view.add_column("family · local · source · description")
+        for name, family, where, here, description in rows:
+            local_word = here if here == "built in" else ("downloaded" if here == "yes" else "not downloaded")
+            view.add_row(name, f"{family} · {local_word}\n{where}\n{description}".rstrip())
     console.print(view)
     cache = Table(title="In the Hugging Face cache")
     for column in ("repository", "family", "size", "dtype", "fp16 files"):

@@ -32,18 +32,20 @@ def presets(
     from rich.table import Table
 
     view = Table(title=f"VRAM presets{f' for {family}' if family else ''}")
-    for column in ("name", "device", "dtype", "offload", "attn slicing", "vae slicing", "vae tiling", "compile", "quantize"):
-        view.add_column(column, overflow="fold")
+    view.add_column("name", no_wrap=True)
+    for column in ("device", "dtype", "offload"):
+        view.add_column(column)
+    view.add_column("saves memory by", min_width=10)
+    view.add_column("compile", overflow="fold", max_width=12)  # max-autotune-no-cudagraphs folds, not the rest
+    view.add_column("quantize")
     for name, p in table.items():
-        mark = " (auto)" if name == chosen.name else ""
-        view.add_row(name + mark, p.device, p.dtype, p.offload, _yes(p.attention_slicing), _yes(p.vae_slicing),
-                     _yes(p.vae_tiling), p.compile, p.quantize)
+        mark = "\n(auto)" if name == chosen.name else ""
+        savers = [word for word, on in (("attn slicing", p.attention_slicing), ("vae slicing", p.vae_slicing),
+                                        ("vae tiling", p.vae_tiling)) if on]
+        view.add_row(name + mark, p.device, p.dtype, p.offload, ", ".join(savers) or "-", p.compile, p.quantize)
     console = Console()
     console.print(view)
     for name, p in table.items():
         console.print(f"[bold]{name}[/]: {p.description}")
     console.print(f"auto picks [bold]{chosen.name}[/]: {reason}")
 
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "-"

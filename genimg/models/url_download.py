@@ -41,52 +41,58 @@ def download_url(url: str, folder, sha256: str | None = None, allow_pickle: bool
     target = folder / name
     if target.exists() and not overwrite:
         raise UsageError(f"{target} already exists; pass --overwrite to replace it")
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    if total and total * SPACE_MARGIN > free_space(folder):
-        raise UsageError(f"{name} needs {total / 1e9:.2f} GB but {folder} has {free_space(folder) / 1e9:.2f} GB free")
-    part = target.with_name(target.name + ".part")
-    failure = None
-    for _ in range(URL_ATTEMPTS):
-        done = part.stat().st_size if part.exists() else 0
-        if total and done >= total:
-            break
-        request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
-        try:
-            with _open(request) as response, open(part, "ab" if done and response.status == 206 else "wb") as out:
-                done = done if response.status == 206 else 0
-                while chunk := response.read(2**20):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress("download", file=name, done=done, total=total or done)
-        except (OSError, http.client.HTTPException) as e:  # a reset, a timeout
-            failure = e
-            continue
-        if not total or done >= total:  # else the body stopped short: ask for the rest
-            break
-    size = part.stat().st_size if part.exists() else 0
-    if total and size != total:
-        why = f" ({failure})" if failure else ""
-        raise RunFailure(f"{name}: {size} of {total} bytes arrived{why}; run the command again to resume from {part.name}")
-    if suffix == ".safetensors":
-        from genimg.models.checkpoint import safetensors_header
+    try:
+        if total and total * SPACE_MARGIN > free_space(folder):
+            raise UsageError(f"{name} needs {total / 1e9:.2f} GB but {folder} has {free_space(folder) / 1e9:.2f} GB free")
+        part = target.with_name(target.name + ".part")
+        failure = None
+        for _ in range(URL_ATTEMPTS):
+            done = part.stat().st_size if part.exists() else 0
+            if total and done >= total:
+                break
+            request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
+            try:
+                with _open(request) as response, open(part, "ab" if done and response.status == 206 else "wb") as out:
+                    done = done if response.status == 206 else 0
+                    while chunk := response.read(2**20):
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress("download", file=name, done=done, total=total or done)
+            except (OSError, http.client.HTTPException) as e:  # a reset, a timeout
+                failure = e
+                continue
+            if not total or done >= total:  # else the body stopped short: ask for the rest
+                break
+        size = part.stat().st_size if part.exists() else 0
+        if total and size != total:
+            why = f" ({failure})" if failure else ""
+            raise RunFailure(f"{name}: {size} of {total} bytes arrived{why}; run the command again to resume from {part.name}")
+        if suffix == ".safetensors":
+            from genimg.models.checkpoint import safetensors_header
 
-        try:
-            safetensors_header(part)
-        except UsageError:
-            part.unlink()
-            raise UsageError(f"{url} did not give a safetensors file (a login page or an error page?); "
-                             "nothing was saved") from None
-    if sha256:
-        digest = hashlib.sha256()
-        with open(part, "rb") as f:
-            while block := f.read(2**24):
-                digest.update(block)
-        if digest.hexdigest().lower() != sha256.lower():
-            part.unlink()
-            raise RunFailure(f"{name}: its SHA-256 is {digest.hexdigest()}, not {sha256}; the download is damaged "
-                             "or the file is another one; nothing was saved")
-    os.replace(part, target)
+            try:
+                safetensors_header(part)
+            except UsageError:
+                part.unlink()
+                raise UsageError(f"{url} did not give a safetensors file (a login page or an error page?); "
+                                 "nothing was saved") from None
+        if sha256:
+            digest = hashlib.sha256()
+            with open(part, "rb") as f:
+                while block := f.read(2**24):
+                    digest.update(block)
+            if digest.hexdigest().lower() != sha256.lower():
+                part.unlink()
+                raise RunFailure(f"{name}: its SHA-256 is {digest.hexdigest()}, not {sha256}; the download is damaged "
+                                 "or the file is another one; nothing was saved")
+        os.replace(part, target)
+    except BaseException:
+        if created and not any(folder.iterdir()):  # a download that kept nothing leaves no empty folder
+            folder.rmdir()
+        raise
     return target
 
 

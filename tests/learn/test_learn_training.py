@@ -179,3 +179,29 @@ def test_dcgan_without_classes_refuses_a_class(cli, tmp_path):
     result = cli("learn", "dcgan", "-o", tmp_path / "faces", "--dataset", "faces", "--conditional", "--epochs", "1")
     assert result.code == 2 and "no labels" in result.err
     assert not (tmp_path / "faces").exists()  # refused before anything is written
+
+
+def test_ctrl_c_in_learn_names_the_checkpoint_kept_and_resume_finishes_the_run(cli, tmp_path, monkeypatch):
+    import genimg.learn.train_ddpm as trainer
+
+    run = tmp_path / "run"
+    args = ("learn", "ddpm", "-o", run, "--dataset", "digits", "--size", "8", "--batch", "512", "--epochs", "3",
+            "--quiet")
+    real_log, calls = trainer.log_losses, []
+
+    def ctrl_c_in_epoch_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2's steps are done, its checkpoint not yet written
+            raise KeyboardInterrupt
+        return real_log(*a, **k)
+
+    monkeypatch.setattr(trainer, "log_losses", ctrl_c_in_epoch_two)
+    stopped = cli(*args)
+    assert stopped.code == 130
+    assert f"interrupted in epoch 2 of 3; {run / 'checkpoint.safetensors'} holds epoch 1" in stopped.err
+    assert "--resume" in stopped.err
+    monkeypatch.setattr(trainer, "log_losses", real_log)
+    resumed = cli(*args, "--resume")
+    assert resumed.code == 0, resumed
+    epochs = [int(row.split(",")[0]) for row in (run / "loss.csv").read_text().splitlines()[1:]]
+    assert sorted(set(epochs)) == [1, 2, 3]
