@@ -111,10 +111,12 @@ def check(jobs: list[BatchJob]) -> tuple[dict, list[tuple[BatchJob, str]]]:
 
 
 def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, progress: Progress | None,
-              result: BatchResult, stop: StopFlag | None = None, first_record: dict | None = None) -> BatchResult:
+              result: BatchResult, stop: StopFlag | None = None, first_record: dict | None = None,
+              server=None) -> BatchResult:
     """Run ``units`` from their jobs' ``plans`` (by job id), writing each image and its manifest line as it
     finishes. ``first_record`` goes into the manifest just before the first image, so a run that makes
-    nothing leaves no folder."""
+    nothing leaves no folder. With ``server`` (a running `genimg serve`; units of one image) each image is
+    made there from its job's spec and written here under the same name, with the same manifest line."""
     from genimg.factory import PipelineFactory
     from genimg.generation import PlannedImage, for_images, run, with_inputs
     from genimg.output.naming import sanitize
@@ -131,21 +133,24 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
             images = [PlannedImage(n, seed, job.spec.prompt, job.spec.negative,
                                    folder / f"{job.id}-{index}-{sanitize(job.spec.prompt, 48)}-{seed}.png")
                       for n, (job, index, seed) in enumerate(unit.items)]
-            the_plan = for_images(with_inputs(plans[first_job.id]), images)
-            the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
-            for image, (batch_job, index, seed) in zip(run(the_plan, factory, progress), unit.items):
-                # A file of this name without its manifest line is this job's own image from a run cut
-                # off between the write and the record: the same job, seed and settings, so replacing it
-                # loses nothing.
-                path = save_png(image, image.path, overwrite=True)
+            if server is not None:
+                made = _made_by(server, unit, images, progress)
+            else:
+                the_plan = for_images(with_inputs(plans[first_job.id]), images)
+                the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
+                # A file of this name without its manifest line is this job's own image from a run cut off
+                # between the write and the record: the same job, seed and settings, so replacing it loses nothing.
+                made = ((save_png(image, image.path, overwrite=True), image) for image in run(the_plan, factory, progress))
+            for (path, image), (batch_job, index, seed) in zip(made, unit.items):
+                summary = image if isinstance(image, dict) else image.summary()
                 if first_record is not None:  # after the first image is safely written, not before
                     manifest.append(folder, first_record)
                     first_record = None
                 manifest.append(folder, {"job": batch_job.id, "index": index, "seed": seed, "path": path.name,
-                                         "seconds": round(image.seconds, 4), "prompt": batch_job.spec.prompt,
+                                         "seconds": summary["seconds"], "prompt": batch_job.spec.prompt,
                                          "template": batch_job.template, "row": batch_job.row.line,
                                          "settings_key": _settings_key(batch_job.spec),
-                                         "settings": image.spec.to_dict()})
+                                         "settings": summary["settings"]})
                 result.done += 1
                 if progress:
                     progress("batch_image", path=path, image=image, job=batch_job.id)
@@ -160,6 +165,17 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
                 break
     result.seconds = time.perf_counter() - began
     return result
+
+
+def _made_by(server, unit: Unit, images: list, progress):
+    """(path, summary) of each image of ``unit`` made by ``server`` and written at its planned path."""
+    from genimg.files import atomic_save
+    from genimg.serve.client import remote_images
+
+    for image, (job, _, seed) in zip(images, unit.items):
+        spec = job.spec.replace(seed=seed, count=1, batch_size=1)
+        for data, summary in remote_images(server, spec, progress):
+            yield atomic_save(image.path, lambda tmp: tmp.write_bytes(data), overwrite=True), summary
 
 
 def contact_sheets(folder: Path, largest: int = 256) -> list[tuple[Path, str, int]]:

@@ -64,7 +64,7 @@ def batch(
                 else:
                     report(event, **info)
 
-            result = run_plan(plan, fail_fast, grid, on_event, stop)
+            result = run_plan(plan, fail_fast, grid, on_event, stop, _server(plan, common))
     except KeyboardInterrupt:  # the second Ctrl-C: stop at once
         raise Interrupted(f"interrupted: {len(made)} of {total} images made in this run and recorded in "
                           f"{plan.folder / 'manifest.jsonl'}; {total - len(made)} not made; run the same command "
@@ -82,6 +82,25 @@ def batch(
         raise typer.Exit(130)
     if result.failed:
         raise typer.Exit(1)
+
+
+def _server(plan, common):
+    """The running genimg server to make the batch's images, or None: not with --batch-size above 1 (a
+    server job is one spec; batching is this process's own speed-up) nor when a row names a file on this
+    machine as its model, LoRA, VAE … (a server opens no path a client names)."""
+    from genimg.errors import UsageError
+    from genimg.serve.client import find_server
+    from genimg.serve.safety import named_paths
+
+    server = find_server(common.server, common.local)
+    if server is None:
+        return None
+    paths = [(job, found) for job in plan.jobs for found in named_paths(job.spec)[:1]]
+    if common.server and (paths or common.batch_size > 1):
+        why = (f"row {paths[0][0].row.line} names the {paths[0][1][0]} {paths[0][1][1]!r}, a path on this machine"
+               if paths else "--batch-size above 1 runs in this process")
+        raise UsageError(f"--server: {why}; leave out --server")
+    return None if paths or common.batch_size > 1 else server
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

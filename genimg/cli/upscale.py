@@ -31,12 +31,16 @@ def upscale(
     overwrite: o.Overwrite = False,
     json: o.Json = False,
     quiet: o.Quiet = False,
+    server: o.Server = None,
+    local: o.Local = False,
 ) -> None:
     """Upscale images; their generation settings are kept and the upscale recorded in the metadata.
     Images already upscaled in a folder are skipped."""
     import json as _json
 
     from genimg.cli.render import progress_reporter, stderr
+    from genimg.serve.client import find_server, upscale_remote
+    from genimg.serve.safety import is_path
     from genimg.upscale.run import UpscaleSettings, upscale_files
 
     settings = UpscaleSettings(scale=scale, model=model, prompt=prompt, negative=negative, noise_level=noise_level,
@@ -50,9 +54,21 @@ def upscale(
             else:
                 report(event, **info)
 
+        address = find_server(server, local)
+        if address is not None and model and is_path(model):  # a server opens no path a client names
+            if server:
+                from genimg.errors import UsageError
+
+                raise UsageError(f"--model {model!r} is a path on this machine, which a server does not open; "
+                                 "name the upscaler by alias, or leave out --server")
+            address = None
+        if address is not None:
+            made = upscale_remote(address, inputs, settings, output, overwrite, on_event)
+        else:
+            made = upscale_files(inputs, settings, output, overwrite, on_event)
         written = 0
         try:
-            for done in upscale_files(inputs, settings, output, overwrite, on_event):
+            for done in made:
                 written += 1
                 if json:
                     print(_json.dumps({"path": str(done.path), "source": str(done.source), "size": list(done.size),

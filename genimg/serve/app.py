@@ -113,6 +113,15 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
                    for name, text in (data.get("files") or {}).items()}
         return submit(data["spec"], uploads).view()
 
+    @app.post("/v1/upscale", status_code=202)
+    async def post_upscale(request: Request):
+        """Upscale one uploaded image: ``{"image": BASE64, "name": "photo.png", "settings": {...}}`` (the
+        settings of `genimg upscale`: scale, model, tile …)."""
+        data = await body(request)
+        name = str(data.get("name") or "image.png")
+        image = decoded_image(_b64(data.get("image", ""), "image"), "image")
+        return worker.submit_upscale(upscale_settings(data.get("settings") or {}), name, image).view()
+
     def job_or_404(job_id: str) -> Job:
         if job_id not in worker.jobs:
             raise UsageError(f"no job {job_id}")
@@ -246,6 +255,34 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
         info = text.get("parameters", "")
         return {"info": info, "items": text, "parameters": parse_parameters(info) if info else {}}
 
+    @app.post("/sdapi/v1/extra-single-image")
+    async def a1111_extra_single_image(request: Request):
+        data = await body(request)
+        image = decoded_image(_b64(data.get("image", ""), "image"), "image")
+        settings = a1111_upscale_settings(data, _width(image))
+        job = await finished(worker.submit_upscale(settings, "image.png", image), request)
+        if job.status != "done":
+            return failed(job)
+        return {"html_info": f"Postprocess upscaler: {job.results[0][1]['upscaler']}",
+                "image": base64.b64encode(job.results[0][0].read_bytes()).decode()}
+
+    @app.post("/sdapi/v1/extra-batch-images")
+    async def a1111_extra_batch_images(request: Request):
+        data = await body(request)
+        settings = a1111_upscale_settings(data)
+        jobs = [worker.submit_upscale(settings, str(item.get("name") or f"{n}.png"),
+                                      decoded_image(_b64(item.get("data", ""), f"imageList[{n}]"), f"imageList[{n}]"))
+                for n, item in enumerate(data.get("imageList") or [])]
+        if not jobs:
+            raise UsageError("imageList: give at least one image ({\"data\": BASE64, \"name\": ...})")
+        images = []
+        for job in jobs:
+            job = await finished(job, request)
+            if job.status != "done":
+                return failed(job)
+            images.append(base64.b64encode(job.results[0][0].read_bytes()).decode())
+        return {"html_info": "", "images": images}
+
     @app.get("/sdapi/v1/options")
     async def a1111_options():
         return dict(options)
@@ -290,7 +327,73 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
                 "data": [{"b64_json": base64.b64encode(path.read_bytes()).decode(),
                           "revised_prompt": summary["settings"]["prompt"]} for path, summary in job.results]}
 
+    @app.post("/v1/images/edits")
+    async def openai_edits(request: Request):
+        """OpenAI's edits, as a form: ``image`` (or ``image[]``), an optional ``mask`` whose transparent
+        pixels mark what to repaint (inpaint), ``prompt``, ``model``, ``n``, ``size``. Without a mask the
+        image is edited by instruction where the model has an editor (FLUX.1 Kontext), else redrawn (img2img)."""
+        form = await request.form()
+        images = form.getlist("image") or form.getlist("image[]")
+        if not images or isinstance(images[0], str):
+            raise UsageError("image: send the image to edit as a file in the form (multipart/form-data)")
+        if form.get("response_format", "b64_json") != "b64_json":
+            raise UsageError("response_format: this server answers b64_json only")
+        uploads = {"image.png": decoded_image(await images[0].read(), "image")}
+        settings = {"prompt": form.get("prompt"), "count": form.get("n", 1), "image": "image.png"}
+        if form.get("model"):
+            settings["model"] = form["model"]
+        if form.get("size") and form["size"] != "auto":
+            settings["size"] = form["size"]
+        mask = form.get("mask")
+        if mask is not None and not isinstance(mask, str):
+            uploads["mask.png"] = openai_mask(decoded_image(await mask.read(), "mask"))
+            settings.update(task="inpaint", mask="mask.png")
+        else:
+            settings["task"] = edit_task(settings.get("model"))
+        job = await finished(submit(settings, uploads), request)
+        if job.status != "done":
+            return failed(job)
+        return {"created": int(time.time()),
+                "data": [{"b64_json": base64.b64encode(path.read_bytes()).decode()} for path, _ in job.results]}
+
     return app
+
+
+def openai_mask(data: bytes) -> bytes:
+    """OpenAI's mask (transparent = repaint) as genimg's (white = repaint)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as mask:
+        if "A" not in mask.getbands():
+            raise UsageError("mask: OpenAI's mask marks what to repaint by transparency; send a PNG with alpha")
+        white_where_clear = ImageOps.invert(mask.getchannel("A"))
+    out = io.BytesIO()
+    white_where_clear.point(lambda v: 255 if v >= 128 else 0).save(out, format="PNG")
+    return out.getvalue()
+
+
+def edit_task(model: str | None) -> str:
+    """``edit`` when ``model``'s family has an instruction editor in the pipeline table, else ``img2img``."""
+    from genimg.errors import GenimgError
+    from genimg.models.resolve import resolve_model
+    from genimg.pipelines import PIPELINES
+
+    try:
+        family = resolve_model(model).family
+    except GenimgError:
+        return "img2img"  # the job itself then says what is wrong with the model
+    return "edit" if any(key[:2] == (family, "edit") for key in PIPELINES) else "img2img"
+
+
+def _width(image: bytes) -> int:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as opened:
+        return opened.width
 
 
 def _b64(text: str, what: str) -> bytes:
@@ -331,7 +434,99 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
             uploads["mask.png"] = decoded_image(_b64(data["mask"], "mask"), "mask")
             settings.update(task="inpaint", mask="mask.png", invert_mask=bool(data.get("inpainting_mask_invert")),
                             mask_blur=data.get("mask_blur", 4))
+    controls, control_uploads = a1111_controls(data, uploads)
+    if controls:
+        settings["control"] = controls
+        uploads.update(control_uploads)
     return settings, uploads
+
+
+# sd-webui-controlnet's preprocessor ("module") names -> genimg's control types.
+A1111_MODULES = {"none": "none", "canny": "canny", "depth": "depth", "depth_midas": "depth_midas",
+                 "depth_zoe": "depth", "depth_anything": "depth", "depth_anything_v2": "depth", "openpose": "openpose",
+                 "openpose_full": "openpose_full", "dw_openpose_full": "openpose_full", "lineart_realistic": "lineart",
+                 "lineart_standard": "lineart", "lineart_coarse": "lineart_coarse", "lineart_anime": "lineart_anime",
+                 "softedge_hed": "softedge", "softedge_hedsafe": "softedge", "softedge_pidinet": "softedge_pidinet",
+                 "softedge_pidisafe": "softedge_pidinet", "scribble_hed": "scribble", "scribble_pidinet": "scribble_pidinet",
+                 "mlsd": "mlsd", "normal_bae": "normal", "seg_ofade20k": "seg", "seg_ufade20k": "seg",
+                 "shuffle": "shuffle", "tile_resample": "tile", "mediapipe_face": "mediapipe_face"}
+
+
+def a1111_controls(data: dict, uploads: dict) -> tuple[list[dict], dict]:
+    """``alwayson_scripts.controlnet.args`` (sd-webui-controlnet's API) as genimg controls and their uploads:
+    module -> type, model "name [hash]" -> a ControlNet alias, lllyasviel's hub id or a name in the server's
+    folders, weight, guidance_start/end, canny's threshold_a/b. A unit without its own image takes the
+    img2img input, as the extension does."""
+    from genimg.models.controlnets import controlnet_aliases
+
+    units = ((data.get("alwayson_scripts") or {}).get("controlnet") or {}).get("args") or []
+    controls, files = [], {}
+    for n, unit in enumerate(units):
+        if not isinstance(unit, dict) or not unit.get("enabled", True):
+            continue
+        module = str(unit.get("module") or "none")
+        if module not in A1111_MODULES:
+            raise UsageError(f"alwayson_scripts.controlnet.args[{n}].module: {module!r} is not one genimg has "
+                             f"(it has {', '.join(sorted(A1111_MODULES))})")
+        image = unit.get("image", unit.get("input_image"))
+        if isinstance(image, dict):
+            image = image.get("image")
+        if image:
+            name = f"control-{n}.png"
+            files[name] = decoded_image(_b64(image, f"alwayson_scripts.controlnet.args[{n}].image"), name)
+        elif "init.png" in uploads:
+            name = "init.png"
+        else:
+            raise UsageError(f"alwayson_scripts.controlnet.args[{n}].image: a ControlNet unit needs an image")
+        control = {"type": A1111_MODULES[module], "image": name, "scale": float(unit.get("weight", 1.0)),
+                   "start": float(unit.get("guidance_start", 0.0)), "end": float(unit.get("guidance_end", 1.0))}
+        model = str(unit.get("model") or "None").split(" [")[0]
+        if model != "None":
+            known = model in controlnet_aliases()
+            control["model"] = model if known or not model.startswith("control_v11") else f"lllyasviel/{model}"
+        if control["type"] == "canny":
+            for key, setting in (("threshold_a", "low"), ("threshold_b", "high")):
+                if unit.get(key) not in (None, -1):
+                    control[setting] = int(unit[key])
+        controls.append(control)
+    return controls, files
+
+
+UPSCALE_FIELDS = {"scale": float, "model": str, "prompt": str, "negative": str, "noise_level": int, "steps": int,
+                  "guidance": float, "seed": int, "tile": int, "tile_overlap": int, "preset": str}
+
+
+def upscale_settings(data: dict):
+    """`genimg upscale`'s settings from a request's JSON (a field it does not know is an error naming it)."""
+    from genimg.upscale.run import UpscaleSettings
+
+    if not isinstance(data, dict):
+        raise UsageError("settings: give the upscale's settings as a JSON object")
+    unknown = sorted(set(data) - set(UPSCALE_FIELDS))
+    if unknown:
+        raise UsageError(f"settings.{unknown[0]}: not an upscale setting (known: {', '.join(UPSCALE_FIELDS)})")
+    values = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        try:
+            values[key] = UPSCALE_FIELDS[key](value)
+        except (TypeError, ValueError):
+            raise UsageError(f"settings.{key}: expected {UPSCALE_FIELDS[key].__name__}, got {value!r}") from None
+    return UpscaleSettings(**values)
+
+
+def a1111_upscale_settings(data: dict, width: int | None = None):
+    """A1111's extras request (``upscaling_resize``, ``upscaler_1``; with ``resize_mode`` 1 a target
+    ``upscaling_resize_w``, taken as the scale from the image's ``width``) as genimg's upscale settings; an
+    upscaler of "None" is plain Lanczos, as A1111 resizes then."""
+    upscaler = data.get("upscaler_1") or "demo-upscaler"
+    if upscaler in ("None", "Lanczos", "Nearest"):
+        upscaler = "lanczos"
+    scale = data.get("upscaling_resize", 2)
+    if data.get("resize_mode") == 1 and data.get("upscaling_resize_w") and width:
+        scale = float(data["upscaling_resize_w"]) / width
+    return upscale_settings({"scale": scale, "model": upscaler})
 
 
 def a1111_info(job: Job) -> dict:

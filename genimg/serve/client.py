@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -42,20 +43,68 @@ def uploads_of(spec) -> dict[str, str]:
 
 def generate_remote(address: ServerAddress, spec, output, overwrite: bool,
                     progress: Callable | None = None) -> Iterator[tuple[Path, dict]]:
-    """Run ``spec`` on the server; yields (the path written here, the image's summary) as each image is ready."""
+    """Run ``spec`` on the server; yields (the path written here, the image's summary) as each image is ready,
+    at the path the CLI would have given it."""
+    from genimg.files import atomic_save
+    from genimg.output.naming import default_output, output_paths
+    from genimg.spec import GenerationSpec
+
+    paths: list[Path] = []
+    for index, (data, summary) in enumerate(remote_images(address, spec, progress)):
+        if not paths:  # the names of all the run's images at once: they may depend on each other (-SEED added)
+            first = GenerationSpec.from_dict(summary["settings"])
+            specs = [first.replace(seed=first.seed + i) for i in range(spec.count)]
+            paths += output_paths(output if output is not None else default_output(), specs, summary["model"])
+        yield atomic_save(paths[index], lambda tmp: tmp.write_bytes(data), overwrite), summary
+
+
+def remote_images(address: ServerAddress, spec, progress: Callable | None = None) -> Iterator[tuple[bytes, dict]]:
+    """Run ``spec`` on the server; yields each PNG (its bytes, with the metadata the server wrote) and its
+    summary as it is ready. Ctrl-C or leaving the loop early cancels the job on the server."""
+    yield from _job(address, "/v1/jobs", {"spec": spec.to_dict(), "files": uploads_of(spec)}, progress)
+
+
+def upscale_remote(address: ServerAddress, inputs, settings, output=None, overwrite: bool = False,
+                   progress: Callable | None = None):
+    """``upscale_files`` run by the server: every input and output checked here first, each image sent,
+    its PNG (the source's settings kept, the upscale recorded, by the server) written where the CLI would."""
+    from genimg.files import atomic_save
+    from genimg.upscale.run import Upscaled, plan_upscale
+
+    _, jobs = plan_upscale(inputs, settings, output, overwrite)
+    todo = [job for job in jobs if not job.skip]
+    for job in jobs:
+        if job.skip and progress:
+            progress("skip", path=job.output)
+    wire = {k: v for k, v in asdict(settings).items() if k != "allow_pickle"}
+
+    def passed_on(event, **info):  # the server's per-image count is of its one image: this side counts
+        if progress and event != "image":
+            progress(event, **info)
+
+    for n, job in enumerate(todo):
+        request = {"name": job.source.name, "image": base64.b64encode(job.source.read_bytes()).decode(),
+                   "settings": wire}
+        for data, summary in _job(address, "/v1/upscale", request, passed_on):
+            path = atomic_save(job.output, lambda tmp: tmp.write_bytes(data), overwrite)
+            if progress:
+                progress("image", done=n + 1, total=len(todo))
+            yield Upscaled(job.source, path, tuple(summary["size"]), summary["seconds"], summary["upscaler"])
+
+
+def _job(address: ServerAddress, route: str, request: dict, progress) -> Iterator[tuple[bytes, dict]]:
     import httpx
 
     headers = {"Authorization": f"Bearer {address.token}"} if address.token else {}
     with httpx.Client(base_url=address.url, headers=headers, timeout=TIMEOUT) as client:
         try:
-            answer = client.post("/v1/jobs", json={"spec": spec.to_dict(), "files": uploads_of(spec)})
+            answer = client.post(route, json=request)
         except httpx.HTTPError as e:
             raise RunFailure(f"the genimg server at {address.url} does not answer ({e}); start it with "
                              "`genimg serve`, or pass --local") from None
         job = _answer(answer, address)
-        paths: list[Path] = []
         try:
-            yield from _follow(client, job["id"], spec, output, overwrite, progress, paths)
+            yield from _follow(client, job["id"], progress)
         except (KeyboardInterrupt, GeneratorExit):
             client.delete(f"/v1/jobs/{job['id']}")  # the server stops it at its next step
             raise
@@ -75,7 +124,7 @@ def _answer(response, address: ServerAddress) -> dict:
     raise RunFailure(f"the server at {address.url} failed: {message}")
 
 
-def _follow(client, job_id: str, spec, output, overwrite: bool, progress, paths: list) -> Iterator[tuple[Path, dict]]:
+def _follow(client, job_id: str, progress) -> Iterator[tuple[bytes, dict]]:
     with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as stream:
         for line in stream.iter_lines():
             if not line.startswith("data: "):
@@ -83,7 +132,8 @@ def _follow(client, job_id: str, spec, output, overwrite: bool, progress, paths:
             event = json.loads(line[len("data: "):])
             kind = event.pop("event")
             if kind == "image_ready":
-                yield _fetch(client, job_id, event["index"], spec, output, overwrite, paths)
+                summary = client.get(f"/v1/jobs/{job_id}").json()["images"][event["index"]]
+                yield client.get(f"/v1/jobs/{job_id}/images/{event['index']}").content, summary
             elif kind == "failed":
                 error = event.get("error", "the job failed")
                 state = client.get(f"/v1/jobs/{job_id}").json()
@@ -92,21 +142,6 @@ def _follow(client, job_id: str, spec, output, overwrite: bool, progress, paths:
                 raise RunFailure("the server cancelled the job")
             elif kind == "done":
                 return
-            elif progress and kind in ("step", "image", "load", "loaded", "warning", "download"):
+            elif progress and kind in ("step", "tile", "image", "load", "loaded", "warning", "download"):
+                event.pop("eta", None)
                 progress(kind, **event)
-
-
-def _fetch(client, job_id: str, index: int, spec, output, overwrite: bool, paths: list) -> tuple[Path, dict]:
-    """Image ``index`` of the job, written to the path the CLI would have given it."""
-    from genimg.files import atomic_save
-    from genimg.output.naming import default_output, output_paths
-    from genimg.spec import GenerationSpec
-
-    summary = client.get(f"/v1/jobs/{job_id}").json()["images"][index]
-    if not paths:  # the names of all the run's images at once: they may depend on each other (-SEED added)
-        first = GenerationSpec.from_dict(summary["settings"])
-        specs = [first.replace(seed=first.seed + i) for i in range(spec.count)]
-        paths += output_paths(output if output is not None else default_output(), specs, summary["model"])
-    data = client.get(f"/v1/jobs/{job_id}/images/{index}").content
-    path = atomic_save(paths[index], lambda tmp: tmp.write_bytes(data), overwrite)
-    return path, summary

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from genimg.errors import GenimgError, UsageError
 from genimg.inputs import IMAGE_SUFFIXES
+from genimg.spec import GenerationSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -56,27 +57,69 @@ class Job:
 
 
 class WarmModels:
-    """Up to ``keep`` loaded models (one PipelineFactory each), the least recently used let go first."""
+    """Up to ``keep`` loaded models (one PipelineFactory each), the least recently used let go first, and
+    the last upscaler used."""
 
     def __init__(self, keep: int):
         self.keep = max(1, keep)
         self.factories: OrderedDict = OrderedDict()
+        self.upscaler_key, self.upscaler = None, None
+
+    def upscaler_for(self, ref, settings, progress=None):
+        """The upscaler ``upscale_files`` asks for: the one kept when the request is the same."""
+        from genimg.upscale.run import load, load_key
+
+        key = load_key(ref, settings)
+        if key != self.upscaler_key:
+            self.upscaler_key, self.upscaler = None, None  # let the old one go before the new one loads
+            self.upscaler, self.upscaler_key = load(ref, settings, progress), key
+        return self.upscaler
 
     def factory_for(self, plan):
+        """The factory of ``plan``'s model: the one kept, or a new one after letting go of the least
+        recently used while there are ``keep`` or the device has no room for the new model's weights."""
         from genimg.factory import PipelineFactory
 
         key = (plan.ref.name, plan.ref.location, plan.ref.vae, plan.ref.denoiser, plan.preset.name)
         if key in self.factories:
             self.factories.move_to_end(key)
         else:
-            while len(self.factories) >= self.keep:
+            need = weights_bytes(plan.ref.location) * HEADROOM
+            while self.factories and (len(self.factories) >= self.keep or memory_free(plan.preset.device) < need):
                 _, old = self.factories.popitem(last=False)
                 old.release()
             self.factories[key] = PipelineFactory()
         return self.factories[key]
 
     def loaded(self) -> list[str]:
-        return [key[0] for key in self.factories]
+        return [key[0] for key in self.factories] + ([self.upscaler_key[0].name] if self.upscaler_key else [])
+
+
+HEADROOM = 1.3  # a model in memory takes its weights and about a third more (activations, the VAE's decode)
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".ckpt", ".pt", ".pth")
+
+
+def weights_bytes(location: str) -> int:
+    """The size of a model's weight files: a folder's or a file's here, a hub model's in the cache."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    from genimg.models.cache import cached_repos
+
+    return next((repo.size_bytes for repo in cached_repos() if repo.repo == location), 0)
+
+
+def memory_free(device: str) -> int:
+    """Bytes the device can still take: the GPU's free memory, or the RAM the system can give."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.mem_get_info(torch.device(device).index or 0)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
 
 
 class Worker:
@@ -102,6 +145,29 @@ class Worker:
 
     def submit(self, spec, uploads: dict[str, bytes]) -> Job:
         """Queue ``spec``; ``uploads`` (the client's name -> bytes) are its input images."""
+        missing = [name for name in image_fields(spec) if name not in uploads]
+        if missing:
+            raise UsageError(f"the spec names {missing[0]!r}, which was not uploaded: send every input image in "
+                             "`files` (the server opens no path a client names)")
+        if spec.preset is None and self.preset:
+            spec = spec.replace(preset=self.preset)
+        return self._queue(spec, uploads)
+
+    def submit_upscale(self, settings, name: str, data: bytes) -> Job:
+        """Queue an upscale of one uploaded image (``name`` as the client calls it) with ``settings``
+        (an ``UpscaleSettings`` naming its upscaler, never a path)."""
+        from genimg.serve.safety import is_path
+
+        if settings.model and is_path(settings.model):
+            raise UsageError(f"model {settings.model!r} is a filesystem path; name the upscaler by alias or a name "
+                             "in the server's upscaler folders (the server opens no path a client names)")
+        if settings.preset is None and self.preset:
+            settings = replace(settings, preset=self.preset)
+        settings = replace(settings, allow_pickle=False)
+        settings.check()
+        return self._queue(settings, {name: data})
+
+    def _queue(self, spec, uploads: dict[str, bytes]) -> Job:
         if not self.accepting:
             raise QueueFull("the server is stopping")
         if self.queue.qsize() >= self.max_queue:
@@ -109,10 +175,10 @@ class Worker:
         with self._lock:
             job_id = f"{next(self._ids)}-{secrets.token_hex(4)}"
         folder = self.output / job_id
-        spec, client_paths = _with_uploads(spec, uploads, folder / "inputs")
-        if spec.preset is None and self.preset:
-            spec = spec.replace(preset=self.preset)
-        job = Job(job_id, spec, folder, client_paths)
+        copies = _saved_uploads(uploads, folder / "inputs")
+        if isinstance(spec, GenerationSpec):  # its input images become the server's copies
+            spec = _renamed(spec, copies)
+        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()})
         self.jobs[job_id] = job
         self.queue.put(job)
         return job
@@ -171,13 +237,22 @@ class Worker:
     def _run(self, job: Job) -> None:
         from genimg.generation import plan, run
         from genimg.output.write import save_png
+        from genimg.upscale.run import UpscaleSettings
+
+        began = {}
 
         def progress(event, **info):
             if job.cancel.is_set():
                 raise Cancelled("cancelled")
-            if event in ("step", "image", "load", "loaded", "warning", "download"):
-                job.events.append({"event": event, **{k: v for k, v in info.items() if _plain(v)}})
+            if event in ("step", "tile", "image", "load", "loaded", "warning", "download"):
+                extra = {}
+                if event in ("step", "tile") and info.get("total"):
+                    extra["eta"] = _eta(began, event, info)
+                job.events.append({"event": event, **{k: v for k, v in info.items() if _plain(v)}, **extra})
 
+        if isinstance(job.spec, UpscaleSettings):
+            self._upscale(job, progress)
+            return
         the_plan = plan(job.spec, output=job.folder / "images")
         factory = self.models.factory_for(the_plan)
         for image in run(the_plan, factory, progress):
@@ -185,6 +260,29 @@ class Worker:
             path = save_png(image, image.path)
             job.results.append((path, image.summary()))
             job.events.append({"event": "image_ready", "index": len(job.results) - 1})
+
+
+    def _upscale(self, job: Job, progress) -> None:
+        from genimg.upscale.run import upscale_files
+
+        [(copy, name)] = job.client_paths.items()
+        for done in upscale_files([Path(copy)], job.spec, job.folder / "images", progress=progress,
+                                  loader=self.models.upscaler_for):
+            job.results.append((done.path, {"source": name, "size": list(done.size), "upscaler": done.upscaler,
+                                            "seconds": round(done.seconds, 4)}))
+            job.events.append({"event": "image_ready", "index": len(job.results) - 1})
+
+
+def _eta(began: dict, event: str, info: dict) -> float:
+    """Seconds left of this pass of steps (or tiles), from the pace of the ones done so far."""
+    done, total = info.get("step", info.get("done", 0)), info["total"]
+    now = time.monotonic()
+    if done <= 1 or event not in began:
+        began[event] = (now, done)
+        return 0.0
+    start, first = began[event]
+    pace = (now - start) / max(1, done - first)
+    return round(pace * (total - done), 2)
 
 
 def _plain(value) -> bool:
@@ -200,12 +298,8 @@ def image_fields(spec) -> list[str]:
     return names
 
 
-def _with_uploads(spec, uploads: dict[str, bytes], folder: Path):
-    """``spec`` with each input image it names replaced by the server's copy of the upload of that name."""
-    missing = [name for name in image_fields(spec) if name not in uploads]
-    if missing:
-        raise UsageError(f"the spec names {missing[0]!r}, which was not uploaded: send every input image in "
-                         "`files` (the server opens no path a client names)")
+def _saved_uploads(uploads: dict[str, bytes], folder: Path) -> dict[str, str]:
+    """Each upload written into ``folder``; the client's name -> the server's copy."""
     folder.mkdir(parents=True, exist_ok=True)
     copies = {}
     for n, (name, data) in enumerate(uploads.items()):
@@ -213,7 +307,7 @@ def _with_uploads(spec, uploads: dict[str, bytes], folder: Path):
         copy = folder / f"{n}{suffix if suffix in IMAGE_SUFFIXES else '.png'}"
         copy.write_bytes(data)
         copies[name] = str(copy)
-    return _renamed(spec, copies), {v: k for k, v in copies.items()}
+    return copies
 
 
 def _client_spec(spec, client_paths: dict):

@@ -96,8 +96,9 @@ def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool
 
 
 def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=None, overwrite: bool = False,
-                  progress: Callable | None = None) -> Iterator[Upscaled]:
-    """Upscale each input to a PNG; yields what was written (skipped ones are reported as ``skip``)."""
+                  progress: Callable | None = None, loader: Callable | None = None) -> Iterator[Upscaled]:
+    """Upscale each input to a PNG; yields what was written (skipped ones are reported as ``skip``).
+    ``loader(ref, settings, progress)`` gives the upscaler (default :func:`load`; a server's keeps it warm)."""
     from genimg.inputs import load_image
 
     ref, jobs = plan_upscale(inputs, settings, output, overwrite)
@@ -107,7 +108,7 @@ def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=
             progress("skip", path=job.output)
     if not todo:
         return
-    upscaler = load(ref, settings, progress)
+    upscaler = (loader or load)(ref, settings, progress)
     native = upscaler.scale
     if native > 1 and progress and not _is_power(settings.scale, native):
         progress("warning", message=f"{ref.name} upscales x{native}; its output is resized to x{settings.scale:g} "
@@ -125,6 +126,12 @@ def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=
 def _is_power(scale: float, native: int) -> bool:
     power = math.log(scale) / math.log(native)
     return abs(power - round(power)) < 1e-9
+
+
+def load_key(ref: UpscalerRef, settings: UpscaleSettings) -> tuple:
+    """What a loaded upscaler depends on: two requests with the same key can share it."""
+    return (ref, settings.tile, settings.tile_overlap, settings.preset, settings.prompt, settings.negative,
+            settings.steps, settings.guidance, settings.noise_level)
 
 
 def load(ref: UpscalerRef, settings: UpscaleSettings, progress=None):

@@ -5,6 +5,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,3 +256,180 @@ def test_another_address_needs_a_token_and_then_every_request_sends_it(cli, tmp_
         process.communicate(timeout=60)
 
 
+
+
+def _noise_png(path, seed=1, size=64):
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_upscale_through_the_server_writes_what_a_local_run_writes(cli, tmp_path, server, monkeypatch):
+    _, state = server
+    monkeypatch.setenv("GENIMG_STATE_DIR", str(state))
+    (tmp_path / "in").mkdir()
+    _noise_png(tmp_path / "in" / "a.png", 1)
+    _noise_png(tmp_path / "in" / "b.png", 2, 48)
+    args = ("upscale", tmp_path / "in", "--scale", "2", "--preset", "cpu", "--json")
+    remote = cli(*args, "-o", tmp_path / "remote")
+    local = cli(*args, "--local", "-o", tmp_path / "local")
+    assert remote.code == 0 and local.code == 0, (remote, local)
+    remote_lines = [json.loads(line) for line in remote.out.splitlines()]
+    assert [Path(r["path"]).name for r in remote_lines] == ["a-x2.png", "b-x2.png"]
+    assert [r["size"] for r in remote_lines] == [[128, 128], [96, 96]]
+    for name in ("a-x2.png", "b-x2.png"):
+        there, here = Image.open(tmp_path / "remote" / name), Image.open(tmp_path / "local" / name)
+        assert np.array_equal(np.asarray(there), np.asarray(here)) and there.text == here.text
+    again = cli(*args, "-o", tmp_path / "remote")  # a folder's outputs that exist are skipped, as locally
+    assert again.code == 0 and again.out == ""
+
+
+def test_a_batch_through_the_server_writes_the_same_images_and_manifest(cli, tmp_path, server, monkeypatch):
+    _, state = server
+    monkeypatch.setenv("GENIMG_STATE_DIR", str(state))
+    (tmp_path / "jobs.txt").write_text("a red circle\na blue square\n")
+    args = ("batch", tmp_path / "jobs.txt", "-m", "demo", "--steps", "2", "--seed", "5", "--preset", "cpu", "--quiet")
+    assert cli(*args, "-o", tmp_path / "remote").code == 0
+    assert cli(*args, "--local", "-o", tmp_path / "local").code == 0
+    made = sorted(p.name for p in (tmp_path / "remote").glob("*.png"))
+    assert len(made) == 2 and made == sorted(p.name for p in (tmp_path / "local").glob("*.png"))
+    for name in made:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "remote" / name)),
+                              np.asarray(Image.open(tmp_path / "local" / name)))
+
+    def records(folder):
+        lines = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in ("seconds", "file")} for r in lines]
+
+    assert records(tmp_path / "remote") == records(tmp_path / "local")
+    assert cli(*args, "-o", tmp_path / "remote").code == 0  # resumed: all made, nothing run again
+    assert len(records(tmp_path / "remote")) == 3  # the batch seed line and two images
+
+
+def test_a1111_extras_upscale_one_image_and_a_batch(server, tmp_path):
+    url, _ = server
+    image = base64.b64encode(_noise_png(tmp_path / "in.png").read_bytes()).decode()
+    with httpx.Client(base_url=url, timeout=120) as client:
+        one = client.post("/sdapi/v1/extra-single-image", json={"image": image, "upscaling_resize": 2,
+                                                                 "upscaler_1": "Lanczos", "resize_mode": 0})
+        assert one.status_code == 200, one.text
+        upscaled = Image.open(io.BytesIO(base64.b64decode(one.json()["image"])))
+        expected = Image.open(tmp_path / "in.png").resize((128, 128), Image.LANCZOS)
+        assert upscaled.size == (128, 128) and np.array_equal(np.asarray(upscaled.convert("RGB")), np.asarray(expected))
+        many = client.post("/sdapi/v1/extra-batch-images", json={
+            "imageList": [{"data": image, "name": "a.png"}, {"data": image, "name": "b.png"}],
+            "upscaling_resize": 4, "upscaler_1": "demo-upscaler"})
+        assert many.status_code == 200, many.text
+        assert [Image.open(io.BytesIO(base64.b64decode(i))).size for i in many.json()["images"]] == [(256, 256)] * 2
+        path = client.post("/sdapi/v1/extra-single-image", json={"image": image, "upscaler_1": "/tmp/x.safetensors"})
+        assert path.status_code == 400 and "filesystem path" in path.json()["error"]
+
+
+def test_a1111_controlnet_unit_steers_as_the_cli_control_does(cli, server, tmp_path):
+    from genimg.testing.images import save_ring
+
+    url, _ = server
+    circle = save_ring(tmp_path / "circle.png")
+    control = base64.b64encode(Path(circle).read_bytes()).decode()
+    request = {"prompt": "a ring", "steps": 3, "seed": 6, "width": 64, "height": 64, "cfg_scale": 5,
+               "override_settings": {"sd_model_checkpoint": "demo"},
+               "alwayson_scripts": {"controlnet": {"args": [{"enabled": True, "image": control, "module": "canny",
+                                                             "model": "demo-canny [0f0f0f0f]", "weight": 0.9,
+                                                             "guidance_start": 0.0, "guidance_end": 1.0}]}}}
+    steered = httpx.post(f"{url}/sdapi/v1/txt2img", json=request, timeout=120)
+    assert steered.status_code == 200, steered.text
+    info = json.loads(steered.json()["info"])
+    assert "ControlNet 0" in info["infotexts"][0] and "demo-canny" in info["infotexts"][0]
+    local = cli("txt2img", "a ring", "-m", "demo", "--steps", "3", "--seed", "6", "--cfg", "5", "-W", "64", "-H", "64",
+                "--control", f"canny={circle},model=demo-canny,scale=0.9", "--local", "-o", tmp_path / "l.png")
+    assert local.code == 0, local
+    # the server runs its own preset (auto: bf16 where the CPU has it): the same steering, up to rounding
+    there = _pixels(base64.b64decode(steered.json()["images"][0])).astype(int)
+    here = np.asarray(Image.open(tmp_path / "l.png").convert("RGB")).astype(int)
+    free = dict(request, alwayson_scripts={})
+    unsteered = _pixels(base64.b64decode(httpx.post(f"{url}/sdapi/v1/txt2img", json=free, timeout=120).json()["images"][0]))
+    assert np.abs(there - here).mean() < np.abs(there - unsteered.astype(int)).mean() / 2
+    bad = dict(request, alwayson_scripts={"controlnet": {"args": [{"module": "nosuch", "image": control}]}})
+    answer = httpx.post(f"{url}/sdapi/v1/txt2img", json=bad, timeout=60)
+    assert answer.status_code == 400 and "module" in answer.json()["error"]
+
+
+def test_openai_edits_inpaint_where_the_mask_is_clear_and_keep_the_rest(server, tmp_path):
+    url, _ = server
+    source = _noise_png(tmp_path / "in.png", 4)
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))  # transparent: repaint
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    with open(source, "rb") as image:
+        answer = httpx.post(f"{url}/v1/images/edits", timeout=120,
+                            data={"prompt": "a red circle", "model": "demo", "n": "1"},
+                            files={"image": ("in.png", image, "image/png"), "mask": ("mask.png", buffer.getvalue(), "image/png")})
+    assert answer.status_code == 200, answer.text
+    edited = _pixels(base64.b64decode(answer.json()["data"][0]["b64_json"])).astype(int)
+    original = np.asarray(Image.open(source).convert("RGB")).astype(int)
+    outside = np.ones((64, 64), bool)
+    outside[8:56, 8:56] = False  # away from the hole and its blurred edge
+    kept = np.abs(edited - original)[outside]
+    assert edited.shape == (64, 64, 3) and kept.max() <= 4 and kept.mean() < 0.1
+    assert np.abs(edited - original)[20:44, 20:44].mean() > 20
+    with open(source, "rb") as image:
+        whole = httpx.post(f"{url}/v1/images/edits", timeout=120, data={"prompt": "a ring", "model": "demo"},
+                           files={"image": ("in.png", image, "image/png")})
+    assert whole.status_code == 200 and _pixels(base64.b64decode(whole.json()["data"][0]["b64_json"])).shape == (64, 64, 3)
+
+
+def test_step_events_carry_an_eta_that_counts_down(server):
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        job = client.post("/v1/jobs", json={"spec": {"prompt": "bars", **DEMO, "steps": 6, "seed": 1}}).json()
+        steps = []
+        with client.stream("GET", f"/v1/jobs/{job['id']}/events") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: ") and '"step"' in line:
+                    steps.append(json.loads(line[6:]))
+    assert [s["step"] for s in steps] == list(range(1, 7))
+    assert all(s["eta"] >= 0 for s in steps) and steps[-1]["eta"] == 0 and steps[2]["eta"] > 0
+
+
+# -- the page in a real headless Chromium (Debian's chromium and chromium-driver) ------------------------
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.mark.slow  # a browser and a server process
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+def test_the_form_makes_an_image_and_the_gallery_shows_it(tmp_path):
+    pytest.importorskip("selenium", reason="pip install selenium (left out of [test]: its trio slows httpx's import)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url, process, _ = _start(tmp_path)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        browser.get(url + "/")
+        browser.find_element(By.ID, "prompt").send_keys("a red circle")
+        Select(browser.find_element(By.NAME, "model")).select_by_value("demo")
+        for name, value in (("width", "64"), ("height", "64"), ("steps", "2"), ("seed", "42")):
+            browser.find_element(By.NAME, name).send_keys(value)
+        browser.find_element(By.ID, "go").click()
+        WebDriverWait(browser, 120).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#gallery figure img"))
+        figure = browser.find_element(By.CSS_SELECTOR, "#gallery figure")
+        WebDriverWait(browser, 30).until(lambda b: b.execute_script(
+            "const i = document.querySelector('#gallery img'); return i.complete && i.naturalWidth > 0"))
+        size = browser.execute_script("const i = document.querySelector('#gallery img'); return [i.naturalWidth, i.naturalHeight]")
+        assert size == [64, 64]
+        assert "a red circle (seed 42)" in figure.text
+        command = figure.find_element(By.TAG_NAME, "code").text
+        assert command.startswith("genimg txt2img 'a red circle' -m demo -W 64 -H 64 --steps 2") and "--seed 42" in command
+        assert browser.find_element(By.ID, "state").text == ""
+    finally:
+        browser.quit()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
