@@ -73,11 +73,19 @@ def _check(name: str, table: dict) -> None:
     for key, value in table.items():
         if key not in _FIELD_NAMES:
             raise UsageError(f"preset {name!r}: unknown field {key!r}{did_you_mean(key, _FIELD_NAMES)}")
-        if key in CHOICES and value not in CHOICES[key]:
-            raise UsageError(f"preset {name!r}: {key} = {value!r} is not one of {', '.join(CHOICES[key])}")
+        if key in CHOICES and not _chosen(key, value):
+            more = " (a GPU may carry its index: cuda:1)" if key == "device" else ""
+            raise UsageError(f"preset {name!r}: {key} = {value!r} is not one of {', '.join(CHOICES[key])}{more}")
         expected = _FIELD_TYPES.get(key)
         if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
             raise UsageError(f"preset {name!r}: {key} = {value!r} must be {_TYPE_WORDS[expected]}")
+
+
+def _chosen(key: str, value) -> bool:
+    if key == "device" and isinstance(value, str) and ":" in value:  # cuda:1, mps:0
+        kind, index = value.split(":", 1)
+        return kind in CHOICES[key] and kind != "cpu" and index.isdigit()
+    return value in CHOICES[key]
 
 
 def preset_dirs() -> list[Path]:

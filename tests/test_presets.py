@@ -142,3 +142,10 @@ def test_on_linux_without_a_gpu_driver_auto_needs_no_torch(tmp_path):
     (tmp_path / "nvidia").mkdir()  # a driver present: only torch can say whether a GPU is usable
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[1] == "True"
+
+
+def test_a_device_may_carry_a_gpu_index():
+    assert get_preset("8gb").with_overrides(device="cuda:1").device == "cuda:1"
+    for wrong in ("cuda:x", "cpu:1", "tpu"):
+        with pytest.raises(UsageError, match="device"):
+            get_preset("8gb").with_overrides(device=wrong)

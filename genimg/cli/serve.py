@@ -19,6 +19,7 @@ def serve(
     keep: Annotated[int, typer.Option("--keep", help="Models kept loaded between jobs (least recently used go first).")] = 1,
     queue: Annotated[int, typer.Option("--queue", help="Jobs that may wait; more get 503 and Retry-After.")] = 64,
     preset: o.PresetName = None,
+    device: Annotated[Optional[list[str]], typer.Option("--device", help="A worker on each of these devices (repeatable: --device cuda:0 --device cuda:1); default: one, on the preset's.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the server's images (default: genimg's cache folder, served/).")] = None,
 ) -> None:
     """Serve genimg's API, A1111's API and OpenAI's images API on one process that keeps models warm; the
@@ -41,9 +42,13 @@ def serve(
                          "request must then send it), or keep the default 127.0.0.1")
     if keep < 1 or queue < 1 or not 0 <= port < 65536:
         raise UsageError("--keep and --queue must be at least 1, and --port between 0 and 65535")
+    from genimg.presets import get_preset
+
+    for name in device or ():
+        get_preset("cpu").with_overrides(device=name)  # the same check as --device of a generating command
     import uvicorn
 
-    worker = Worker(output or cache_dir() / "served", keep, queue, preset).start()
+    worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,))).start()
     server = uvicorn.Server(uvicorn.Config(create_app(worker, token), host=host, port=port, log_level="warning"))
 
     def say_where():

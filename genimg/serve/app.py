@@ -101,8 +101,8 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
     # -- genimg's own API ------------------------------------------------------------------------------
     @app.get("/v1/health")
     async def health():
-        return {"status": "ok", "queued": worker.queue.qsize(), "running": bool(worker.current),
-                "loaded": worker.models.loaded(), "done": worker.counts["done"]}
+        return {"status": "ok", "queued": worker.queue.qsize(), "running": len(worker.running),
+                "loaded": worker.loaded(), "done": worker.counts["done"]}
 
     @app.post("/v1/jobs", status_code=202)
     async def post_job(request: Request):
@@ -171,7 +171,7 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
         from genimg.models.resolve import aliases
 
         return {"models": [{"name": name, "family": row.get("family"), "description": row.get("description", "")}
-                           for name, row in aliases().items()], "loaded": worker.models.loaded()}
+                           for name, row in aliases().items()], "loaded": worker.loaded()}
 
     @app.get("/v1/presets")
     async def presets():

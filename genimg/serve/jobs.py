@@ -122,26 +122,51 @@ def memory_free(device: str) -> int:
     return psutil.virtual_memory().available
 
 
-class Worker:
-    """Runs jobs one at a time from a FIFO queue of at most ``max_queue`` waiting jobs."""
+@dataclass
+class Lane:
+    """One device's worker: the models it keeps warm and the job it runs."""
 
-    def __init__(self, output: Path, keep: int = 1, max_queue: int = 64, preset: str | None = None):
+    device: str | None  # None: the preset's device
+    models: WarmModels
+    job: Job | None = None
+
+
+class Worker:
+    """Runs jobs from one FIFO queue of at most ``max_queue`` waiting jobs: one at a time on each device
+    (``devices``: e.g. cuda:0 and cuda:1; by default the preset's one device)."""
+
+    def __init__(self, output: Path, keep: int = 1, max_queue: int = 64, preset: str | None = None,
+                 devices: tuple = (None,)):
         self.output = Path(output)
         self.preset = preset
-        self.models = WarmModels(keep)
+        self.lanes = [Lane(device, WarmModels(keep)) for device in devices or (None,)]
         self.queue: queue.Queue = queue.Queue()
         self.max_queue = max_queue
         self.jobs: dict[str, Job] = {}
-        self.current: Job | None = None
         self.accepting = True
         self.counts = {state: 0 for state in STATES}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._loop, name="genimg-worker", daemon=True)
+        self.threads = [threading.Thread(target=self._loop, args=(lane,), name=f"genimg-worker-{n}", daemon=True)
+                        for n, lane in enumerate(self.lanes)]
 
     def start(self) -> "Worker":
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
+
+    @property
+    def running(self) -> list[Job]:
+        return [lane.job for lane in self.lanes if lane.job is not None]
+
+    @property
+    def current(self) -> Job | None:
+        """The job running longest (what A1111's /progress reports)."""
+        running = self.running
+        return min(running, key=lambda job: job.submitted) if running else None
+
+    def loaded(self) -> list[str]:
+        return [name for lane in self.lanes for name in lane.models.loaded()]
 
     def submit(self, spec, uploads: dict[str, bytes]) -> Job:
         """Queue ``spec``; ``uploads`` (the client's name -> bytes) are its input images."""
@@ -197,11 +222,16 @@ class Worker:
         for job in list(self.jobs.values()):
             if job.status == "queued":
                 self.cancel(job.id)
-        current = self.current
-        if current is not None and not current.finished.wait(wait):
-            current.cancel.set()
-            current.finished.wait(wait)
-        self.queue.put(None)
+        running = self.running
+        deadline = time.monotonic() + wait
+        for job in running:
+            job.finished.wait(max(0.0, deadline - time.monotonic()))
+        for job in running:
+            if not job.finished.is_set():
+                job.cancel.set()
+                job.finished.wait(wait)
+        for _ in self.lanes:
+            self.queue.put(None)
         return dict(self.counts)
 
     def _finish(self, job: Job, status: str, error: str | None = None, code: int = 0) -> None:
@@ -212,17 +242,17 @@ class Worker:
         self.counts[status] += 1
         job.finished.set()
 
-    def _loop(self) -> None:
+    def _loop(self, lane: Lane) -> None:
         while True:
             job = self.queue.get()
             if job is None:
                 return
             if job.finished.is_set():  # cancelled while it waited
                 continue
-            self.current, job.status = job, "running"
-            job.events.append({"event": "running"})
+            lane.job, job.status = job, "running"
+            job.events.append({"event": "running", **({"device": lane.device} if lane.device else {})})
             try:
-                self._run(job)
+                self._run(job, lane)
                 self._finish(job, "done")
             except Cancelled:
                 self._finish(job, "cancelled")
@@ -231,10 +261,10 @@ class Worker:
             except Exception as e:  # noqa: BLE001 - a job fails alone; the server keeps serving
                 self._finish(job, "failed", f"{type(e).__name__}: {e}", 1)
             finally:
-                self.current = None
+                lane.job = None
                 shutil.rmtree(job.folder / "inputs", ignore_errors=True)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, lane: Lane) -> None:
         from genimg.generation import plan, run
         from genimg.output.write import save_png
         from genimg.upscale.run import UpscaleSettings
@@ -251,23 +281,24 @@ class Worker:
                 job.events.append({"event": event, **{k: v for k, v in info.items() if _plain(v)}, **extra})
 
         if isinstance(job.spec, UpscaleSettings):
-            self._upscale(job, progress)
+            self._upscale(job, lane, progress)
             return
         the_plan = plan(job.spec, output=job.folder / "images")
-        factory = self.models.factory_for(the_plan)
+        if lane.device:  # the lane's device, without changing the spec the image records
+            the_plan = replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device))
+        factory = lane.models.factory_for(the_plan)
         for image in run(the_plan, factory, progress):
             image = replace(image, spec=_client_spec(image.spec, job.client_paths))
             path = save_png(image, image.path)
             job.results.append((path, image.summary()))
             job.events.append({"event": "image_ready", "index": len(job.results) - 1})
 
-
-    def _upscale(self, job: Job, progress) -> None:
+    def _upscale(self, job: Job, lane: Lane, progress) -> None:
         from genimg.upscale.run import upscale_files
 
         [(copy, name)] = job.client_paths.items()
         for done in upscale_files([Path(copy)], job.spec, job.folder / "images", progress=progress,
-                                  loader=self.models.upscaler_for):
+                                  loader=lane.models.upscaler_for):
             job.results.append((done.path, {"source": name, "size": list(done.size), "upscaler": done.upscaler,
                                             "seconds": round(done.seconds, 4)}))
             job.events.append({"event": "image_ready", "index": len(job.results) - 1})

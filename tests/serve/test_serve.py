@@ -433,3 +433,25 @@ def test_the_form_makes_an_image_and_the_gallery_shows_it(tmp_path):
         browser.quit()
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
+
+
+def test_one_worker_per_device_runs_jobs_side_by_side(tmp_path):
+    """Two lanes (two CPU "devices" here; cuda:0 and cuda:1 on a two-GPU machine) take jobs from one queue."""
+    url, process, _ = _start(tmp_path, "--device", "cpu", "--device", "cpu")
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            long = {"spec": {"prompt": "x", **DEMO, "steps": 2000}}
+            jobs = [client.post("/v1/jobs", json=long).json()["id"] for _ in range(3)]
+            deadline = time.time() + 120
+            while client.get("/v1/health").json()["running"] < 2 and time.time() < deadline:
+                time.sleep(0.1)
+            states = [client.get(f"/v1/jobs/{job}").json()["status"] for job in jobs]
+            assert states == ["running", "running", "queued"]
+            for job in jobs:
+                client.delete(f"/v1/jobs/{job}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert "3 cancelled" in err, err
+    refused = subprocess.run([sys.executable, "-m", "genimg", "serve", "--device", "gpu7"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "gpu7" in refused.stderr
