@@ -1,7 +1,7 @@
 """The CPU presets against plain diffusers fp32: seconds per denoising step of the full-size UNet,
 the fraction of the machine's measured bf16 matmul peak, and how far bf16 moves the latents.
 
-    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--profile] [--json]
+    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--openvino] [--profile] [--json]
 
 Builds the UNet with its published architecture and random weights (genimg.testing.full_size), then
 runs the same short Euler denoising loop (batch 2, as classifier-free guidance runs it; 512² for SD1.5,
@@ -9,7 +9,11 @@ runs the same short Euler denoising loop (batch 2, as classifier-free guidance r
 
 - ``diffusers fp32``: what a plain ``StableDiffusionPipeline`` on a CPU runs (the ``cpu`` preset);
 - each setting of the ``cpu-bf16`` preset alone and together (genimg's ``apply_preset`` sets them);
-- with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point.
+- with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point;
+- with ``--openvino``: OpenVINO (``pip install openvino``) on the same graph — the UNet converted with
+  ``ov.convert_model`` and compiled for the CPU with bf16 inference precision where the CPU has bf16
+  instructions (fp32 elsewhere), the peer CPU users are pointed to; its conversion time is the first
+  step's.
 
 The first step of each loop is the warm-up (and the compile); the figure is the median of the rest.
 The latent error is ``|x - x_fp32| / |x_fp32|`` after the last step.
@@ -119,7 +123,42 @@ def configurations(args):
             ("bf16 + channels_last (the cpu-bf16 preset)", "bf16", True, False)]
     if args.compile:
         rows.append(("cpu-bf16 + torch.compile", "bf16", True, True))
+    if args.openvino:
+        rows.append(("OpenVINO on the same graph", "openvino", False, False))
     return rows
+
+
+class OpenVINOUNet:
+    """The UNet converted by OpenVINO and compiled for this CPU, called as the loop calls a UNet."""
+
+    def __init__(self, unet, latents, context, extra, precision: str):
+        import openvino as ov
+        import torch
+
+        class Plain(torch.nn.Module):  # positional tensors in, the noise prediction out: what OpenVINO traces
+            def __init__(self, unet):
+                super().__init__()
+                self.unet = unet
+
+            def forward(self, sample, timestep, context, *added):
+                kwargs = {"added_cond_kwargs": {"text_embeds": added[0], "time_ids": added[1]}} if added else {}
+                return self.unet(sample, timestep, encoder_hidden_states=context, return_dict=False, **kwargs)[0]
+
+        added = tuple(extra["added_cond_kwargs"].values()) if extra else ()
+        example = (torch.cat([latents] * 2), torch.tensor(999.0), context, *added)
+        with torch.no_grad():
+            model = ov.convert_model(Plain(unet).eval(), example_input=example)
+        self.request = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision}).create_infer_request()
+        self.added = added
+
+    def __call__(self, sample, t, encoder_hidden_states, **extra):
+        import torch
+        from types import SimpleNamespace
+
+        t = torch.as_tensor(t, dtype=torch.float32)
+        out = self.request.infer([sample.float().numpy(), t.numpy(), encoder_hidden_states.float().numpy(),
+                                  *(a.float().numpy() for a in self.added)])
+        return SimpleNamespace(sample=torch.from_numpy(out[0].copy()))
 
 
 def main() -> None:
@@ -127,11 +166,13 @@ def main() -> None:
     parser.add_argument("--family", choices=sorted(SIZES), default="sd")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--openvino", action="store_true", help="add OpenVINO on the same graph (pip install openvino)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", action="store_true", help="also: where a cpu-bf16 step spends its time")
     args = parser.parse_args()
     import torch
 
+    from genimg.device import cpu_has_bf16
     from genimg.pipeline_setup import apply_preset, torch_dtype
     from genimg.presets import get_preset
 
@@ -140,6 +181,17 @@ def main() -> None:
     flops = count_flops(base, latents, context, extra)
     results, reference = [], None
     for name, dtype, channels_last, compiled in configurations(args):
+        if dtype == "openvino":
+            began = time.perf_counter()
+            unet = OpenVINOUNet(base, latents, context, extra, "bf16" if cpu_has_bf16() else "f32")
+            conversion = time.perf_counter() - began
+            times, final = denoise(unet, latents, context, extra, args.steps, torch.float32, False)
+            times[0] += conversion
+            step = statistics.median(times[1:])
+            results.append({"configuration": name, "s/step": round(step, 3), "first step s": round(times[0], 2),
+                            "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
+                            "latent rel. error": float((final - reference).norm() / reference.norm())})
+            continue
         unet = _copy_as(base, torch_dtype(dtype))
         if channels_last or compiled:
             # genimg's own path: the preset's fields applied by apply_preset to the denoiser.
@@ -162,10 +214,10 @@ def main() -> None:
     for row in results:
         row["speed-up"] = round(plain / row["s/step"], 2)
     if args.compile:
-        eager, comp = results[-2], results[-1]
+        eager, comp = results[3], results[4]
         saved = eager["s/step"] - comp["s/step"]
         overhead = comp["first step s"] - comp["s/step"]
-        results[-1]["payback steps"] = round(overhead / saved) if saved > 0 else None
+        comp["payback steps"] = round(overhead / saved) if saved > 0 else None
     summary = {"family": args.family, "size": SIZES[args.family], "steps": args.steps, "TFLOP/step": round(flops / 1e12, 3),
                "matmul GFLOP/s": {k: round(v) for k, v in peaks.items()}, "torch": torch.__version__,
                "threads": torch.get_num_threads(), "results": results}

@@ -41,9 +41,11 @@ class PipelineFactory:
         self.loads = self.released = 0  # how often a model was loaded and let go (for tests and --debug)
         self.upscalers: dict = {}
 
-    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnets=()) -> tuple:
+    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnets=(),
+            masked: bool = False) -> tuple:
         """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing;
-        ``controlnets`` (:class:`ModelRef` each) steer it. Each ControlNet loaded is kept with the model."""
+        ``controlnets`` (:class:`ModelRef` each) steer it, ``masked`` confines an edit to a mask. Each
+        ControlNet loaded is kept with the model."""
         import diffusers
 
         if self.current is None or (self.current.ref, self.current.preset) != (ref, preset):
@@ -55,10 +57,11 @@ class PipelineFactory:
             if progress:
                 progress("loaded", model=ref.name)
         loaded = self.current
-        key = (task, tuple(c.location for c in controlnets))
+        key = (task, tuple(c.location for c in controlnets)) + (("masked",) if masked else ())
         if key not in loaded.pipelines:
             union = any(cn.variant == "union" for cn in controlnets)
-            cls = getattr(diffusers, pipeline_entry(ref.family, task, ref.variant, bool(controlnets), union).class_name)
+            cls = getattr(diffusers, pipeline_entry(ref.family, task, ref.variant, bool(controlnets), union,
+                                                    masked).class_name)
             extra = {}
             if controlnets:
                 nets = []

@@ -220,7 +220,8 @@ def _resolved(spec: GenerationSpec, ref: ModelRef, inputs, seed: int) -> Generat
         guidance=d["guidance"] if spec.guidance is None else spec.guidance,
         max_sequence_length=spec.max_sequence_length or d.get("max_sequence_length"),
         seed=seed,
-        strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(spec.task),
+        strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(
+            "inpaint" if masked_edit(spec) else spec.task),
     )
 
 
@@ -324,7 +325,12 @@ def _alias_loras(ref) -> list[LoraSpec]:
 
 def _entry(ref: ModelRef, spec: GenerationSpec, controls=()):
     union = any(c.controlnet.variant == "union" for c in controls)
-    return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls), union)
+    return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls), union, masked_edit(spec))
+
+
+def masked_edit(spec: GenerationSpec) -> bool:
+    """An edit confined to a mask (``genimg edit --mask``): Kontext's inpainting pipeline."""
+    return spec.task == "edit" and spec.mask is not None and spec.mask.given()
 
 
 def _preset_for(spec: GenerationSpec, family: str) -> Preset:
@@ -389,7 +395,7 @@ def _pipeline(plan: Plan, factory, progress) -> tuple:
     Running out of memory anywhere in that (the model, a LoRA, an adapter) is :class:`OutOfMemory`."""
     try:
         pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress,
-                                   tuple(c.controlnet for c in plan.controls))
+                                   tuple(c.controlnet for c in plan.controls), masked_edit(plan.spec))
         pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
         lora_layers = apply_loras(pipe, loaded, plan.loras, lambda m: progress and progress("warning", message=m),
                                   fuse=plan.spec.fuse_lora)

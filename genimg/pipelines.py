@@ -58,6 +58,9 @@ PIPELINES = {
     # the input's size (or -W/-H).
     ("flux", "edit", None): PipelineEntry("FluxKontextPipeline", strength=False, fixed=(("_auto_resize", False),),
                                           area_arg="max_area"),
+    # Kontext with a mask: the instruction applies inside it, the rest is kept (genimg edit --mask).
+    ("flux", "edit", "inpaint"): PipelineEntry("FluxKontextInpaintPipeline", mask_crop=True,
+                                               fixed=(("_auto_resize", False),), area_arg="max_area"),
 }
 
 # The ControlNet classes by (family, variant), and what steers with several of them (in diffusers.models).
@@ -69,15 +72,17 @@ MULTI_CONTROLNET_CLASSES = {"ControlNetModel": "MultiControlNetModel", "ControlN
 
 
 def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False,
-                   union: bool = False) -> PipelineEntry:
+                   union: bool = False, masked: bool = False) -> PipelineEntry:
     """The pipeline for ``task`` on a ``family`` model (steered by ControlNets, union ones with
-    ``union``); a clear error where diffusers has none."""
+    ``union``; an edit confined to a mask with ``masked``); a clear error where diffusers has none."""
     if variant == "inpaint" and family == "flux":
         if controlled:
             raise UsageError("diffusers has no ControlNet pipeline for FLUX Fill models; drop the controls "
                              "or use a FLUX base model with a ControlNet")
         return PIPELINES[(family, task, "fill")]
     modifier = ("union" if union else "controlnet") if controlled else None
+    if task == "edit" and masked and not controlled:
+        modifier = "inpaint"
     if task == "edit" and (family, task, modifier) not in PIPELINES:
         raise UsageError(f"instruction editing is for FLUX.1 Kontext models (-m flux-kontext), not {family} models"
                          + (", and takes no ControlNet" if controlled else "") + "; for other models use img2img")

@@ -137,7 +137,7 @@ def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> Ta
     """Load, size and check the input image and mask of img2img and inpaint."""
     source = load_image(spec.image)
     digest = file_hash(spec.image)
-    if spec.task in ("img2img", "edit"):
+    if spec.task == "img2img" or (spec.task == "edit" and not (spec.mask and spec.mask.given())):
         size = target_size(source.size, spec.width, spec.height, factor)
         return TaskInputs(resize(source.convert("RGB"), size, spec.resize), None, digest)
     mask_settings = spec.mask or MaskSpec()

@@ -8,15 +8,22 @@ from typing import Annotated
 import typer
 
 from genimg.cli import options as o
-from genimg.cli.img2img import Resize
+from genimg.cli.img2img import Resize, Strength
+from genimg.cli.inpaint import InvertMask, Mask, MaskBlur, MaskFromAlpha, MaskPadding, MaskRect
 
 Image = Annotated[Path, typer.Argument(help="The image to edit.", show_default=False)]
 Instruction = Annotated[str, typer.Argument(help="What to change, e.g. \"make it night\".", show_default=False)]
 
 
 @o.generation_command
-def edit(image: Image, instruction: Instruction, common: o.Common, resize: Resize = "fit") -> None:
-    """Edit an image by instruction with FLUX.1 Kontext (-m flux-kontext); the input's size is kept."""
+def edit(image: Image, instruction: Instruction, common: o.Common, resize: Resize = "fit", mask: Mask = None,
+         mask_from_alpha: MaskFromAlpha = False, mask_rect: MaskRect = None, invert_mask: InvertMask = False,
+         mask_blur: MaskBlur = 4, mask_padding: MaskPadding = None, strength: Strength = None) -> None:
+    """Edit an image by instruction with FLUX.1 Kontext (-m flux-kontext); the input's size is kept. With a
+    mask, only the masked part changes (Kontext inpainting; --strength, default 1)."""
     from genimg.cli.generating import generate_and_report
 
-    generate_and_report({"prompt": instruction, "task": "edit", "image": str(image), "resize": resize}, common)
+    generate_and_report({"prompt": instruction, "task": "edit", "image": str(image), "resize": resize,
+                         "mask": str(mask) if mask else None, "mask_from_alpha": mask_from_alpha,
+                         "mask_rect": mask_rect, "invert_mask": invert_mask, "mask_blur": mask_blur,
+                         "mask_padding": mask_padding, "strength": strength}, common)

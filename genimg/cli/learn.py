@@ -169,7 +169,83 @@ def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool,
         raise Interrupted(f"interrupted {kept}: continue with the same command and --resume") from None
 
 
-Dataset = typer.Option("digits", "--dataset", "-d", help="digits, faces, shapes, or a folder of images.")
+@app.command("lora")
+def lora(
+    base: Path = typer.Argument(..., help="A run of `genimg learn ddpm` to adapt."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the adapter (lora.safetensors), its record and the before/after grids."),
+    dataset: str = typer.Option("digits-bold", "--dataset", "-d", help="The new style: digits-bold (default), another dataset name, or a folder of images."),
+    images: int = typer.Option(300, "--images", help="How many of its images the fine-tune sees."),
+    steps: int = typer.Option(600, "--steps", help="Training steps."),
+    rank: int = typer.Option(4, "--rank", help="r, the adapter's rank."),
+    alpha: float = typer.Option(4.0, "--alpha", help="α; the update is scaled by α/r."),
+    lr: float = typer.Option(1e-3, "--lr", help="Learning rate of A and B."),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Fine-tune a trained DDPM with a hand-written LoRA (only the low-rank adapters train)."""
+    import json as _json
+
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.learn.sampling import load_run
+    from genimg.learn.train_lora import LoRAConfig, compare, train_lora
+
+    if images < 1 or steps < 1 or rank < 1 or alpha <= 0 or not lr > 0:
+        raise UsageError("--images, --steps and --rank must be at least 1, --alpha and --lr above 0")
+    load_run(base)  # a base that is no run says so before anything is written
+    if (output / "lora.safetensors").exists() and not overwrite:
+        raise UsageError(f"{output} already holds an adapter; pass --overwrite to replace it, or choose another -o")
+    config = LoRAConfig(dataset=dataset, images=images, steps=steps, rank=rank, alpha=alpha, lr=lr, seed=seed)
+    with progress_reporter(quiet) as report:
+        record = train_lora(base, output, config, _epoch_progress(report, "training LoRA"))
+    record.update(compare(base, output))
+    if json:
+        print(_json.dumps(record))
+        return
+    target = record["ink of the style's images"]
+    print(f"{output}: {record['trainable']:,} of {record['total']:,} parameters trained "
+          f"({record['trainable'] / record['total']:.1%}) in {record['seconds']:.0f} s; ink {record['ink before']:.3f} "
+          f"before -> {record['ink after']:.3f} after (the style's images: {target:.3f}); "
+          f"grids {output / 'before.png'}, {output / 'after.png'}")
+
+
+@app.command("fid")
+def fid(
+    run: Path = typer.Argument(..., help="A run of `genimg learn ddpm` or `dcgan` on digits."),
+    count: int = typer.Option(500, "--count", "-n", help="Samples to measure (more: a steadier number)."),
+    sampler: str = typer.Option("ddim", "--sampler", help="DDPM runs: ddim, euler, dpmpp-2m or ddpm."),
+    steps: int = typer.Option(50, "--steps", help="DDPM runs: sampling steps."),
+    seed: int = typer.Option(0, "--seed"),
+    json: o.Json = False,
+) -> None:
+    """FID of a run's samples against the real digits, in the course's digit classifier's features."""
+    import json as _json
+
+    from genimg.errors import UsageError
+    from genimg.learn import datasets
+    from genimg.learn.metrics import fid as frechet, train_digit_features
+    from genimg.learn.samplers import SAMPLERS
+    from genimg.learn.sampling import SampleRequest, load_run, sample_run
+
+    if count < 2 or steps < 1 or sampler not in SAMPLERS:
+        raise UsageError(f"--count must be at least 2, --steps at least 1, --sampler one of {', '.join(SAMPLERS)}")
+    config = load_run(run)
+    if not config.dataset.startswith("digits"):
+        raise UsageError(f"{run} was trained on {config.dataset}; FID here is measured in a digit classifier's "
+                         "features, which say nothing of other images")
+    digits = datasets.load("digits", 16)
+    net = train_digit_features(digits.images, digits.labels)
+    images, _ = sample_run(run, SampleRequest(count=count, sampler=sampler, steps=steps, seed=seed, gif=False))
+    value = frechet(net, digits.images, images)
+    if json:
+        print(_json.dumps({"run": str(run), "fid": round(value, 4), "count": count, "sampler": sampler, "steps": steps}))
+    else:
+        print(f"{run}: FID {value:.3f} against the {len(digits.images)} real digits ({count} samples)")
+
+
+Dataset = typer.Option("digits", "--dataset", "-d", help="digits, digits-bold, faces, shapes, or a folder of images.")
 Run = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, samples, loss curve).")
 Resume = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint.")
 
@@ -240,8 +316,8 @@ def sample(
     run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm` or `genimg learn dcgan`."),
     label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional runs); default: all in turn."),
     guidance: float = typer.Option(3.0, "--guidance", help="Classifier-free guidance scale (1 = none)."),
-    sampler: str = typer.Option("ddim", "--sampler", help="ddpm (all T steps) or ddim."),
-    steps: int = typer.Option(50, "--steps", help="DDIM steps."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddpm (all T steps), ddim, euler or dpmpp-2m (DPM-Solver++ 2M)."),
+    steps: int = typer.Option(50, "--steps", help="Steps of ddim, euler and dpmpp-2m."),
     eta: float = typer.Option(0.0, "--eta", help="DDIM η: 0 deterministic, 1 DDPM-like."),
     count: int = typer.Option(64, "--count", "-n", help="How many images."),
     seed: int = typer.Option(0, "--seed"),
@@ -253,8 +329,10 @@ def sample(
     from genimg.learn.pictures import save_gif, save_grid
     from genimg.learn.sampling import SampleRequest, sample_run
 
-    if sampler not in ("ddpm", "ddim"):
-        raise UsageError(f"--sampler must be ddpm or ddim (got {sampler!r})")
+    from genimg.learn.samplers import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)} (got {sampler!r})")
     if count < 1 or steps < 1:
         raise UsageError("--count and --steps must be at least 1")
     output = output or run / "sample.png"

@@ -1,6 +1,7 @@
 """Small image datasets that work offline, as tensors in [−1, 1] shaped (N, C, H, W).
 
 - ``digits``: scikit-learn's 1,797 handwritten 8x8 digits with labels, upsampled;
+- ``digits-bold``: the same digits drawn with bolder strokes (a grey dilation): a style to fine-tune to;
 - ``faces``: scikit-image's 200-face LFW subset (25x25 greyscale), resized;
 - ``shapes``: genimg's procedural coloured shapes, labelled by shape;
 - any folder of images (RGB, centre-cropped and resized; no labels).
@@ -17,8 +18,8 @@ from torch.nn import functional as F
 
 from genimg.errors import UsageError
 
-NAMED = ("digits", "faces", "shapes")
-LABELLED = ("digits", "shapes")
+NAMED = ("digits", "digits-bold", "faces", "shapes")
+LABELLED = ("digits", "digits-bold", "shapes")
 
 
 @dataclass
@@ -47,11 +48,13 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def load(name: str, size: int = 32, limit: int | None = None, seed: int = 0) -> ImageSet:
-    if name == "digits":
+    if name in ("digits", "digits-bold"):
         datasets = _require("sklearn.datasets", "scikit-learn")
         digits = datasets.load_digits()
-        x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
-        data = ImageSet(_resize(x, size) * 2 - 1, torch.tensor(digits.target), [str(i) for i in range(10)], name)
+        x = _resize(torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0, size)
+        if name == "digits-bold":  # every stroke a pixel wider on each side: the brightest neighbour's value
+            x = F.max_pool2d(x, 3, stride=1, padding=1)
+        data = ImageSet(x * 2 - 1, torch.tensor(digits.target), [str(i) for i in range(10)], name)
     elif name == "faces":
         skdata = _require("skimage.data", "scikit-image")
         faces = skdata.lfw_subset()

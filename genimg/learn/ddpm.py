@@ -34,9 +34,10 @@ class GaussianDiffusion(nn.Module):
             y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
         return F.mse_loss(self.model(x_t, t, y), eps)
 
-    def predict_eps(self, x_t, t: int, y=None, guidance: float = 1.0):
-        """ε_θ, with classifier-free guidance: ε_uncond + w · (ε_cond − ε_uncond); w = 1 is plain conditioning."""
-        ts = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+    def predict_eps(self, x_t, t: float, y=None, guidance: float = 1.0):
+        """ε_θ, with classifier-free guidance: ε_uncond + w · (ε_cond − ε_uncond); w = 1 is plain conditioning.
+        ``t`` may fall between steps (Euler's times do): the time embedding is of a real number."""
+        ts = torch.full((x_t.shape[0],), float(t), device=x_t.device)
         if y is None or guidance == 1.0:
             return self.model(x_t, ts, y)
         null = torch.full_like(y, self.model.num_classes)
@@ -68,6 +69,11 @@ class GaussianDiffusion(nn.Module):
                 x = ddim_step(self.schedule, x, eps, t, t - stride, eta, z)
                 if on_step:
                     on_step(i, x)
+        elif sampler in ("euler", "dpmpp-2m"):  # the ODE solvers of samplers.py
+            from genimg.learn.samplers import dpmpp_2m_sample, euler_sample
+
+            solve = euler_sample if sampler == "euler" else dpmpp_2m_sample
+            x = solve(self.schedule, lambda x_t, t: self.predict_eps(x_t, t, y, guidance), x, steps or 20, on_step)
         else:
-            raise ValueError(f"unknown sampler {sampler!r}: use ddpm or ddim")
+            raise ValueError(f"unknown sampler {sampler!r}: use ddpm, ddim, euler or dpmpp-2m")
         return x.clamp(-1, 1)

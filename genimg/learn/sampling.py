@@ -63,7 +63,7 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
     diffusion.model.eval()
     y = _labels(request, classes)
     frames: list[torch.Tensor] = []
-    every = max(1, (request.steps if request.sampler == "ddim" else config.timesteps) // 40)
+    every = max(1, (config.timesteps if request.sampler == "ddpm" else request.steps) // 40)
 
     def keep(i, x):
         if request.gif and i % every == 0:
