@@ -25,7 +25,7 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def apply_preset(pipe, preset: Preset) -> None:
+def apply_preset(pipe, preset: Preset, progress=None) -> None:
     """Memory and speed settings of ``preset`` on a freshly loaded pipeline."""
     import torch
 
@@ -46,9 +46,31 @@ def apply_preset(pipe, preset: Preset) -> None:
         pipe.enable_sequential_cpu_offload(device=preset.device)
     else:
         pipe.to(preset.device)
-    if preset.compile != "off":
+    if preset.compile == "openvino":
+        _openvino_unet(pipe, preset, progress)
+    elif preset.compile != "off":
         denoiser.compile(mode=None if preset.compile == "default" else preset.compile)
     pipe.set_progress_bar_config(disable=True)
+
+
+def _openvino_unet(pipe, preset: Preset, progress) -> None:
+    """The UNet run by OpenVINO (see ``openvino_unet``); a pipeline it cannot run stays on torch, said once."""
+    from genimg.device import cpu_has_bf16
+    from genimg.openvino_unet import available, install
+    from genimg.paths import cache_dir
+
+    def note(message):
+        if progress:
+            progress("warning", message=message)
+
+    why = available() or (None if getattr(pipe, "unet", None) is not None else
+                          "only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; FLUX runs on torch")
+    if why is None and preset.device != "cpu":
+        why = f"the OpenVINO route is for CPUs, not {preset.device}"
+    if why:
+        note(f"{why}; running on torch")
+        return
+    install(pipe.unet, cache_dir() / "openvino", "bf16" if cpu_has_bf16() else "f32", progress, note)
 
 
 def _upcast_vae(vae) -> None:

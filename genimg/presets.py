@@ -18,7 +18,7 @@ CHOICES = {
     "device": ("cpu", "cuda", "mps"),
     "dtype": ("fp32", "fp16", "bf16"),
     "offload": ("none", "model", "sequential"),
-    "compile": ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    "compile": ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "openvino"),
     "quantize": ("none", "int8", "nf4"),
 }
 

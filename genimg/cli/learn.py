@@ -169,6 +169,42 @@ def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool,
         raise Interrupted(f"interrupted {kept}: continue with the same command and --resume") from None
 
 
+@app.command("vae")
+def vae(
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, figures, loss curve)."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="digits, digits-bold, faces, shapes, or a folder of images."),
+    epochs: int = typer.Option(200, "--epochs", help="Passes over the data."),
+    size: int = typer.Option(16, "--size", help="Image side in pixels (a multiple of 4)."),
+    latent: int = typer.Option(8, "--latent", help="Dimensions of the code z."),
+    beta: float = typer.Option(1.0, "--beta", help="Weight of the KL term (1: the VAE; more: a β-VAE)."),
+    batch: int = typer.Option(64, "--batch", help="Images per step."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train a variational autoencoder (Kingma & Welling 2013) and measure its samples and reconstructions."""
+    import json as _json
+
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.learn.train_vae import VAEConfig, quality, train_vae
+
+    if epochs < 1 or batch < 1 or latent < 2 or size < 8 or size % 4 or not beta >= 0:
+        raise UsageError("--epochs and --batch must be at least 1, --latent at least 2, --size a multiple of 4 of "
+                         "at least 8, --beta 0 or more")
+    config = VAEConfig(dataset=dataset, epochs=epochs, size=size, latent=latent, beta=beta, batch=batch, seed=seed)
+    with progress_reporter(quiet) as report:
+        _train_until_ctrl_c(train_vae, output, config, resume, overwrite, _epoch_progress(report, "training VAE"))
+    measured = quality(output) if dataset.startswith("digits") else {}
+    if json:
+        print(_json.dumps({"run": str(output), **measured}))
+        return
+    print(f"{output}: reconstructions.png, prior_samples.png, latent_walk.png, loss curve loss.png"
+          + ("".join(f"; {k} {v:.1%}" if k != "fid" else f"; FID {v:.2f}" for k, v in measured.items())))
+
+
 @app.command("lora")
 def lora(
     base: Path = typer.Argument(..., help="A run of `genimg learn ddpm` to adapt."),

@@ -170,3 +170,42 @@ def _auto_half(family: str | None) -> bool:
 
 def _list(value) -> list:
     return [value] if isinstance(value, str) else list(value or [])
+
+
+@app.command("optimize")
+def optimize(
+    name: str = typer.Argument(..., help="A model alias, hub id, folder or file (SD 1.x/2.x, SDXL)."),
+    target: str = typer.Option("cpu", "--for", help="What to prepare for: cpu (the cpu-openvino preset's OpenVINO UNet)."),
+    width: int = typer.Option(None, "--width", "-W", help="Image width it will run at (default: the model's)."),
+    height: int = typer.Option(None, "--height", "-H", help="Image height (default: the model's)."),
+    lora: list[str] = typer.Option(None, "--lora", "-l", help="LoRA FILE[:WEIGHT] it will run with (repeatable): another LoRA set is another conversion."),
+    quiet: o.Quiet = False,
+) -> None:
+    """Convert a model's UNet for the OpenVINO route ahead of time (one image's size and LoRAs, batch 1 with
+    guidance), so that the first `--preset cpu-openvino` image does not pay the conversion."""
+    import time
+
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.factory import PipelineFactory
+    from genimg.generation import plan, run
+    from genimg.openvino_unet import available
+    from genimg.spec import GenerationSpec
+
+    if target != "cpu":
+        raise UsageError(f"--for {target}: genimg prepares models ahead of time for the CPU only (--for cpu); "
+                         "GPU presets compile in the process that runs")
+    missing = available()
+    if missing:
+        raise UsageError(missing)
+    spec = GenerationSpec.from_dict({"prompt": "a picture", "model": name, "preset": "cpu-openvino", "width": width,
+                                     "height": height, "steps": 1, "seed": 0, "lora": lora or []})
+    the_plan = plan(spec)
+    if the_plan.ref.family == "flux":
+        raise UsageError(f"{name} is a FLUX model: only UNet models (SD 1.x/2.x, SDXL) have the OpenVINO route")
+    began = time.perf_counter()
+    with progress_reporter(quiet) as report:
+        for _ in run(the_plan, PipelineFactory(), report):
+            pass
+    print(f"{the_plan.ref.name}: the OpenVINO UNet for {the_plan.spec.width}x{the_plan.spec.height} is ready "
+          f"({time.perf_counter() - began:.0f} s); `--preset cpu-openvino` uses it")

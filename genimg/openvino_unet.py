@@ -1,0 +1,159 @@
+"""The `compile = "openvino"` route for CPUs: a pipeline's UNet run by OpenVINO, the rest of the diffusers
+pipeline (schedulers, prompt weighting, CFG, img2img/inpaint, the hires fix) unchanged.
+
+The UNet is converted by ``openvino.convert_model`` (traced with example inputs of the call's shapes),
+saved as OpenVINO IR in genimg's cache and compiled for the CPU, in bfloat16 where the CPU has bf16
+instructions. A conversion costs a minute or two for a full-size UNet; it is kept on disk under a key of
+the weights (LoRAs fused into them change it, so another LoRA or model is converted anew, never reused)
+and of the input shapes (another size or batch is another conversion). Calls the converted graph
+cannot take — ControlNet residuals, IP-Adapter image embeddings, LoRA scales given at call time, a
+``timestep_cond`` (LCM) — run on the torch UNet, with one line saying why, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import torch
+
+SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
+
+
+def fingerprint(module: torch.nn.Module) -> str:
+    """A key of ``module``'s weights: names, shapes and an evenly spaced sample of each tensor's values,
+    and the scales of any LoRA adapters in it (peft keeps those outside the weights). Reading every byte
+    of a 3.4 GB UNet would cost seconds; a fused LoRA moves every value of the layers it touches, so the
+    sample sees it."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // SAMPLED_VALUES)
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(flat[::step].to(torch.float32).numpy().tobytes())
+    for name, layer in module.named_modules():
+        scaling = getattr(layer, "scaling", None)
+        if isinstance(scaling, dict):
+            active = getattr(layer, "active_adapters", ())
+            digest.update(f"{name}{sorted(scaling.items())}{list(active)}{getattr(layer, 'merged', '')}".encode())
+    return digest.hexdigest()[:24]
+
+
+class _Traced(torch.nn.Module):
+    """The UNet with positional tensors in and the noise prediction out: what OpenVINO traces."""
+
+    def __init__(self, unet, torch_forward, sdxl: bool):
+        super().__init__()
+        self.unet, self.torch_forward, self.sdxl = unet, torch_forward, sdxl
+
+    def forward(self, sample, timestep, encoder_hidden_states, *added):
+        kwargs = {"added_cond_kwargs": {"text_embeds": added[0], "time_ids": added[1]}} if self.sdxl else {}
+        return self.torch_forward(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False,
+                                  **kwargs)[0]
+
+
+def install(unet, cache: Path, precision: str, progress=None, note=None) -> "OpenVINOForward":
+    """Make ``unet`` run by OpenVINO: its ``forward`` replaced on this instance, everything else (config,
+    LoRA loading, adapters, the pipelines sharing it) left as it is."""
+    unet.to(torch.float32).eval()
+    unet.forward = OpenVINOForward(unet, cache, precision, progress, note)
+    return unet.forward
+
+
+class OpenVINOForward:
+    """A UNet's forward, run by OpenVINO: the same call and return value as ``UNet2DConditionModel.forward``."""
+
+    def __init__(self, unet, cache: Path, precision: str, progress=None, note=None):
+        self.unet = unet
+        self.torch_forward = type(unet).forward.__get__(unet)  # the class's own: for tracing, and the fallback
+        self.cache, self.precision = Path(cache), precision
+        self.progress, self.note = progress, note
+        self.requests: dict = {}
+        self.noted: set = set()
+
+    def __call__(self, sample, timestep, encoder_hidden_states, class_labels=None, timestep_cond=None,
+                attention_mask=None, cross_attention_kwargs=None, added_cond_kwargs=None,
+                down_block_additional_residuals=None, mid_block_additional_residual=None,
+                down_intrablock_additional_residuals=None, encoder_attention_mask=None, return_dict=True):
+        from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+        added = dict(added_cond_kwargs or {})
+        times = torch.as_tensor(timestep).reshape(-1)
+        why = "the images of this batch are at different times" if (times != times[0]).any() else None
+        why = why or _unsupported(class_labels, timestep_cond, attention_mask, cross_attention_kwargs, added,
+                           down_block_additional_residuals, mid_block_additional_residual,
+                           down_intrablock_additional_residuals, encoder_attention_mask)
+        if why:
+            if why not in self.noted and self.note:
+                self.note(f"OpenVINO: {why}; this step runs on torch instead")
+            self.noted.add(why)
+            out = self.torch_forward(sample.float(), timestep, encoder_hidden_states.float(), class_labels,
+                                     timestep_cond, attention_mask, cross_attention_kwargs, added_cond_kwargs,
+                                     down_block_additional_residuals, mid_block_additional_residual,
+                                     down_intrablock_additional_residuals, encoder_attention_mask, return_dict=False)[0]
+        else:
+            sdxl = "text_embeds" in added
+            t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1)[0]  # one time for the batch
+            inputs = [sample.float(), t, encoder_hidden_states.float()]
+            if sdxl:
+                inputs += [added["text_embeds"].float(), added["time_ids"].float()]
+            request = self._request(inputs, sdxl)
+            result = request.infer([x.detach().numpy() for x in inputs])
+            out = torch.from_numpy(result[0].copy())
+        out = out.to(sample.dtype)
+        return UNet2DConditionOutput(sample=out) if return_dict else (out,)
+
+    def _request(self, inputs: list, sdxl: bool):
+        import openvino as ov
+
+        shapes = tuple(tuple(x.shape) for x in inputs)
+        key = fingerprint(self.unet)  # per call: a LoRA loaded or fused since the last one makes another graph
+        if (key, shapes) in self.requests:
+            return self.requests[(key, shapes)]
+        name = f"{key}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
+        xml = self.cache / f"{name}.xml"
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(self.cache / "compiled")})  # OpenVINO's own cache of the compiled graph
+        if xml.is_file():
+            model = core.read_model(xml)
+        else:
+            if self.progress:
+                self.progress("warning", message="OpenVINO: converting the UNet for this model and size (once; "
+                                                 f"a full-size UNet takes a minute or two), kept in {self.cache}")
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
+                model = ov.convert_model(_Traced(self.unet, self.torch_forward, sdxl).eval(), example_input=tuple(inputs))
+            self.cache.mkdir(parents=True, exist_ok=True)
+            tmp = xml.with_name(f".{xml.name}.tmp.xml")
+            ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: fp32 stays fp32
+            tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+            tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
+        request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": self.precision}).create_infer_request()
+        self.requests[(key, shapes)] = request
+        return request
+
+
+def _unsupported(class_labels, timestep_cond, attention_mask, cross_attention_kwargs, added, down, mid, intra,
+                 encoder_attention_mask) -> str | None:
+    """Why the converted graph cannot take this call, or None when it can."""
+    if down is not None or mid is not None or intra is not None:
+        return "ControlNets add residuals the converted UNet has no inputs for"
+    if set(added) - {"text_embeds", "time_ids"}:
+        return "IP-Adapter image embeddings are not among the converted UNet's inputs"
+    if cross_attention_kwargs:
+        return "LoRA scales given at each call (unfused LoRAs) change weights the converted UNet holds fixed"
+    if timestep_cond is not None or class_labels is not None:
+        return "this UNet takes a timestep condition (LCM) or class labels the conversion did not trace"
+    if attention_mask is not None or encoder_attention_mask is not None:
+        return "attention masks are not among the converted UNet's inputs"
+    return None
+
+
+def available() -> str | None:
+    """Why the OpenVINO route cannot run here, or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed (pip install \"genimg[openvino]\")"
+    return None

@@ -1,0 +1,78 @@
+"""The cpu-openvino preset: the UNet run by OpenVINO inside the diffusers pipeline, converted once per
+weights (LoRAs included) and size, and calls it cannot take run on torch. On the tiny models, with the
+CPU seen without bf16 instructions (conftest) so OpenVINO computes in fp32, as the cpu preset does."""
+
+import json
+
+import numpy as np
+import pytest
+
+from genimg.testing.images import pixels
+
+pytest.importorskip("openvino")
+FAST = ("-W", "64", "-H", "64", "--steps", "3", "--seed", "4", "--json")
+
+
+def _ir_files():
+    from genimg.paths import cache_dir
+
+    return sorted((cache_dir() / "openvino").glob("*.xml"))
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_openvino_makes_the_cpu_presets_image_and_converts_once(cli, tmp_path, tiny_models, family):
+    model = ("-m", tiny_models[family])
+    torch_run = cli("txt2img", "a ring", *model, *FAST, "--preset", "cpu", "-o", tmp_path / "torch.png")
+    before = _ir_files()
+    first = cli("txt2img", "a ring", *model, *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "ov.png")
+    assert torch_run.code == 0 and first.code == 0, (torch_run, first)
+    converted = [p for p in _ir_files() if p not in before]
+    assert len(converted) == 1 and converted[0].with_suffix(".bin").is_file()
+    assert np.abs(pixels(tmp_path / "ov.png") - pixels(tmp_path / "torch.png")).max() <= 1
+    assert json.loads(first.out)["settings"]["preset"] == "cpu-openvino"
+    again = cli("txt2img", "a ring", *model, *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "again.png")
+    assert again.code == 0 and _ir_files() == sorted(before + converted)  # the IR on disk is reused
+    assert np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "ov.png"))
+    assert "converting" not in again.err
+
+
+def test_a_lora_is_a_new_conversion_and_a_controlnet_runs_on_torch(cli, tmp_path, tiny_models, tiny_controlnets):
+    from genimg.testing.images import save_ring
+    from genimg.testing.loras import save_random_lora
+
+    lora = save_random_lora(tiny_models["sd"], tmp_path / "lora")
+    model = ("-m", tiny_models["sd"])
+    for preset in ("cpu", "cpu-openvino"):
+        made = cli("txt2img", "a ring", *model, *FAST, "--lora", f"{lora}:0.8", "--preset", preset,
+                   "-o", tmp_path / f"lora-{preset}.png")
+        assert made.code == 0, made
+    count = len(_ir_files())
+    assert cli("txt2img", "a ring", *model, *FAST, "--lora", f"{lora}:0.4", "--preset", "cpu-openvino",
+               "-o", tmp_path / "lora-weaker.png").code == 0
+    assert len(_ir_files()) == count + 1  # another LoRA weight: other weights, another graph, never the old one
+    assert np.abs(pixels(tmp_path / "lora-cpu-openvino.png") - pixels(tmp_path / "lora-cpu.png")).max() <= 1
+    ring = save_ring(tmp_path / "ring.png")
+    steered = cli("controlnet", ring, "a ring", *model, "--controlnet", tiny_controlnets["sd"], *FAST,
+                  "--preset", "cpu-openvino", "-o", tmp_path / "cn.png")
+    assert steered.code == 0 and "ControlNets add residuals" in steered.err, steered
+    plain = cli("controlnet", ring, "a ring", *model, "--controlnet", tiny_controlnets["sd"], *FAST, "--preset", "cpu",
+                "-o", tmp_path / "cn-torch.png")
+    assert plain.code == 0 and np.abs(pixels(tmp_path / "cn.png") - pixels(tmp_path / "cn-torch.png")).max() <= 1
+
+
+def test_flux_says_it_stays_on_torch(cli, tmp_path, tiny_models):
+    made = cli("txt2img", "a ring", "-m", tiny_models["flux"], *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "f.png")
+    assert made.code == 0 and "FLUX runs on torch" in made.err, made
+
+
+def test_models_optimize_converts_ahead_of_time_so_the_first_image_does_not(cli, tmp_path, tiny_models):
+    model = tiny_models["sd"]
+    before = _ir_files()
+    ready = cli("models", "optimize", model, "--for", "cpu", "-W", "48", "-H", "48")
+    assert ready.code == 0 and "is ready" in ready.out, ready
+    assert len(_ir_files()) == len(before) + 1
+    made = cli("txt2img", "a ring", "-m", model, "-W", "48", "-H", "48", "--steps", "2", "--preset", "cpu-openvino",
+               "-o", tmp_path / "o.png")
+    assert made.code == 0 and "converting" not in made.err and len(_ir_files()) == len(before) + 1
+    wrong = cli("models", "optimize", model, "--for", "gpu")
+    assert wrong.code == 2 and "--for cpu" in wrong.err
