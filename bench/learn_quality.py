@@ -1,7 +1,7 @@
 """The teaching models, measured: class-conditional DDPM and DCGAN on scikit-learn's digits.
 
     python bench/learn_quality.py [--ddpm-epochs 150] [--gan-epochs 300] [--cgan-epochs 100]
-                                  [--skip-ddpm] [--skip-gan] [--skip-cgan]
+                                  [--skip-ddpm] [--skip-gan] [--skip-cgan] [--skip-vae]
 
 A logistic-regression classifier trained on the real 8x8 digits judges samples shrunk back to 8x8:
 - DDPM: the share of guided samples (10 per class x 10 classes) labelled as the class asked for;
@@ -9,7 +9,9 @@ A logistic-regression classifier trained on the real 8x8 digits judges samples s
   (p >= 0.9) and the entropy of the predicted-class histogram (collapse shows as low entropy; the
   maximum is ln 10 = 2.30 nats); for the conditional one (50 per class) also the share labelled as
   the class asked for.
-Training and sampling times are printed with the settings.
+- VAE: the chapter's own measures (genimg.learn.train_vae.quality).
+Every model's FID against the 1,797 real digits, in the course's digit features (genimg.learn.metrics),
+and training and sampling times are printed with the settings.
 """
 
 from __future__ import annotations
@@ -51,13 +53,19 @@ def main() -> None:
     parser.add_argument("--skip-gan", action="store_true")
     parser.add_argument("--cgan-epochs", type=int, default=100)
     parser.add_argument("--skip-cgan", action="store_true")
+    parser.add_argument("--skip-vae", action="store_true")
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--gan-features", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="genimg-learn-"))
     clf = digit_classifier()
+    from genimg.learn import datasets
+    from genimg.learn.metrics import fid, train_digit_features
     from genimg.learn.sampling import SampleRequest, sample_run
+
+    real = datasets.load("digits", 16)
+    features = train_digit_features(real.images, real.labels)
     from genimg.learn.train_dcgan import GANConfig, train_dcgan
     from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
 
@@ -73,7 +81,8 @@ def main() -> None:
         got = clf.predict(to_digit_features(images))
         print(f"DDPM ({config.size}x{config.size}, {config.epochs} epochs, batch {config.batch}, base {config.base}, "
               f"{config.schedule} schedule): trained in {trained / 60:.1f} min; 100 DDIM-50 samples at guidance "
-              f"{args.guidance} in {sampled:.1f} s; classifier agrees with the asked class for {np.mean(got == wanted):.1%}")
+              f"{args.guidance} in {sampled:.1f} s; classifier agrees with the asked class for {np.mean(got == wanted):.1%}; "
+              f"FID {fid(features, real.images, images):.2f}")
     if not (args.skip_gan and args.skip_cgan):
         from genimg.learn import datasets
 
@@ -99,7 +108,16 @@ def main() -> None:
         print(f"{'conditional ' if conditional else ''}DCGAN ({config.size}x{config.size}, {config.epochs} epochs, "
               f"batch {config.batch}, features {config.features}): trained in {trained / 60:.1f} min; {confident:.1%} "
               f"of 500 samples confident (p >= 0.9); class-histogram entropy {entropy:.2f} nats (max 2.30){asked}; "
-              f"histogram {np.round(hist, 3).tolist()}")
+              f"histogram {np.round(hist, 3).tolist()}; FID {fid(features, real.images, images):.2f}")
+    if not args.skip_vae:
+        from genimg.learn.train_vae import VAEConfig, quality, train_vae
+
+        config = VAEConfig()
+        began = time.perf_counter()
+        train_vae(out / "vae", config, overwrite=True)
+        measured = quality(out / "vae")
+        print(f"VAE ({config.size}x{config.size}, latent {config.latent}, {config.epochs} epochs, width {config.width}, "
+              f"beta {config.beta}): trained in {(time.perf_counter() - began) / 60:.1f} min; {measured}")
     print(f"runs in {out}")
 
 

@@ -132,7 +132,7 @@ def test_out_of_gpu_memory_is_one_line_naming_a_smaller_preset(cli, tmp_path, ti
         def __call__(self, **kwargs):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    def get(self, ref, preset, task="txt2img", progress=None, controlnets=()):
+    def get(self, ref, preset, task="txt2img", progress=None, controlnets=(), masked=False):
         return OutOfMemoryPipe(), LoadedModel(ref=ref, preset=preset, scheduler_config={})
 
     monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
@@ -168,7 +168,7 @@ def test_auto_fallback_retries_once_on_the_next_smaller_preset(cli, tmp_path, ti
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
 
-    def get(self, ref, preset, task="txt2img", progress=None, controlnets=()):
+    def get(self, ref, preset, task="txt2img", progress=None, controlnets=(), masked=False):
         asked.append(preset.name)
         return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
 

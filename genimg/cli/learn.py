@@ -173,9 +173,10 @@ def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool,
 def vae(
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, figures, loss curve)."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="digits, digits-bold, faces, shapes, or a folder of images."),
-    epochs: int = typer.Option(200, "--epochs", help="Passes over the data."),
+    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
     size: int = typer.Option(16, "--size", help="Image side in pixels (a multiple of 4)."),
-    latent: int = typer.Option(8, "--latent", help="Dimensions of the code z."),
+    latent: int = typer.Option(4, "--latent", help="Dimensions of the code z."),
+    width: int = typer.Option(64, "--width", help="Channels of the first convolution (the second has twice as many)."),
     beta: float = typer.Option(1.0, "--beta", help="Weight of the KL term (1: the VAE; more: a β-VAE)."),
     batch: int = typer.Option(64, "--batch", help="Images per step."),
     seed: int = typer.Option(0, "--seed"),
@@ -191,10 +192,11 @@ def vae(
     from genimg.errors import UsageError
     from genimg.learn.train_vae import VAEConfig, quality, train_vae
 
-    if epochs < 1 or batch < 1 or latent < 2 or size < 8 or size % 4 or not beta >= 0:
-        raise UsageError("--epochs and --batch must be at least 1, --latent at least 2, --size a multiple of 4 of "
-                         "at least 8, --beta 0 or more")
-    config = VAEConfig(dataset=dataset, epochs=epochs, size=size, latent=latent, beta=beta, batch=batch, seed=seed)
+    if epochs < 1 or batch < 1 or width < 1 or latent < 2 or size < 8 or size % 4 or not beta >= 0:
+        raise UsageError("--epochs, --batch and --width must be at least 1, --latent at least 2, --size a multiple "
+                         "of 4 of at least 8, --beta 0 or more")
+    config = VAEConfig(dataset=dataset, epochs=epochs, size=size, latent=latent, width=width, beta=beta, batch=batch,
+                       seed=seed)
     with progress_reporter(quiet) as report:
         _train_until_ctrl_c(train_vae, output, config, resume, overwrite, _epoch_progress(report, "training VAE"))
     measured = quality(output) if dataset.startswith("digits") else {}

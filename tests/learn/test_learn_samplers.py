@@ -37,7 +37,7 @@ def _close(ours, theirs, what):
 def test_euler_equals_diffusers_at_every_step(name, steps):
     from diffusers import EulerDiscreteScheduler
 
-    theirs = _theirs(EulerDiscreteScheduler, name, timestep_spacing="linspace")
+    theirs = _theirs(EulerDiscreteScheduler, name, timestep_spacing="leading")
     theirs.set_timesteps(steps)
     noise = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     expected, x = [], noise.float() * theirs.init_noise_sigma
@@ -60,7 +60,8 @@ def test_euler_equals_diffusers_at_every_step(name, steps):
 def test_dpm_solver_2m_equals_diffusers_at_every_step(name, steps):
     from diffusers import DPMSolverMultistepScheduler
 
-    theirs = _theirs(DPMSolverMultistepScheduler, name, algorithm_type="dpmsolver++", solver_order=2)
+    theirs = _theirs(DPMSolverMultistepScheduler, name, algorithm_type="dpmsolver++", solver_order=2,
+                     timestep_spacing="leading")
     theirs.set_timesteps(steps)
     noise = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     expected, x = [], noise.clone()

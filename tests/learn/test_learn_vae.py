@@ -35,14 +35,14 @@ def test_the_loss_is_reconstruction_plus_beta_kl():
 
 
 def test_learn_vae_trains_draws_its_figures_measures_and_resumes_exactly(cli, tmp_path):
-    args = ("learn", "vae", "--epochs", "2", "--size", "8", "--latent", "4", "--quiet", "--json")
+    args = ("learn", "vae", "--epochs", "2", "--size", "8", "--width", "16", "--quiet", "--json")
     made = cli(*args, "-o", tmp_path / "straight")
     assert made.code == 0, made
     measured = json.loads(made.out)
     assert 0 <= measured["prior samples read confidently"] <= 1 and measured["fid"] > 0
     for name in ("reconstructions.png", "prior_samples.png", "latent_walk.png", "loss.png", "samples/epoch_002.png"):
         assert (tmp_path / "straight" / name).is_file(), name
-    assert cli("learn", "vae", "--epochs", "1", "--size", "8", "--latent", "4", "--quiet", "-o", tmp_path / "parts").code == 0
+    assert cli("learn", "vae", "--epochs", "1", "--size", "8", "--width", "16", "--quiet", "-o", tmp_path / "parts").code == 0
     assert cli(*args, "-o", tmp_path / "parts", "--resume").code == 0
     from safetensors.torch import load_file
 
