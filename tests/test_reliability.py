@@ -188,9 +188,16 @@ def test_every_file_every_command_writes_has_the_umasks_mode(cli, tmp_path, tiny
 
 # -- Ctrl-C in a real process --------------------------------------------------------------------------
 
+def _ctrl_c_as_in_a_terminal():
+    """A child whose SIGINT is not ignored: a shell starts background jobs (a CI script run with `&`) with
+    SIGINT ignored, Python then installs no KeyboardInterrupt handler, and genimg rightly leaves it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args, tmp_path):
     env = {**os.environ, "GENIMG_PROGRESS_EVERY": "0.3"}
     return subprocess.Popen([sys.executable, "-m", "genimg", *map(str, args)], cwd=tmp_path, env=env,
+                            preexec_fn=_ctrl_c_as_in_a_terminal,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -262,7 +269,8 @@ def test_ctrl_c_stops_even_inside_one_long_torch_call(tmp_path):
             "def say(): sys.stderr.write('inside\\n'); sys.stderr.flush()\n"
             "threading.Timer(1.0, say).start()  # said from a thread while the main one is in the C call\n"
             "a @ a  # 3.5 TFLOP: well over ten seconds in one C call on one core\n")
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
     time.sleep(0.5)
     returned, out, err, seconds = _interrupt_when(process, "inside")
     assert returned == 130 and seconds < 6 and "interrupted inside a long step" in err, (err, seconds)

@@ -1,4 +1,4 @@
-"""``genimg learn``: train models from scratch on a CPU (the built-in demo model, the course's DDPM and DCGAN)."""
+"""``genimg learn``: train models from scratch on a CPU (the built-in demo assets, and the course's chapters)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import typer
 from genimg.cli import options as o
 from genimg.cli.help_format import App
 
-app = App(help="Train small models from scratch: the demo model, and the course's DDPM and DCGAN.",
-          no_args_is_help=True)
+app = App(help="Train small models from scratch: the demo assets, and the course's VAE, DDPM, samplers, LoRA, "
+               "DCGAN and FID.", no_args_is_help=True)
 
 
 @app.command("demo-model")
