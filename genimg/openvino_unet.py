@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
+KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's doubled batch, say); the rest on disk
 
 
 def fingerprint(module: torch.nn.Module) -> str:
@@ -82,8 +83,8 @@ class OpenVINOForward:
         times = torch.as_tensor(timestep).reshape(-1)
         why = "the images of this batch are at different times" if (times != times[0]).any() else None
         why = why or _unsupported(class_labels, timestep_cond, attention_mask, cross_attention_kwargs, added,
-                           down_block_additional_residuals, mid_block_additional_residual,
-                           down_intrablock_additional_residuals, encoder_attention_mask)
+                                  down_block_additional_residuals, mid_block_additional_residual,
+                                  down_intrablock_additional_residuals, encoder_attention_mask)
         if why:
             if why not in self.noted and self.note:
                 self.note(f"OpenVINO: {why}; this step runs on torch instead")
@@ -110,6 +111,7 @@ class OpenVINOForward:
         shapes = tuple(tuple(x.shape) for x in inputs)
         key = fingerprint(self.unet)  # per call: a LoRA loaded or fused since the last one makes another graph
         if (key, shapes) in self.requests:
+            self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
         name = f"{key}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
         xml = self.cache / f"{name}.xml"
@@ -130,6 +132,8 @@ class OpenVINOForward:
             tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
             tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
         request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": self.precision}).create_infer_request()
+        while len(self.requests) >= KEPT_GRAPHS:  # a compiled full-size UNet holds gigabytes: keep the recent ones
+            self.requests.pop(next(iter(self.requests)))
         self.requests[(key, shapes)] = request
         return request
 

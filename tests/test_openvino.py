@@ -76,3 +76,20 @@ def test_models_optimize_converts_ahead_of_time_so_the_first_image_does_not(cli,
     assert made.code == 0 and "converting" not in made.err and len(_ir_files()) == len(before) + 1
     wrong = cli("models", "optimize", model, "--for", "gpu")
     assert wrong.code == 2 and "--for cpu" in wrong.err
+
+
+def test_only_the_recent_compiled_graphs_stay_in_memory(tiny_models):
+    from genimg.factory import PipelineFactory
+    from genimg.generation import plan, run
+    from genimg.openvino_unet import KEPT_GRAPHS
+    from genimg.spec import GenerationSpec
+
+    factory = PipelineFactory()
+    for side in (32, 48, 64):
+        spec = GenerationSpec(prompt="x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=side,
+                              height=side, steps=1, seed=1)
+        list(run(plan(spec), factory))
+    forward = factory.current.pipelines[("txt2img", ())].unet.forward
+    assert len(forward.requests) == KEPT_GRAPHS
+    latent_sides = [shapes[0][2] for _, shapes in forward.requests]
+    assert latent_sides[1] * 48 == latent_sides[0] * 64  # the latents of 48 and 64 px, the newest last
