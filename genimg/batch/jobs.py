@@ -52,7 +52,6 @@ UPSCALE_KEYS = {"task": None, "image": None, "init_image": None, "scale": "scale
 
 
 def upscale_row(row: Row, data: dict, where: str, base: Path) -> UpscaleRow:
-    from genimg.coerce import coerce
     from genimg.upscale.run import UpscaleSettings
 
     data = {str(k).strip().lower().replace("-", "_"): v for k, v in data.items()}
@@ -63,10 +62,7 @@ def upscale_row(row: Row, data: dict, where: str, base: Path) -> UpscaleRow:
     image = data.get("image") or data.get("init_image")
     if not image:
         raise UsageError(f"{where}: an upscale row needs an image")
-    fields = {UPSCALE_KEYS[k]: v for k, v in data.items() if UPSCALE_KEYS[k]}
-    types = {"scale": float, "model": str, "prompt": str, "negative": str, "noise_level": int, "steps": int,
-             "guidance": float, "seed": int, "tile": int, "tile_overlap": int, "allow_pickle": bool}
-    settings = UpscaleSettings(**{k: coerce(k, v, types[k]) for k, v in fields.items()})
+    settings = UpscaleSettings.from_dict({UPSCALE_KEYS[k]: v for k, v in data.items() if UPSCALE_KEYS[k]})
     try:
         settings.check()
     except UsageError as e:

@@ -89,18 +89,15 @@ def _server(plan, common):
     server job is one spec; batching is this process's own speed-up) nor when a row names a file on this
     machine as its model, LoRA, VAE … (a server opens no path a client names)."""
     from genimg.errors import UsageError
-    from genimg.serve.client import find_server
+    from genimg.serve.client import server_for
     from genimg.serve.safety import named_paths
 
-    server = find_server(common.server, common.local)
-    if server is None:
+    if common.batch_size > 1:
+        if common.server:
+            raise UsageError("--server: --batch-size above 1 runs in this process; leave out --server")
         return None
-    paths = [(job, found) for job in plan.jobs for found in named_paths(job.spec)[:1]]
-    if common.server and (paths or common.batch_size > 1):
-        why = (f"row {paths[0][0].row.line} names the {paths[0][1][0]} {paths[0][1][1]!r}, a path on this machine"
-               if paths else "--batch-size above 1 runs in this process")
-        raise UsageError(f"--server: {why}; leave out --server")
-    return None if paths or common.batch_size > 1 else server
+    paths = [(f"row {job.row.line}'s {what}", value) for job in plan.jobs for what, value in named_paths(job.spec)]
+    return server_for(common.server, common.local, paths)
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

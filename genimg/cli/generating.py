@@ -60,18 +60,11 @@ def generate_and_report(own: dict, common) -> None:
 def _generate(spec, common, report):
     """(path, image) of each image made: by a running genimg server when there is one and the spec names no
     local model files (a server opens no path a client names), else in this process."""
-    from genimg.serve.client import find_server, generate_remote
+    from genimg.serve.client import generate_remote, server_for
     from genimg.serve.safety import named_paths
 
-    server = find_server(common.server, common.local)
-    paths = named_paths(spec) if server is not None else []
-    if paths and common.server:
-        from genimg.errors import UsageError
-
-        what, value = paths[0]
-        raise UsageError(f"{what} {value!r} is a path on this machine, which a server does not open; name it by "
-                         "alias or as a name in the server's folders, or leave out --server")
-    if server is not None and not paths and not common.save_control:
+    server = server_for(common.server, common.local, named_paths(spec))
+    if server is not None and not common.save_control:
         return generate_remote(server, spec, common.output, common.overwrite, report)
     from genimg.api import generate_files
 

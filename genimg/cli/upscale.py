@@ -39,7 +39,7 @@ def upscale(
     import json as _json
 
     from genimg.cli.render import progress_reporter, stderr
-    from genimg.serve.client import find_server, upscale_remote
+    from genimg.serve.client import server_for, upscale_remote
     from genimg.serve.safety import is_path
     from genimg.upscale.run import UpscaleSettings, upscale_files
 
@@ -54,14 +54,7 @@ def upscale(
             else:
                 report(event, **info)
 
-        address = find_server(server, local)
-        if address is not None and model and is_path(model):  # a server opens no path a client names
-            if server:
-                from genimg.errors import UsageError
-
-                raise UsageError(f"--model {model!r} is a path on this machine, which a server does not open; "
-                                 "name the upscaler by alias, or leave out --server")
-            address = None
+        address = server_for(server, local, [("upscaler", model)] if model and is_path(model) else [])
         if address is not None:
             made = upscale_remote(address, inputs, settings, output, overwrite, on_event)
         else:

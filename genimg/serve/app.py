@@ -492,28 +492,16 @@ def a1111_controls(data: dict, uploads: dict) -> tuple[list[dict], dict]:
     return controls, files
 
 
-UPSCALE_FIELDS = {"scale": float, "model": str, "prompt": str, "negative": str, "noise_level": int, "steps": int,
-                  "guidance": float, "seed": int, "tile": int, "tile_overlap": int, "preset": str}
-
-
 def upscale_settings(data: dict):
-    """`genimg upscale`'s settings from a request's JSON (a field it does not know is an error naming it)."""
+    """`genimg upscale`'s settings from a request's JSON (a field it does not know is an error naming it;
+    pickle is never a client's to allow)."""
     from genimg.upscale.run import UpscaleSettings
 
     if not isinstance(data, dict):
         raise UsageError("settings: give the upscale's settings as a JSON object")
-    unknown = sorted(set(data) - set(UPSCALE_FIELDS))
-    if unknown:
-        raise UsageError(f"settings.{unknown[0]}: not an upscale setting (known: {', '.join(UPSCALE_FIELDS)})")
-    values = {}
-    for key, value in data.items():
-        if value is None:
-            continue
-        try:
-            values[key] = UPSCALE_FIELDS[key](value)
-        except (TypeError, ValueError):
-            raise UsageError(f"settings.{key}: expected {UPSCALE_FIELDS[key].__name__}, got {value!r}") from None
-    return UpscaleSettings(**values)
+    if "allow_pickle" in data:
+        raise UsageError("settings.allow_pickle: not an upscale setting a client gives (the server loads no pickle)")
+    return UpscaleSettings.from_dict({k: v for k, v in data.items() if v is not None}, "settings.")  # null: default
 
 
 def a1111_upscale_settings(data: dict, width: int | None = None):

@@ -29,6 +29,20 @@ def find_server(url: str | None, local: bool) -> ServerAddress | None:
     return running()
 
 
+def server_for(url: str | None, local: bool, paths=()) -> ServerAddress | None:
+    """The server to run on (:func:`find_server`), or None to run in this process — also when the work names
+    files on this machine (``paths``: (what, value) pairs), since a server opens no path a client names;
+    asked for by ``--server`` (``url``), that is an error."""
+    server = find_server(url, local)
+    if server is None or not paths:
+        return server
+    if url:
+        what, value = paths[0]
+        raise UsageError(f"{what} {value!r} is a path on this machine, which a server does not open; name it by "
+                         "alias or as a name in the server's folders, or leave out --server")
+    return None
+
+
 def uploads_of(spec) -> dict[str, str]:
     """The input images ``spec`` names, read and base64-encoded under the names the spec gives them."""
     from genimg.inputs import load_image

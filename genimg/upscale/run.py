@@ -31,6 +31,20 @@ class UpscaleSettings:
     allow_pickle: bool = False
     preset: str | None = None  # None: the user's (config, GENIMG_PRESET), else auto
 
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "") -> "UpscaleSettings":
+        """Settings from a batch row or a request: each value coerced to its field's type (``coerce``, as a
+        generation's are), an unknown key refused naming the known ones."""
+        import typing
+
+        from genimg.coerce import coerce
+
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(data) - set(hints))
+        if unknown:
+            raise UsageError(f"{where}{unknown[0]}: not an upscale setting (known: {', '.join(hints)})")
+        return cls(**{k: coerce(f"{where}{k}", v, hints[k]) for k, v in data.items()})
+
     def check(self) -> None:
         if not 1 <= self.scale <= 8:
             raise UsageError(f"--scale must be between 1 and 8 (got {self.scale:g})")

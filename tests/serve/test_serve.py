@@ -455,3 +455,15 @@ def test_one_worker_per_device_runs_jobs_side_by_side(tmp_path):
     assert "3 cancelled" in err, err
     refused = subprocess.run([sys.executable, "-m", "genimg", "serve", "--device", "gpu7"], capture_output=True, text=True)
     assert refused.returncode == 2 and "gpu7" in refused.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("txt2img", "x", "--lora", "{tmp}/style.safetensors"),
+    ("upscale", "{tmp}/in.png", "-m", "{tmp}/model.safetensors"),
+])
+def test_server_asked_for_with_a_local_path_is_one_line_naming_it(cli, tmp_path, args):
+    (tmp_path / "style.safetensors").write_bytes(b"x")
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    _noise_png(tmp_path / "in.png")
+    result = cli(*(a.replace("{tmp}", str(tmp_path)) for a in args), "--server", "http://127.0.0.1:9")
+    assert result.code == 2 and "is a path on this machine" in result.err and "--server" in result.err, result
