@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from genimg.errors import DiskFull, UsageError
@@ -102,15 +103,23 @@ def atomic_save(path: Path, write, overwrite: bool = False) -> Path:
 
 
 def _atomic_save(path: Path, write, overwrite: bool) -> Path:
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with made_folder(path.parent):
         return _replace_with(path, write, overwrite)
+
+
+@contextmanager
+def made_folder(folder: Path):
+    """``folder`` made (with its missing parents) for the work of the block; if the block fails, the
+    folders it made go again while they are empty: work that failed leaves nothing behind."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
     except BaseException:
-        for folder in missing:  # folders made for this file go again: a write that failed leaves nothing
+        for made in missing:
             try:
-                folder.rmdir()
-            except OSError:
+                made.rmdir()
+            except OSError:  # not empty (a partial download to resume, say): it stays, and its parents too
                 break
         raise
 

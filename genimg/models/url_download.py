@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from genimg.errors import RunFailure, UsageError
 from genimg.models.checkpoint import PICKLE_SUFFIXES
-from genimg.files import free_space
+from genimg.files import free_space, made_folder
 from genimg.models.download import SPACE_MARGIN
 
 CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
@@ -41,9 +41,7 @@ def download_url(url: str, folder, sha256: str | None = None, allow_pickle: bool
     target = folder / name
     if target.exists() and not overwrite:
         raise UsageError(f"{target} already exists; pass --overwrite to replace it")
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
+    with made_folder(folder):
         if total and total * SPACE_MARGIN > free_space(folder):
             raise UsageError(f"{name} needs {total / 1e9:.2f} GB but {folder} has {free_space(folder) / 1e9:.2f} GB free")
         part = target.with_name(target.name + ".part")
@@ -89,10 +87,6 @@ def download_url(url: str, folder, sha256: str | None = None, allow_pickle: bool
                 raise RunFailure(f"{name}: its SHA-256 is {digest.hexdigest()}, not {sha256}; the download is damaged "
                                  "or the file is another one; nothing was saved")
         os.replace(part, target)
-    except BaseException:
-        if created and not any(folder.iterdir()):  # a download that kept nothing leaves no empty folder
-            folder.rmdir()
-        raise
     return target
 
 
