@@ -73,3 +73,6 @@ def serve(
             withdraw(os.getpid())
     sys.stderr.write(f"genimg serve: stopped; {counts['done']} jobs done, {counts['failed']} failed, "
                      f"{counts['cancelled']} cancelled\n")
+    if worker.stuck:  # a step still running in native code would abort the interpreter's teardown
+        sys.stderr.flush()
+        os._exit(0)

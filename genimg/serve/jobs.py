@@ -210,9 +210,10 @@ class Worker:
 
     def cancel(self, job_id: str) -> Job:
         job = self.jobs[job_id]
-        job.cancel.set()
-        if job.status == "queued":
-            self._finish(job, "cancelled")
+        with self._lock:  # a worker may be taking this job off the queue this moment
+            job.cancel.set()
+            if job.status == "queued":
+                self._finish(job, "cancelled")
         return job
 
     def stop(self, wait: float = 30.0) -> dict:
@@ -232,7 +233,16 @@ class Worker:
                 job.finished.wait(wait)
         for _ in self.lanes:
             self.queue.put(None)
+        # The workers must be out of torch before the interpreter exits: a thread still in a native
+        # step when the process tears down aborts it ("terminate called without an active exception").
+        for thread in self.threads:
+            thread.join(wait)
         return dict(self.counts)
+
+    @property
+    def stuck(self) -> bool:
+        """Whether a worker is still busy after ``stop`` (a step that outlasted its wait)."""
+        return any(thread.is_alive() for thread in self.threads)
 
     def _finish(self, job: Job, status: str, error: str | None = None, code: int = 0) -> None:
         if job.finished.is_set():
@@ -247,9 +257,10 @@ class Worker:
             job = self.queue.get()
             if job is None:
                 return
-            if job.finished.is_set():  # cancelled while it waited
-                continue
-            lane.job, job.status = job, "running"
+            with self._lock:
+                if job.finished.is_set():  # cancelled while it waited
+                    continue
+                lane.job, job.status = job, "running"
             job.events.append({"event": "running", **({"device": lane.device} if lane.device else {})})
             try:
                 self._run(job, lane)
