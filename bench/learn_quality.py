@@ -1,7 +1,7 @@
 """The teaching models, measured: class-conditional DDPM and DCGAN on scikit-learn's digits.
 
     python bench/learn_quality.py [--ddpm-epochs 150] [--gan-epochs 300] [--cgan-epochs 100]
-                                  [--skip-ddpm] [--skip-gan] [--skip-cgan] [--skip-vae]
+                                  [--skip-ddpm] [--skip-gan] [--skip-cgan] [--skip-vae] [--skip-ldm]
 
 A logistic-regression classifier trained on the real 8x8 digits judges samples shrunk back to 8x8:
 - DDPM: the share of guided samples (10 per class x 10 classes) labelled as the class asked for;
@@ -10,8 +10,10 @@ A logistic-regression classifier trained on the real 8x8 digits judges samples s
   maximum is ln 10 = 2.30 nats); for the conditional one (50 per class) also the share labelled as
   the class asked for.
 - VAE: the chapter's own measures (genimg.learn.train_vae.quality).
+- LDM: as the DDPM (guided samples for "a <digit>", judged the same way), trained after it in the same
+  run so that their training and sampling times sit side by side.
 Every model's FID against the 1,797 real digits, in the course's digit features (genimg.learn.metrics),
-and training and sampling times are printed with the settings.
+and training and sampling times are printed with the settings, then one table of them all.
 """
 
 from __future__ import annotations
@@ -54,11 +56,13 @@ def main() -> None:
     parser.add_argument("--cgan-epochs", type=int, default=100)
     parser.add_argument("--skip-cgan", action="store_true")
     parser.add_argument("--skip-vae", action="store_true")
+    parser.add_argument("--skip-ldm", action="store_true")
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--gan-features", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="genimg-learn-"))
+    table = []  # (model, settings, training minutes, quality, FID)
     clf = digit_classifier()
     from genimg.learn import datasets
     from genimg.learn.metrics import fid, train_digit_features
@@ -83,6 +87,29 @@ def main() -> None:
               f"{config.schedule} schedule): trained in {trained / 60:.1f} min; 100 DDIM-50 samples at guidance "
               f"{args.guidance} in {sampled:.1f} s; classifier agrees with the asked class for {np.mean(got == wanted):.1%}; "
               f"FID {fid(features, real.images, images):.2f}")
+        table.append(("DDPM (pixels)", f"{config.epochs} epochs, base {config.base}", trained / 60,
+                      f"{np.mean(got == wanted):.1%} the digit asked for; 100 samples in {sampled:.1f} s",
+                      fid(features, real.images, images)))
+    if not args.skip_ldm:
+        from genimg.learn.train_ldm import LDMConfig, train_ldm
+
+        config = LDMConfig()
+        began = time.perf_counter()
+        train_ldm(out / "ldm", config, overwrite=True)
+        trained = time.perf_counter() - began
+        began = time.perf_counter()
+        images, _ = sample_run(out / "ldm", SampleRequest(count=100, guidance=args.guidance, steps=50, gif=False))
+        sampled = time.perf_counter() - began
+        got = clf.predict(to_digit_features(images))
+        wanted = np.arange(100) % 10
+        value = fid(features, real.images, images)
+        print(f"LDM (a {config.latent}x{config.size // 4}x{config.size // 4} code of a VAE trained {config.vae_epochs} "
+              f"epochs, then {config.epochs} epochs of the text-conditioned DDPM, base {config.base}): trained in "
+              f"{trained / 60:.1f} min (both stages); 100 DDIM-50 samples for \"a <digit>\" at guidance {args.guidance} "
+              f"in {sampled:.1f} s; classifier agrees with the asked digit for {np.mean(got == wanted):.1%}; FID {value:.2f}")
+        table.append(("LDM (4x4x4 codes, cross-attention)", f"VAE {config.vae_epochs} + {config.epochs} epochs, base "
+                      f"{config.base}", trained / 60, f"{np.mean(got == wanted):.1%} the digit asked for; 100 samples "
+                      f"in {sampled:.1f} s", value))
     if not (args.skip_gan and args.skip_cgan):
         from genimg.learn import datasets
 
@@ -109,6 +136,9 @@ def main() -> None:
               f"batch {config.batch}, features {config.features}): trained in {trained / 60:.1f} min; {confident:.1%} "
               f"of 500 samples confident (p >= 0.9); class-histogram entropy {entropy:.2f} nats (max 2.30){asked}; "
               f"histogram {np.round(hist, 3).tolist()}; FID {fid(features, real.images, images):.2f}")
+        table.append((f"{'conditional ' if conditional else ''}DCGAN", f"{config.epochs} epochs", trained / 60,
+                      f"{confident:.1%} confident" + (f", {np.mean(proba.argmax(1) == np.arange(500) % 10):.1%} as asked"
+                                                      if conditional else ""), fid(features, real.images, images)))
     if not args.skip_vae:
         from genimg.learn.train_vae import VAEConfig, quality, train_vae
 
@@ -116,8 +146,15 @@ def main() -> None:
         began = time.perf_counter()
         train_vae(out / "vae", config, overwrite=True)
         measured = quality(out / "vae")
+        minutes = (time.perf_counter() - began) / 60
         print(f"VAE ({config.size}x{config.size}, latent {config.latent}, {config.epochs} epochs, width {config.width}, "
-              f"beta {config.beta}): trained in {(time.perf_counter() - began) / 60:.1f} min; {measured}")
+              f"beta {config.beta}): trained in {minutes:.1f} min; {measured}")
+        table.append(("VAE", f"latent {config.latent}, {config.epochs} epochs", minutes,
+                      f"{measured['prior samples read confidently']:.1%} of prior samples confident",
+                      measured["fid"]))
+    print("\n| model | settings | training (min) | quality | FID |\n|---|---|---|---|---|")
+    for model, settings, minutes, quality, value in table:
+        print(f"| {model} | {settings} | {minutes:.1f} | {quality} | {value:.2f} |")
     print(f"runs in {out}")
 
 

@@ -31,6 +31,7 @@ class LoadedModel:
     embedding_paths: tuple = ()  # textual inversions loaded into the tokenizers and text encoders
     ip_adapter_paths: tuple = ()  # IP-Adapter weights loaded into the UNet
     ip_encoder: object = None  # their CLIP image encoder, given to every pipeline of the model
+    redux: tuple | None = None  # (location, FluxPriorReduxPipeline) of the last --redux, sharing the text encoders
 
 
 class PipelineFactory:

@@ -60,6 +60,7 @@ class Plan:
     loras: tuple[LoraRef, ...] = ()
     embeddings: tuple = ()  # Embedding each (textual inversion)
     ip_adapters: tuple = ()  # IPAdapterInput each: images as prompts
+    redux: tuple = ()  # ReduxInput each: images as FLUX's prompt
     hires_upscaler: object | None = None  # UpscalerRef of the hires fix
     hires_size: tuple[int, int] | None = None
     prepared: bool = False  # prepare() has fetched the alias's LoRAs and adapters and made the control maps
@@ -109,6 +110,9 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     spec.validate(family.factor)
     if ref.variant == "inpaint" and spec.task != "inpaint":
         raise UsageError(f"{ref.name} is an inpainting model; use it with `genimg inpaint` or `genimg outpaint`")
+    if ref.variant == "control" and (len(spec.controls) != 1 or spec.controls[0].model):
+        raise UsageError(f"{ref.name} reads one control map itself (a FLUX.1 Depth/Canny model): give exactly one "
+                         "--control TYPE=IMAGE (depth for Depth, canny for Canny), without model=")
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
     warnings: list[str] = []
     inputs = read_inputs(spec, family.factor, seed, warnings.append) if spec.task != "txt2img" else None
@@ -136,8 +140,11 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         hires_upscaler = resolve_upscaler(spec.hires.upscaler, spec.allow_pickle)
         hires_size = tuple(max(family.factor, round(v * spec.hires.scale / family.factor) * family.factor)
                            for v in size)
+    from genimg.redux import read_redux
+
     base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls, _local_loras(spec, ref),
-                _embeddings(spec, ref), _ip_adapters_of(spec, ref), hires_upscaler, hires_size)
+                _embeddings(spec, ref), _ip_adapters_of(spec, ref), read_redux(spec.redux, ref), hires_upscaler,
+                hires_size)
     if images is None:
         images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
         if output is not None:
@@ -164,16 +171,17 @@ def with_inputs(plan: Plan) -> Plan:
 
 
 def prepare(plan: Plan) -> Plan:
-    """What ``plan`` left for run time, done: the alias's LoRAs and named IP-Adapters fetched (from the
-    cache, else downloaded) and checked, each control's map made. Returns the plan with them filled in."""
+    """What ``plan`` left for run time, done: the alias's LoRAs, named IP-Adapters and the Redux model
+    fetched (from the cache, else downloaded) and checked, each control's map made. Returns the plan with them filled in."""
     if plan.prepared:
         return plan
     from genimg.ip_adapters import fetch_ip_adapters
+    from genimg.redux import fetch_redux
     from genimg.tasks import prepare_controls
 
     loras = tuple(check_lora(lora, plan.ref, plan.spec.allow_pickle) for lora in _alias_loras(plan.ref))
     return replace(plan, loras=(*loras, *plan.loras), controls=prepare_controls(plan.controls, plan.spec.allow_pickle),
-                   ip_adapters=fetch_ip_adapters(plan.ip_adapters), prepared=True)
+                   ip_adapters=fetch_ip_adapters(plan.ip_adapters), redux=fetch_redux(plan.redux), prepared=True)
 
 
 @contextmanager
@@ -366,8 +374,8 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
         began = time.perf_counter()
         try:
             if pipe is None:
-                pipe, lora_layers = _pipeline(plan, factory, progress)
-            images, steps = _denoise(pipe, plan, batch, progress)
+                pipe, loaded, lora_layers = _pipeline(plan, factory, progress)
+            images, steps = _denoise(pipe, loaded, plan, batch, progress)
             if plan.spec.hires:
                 images, more = _hires_fix(plan, factory, batch, images, progress)
                 steps += more
@@ -394,8 +402,10 @@ def _pipeline(plan: Plan, factory, progress) -> tuple:
     """The plan's pipeline with its sampler and LoRAs, and how many of each LoRA's layers matched.
     Running out of memory anywhere in that (the model, a LoRA, an adapter) is :class:`OutOfMemory`."""
     try:
-        pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress,
-                                   tuple(c.controlnet for c in plan.controls), masked_edit(plan.spec))
+        # a model that reads the control map itself (FLUX.1 Depth/Canny) loads no ControlNet
+        controlnets = () if plan.ref.variant == "control" else tuple(c.controlnet for c in plan.controls)
+        pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress, controlnets,
+                                   masked_edit(plan.spec))
         pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
         lora_layers = apply_loras(pipe, loaded, plan.loras, lambda m: progress and progress("warning", message=m),
                                   fuse=plan.spec.fuse_lora)
@@ -409,7 +419,7 @@ def _pipeline(plan: Plan, factory, progress) -> tuple:
             raise
         raise OutOfMemory(f"out of GPU memory loading {plan.ref.name} with preset {plan.preset.name}",
                           _smaller_preset(plan.preset)) from None
-    return pipe, lora_layers
+    return pipe, loaded, lora_layers
 
 
 def _ip_adapters(pipe, loaded, plan: Plan) -> None:
@@ -451,7 +461,7 @@ def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]
             big = big.resize((width, height))
         inputs = TaskInputs(big, None, "")
         second = replace(plan, spec=spec, inputs=inputs, controls=(), images=(planned,))
-        [result], steps = _denoise(pipe, second, [planned], progress)
+        [result], steps = _denoise(pipe, loaded, second, [planned], progress)
         finished.append(result)
     return finished, steps
 
@@ -514,13 +524,14 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
         for arg, values in (("controlnet_conditioning_scale", [c.spec.scale for c in plan.controls]),
                             ("control_guidance_start", [c.spec.start for c in plan.controls]),
                             ("control_guidance_end", [c.spec.end for c in plan.controls])):
-            kwargs[arg] = float(values[0]) if one else [float(v) for v in values]
+            if entry.control_scales:
+                kwargs[arg] = float(values[0]) if one else [float(v) for v in values]
     if plan.ip_adapters:
         kwargs["ip_adapter_image"] = [a.image for a in plan.ip_adapters]  # one per adapter, for every image
     return kwargs
 
 
-def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int]:
+def _denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int]:
     import numpy as np
     import torch
     from PIL import Image
@@ -543,6 +554,11 @@ def _denoise(pipe, plan: Plan, batch: Sequence[PlannedImage], progress: Progress
     for message in _cut_prompts(pipe, plan, kwargs):
         if progress:
             progress("warning", message=message)
+    if plan.redux:  # FLUX.1 Redux: the prompt and the images as embeddings, in place of the text
+        from genimg.redux import prior_for, redux_prompts
+
+        with torch.inference_mode():
+            kwargs = redux_prompts(prior_for(loaded, pipe, plan.redux[0].location), kwargs, plan.redux)
     try:
         with torch.inference_mode():
             images = pipe(**kwargs, callback_on_step_end=on_step).images

@@ -21,10 +21,12 @@ class PipelineEntry:
     strength: bool = True  # an input image's task takes a strength (instruction editing does not)
     fixed: tuple = ()  # (argument, value) pairs always passed
     area_arg: str | None = None  # takes the output's area in pixels (Kontext scales width × height to it)
+    control_scales: bool = True  # takes ControlNets' conditioning scale, guidance start and end
 
 
 # Keyed by (family, task, modifier): modifier None, "controlnet" (one or more ControlNets steer the
-# task, as diffusers' auto_pipeline pairs them), or "fill" (a dedicated inpainting model).
+# task, as diffusers' auto_pipeline pairs them), "union" (a union ControlNet), "fill" (a dedicated
+# inpainting model), "control" (a model that reads a control map itself) or "inpaint" (a masked edit).
 PIPELINES = {
     ("sd", "txt2img", None): PipelineEntry("StableDiffusionPipeline"),
     ("sd", "img2img", None): PipelineEntry("StableDiffusionImg2ImgPipeline", sized=False),
@@ -53,6 +55,11 @@ PIPELINES = {
     ("flux", "inpaint", "union"): PipelineEntry("FluxControlNetInpaintPipeline", mask_crop=True),
     # Dedicated inpainting models: SD/SDXL's inpaint pipelines take 9-channel UNets as they are.
     ("flux", "inpaint", "fill"): PipelineEntry("FluxFillPipeline"),
+    # Black Forest Labs' structural models (FLUX.1 Depth/Canny [dev]): the transformer reads the control
+    # map's latents beside the picture's, so there is no ControlNet and no scale, start or end to give it.
+    ("flux", "txt2img", "control"): PipelineEntry("FluxControlPipeline", control_scales=False),
+    ("flux", "img2img", "control"): PipelineEntry("FluxControlImg2ImgPipeline", control_scales=False),
+    ("flux", "inpaint", "control"): PipelineEntry("FluxControlInpaintPipeline", control_scales=False),
     # Instruction editing: FLUX.1 Kontext reads the input image as tokens beside the picture it makes. Its own
     # resizing (to the sizes Kontext was trained at, and of width × height to max_area) is off: genimg keeps
     # the input's size (or -W/-H).
@@ -75,6 +82,8 @@ def pipeline_entry(family: str, task: str, variant: str | None = None, controlle
                    union: bool = False, masked: bool = False) -> PipelineEntry:
     """The pipeline for ``task`` on a ``family`` model (steered by ControlNets, union ones with
     ``union``; an edit confined to a mask with ``masked``); a clear error where diffusers has none."""
+    if variant == "control" and (family, task, "control") in PIPELINES:
+        return PIPELINES[(family, task, "control")]
     if variant == "inpaint" and family == "flux":
         if controlled:
             raise UsageError("diffusers has no ControlNet pipeline for FLUX Fill models; drop the controls "

@@ -135,24 +135,35 @@ class IPAdapterSpec:
     image: str
     scale: float = 1.0
     model: str | None = None
+    flag: typing.ClassVar[str] = "ip-adapter"
+    label: typing.ClassVar[str] = "IP-Adapter"
 
     @classmethod
     def parse(cls, value) -> "IPAdapterSpec":
         """``IMAGE[,scale=S][,model=NAME|PATH]`` or a dict with those keys (A1111's ``weight`` for scale)."""
-        if isinstance(value, IPAdapterSpec):
+        if isinstance(value, cls):
             return value
         if isinstance(value, dict):
             value = {("scale" if k == "weight" else k): v for k, v in value.items()}
-            return _part(cls, value, "ip-adapter")
+            return _part(cls, value, cls.flag)
         text = str(value)
         image, *options = text.split(",")
         if not image.strip():
-            raise UsageError(f"--ip-adapter {text!r}: write IMAGE[,scale=S][,model=NAME], e.g. style.png,scale=0.6")
-        return cls.parse({"image": image.strip()} | _options(options, f"--ip-adapter {text!r}", "scale, model"))
+            raise UsageError(f"--{cls.flag} {text!r}: write IMAGE[,scale=S][,model=NAME], e.g. style.png,scale=0.6")
+        return cls.parse({"image": image.strip()} | _options(options, f"--{cls.flag} {text!r}", "scale, model"))
 
     def check(self) -> None:
         if not 0 <= self.scale <= 2:
-            raise UsageError(f"IP-Adapter scale must be between 0 and 2 (got {self.scale:g})")
+            raise UsageError(f"{self.label} scale must be between 0 and 2 (got {self.scale:g})")
+
+
+@dataclass(frozen=True)
+class ReduxSpec(IPAdapterSpec):
+    """An image as FLUX's prompt through FLUX.1 Redux: the image, the scale of its embedding (and of the
+    prompt's, as diffusers' prior scales both), and the Redux model (default: the family's, families.toml)."""
+
+    flag: typing.ClassVar[str] = "redux"
+    label: typing.ClassVar[str] = "Redux"
 
 
 @dataclass(frozen=True)
@@ -250,6 +261,7 @@ class GenerationSpec:
     embeddings: tuple[str, ...] = ()  # textual inversion files; the file name is the word that calls each
     controls: tuple[ControlSpec, ...] = ()
     ip_adapters: tuple[IPAdapterSpec, ...] = ()  # images as prompts
+    redux: tuple[ReduxSpec, ...] = ()  # FLUX: images as prompts through FLUX.1 Redux
     styles: tuple[str, ...] = ()  # named styles (A1111 styles.csv) wrapping the prompt and extending the negative
     negative_template: str | None = None  # a style used for its negative prompt; "default": the family's
     # img2img and inpaint: the input image, how much to change it and how to fit it to the size asked
@@ -293,7 +305,7 @@ class GenerationSpec:
                 value = [lora.text() for lora in value]
             elif f.name == "styles":  # a name with a comma (A1111's files have them) stays one name
                 value = [f'"{name}"' if "," in name else name for name in value]
-            elif f.name in ("controls", "ip_adapters"):
+            elif f.name in ("controls", "ip_adapters", "redux"):
                 value = [_part_dict(c) for c in value]
             out[f.name] = value
         return out
@@ -488,7 +500,8 @@ def _options(options: list[str], where: str, keys: str) -> dict:
 
 def _part(cls, data: dict, what: str):
     """A typed part (mask, outpaint, control, LoRA) from a dict, each value coerced."""
-    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
     unknown = [k for k in data if k not in hints]
     if unknown:
         raise UsageError(f"{what}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], hints)}; "

@@ -93,9 +93,9 @@ def normalise(data: dict, where: str, base: Path) -> dict:
         elif key in ("control", "controls") and value and not _is_type_name(value):
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
             value = [_relative_control(v, base) for v in items]
-        elif key in ("ip_adapter", "ip_adapters") and value:
+        elif key in ("ip_adapter", "ip_adapters", "redux") and value:
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
-            value = [_relative_ip_adapter(v, base) for v in items]
+            value = [_relative_image_prompt(v, base, key) for v in items]
         elif key in PATH_FIELDS and isinstance(value, str) and value:
             value = str(_relative(value, base))
         elif key in MODEL_FIELDS and isinstance(value, str) and value:
@@ -184,10 +184,11 @@ def _relative_control(value, base: Path):
             "settings": control.settings}
 
 
-def _relative_ip_adapter(value, base: Path) -> dict:
-    from genimg.spec import IPAdapterSpec
+def _relative_image_prompt(value, base: Path, key: str) -> dict:
+    """An IP-Adapter's or Redux's image (and a model file) beside the batch file, made absolute."""
+    from genimg.spec import IPAdapterSpec, ReduxSpec
 
-    adapter = IPAdapterSpec.parse(value)
+    adapter = (ReduxSpec if key == "redux" else IPAdapterSpec).parse(value)
     return {"image": str(_relative(adapter.image, base)), "scale": adapter.scale,
             "model": _relative_model(adapter.model, base)}
 

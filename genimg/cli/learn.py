@@ -10,8 +10,13 @@ import typer
 from genimg.cli import options as o
 from genimg.cli.help_format import App
 
-app = App(help="Train small models from scratch: the demo assets, and the course's VAE, DDPM, samplers, LoRA, "
-               "DCGAN and FID.", no_args_is_help=True)
+app = App(help="Train small models from scratch: the demo assets, and the course's VAE, DDPM, samplers, latent "
+               "diffusion, ControlNet, LoRA, DCGAN and FID.", no_args_is_help=True)
+
+
+Dataset = typer.Option("digits", "--dataset", "-d", help="digits, digits-bold, faces, shapes, or a folder of images.")
+Run = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, samples, loss curve).")
+Resume = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint.")
 
 
 @app.command("demo-model")
@@ -151,6 +156,17 @@ def _epoch_progress(report, label: str):
     return on_event
 
 
+def _train_run(train, run: Path, config, resume: bool, overwrite: bool, quiet: bool, label: str, **extra) -> None:
+    """Run a course trainer with its epochs shown as ``label``; ``extra`` progress callbacks (named
+    ``*_progress``, for a trainer's stages before its own epochs) get their own bars."""
+    from genimg.cli.render import progress_reporter
+
+    with progress_reporter(quiet) as report:
+        stages = {name: _epoch_progress(report, text) for name, text in extra.items()}
+        _train_until_ctrl_c(lambda *a: train(*a, **stages), run, config, resume, overwrite,
+                            _epoch_progress(report, label))
+
+
 def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool, on_epoch) -> None:
     """Run a course trainer; Ctrl-C says which checkpoint the run folder keeps and how to go on."""
     from genimg.errors import Interrupted
@@ -171,16 +187,17 @@ def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool,
 
 @app.command("vae")
 def vae(
-    output: Path = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, figures, loss curve)."),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="digits, digits-bold, faces, shapes, or a folder of images."),
+    output: Path = Run,
+    dataset: str = Dataset,
     epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
     size: int = typer.Option(16, "--size", help="Image side in pixels (a multiple of 4)."),
     latent: int = typer.Option(4, "--latent", help="Dimensions of the code z."),
     width: int = typer.Option(64, "--width", help="Channels of the first convolution (the second has twice as many)."),
     beta: float = typer.Option(1.0, "--beta", help="Weight of the KL term (1: the VAE; more: a β-VAE)."),
+    spatial: bool = typer.Option(False, "--spatial", help="A code of --latent channels at a quarter of the side (Stable Diffusion's shape, for `learn ldm`) instead of a vector."),
     batch: int = typer.Option(64, "--batch", help="Images per step."),
     seed: int = typer.Option(0, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint."),
+    resume: bool = Resume,
     overwrite: o.Overwrite = False,
     json: o.Json = False,
     quiet: o.Quiet = False,
@@ -188,23 +205,126 @@ def vae(
     """Train a variational autoencoder (Kingma & Welling 2013) and measure its samples and reconstructions."""
     import json as _json
 
-    from genimg.cli.render import progress_reporter
     from genimg.errors import UsageError
     from genimg.learn.train_vae import VAEConfig, quality, train_vae
 
-    if epochs < 1 or batch < 1 or width < 1 or latent < 2 or size < 8 or size % 4 or not beta >= 0:
-        raise UsageError("--epochs, --batch and --width must be at least 1, --latent at least 2, --size a multiple "
-                         "of 4 of at least 8, --beta 0 or more")
-    config = VAEConfig(dataset=dataset, epochs=epochs, size=size, latent=latent, width=width, beta=beta, batch=batch,
-                       seed=seed)
-    with progress_reporter(quiet) as report:
-        _train_until_ctrl_c(train_vae, output, config, resume, overwrite, _epoch_progress(report, "training VAE"))
+    if epochs < 1 or batch < 1 or width < 1 or latent < 1 + (not spatial) or size < 8 or size % 4 or not beta >= 0:
+        raise UsageError("--epochs, --batch and --width must be at least 1, --latent at least 2 (1 with --spatial), "
+                         "--size a multiple of 4 of at least 8, --beta 0 or more")
+    config = VAEConfig(dataset=dataset, epochs=epochs, size=size, latent=latent, width=width, beta=beta,
+                       spatial=spatial, batch=batch, seed=seed)
+    _train_run(train_vae, output, config, resume, overwrite, quiet, "training VAE")
     measured = quality(output) if dataset.startswith("digits") else {}
     if json:
         print(_json.dumps({"run": str(output), **measured}))
         return
     print(f"{output}: reconstructions.png, prior_samples.png, latent_walk.png, loss curve loss.png"
           + ("".join(f"; {k} {v:.1%}" if k != "fid" else f"; FID {v:.2f}" for k, v in measured.items())))
+
+
+@app.command("ddpm")
+def ddpm(
+    output: Path = Run,
+    dataset: str = Dataset,
+    epochs: int = typer.Option(150, "--epochs", help="Passes over the data."),
+    size: int = typer.Option(16, "--size", help="Image side in pixels."),
+    conditional: bool = typer.Option(True, "--conditional/--unconditional", help="Learn the classes (for guidance)."),
+    schedule: str = typer.Option("cosine", "--schedule", help="Noise schedule: linear or cosine."),
+    batch: int = typer.Option(128, "--batch", help="Images per step."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = Resume,
+    overwrite: o.Overwrite = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train a denoising diffusion model (DDPM) from scratch."""
+    from genimg.errors import UsageError
+    from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
+
+    if schedule not in ("linear", "cosine"):
+        raise UsageError(f"--schedule must be linear or cosine (got {schedule!r})")
+    if epochs < 1 or batch < 1 or size < 8 or size % 4:
+        raise UsageError("--epochs and --batch must be at least 1, and --size a multiple of 4 of at least 8")
+    config = DDPMConfig(dataset=dataset, epochs=epochs, size=size, conditional=conditional, schedule=schedule,
+                        batch=batch, seed=seed)
+    _train_run(train_ddpm, output, config, resume, overwrite, quiet, "training DDPM")
+    print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
+
+
+@app.command("ldm")
+def ldm(
+    output: Path = Run,
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="A labelled dataset (the prompts name its classes): digits, digits-bold or shapes."),
+    vae: Optional[Path] = typer.Option(None, "--vae", help="A `genimg learn vae --spatial` run to diffuse the codes of (default: train one into RUN/vae first)."),
+    epochs: int = typer.Option(150, "--epochs", help="Passes over the data of the diffusion model."),
+    vae_epochs: int = typer.Option(100, "--vae-epochs", help="Passes of the autoencoder trained first (without --vae)."),
+    size: int = typer.Option(16, "--size", help="Image side in pixels (a multiple of 4; the code is a quarter of it)."),
+    batch: int = typer.Option(128, "--batch", help="Codes per step."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = Resume,
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train latent diffusion: a DDPM on an autoencoder's codes, told the prompt through cross-attention."""
+    import json as _json
+
+    from genimg.errors import UsageError
+    from genimg.learn.train_ldm import LDMConfig, quality, train_ldm
+
+    if epochs < 1 or vae_epochs < 1 or batch < 1 or size < 8 or size % 4:
+        raise UsageError("--epochs, --vae-epochs and --batch must be at least 1, and --size a multiple of 4 of at "
+                         "least 8")
+    if vae is not None and not (vae / "checkpoint.safetensors").is_file():
+        raise UsageError(f"--vae {vae} is no trained run; train one with `genimg learn vae --spatial -o {vae}`")
+    config = LDMConfig(dataset=dataset, vae=str(vae) if vae else None, epochs=epochs, vae_epochs=vae_epochs,
+                       size=size, batch=batch, seed=seed)
+    _train_run(train_ldm, output, config, resume, overwrite, quiet, "training LDM",
+               vae_progress="training the autoencoder")
+    measured = quality(output) if dataset.startswith("digits") else {}
+    if json:
+        print(_json.dumps({"run": str(output), **measured}))
+        return
+    figures = f"samples in {output / 'samples'}, attention maps {output / 'attention.png'}"
+    print(f"{output}: {figures}" + "".join(f"; {k} {v:.1%}" if k.startswith("samples") else f"; {k} {v:.2f}"
+                                           for k, v in measured.items()))
+
+
+@app.command("controlnet")
+def controlnet(
+    base: Path = typer.Argument(..., help="A run of `genimg learn ddpm` to steer."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the ControlNet (controlnet.safetensors), its record and the figure."),
+    steps: int = typer.Option(800, "--steps", help="Training steps."),
+    batch: int = typer.Option(64, "--batch", help="Images (and their edge maps) per step."),
+    lr: float = typer.Option(5e-4, "--lr", help="Learning rate of the copy and the zero convolutions."),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train a ControlNet by hand: a copy of a trained DDPM's encoder, joined by zero convolutions, learns to
+    follow the digits' edge maps while the DDPM stays locked."""
+    import json as _json
+
+    from genimg.cli.render import progress_reporter
+    from genimg.errors import UsageError
+    from genimg.learn.sampling import load_base
+    from genimg.learn.train_controlnet import ControlNetConfig, compare, train_controlnet
+
+    if steps < 1 or batch < 1 or not lr > 0:
+        raise UsageError("--steps and --batch must be at least 1, --lr above 0")
+    load_base(base, "a ControlNet steers")  # a base that is no DDPM run says so before anything is written
+    if (output / "controlnet.safetensors").exists() and not overwrite:
+        raise UsageError(f"{output} already holds a ControlNet; pass --overwrite to replace it, or choose another -o")
+    config = ControlNetConfig(steps=steps, batch=batch, lr=lr, seed=seed)
+    with progress_reporter(quiet) as report:
+        record = train_controlnet(base, output, config, _epoch_progress(report, "training ControlNet"))
+    record.update(compare(base, output))
+    if json:
+        print(_json.dumps(record))
+        return
+    measured = "; ".join(f"{k} {v:.1%}" for k, v in record.items() if k.startswith(("read as", "ink overlap")))
+    print(f"{output}: {record['trainable']:,} parameters trained beside the locked {record['base']:,} in "
+          f"{record['seconds']:.0f} s; {measured}; figure {output / 'control.png'}")
 
 
 @app.command("lora")
@@ -249,6 +369,69 @@ def lora(
           f"grids {output / 'before.png'}, {output / 'after.png'}")
 
 
+@app.command("dcgan")
+def dcgan(
+    output: Path = Run,
+    dataset: str = Dataset,
+    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
+    size: int = typer.Option(32, "--size", help="Image side: 32 or 64."),
+    batch: int = typer.Option(64, "--batch", help="Images per step."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Train D on 1 - this for real images (0.1 is common)."),
+    conditional: bool = typer.Option(False, "--conditional/--unconditional",
+                                     help="Learn the classes too (a conditional GAN), so `learn sample --class` can ask for one."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = Resume,
+    overwrite: o.Overwrite = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train a DCGAN from scratch."""
+    from genimg.errors import UsageError
+    from genimg.learn.train_dcgan import GANConfig, train_dcgan
+
+    if size not in (32, 64):
+        raise UsageError(f"--size must be 32 or 64 for DCGAN (got {size})")
+    if not 0 <= label_smoothing < 0.5:
+        raise UsageError("--label-smoothing must be between 0 and 0.5")
+    config = GANConfig(dataset=dataset, epochs=epochs, size=size, batch=batch, label_smoothing=label_smoothing,
+                       conditional=conditional, seed=seed)
+    _train_run(train_dcgan, output, config, resume, overwrite, quiet, "training DCGAN")
+    print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
+
+
+@app.command("sample")
+def sample(
+    run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm`, `ldm` or `dcgan`."),
+    label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional runs); default: all in turn."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="ldm runs: the text, e.g. \"a seven\" (default: \"a <class>\" for each class in turn)."),
+    guidance: float = typer.Option(3.0, "--guidance", help="Classifier-free guidance scale (1 = none)."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddpm (all T steps), ddim, euler or dpmpp-2m (DPM-Solver++ 2M)."),
+    steps: int = typer.Option(50, "--steps", help="Steps of ddim, euler and dpmpp-2m."),
+    eta: float = typer.Option(0.0, "--eta", help="DDIM η: 0 deterministic, 1 DDPM-like."),
+    count: int = typer.Option(64, "--count", "-n", help="How many images."),
+    seed: int = typer.Option(0, "--seed"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Grid PNG (default RUN/sample.png); a GIF of the reverse process goes beside it."),
+    overwrite: o.Overwrite = False,
+) -> None:
+    """Sample a grid (and a reverse-process GIF) from a trained run."""
+    from genimg.errors import UsageError
+    from genimg.learn.pictures import save_gif, save_grid
+    from genimg.learn.sampling import SampleRequest, sample_run
+
+    from genimg.learn.samplers import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)} (got {sampler!r})")
+    if count < 1 or steps < 1:
+        raise UsageError("--count and --steps must be at least 1")
+    output = output or run / "sample.png"
+    for path in (output, output.with_suffix(".gif")):
+        if path.exists() and not overwrite:
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
+    images, frames = sample_run(run, SampleRequest(count, label, guidance, sampler, steps, eta, seed, prompt=prompt))
+    save_grid(images, output)
+    print(output)
+    if frames:
+        print(save_gif(frames, output.with_suffix(".gif"), nrow=8))
 @app.command("fid")
 def fid(
     run: Path = typer.Argument(..., help="A run of `genimg learn ddpm` or `dcgan` on digits."),
@@ -281,104 +464,3 @@ def fid(
         print(_json.dumps({"run": str(run), "fid": round(value, 4), "count": count, "sampler": sampler, "steps": steps}))
     else:
         print(f"{run}: FID {value:.3f} against the {len(digits.images)} real digits ({count} samples)")
-
-
-Dataset = typer.Option("digits", "--dataset", "-d", help="digits, digits-bold, faces, shapes, or a folder of images.")
-Run = typer.Option(..., "--output", "-o", help="Run folder (config, checkpoint, samples, loss curve).")
-Resume = typer.Option(False, "--resume", help="Continue the run in -o from its last checkpoint.")
-
-
-@app.command("ddpm")
-def ddpm(
-    output: Path = Run,
-    dataset: str = Dataset,
-    epochs: int = typer.Option(150, "--epochs", help="Passes over the data."),
-    size: int = typer.Option(16, "--size", help="Image side in pixels."),
-    conditional: bool = typer.Option(True, "--conditional/--unconditional", help="Learn the classes (for guidance)."),
-    schedule: str = typer.Option("cosine", "--schedule", help="Noise schedule: linear or cosine."),
-    batch: int = typer.Option(128, "--batch", help="Images per step."),
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = Resume,
-    overwrite: o.Overwrite = False,
-    quiet: o.Quiet = False,
-) -> None:
-    """Train a denoising diffusion model (DDPM) from scratch."""
-    from genimg.cli.render import progress_reporter
-    from genimg.errors import UsageError
-    from genimg.learn.train_ddpm import DDPMConfig, train_ddpm
-
-    if schedule not in ("linear", "cosine"):
-        raise UsageError(f"--schedule must be linear or cosine (got {schedule!r})")
-    if epochs < 1 or batch < 1 or size < 8 or size % 4:
-        raise UsageError("--epochs and --batch must be at least 1, and --size a multiple of 4 of at least 8")
-    config = DDPMConfig(dataset=dataset, epochs=epochs, size=size, conditional=conditional, schedule=schedule,
-                        batch=batch, seed=seed)
-    with progress_reporter(quiet) as report:
-        _train_until_ctrl_c(train_ddpm, output, config, resume, overwrite, _epoch_progress(report, "training DDPM"))
-    print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
-
-
-@app.command("dcgan")
-def dcgan(
-    output: Path = Run,
-    dataset: str = Dataset,
-    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
-    size: int = typer.Option(32, "--size", help="Image side: 32 or 64."),
-    batch: int = typer.Option(64, "--batch", help="Images per step."),
-    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Train D on 1 - this for real images (0.1 is common)."),
-    conditional: bool = typer.Option(False, "--conditional/--unconditional",
-                                     help="Learn the classes too (a conditional GAN), so `learn sample --class` can ask for one."),
-    seed: int = typer.Option(0, "--seed"),
-    resume: bool = Resume,
-    overwrite: o.Overwrite = False,
-    quiet: o.Quiet = False,
-) -> None:
-    """Train a DCGAN from scratch."""
-    from genimg.cli.render import progress_reporter
-    from genimg.errors import UsageError
-    from genimg.learn.train_dcgan import GANConfig, train_dcgan
-
-    if size not in (32, 64):
-        raise UsageError(f"--size must be 32 or 64 for DCGAN (got {size})")
-    if not 0 <= label_smoothing < 0.5:
-        raise UsageError("--label-smoothing must be between 0 and 0.5")
-    config = GANConfig(dataset=dataset, epochs=epochs, size=size, batch=batch, label_smoothing=label_smoothing,
-                       conditional=conditional, seed=seed)
-    with progress_reporter(quiet) as report:
-        _train_until_ctrl_c(train_dcgan, output, config, resume, overwrite, _epoch_progress(report, "training DCGAN"))
-    print(f"{output}: samples in {output / 'samples'}, loss curve {output / 'loss.png'}")
-
-
-@app.command("sample")
-def sample(
-    run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm` or `genimg learn dcgan`."),
-    label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional runs); default: all in turn."),
-    guidance: float = typer.Option(3.0, "--guidance", help="Classifier-free guidance scale (1 = none)."),
-    sampler: str = typer.Option("ddim", "--sampler", help="ddpm (all T steps), ddim, euler or dpmpp-2m (DPM-Solver++ 2M)."),
-    steps: int = typer.Option(50, "--steps", help="Steps of ddim, euler and dpmpp-2m."),
-    eta: float = typer.Option(0.0, "--eta", help="DDIM η: 0 deterministic, 1 DDPM-like."),
-    count: int = typer.Option(64, "--count", "-n", help="How many images."),
-    seed: int = typer.Option(0, "--seed"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Grid PNG (default RUN/sample.png); a GIF of the reverse process goes beside it."),
-    overwrite: o.Overwrite = False,
-) -> None:
-    """Sample a grid (and a reverse-process GIF) from a trained run."""
-    from genimg.errors import UsageError
-    from genimg.learn.pictures import save_gif, save_grid
-    from genimg.learn.sampling import SampleRequest, sample_run
-
-    from genimg.learn.samplers import SAMPLERS
-
-    if sampler not in SAMPLERS:
-        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)} (got {sampler!r})")
-    if count < 1 or steps < 1:
-        raise UsageError("--count and --steps must be at least 1")
-    output = output or run / "sample.png"
-    for path in (output, output.with_suffix(".gif")):
-        if path.exists() and not overwrite:
-            raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
-    images, frames = sample_run(run, SampleRequest(count, label, guidance, sampler, steps, eta, seed))
-    save_grid(images, output)
-    print(output)
-    if frames:
-        print(save_gif(frames, output.with_suffix(".gif"), nrow=8))

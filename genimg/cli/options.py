@@ -44,6 +44,7 @@ Vae = Annotated[Optional[str], typer.Option("--vae", help="Another VAE: taesd/ta
 Denoiser = Annotated[Optional[Path], typer.Option("--denoiser", help="A quantized UNet / FLUX transformer (.gguf) in place of the model's own.", rich_help_panel=MODEL)]
 AutoFallback = Annotated[bool, typer.Option("--auto-fallback", help="Out of GPU memory: retry once with the next smaller preset.", rich_help_panel=MODEL)]
 IPAdapter = Annotated[Optional[list[str]], typer.Option("--ip-adapter", metavar="IMAGE[,scale=S][,model=NAME]", help="An image as a prompt, repeatable; model: sd15, sd15-plus, sdxl, sdxl-vit-h, flux … or a .safetensors with image_encoder/ beside it.", show_default=False, rich_help_panel=MODEL)]
+Redux = Annotated[Optional[list[str]], typer.Option("--redux", metavar="IMAGE[,scale=S][,model=NAME]", help="FLUX: an image as the prompt through FLUX.1 Redux (its image tokens join the prompt's), repeatable; model: a Redux folder or hub id (default black-forest-labs/FLUX.1-Redux-dev).", show_default=False, rich_help_panel=MODEL)]
 FuseLora = Annotated[bool, typer.Option("--fuse-lora", help="Merge the LoRAs into the model's weights: each step runs as fast as without them.", rich_help_panel=MODEL)]
 AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt weights (pickle can run code: only for sources you trust).", rich_help_panel=MODEL)]
 PresetName = Annotated[Optional[str], typer.Option("--preset", "-p", help="VRAM preset: auto, cpu, cpu-bf16, mps, 6gb, 8gb, 12gb, 16gb, 24gb, 80gb (see `genimg presets`; default: your config's, else auto).", autocompletion=complete.presets, rich_help_panel=MODEL)]
@@ -88,6 +89,7 @@ def _shared(
     lora: Lora = None,
     fuse_lora: FuseLora = False,
     ip_adapter: IPAdapter = None,
+    redux: Redux = None,
     embedding: Embedding = None,
     config: Config = None,
     denoiser: Denoiser = None,
@@ -139,6 +141,7 @@ class Common:
         out["loras"] = list(v["lora"] or [])
         out["embeddings"] = [str(p) for p in v["embedding"] or []]
         out["ip_adapters"] = list(v["ip_adapter"] or [])
+        out["redux"] = list(v["redux"] or [])
         out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
         return out
 

@@ -34,6 +34,11 @@ class ImageSet:
         return self.images.shape[1]
 
 
+def channels(name: str) -> int:
+    """The channels of a dataset's images, without loading it: the named grey ones 1, the rest RGB."""
+    return 1 if name in ("digits", "digits-bold", "faces") else 3
+
+
 def _require(module: str, package: str):
     import importlib
 

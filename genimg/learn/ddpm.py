@@ -29,9 +29,10 @@ class GaussianDiffusion(nn.Module):
         eps = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, eps)
         if y is not None and self.label_dropout > 0:
-            # Classifier-free guidance needs the unconditional model too: train it on dropped labels.
+            # Classifier-free guidance needs the unconditional model too: train it on dropped labels
+            # (the model says what "no condition" is: the extra class, or latent diffusion's empty prompt).
             drop = torch.rand(y.shape[0], device=y.device) < self.label_dropout
-            y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
+            y = torch.where(drop.view(-1, *[1] * (y.dim() - 1)), self.model.null_like(y), y)
         return F.mse_loss(self.model(x_t, t, y), eps)
 
     def predict_eps(self, x_t, t: float, y=None, guidance: float = 1.0):
@@ -40,15 +41,16 @@ class GaussianDiffusion(nn.Module):
         ts = torch.full((x_t.shape[0],), float(t), device=x_t.device)
         if y is None or guidance == 1.0:
             return self.model(x_t, ts, y)
-        null = torch.full_like(y, self.model.num_classes)
+        null = self.model.null_like(y)
         cond, uncond = self.model(torch.cat([x_t, x_t]), torch.cat([ts, ts]), torch.cat([y, null])).chunk(2)
         return uncond + guidance * (cond - uncond)
 
     @torch.no_grad()
     def sample(self, shape, y=None, guidance: float = 1.0, sampler: str = "ddpm", steps: int | None = None,
                eta: float = 0.0, generator: torch.Generator | None = None,
-               on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-        """Generate images of ``shape`` from pure noise x_T ~ N(0, I). ``on_step(i, x)`` sees each x_t."""
+               on_step: Callable[[int, torch.Tensor], None] | None = None, clip: bool = True) -> torch.Tensor:
+        """Generate images of ``shape`` from pure noise x_T ~ N(0, I). ``on_step(i, x)`` sees each x_t.
+        Images end clipped to [−1, 1]; latents (``clip=False``, ldm.py) have no such bounds."""
         device = next(self.model.parameters()).device
         x = torch.randn(shape, generator=generator).to(device)
         if sampler == "ddpm":
@@ -76,4 +78,4 @@ class GaussianDiffusion(nn.Module):
             x = solve(self.schedule, lambda x_t, t: self.predict_eps(x_t, t, y, guidance), x, steps or 20, on_step)
         else:
             raise ValueError(f"unknown sampler {sampler!r}: use ddpm, ddim, euler or dpmpp-2m")
-        return x.clamp(-1, 1)
+        return x.clamp(-1, 1) if clip else x

@@ -45,7 +45,8 @@ def open_run(run: Path, config, resume: bool, overwrite: bool):
 
 # What a run folder holds before its first checkpoint: a folder of only these was a run that never got
 # going (stopped, or failed at once), and a new run may take its place.
-_BEFORE_A_CHECKPOINT = {"config.json", "samples", "forward_noising.png", "loss.csv", "loss.png"}
+_BEFORE_A_CHECKPOINT = {"config.json", "samples", "forward_noising.png", "loss.csv", "loss.png",
+                        "vae"}  # latent diffusion's first stage
 
 
 def check_run(run: Path, config, resume: bool, overwrite: bool):
@@ -109,3 +110,19 @@ def rng_state(data_gen: torch.Generator) -> dict:
 def set_rng_state(state: dict, data_gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     data_gen.set_state(state["data"])
+
+
+def one_cycle(opt, max_lr: float, total_steps: int):
+    """The trainers' learning-rate schedule: one cycle (Smith 2018), warming up over the first 5%."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=0.05)
+
+
+def resume_one_cycle(schedule, saved: dict, opt, max_lr: float, total_steps: int):
+    """The schedule as a checkpoint left it (call after loading the optimizer's state). When --epochs
+    lengthened the run, it is built anew for the new length and continues from the saved step on it
+    (the saved one would end at the old length)."""
+    if saved["total_steps"] == total_steps:
+        schedule.load_state_dict(saved)
+        return schedule
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=0.05,
+                                               last_epoch=saved["last_epoch"] - 1)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import Progress, log_losses, open_run, read_losses, rng_state, set_rng_state
+from genimg.learn.runs import (Progress, log_losses, one_cycle, open_run, read_losses, resume_one_cycle, rng_state,
+                               set_rng_state)
 from genimg.output.plots import loss_curve
 
 
@@ -55,7 +56,7 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
     opt = torch.optim.AdamW(diffusion.model.parameters(), lr=config.lr)
     steps_per_epoch = (len(data.images) + config.batch - 1) // config.batch
     total_steps = steps_per_epoch * config.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.05)
+    sched = one_cycle(opt, config.lr, total_steps)
     data_gen = torch.Generator().manual_seed(config.seed)
     epoch = 0
     if resume:
@@ -64,14 +65,7 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
         ema.model.load_state_dict(state["ema"])
         ema.updates = state["ema_updates"]
         opt.load_state_dict(state["optimizer"])
-        saved = state["lr_schedule"]
-        if saved["total_steps"] == total_steps:
-            sched.load_state_dict(saved)
-        else:
-            # --epochs lengthened the run: the one-cycle schedule is built anew for the new length and
-            # continues from the current step on it (the saved one would end at the old length).
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps,
-                                                        pct_start=0.05, last_epoch=saved["last_epoch"] - 1)
+        sched = resume_one_cycle(sched, state["lr_schedule"], opt, config.lr, total_steps)
         set_rng_state(state["rng"], data_gen)
         epoch = state["epoch"]
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from genimg.learn.runs import Progress
+from genimg.learn.sampling import load_base
 
 
 @dataclass
@@ -27,32 +28,13 @@ class LoRAConfig:
     seed: int = 0
 
 
-def load_base(base_run: Path):
-    """The base run's diffusion model (EMA weights), its config and the number of classes."""
-    from genimg.errors import UsageError
-    from genimg.learn import datasets
-    from genimg.learn.sampling import load_run
-    from genimg.learn.train_ddpm import build_diffusion
-    from genimg.state_file import load_state
-
-    config = load_run(base_run)
-    if config.kind != "ddpm":
-        raise UsageError(f"{base_run} is a {config.kind} run; LoRA fine-tunes a DDPM run (`genimg learn ddpm`)")
-    state = load_state(base_run / "checkpoint.safetensors")
-    channels = 3 if config.dataset == "shapes" or config.dataset not in datasets.NAMED else 1
-    classes = state["ema"]["class_emb.weight"].shape[0] - 1 if "class_emb.weight" in state["ema"] else None
-    diffusion = build_diffusion(config, channels, classes)
-    diffusion.model.load_state_dict(state["ema"])
-    return diffusion, config, classes
-
-
 def train_lora(base_run: Path, run: Path, config: LoRAConfig, progress: Progress | None = None) -> dict:
     """Train the adapter; returns what was measured (trainable share, seconds, last loss)."""
     from genimg.files import atomic_save, save_safetensors
     from genimg.learn import datasets
     from genimg.learn.lora import inject, lora_state, trainable_share
 
-    diffusion, base_config, classes = load_base(base_run)
+    diffusion, base_config, classes = load_base(base_run, "LoRA fine-tunes")
     data = datasets.load(config.dataset, base_config.size, limit=config.images, seed=config.seed)
     torch.manual_seed(config.seed)
     adapted = inject(diffusion.model, rank=config.rank, alpha=config.alpha)
@@ -89,7 +71,7 @@ def load_adapted(base_run: Path, run: Path, merged: bool = True):
 
     from genimg.learn.lora import inject, lora_layers
 
-    diffusion, base_config, classes = load_base(base_run)
+    diffusion, base_config, classes = load_base(base_run, "LoRA fine-tunes")
     record = json.loads((run / "lora.json").read_text())
     inject(diffusion.model, record["layers"], record["config"]["rank"], record["config"]["alpha"])
     missing, unexpected = diffusion.model.load_state_dict(load_file(str(run / "lora.safetensors")), strict=False)
@@ -119,11 +101,11 @@ def compare(base_run: Path, run: Path, per_class: int = 8, steps: int = 20, seed
     digits = datasets.load("digits", 16)
     judge = train_digit_features(digits.images, digits.labels)
     for name, merged in (("before", None), ("after", True)):
-        diffusion, base_config, classes = load_base(base_run) if merged is None else load_adapted(base_run, run)
+        diffusion, base_config, classes = load_base(base_run, "LoRA fine-tunes") if merged is None else load_adapted(base_run, run)
         y = torch.arange(classes).repeat_interleave(per_class) if classes else None
         n = len(y) if y is not None else 8 * per_class
-        images = diffusion.sample((n, 1 if base_config.dataset in datasets.NAMED and base_config.dataset != "shapes" else 3,
-                                   base_config.size, base_config.size), y=y, guidance=3.0 if classes else 1.0,
+        images = diffusion.sample((n, datasets.channels(base_config.dataset), base_config.size, base_config.size),
+                                  y=y, guidance=3.0 if classes else 1.0,
                                   sampler="ddim", steps=steps, generator=torch.Generator().manual_seed(seed))
         save_grid(images, run / f"{name}.png", nrow=per_class)
         out[f"ink {name}"] = round(ink(images), 4)

@@ -24,6 +24,7 @@ class VAEConfig:
     latent: int = 4  # of 4, 6 and 8 on digits, 4 gave the prior samples read most confidently
     width: int = 64
     beta: float = 1.0
+    spatial: bool = False  # a code of `latent` channels at a quarter of the side (latent diffusion's)
     seed: int = 0
     sample_every: int = 50
     limit: int | None = None
@@ -38,7 +39,7 @@ def train_vae(run: Path, config: VAEConfig, resume: bool = False, overwrite: boo
     from genimg.state_file import load_state, save_state
 
     config, data, _ = open_run(run, config, resume, overwrite)
-    model = VAE(data.channels, config.size, config.latent, config.width)
+    model = VAE(data.channels, config.size, config.latent, config.width, config.spatial)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     data_gen = torch.Generator().manual_seed(config.seed)
     noise_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -83,7 +84,7 @@ def train_vae(run: Path, config: VAEConfig, resume: bool = False, overwrite: boo
 @torch.no_grad()
 def figures(model, images: torch.Tensor, run: Path) -> None:
     """reconstructions.png (inputs above, reconstructions below), prior_samples.png, latent_walk.png (the
-    first two latent dimensions from −2.5σ to 2.5σ, the others at 0)."""
+    first two latent dimensions — channels of a spatial code — from −2.5σ to 2.5σ, the others at 0)."""
     from genimg.learn.pictures import save_grid
 
     model.eval()
@@ -91,9 +92,10 @@ def figures(model, images: torch.Tensor, run: Path) -> None:
     save_grid(torch.cat([inputs, model.reconstruct(inputs)]), run / "reconstructions.png", nrow=16)
     save_grid(model.sample(64, torch.Generator().manual_seed(0)), run / "prior_samples.png")
     steps = torch.linspace(-2.5, 2.5, 10)
-    z = torch.zeros(100, model.latent)
-    z[:, 0] = steps.repeat(10)
-    z[:, 1] = steps.repeat_interleave(10)
+    z = torch.zeros(100, *model.latent_shape)
+    across = (-1,) + (1,) * (z.dim() - 2)  # a value per image, over the whole channel of a spatial code
+    z[:, 0] = steps.repeat(10).view(across)
+    z[:, 1] = steps.repeat_interleave(10).view(across)
     save_grid(model.decode(z), run / "latent_walk.png", nrow=10)
 
 
@@ -101,13 +103,13 @@ def load_vae(run: Path):
     """A trained run's VAE and config."""
     import json
 
+    from genimg.learn import datasets
     from genimg.learn.runs import config_from_dict
     from genimg.learn.vae import VAE
     from genimg.state_file import load_state
 
     config = config_from_dict(json.loads((run / "config.json").read_text()), {"vae": VAEConfig})
-    channels = 1 if config.dataset in ("digits", "digits-bold", "faces") else 3
-    model = VAE(channels, config.size, config.latent, config.width)
+    model = VAE(datasets.channels(config.dataset), config.size, config.latent, config.width, config.spatial)
     model.load_state_dict(load_state(run / "checkpoint.safetensors")["model"])
     return model.eval(), config
 

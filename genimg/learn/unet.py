@@ -84,13 +84,21 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(8, c)
         self.conv_out = nn.Conv2d(c, channels, 3, padding=1)
 
-    def forward(self, x, t, y=None):
+    def null_like(self, y):
+        """The "no class" label for each of ``y``: the embedding's extra last index."""
+        return torch.full_like(y, self.num_classes)
+
+    def embed(self, t, y=None):
+        """The time step's embedding, plus the class's when the model knows classes (none given: "no class")."""
         emb = self.time_mlp(timestep_embedding(t, self.base))
         if self.class_emb is not None:
             if y is None:
-                y = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
+                y = torch.full((t.shape[0],), self.num_classes, device=t.device, dtype=torch.long)
             emb = emb + self.class_emb(y)
-        h = self.conv_in(x)
+        return emb
+
+    def encode(self, h, emb):
+        """The down path and the middle from the input convolution's features: (middle, skip features)."""
         skips = []
         for block1, block2, downsample in self.down:
             h = block1(h, emb)
@@ -98,7 +106,17 @@ class UNet(nn.Module):
             h = block2(h, emb)
             skips.append(h)
             h = downsample(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        return self.mid2(self.mid_attn(self.mid1(h, emb)), emb), skips
+
+    def forward(self, x, t, y=None, residuals=None):
+        """ε_θ(x_t, t, y). ``residuals`` (a ControlNet's, controlnet.py) are added to each skip connection and,
+        the last, to the middle — diffusers' down_block_additional_residuals and mid_block_additional_residual."""
+        emb = self.embed(t, y)
+        h, skips = self.encode(self.conv_in(x), emb)
+        if residuals is not None:
+            *to_skips, to_middle = residuals
+            skips = [s + r for s, r in zip(skips, to_skips)]
+            h = h + to_middle
         for block1, block2, upsample in self.up:
             h = block1(torch.cat([h, skips.pop()], 1), emb)
             h = block2(torch.cat([h, skips.pop()], 1), emb)

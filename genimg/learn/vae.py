@@ -15,6 +15,10 @@ reconstructions for a smoother latent space (Higgins et al. 2017, "β-VAE").
 Sampling z ~ q_φ(z|x) is not differentiable in φ; the reparameterisation trick (§2.4) writes it as
 z = μ + σ ⊙ ε with ε ~ N(0, I), so the gradient flows through μ and σ. New images come from the prior:
 z ~ N(0, I), decoded.
+
+The code is a vector (the paper's) or, with ``spatial``, a small image of ``latent`` channels at a quarter
+of the side — Stable Diffusion's autoencoder's shape (Rombach et al. 2022, §3: a KL-regularised code
+of 4 × H/8 × W/8), which latent diffusion (ldm.py) then learns to generate.
 """
 
 from __future__ import annotations
@@ -25,14 +29,19 @@ from torch.nn import functional as F
 
 
 class Encoder(nn.Module):
-    """x (N, C, S, S) -> μ, log σ² (N, latent): two stride-2 convolutions, then linear heads."""
+    """x (N, C, S, S) -> μ, log σ²: two stride-2 convolutions, then linear heads to (N, latent) or, with
+    ``spatial``, 1×1 convolutions to (N, latent, S/4, S/4)."""
 
-    def __init__(self, channels: int, size: int, latent: int, width: int = 32):
+    def __init__(self, channels: int, size: int, latent: int, width: int = 32, spatial: bool = False):
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.SiLU(),
-                                 nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(), nn.Flatten())
-        flat = 2 * width * (size // 4) ** 2
-        self.mu, self.log_var = nn.Linear(flat, latent), nn.Linear(flat, latent)
+                                 nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
+                                 nn.Identity() if spatial else nn.Flatten())
+        if spatial:
+            self.mu, self.log_var = nn.Conv2d(2 * width, latent, 1), nn.Conv2d(2 * width, latent, 1)
+        else:
+            flat = 2 * width * (size // 4) ** 2
+            self.mu, self.log_var = nn.Linear(flat, latent), nn.Linear(flat, latent)
 
     def forward(self, x):
         h = self.net(x)
@@ -40,12 +49,12 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """z (N, latent) -> the logits of each pixel (N, C, S, S): the encoder mirrored."""
+    """z -> the logits of each pixel (N, C, S, S): the encoder mirrored."""
 
-    def __init__(self, channels: int, size: int, latent: int, width: int = 32):
+    def __init__(self, channels: int, size: int, latent: int, width: int = 32, spatial: bool = False):
         super().__init__()
         self.width, self.side = width, size // 4
-        self.fc = nn.Linear(latent, 2 * width * self.side ** 2)
+        self.fc = nn.Conv2d(latent, 2 * width, 1) if spatial else nn.Linear(latent, 2 * width * self.side ** 2)
         self.net = nn.Sequential(nn.SiLU(), nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.SiLU(),
                                  nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1))
 
@@ -54,11 +63,12 @@ class Decoder(nn.Module):
 
 
 class VAE(nn.Module):
-    def __init__(self, channels: int = 1, size: int = 16, latent: int = 8, width: int = 32):
+    def __init__(self, channels: int = 1, size: int = 16, latent: int = 8, width: int = 32, spatial: bool = False):
         super().__init__()
         self.latent = latent
-        self.encoder = Encoder(channels, size, latent, width)
-        self.decoder = Decoder(channels, size, latent, width)
+        self.latent_shape = (latent, size // 4, size // 4) if spatial else (latent,)
+        self.encoder = Encoder(channels, size, latent, width, spatial)
+        self.decoder = Decoder(channels, size, latent, width, spatial)
 
     @staticmethod
     def reparameterise(mu, log_var, eps):
@@ -83,12 +93,12 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None):
         """New images from the prior: z ~ N(0, I), decoded."""
-        return self.decode(torch.randn(n, self.latent, generator=generator))
+        return self.decode(torch.randn(n, *self.latent_shape, generator=generator))
 
 
 def kl_divergence(mu, log_var):
     """KL(N(μ, σ²) ‖ N(0, I)) per image (Appendix B): −½ Σ_j (1 + log σ_j² − μ_j² − σ_j²)."""
-    return -0.5 * (1 + log_var - mu.square() - log_var.exp()).sum(1)
+    return -0.5 * (1 + log_var - mu.square() - log_var.exp()).flatten(1).sum(1)
 
 
 def negative_elbo(model: VAE, x, beta: float = 1.0, generator: torch.Generator | None = None):

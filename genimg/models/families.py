@@ -27,6 +27,7 @@ class Family:
     skipped_components: tuple[str, ...]  # loaded as None and never downloaded (SD's safety checker)
     strength_steps: str  # img2img runs floor or ceil of steps × strength steps (diffusers' own rounding)
     pipeline_prefixes: tuple[str, ...]
+    redux: str = ""  # the FLUX.1 Redux model `--redux` uses when none is named ("": the family has none)
 
 
 def _load() -> dict[str, Family]:

@@ -35,7 +35,8 @@ class ModelRef:
     defaults: dict = field(default_factory=dict)
     config: str | None = None
     allow_pickle: bool = False
-    variant: str | None = None  # "inpaint" for dedicated inpainting models (9-channel UNet, FLUX Fill)
+    variant: str | None = None  # "inpaint": dedicated inpainting models (9-channel UNet, FLUX Fill); "control":
+    # models that read a control map themselves (FLUX.1 Depth/Canny)
     loras: tuple[str, ...] = ()  # LoRAs the alias always applies (few-step LoRAs), as ORG/REPO/FILE[:WEIGHT]
     denoiser: str | None = None  # a GGUF file replacing the model's UNet / transformer
     vae: str | None = None  # another VAE (--vae): a hub id, a folder or a file
@@ -171,7 +172,10 @@ def _family_from_index(index: Path) -> tuple[str, str | None]:
                          "(it runs Stable Diffusion 1.x/2.x, SDXL and FLUX.1 pipelines)")
     unet_config = index.parent / "unet" / "config.json"
     nine_channels = unet_config.is_file() and json.loads(unet_config.read_text()).get("in_channels") == 9
-    return family, "inpaint" if ("Fill" in class_name or nine_channels) else None
+    if "Fill" in class_name or nine_channels:
+        return family, "inpaint"
+    # FLUX.1 Depth/Canny [dev] (not a ControlNet): the transformer reads a control map beside the picture
+    return family, "control" if class_name.startswith("FluxControl") and "ControlNet" not in class_name else None
 
 
 def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
@@ -185,7 +189,10 @@ def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
         header = safetensors_header(path)
         family = family_from_checkpoint_keys(k for k in header if k != "__metadata__")
         first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {}).get("shape", [0, 0])
-        variant = "inpaint" if first_conv[1] == 9 else None
+        flux_input = next((header[k]["shape"] for k in ("img_in.weight", "model.diffusion_model.img_in.weight",
+                                                        "x_embedder.weight") if k in header), [0, 0])
+        # FLUX's image input: 64 channels, 384 for Fill (picture, masked image, mask), 128 for Depth/Canny
+        variant = "inpaint" if first_conv[1] == 9 or flux_input[1] == 384 else "control" if flux_input[1] == 128 else None
         if family is None:
             raise UsageError(f"{path.name} is not a full SD1.x/2.x, SDXL or FLUX checkpoint (no known key names); "
                              "if it is a LoRA, pass it with --lora instead")

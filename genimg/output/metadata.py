@@ -94,6 +94,8 @@ def genimg_record(image) -> dict:
         record["controls"] = [{"model": c.controlnet.location, "source_hash": c.source_hash} for c in plan.controls]
     if plan.ip_adapters:
         record["ip_adapters"] = [{"weights": a.weights, "source_hash": a.source_hash} for a in plan.ip_adapters]
+    if plan.redux:
+        record["redux"] = [{"model": r.location, "source_hash": r.source_hash} for r in plan.redux]
     if image.lora_layers:
         record["lora_layers"] = [layers.to_dict() for layers in image.lora_layers]
     return record

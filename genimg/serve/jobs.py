@@ -332,11 +332,11 @@ def _plain(value) -> bool:
 
 
 def image_fields(spec) -> list[str]:
-    """The input images ``spec`` names: the task's image and mask, control and IP-Adapter images."""
+    """The input images ``spec`` names: the task's image and mask, control, IP-Adapter and Redux images."""
     names = [spec.image] if spec.image else []
     if spec.mask and spec.mask.path:
         names.append(spec.mask.path)
-    names += [c.image for c in spec.controls] + [a.image for a in spec.ip_adapters]
+    names += [c.image for c in spec.controls] + [a.image for a in (*spec.ip_adapters, *spec.redux)]
     return names
 
 
@@ -370,4 +370,6 @@ def _renamed(spec, names: dict):
         changes["controls"] = tuple(replace(c, image=name(c.image)) for c in spec.controls)
     if spec.ip_adapters:
         changes["ip_adapters"] = tuple(replace(a, image=name(a.image)) for a in spec.ip_adapters)
+    if spec.redux:
+        changes["redux"] = tuple(replace(r, image=name(r.image)) for r in spec.redux)
     return spec.replace(**changes) if changes else spec

@@ -74,9 +74,11 @@ def build_sdxl(tmp: Path, seed: int = 0):
     )
 
 
-def build_flux(tmp: Path, seed: int = 0):
+def build_flux(tmp: Path, seed: int = 0, control: bool = False):
+    """The tiny FLUX.1; with ``control`` a FLUX.1 Depth/Canny-shaped one (FluxControlPipeline), whose
+    transformer reads the control map's latents beside the picture's: twice the input channels."""
     import torch
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxControlPipeline, FluxPipeline, FluxTransformer2DModel
     from transformers import T5Config, T5EncoderModel
 
     from genimg.testing.tokenizers import clip_tokenizer, t5_tokenizer
@@ -84,13 +86,14 @@ def build_flux(tmp: Path, seed: int = 0):
     torch.manual_seed(seed)
     tokenizer = clip_tokenizer(tmp / "_tok")
     t5_tok = t5_tokenizer()
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=32 if control else 16, out_channels=16,
+                                         num_layers=1, num_single_layers=1,
                                          attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
                                          pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
     t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                                  relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0,
                                  eos_token_id=1))
-    return FluxPipeline(
+    return (FluxControlPipeline if control else FluxPipeline)(
         transformer=transformer, text_encoder=_clip_text(len(tokenizer)), tokenizer=tokenizer,
         text_encoder_2=t5, tokenizer_2=t5_tok,
         vae=_vae(use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035),
@@ -98,7 +101,8 @@ def build_flux(tmp: Path, seed: int = 0):
     )
 
 
-BUILDERS = {"sd": build_sd, "sdxl": build_sdxl, "flux": build_flux}
+BUILDERS = {"sd": build_sd, "sdxl": build_sdxl, "flux": build_flux,
+            "flux-control": lambda tmp, seed=0: build_flux(tmp, seed, control=True)}
 
 
 def save_tiny(family: str, folder: Path, seed: int = 0) -> Path:
@@ -261,3 +265,20 @@ def save_tiny_gguf(model_folder: Path, path: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def save_tiny_redux(folder: Path, seed: int = 0, text_width: int = 32) -> Path:
+    """A tiny FLUX.1 Redux (FluxPriorReduxPipeline: SigLIP image encoder, its processor, the image
+    embedder mapping SigLIP's features to ``text_width``, the tiny FLUX's T5 width), saved as a folder."""
+    import torch
+    from diffusers import FluxPriorReduxPipeline
+    from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(seed)
+    encoder = SiglipVisionModel(SiglipVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                                   num_attention_heads=2, image_size=32, patch_size=8))
+    prior = FluxPriorReduxPipeline(image_encoder=encoder, feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+                                   image_embedder=ReduxImageEncoder(redux_dim=32, txt_in_features=text_width))
+    prior.save_pretrained(folder, safe_serialization=True)
+    return folder
