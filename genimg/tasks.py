@@ -81,8 +81,8 @@ def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allo
         if n and abs(source.width / source.height - size[0] / size[1]) > 0.01:
             warn(f"control image {Path(control.image).name} has another aspect ratio than the output; "
                  f"it is fitted to {size[0]}x{size[1]} ({resize_mode})")
-        check_preprocessor(control.type, allow_pickle)
         if model.variant == "control":  # FLUX.1 Depth/Canny: the model reads the map itself
+            check_preprocessor(control.type, allow_pickle)
             if (control.scale, control.start, control.end) != (1.0, 0.0, 1.0):
                 warn(f"{model.name} reads the control map itself, with no scale, start or end; they are ignored")
             out.append(ControlInput(control, resize(source, size, resize_mode), file_hash(control.image), model))
@@ -90,6 +90,7 @@ def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allo
         if control.model is None:
             control = replace(control, model=default_controlnet(control.type, model))
         ref = resolve_controlnet(control.model, family, allow_pickle)
+        check_preprocessor(control.type, allow_pickle)
         mode = _union_mode(control, ref, family, warn)
         out.append(ControlInput(control, resize(source, size, resize_mode), file_hash(control.image), ref, mode))
     if len({c.controlnet.variant == "union" for c in out}) > 1:
