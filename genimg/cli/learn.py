@@ -189,7 +189,7 @@ def _train_until_ctrl_c(train, run: Path, config, resume: bool, overwrite: bool,
 def vae(
     output: Path = Run,
     dataset: str = Dataset,
-    epochs: int = typer.Option(300, "--epochs", help="Passes over the data."),
+    epochs: int = typer.Option(500, "--epochs", help="Passes over the data."),
     size: int = typer.Option(16, "--size", help="Image side in pixels (a multiple of 4)."),
     latent: int = typer.Option(4, "--latent", help="Dimensions of the code z."),
     width: int = typer.Option(64, "--width", help="Channels of the first convolution (the second has twice as many)."),

@@ -18,7 +18,7 @@ from genimg.output.plots import loss_curve
 class VAEConfig:
     dataset: str = "digits"
     size: int = 16
-    epochs: int = 300
+    epochs: int = 500  # 300 gave 69.0% confident prior samples, 500 72.4% (the chapter's target: 70%)
     batch: int = 64
     lr: float = 2e-3
     latent: int = 4  # of 4, 6 and 8 on digits, 4 gave the prior samples read most confidently
