@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -126,3 +127,35 @@ def resume_one_cycle(schedule, saved: dict, opt, max_lr: float, total_steps: int
         return schedule
     return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=0.05,
                                                last_epoch=saved["last_epoch"] - 1)
+
+
+def end_epoch(run: Path, state: dict, rows: list[dict], progress: Progress | None, total: int, began: float) -> None:
+    """Save the epoch's checkpoint (``state`` names its ``epoch``), then report it: the mean loss of ``rows``."""
+    from genimg.state_file import save_state
+
+    save_state(run / "checkpoint.safetensors", state)
+    if progress:
+        progress("epoch", epoch=state["epoch"], total=total, loss=sum(r["loss"] for r in rows) / len(rows),
+                 seconds=time.perf_counter() - began)
+
+
+def train_steps(loss_of, params, steps: int, lr: float, progress: Progress | None) -> list[float]:
+    """``steps`` AdamW steps at ``lr`` on ``params``, each on the loss ``loss_of(step)`` returns (the adapter
+    trainers: LoRA, ControlNet), reported every 50 steps; returns the losses."""
+    opt = torch.optim.AdamW(params, lr=lr)
+    began, losses = time.perf_counter(), []
+    for step in range(1, steps + 1):
+        loss = loss_of(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if progress and (step % 50 == 0 or step == steps):
+            progress("epoch", epoch=step, total=steps, loss=sum(losses[-50:]) / len(losses[-50:]),
+                     seconds=time.perf_counter() - began)
+    return losses
+
+
+def loss_summary(losses: list[float]) -> dict:
+    """The mean loss of the first and of the last 50 steps (what an adapter's record keeps)."""
+    return {"loss_first_50": sum(losses[:50]) / len(losses[:50]), "loss_last_50": sum(losses[-50:]) / len(losses[-50:])}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import Progress
+from genimg.learn.runs import Progress, loss_summary, train_steps
 from genimg.learn.sampling import load_base
 
 HELD_OUT = 200  # the last images of the dataset: their maps measure the ControlNet, never trained on
@@ -42,28 +42,22 @@ def train_controlnet(base_run: Path, run: Path, config: ControlNetConfig, progre
     controlnet = ControlNet(diffusion.model, maps.shape[1])
     controlled = ControlledUNet(diffusion.model, controlnet)
     trainer = GaussianDiffusion(controlled, diffusion.schedule, config.label_dropout)
-    opt = torch.optim.AdamW(controlnet.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     run.mkdir(parents=True, exist_ok=True)
-    began, losses = time.perf_counter(), []
+    began = time.perf_counter()
     controlnet.train()
-    for step in range(1, config.steps + 1):
+
+    def loss_of(step):
         index = torch.randint(len(images), (config.batch,), generator=generator)
         controlled.control = maps[index]
-        loss = trainer(images[index], labels[index] if classes and labels is not None else None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if progress and (step % 50 == 0 or step == config.steps):
-            progress("epoch", epoch=step, total=config.steps, loss=sum(losses[-50:]) / len(losses[-50:]),
-                     seconds=time.perf_counter() - began)
+        return trainer(images[index], labels[index] if classes and labels is not None else None)
+
+    losses = train_steps(loss_of, controlnet.parameters(), config.steps, config.lr, progress)
     save_safetensors(run / "controlnet.safetensors", controlnet.state_dict())
     trainable = sum(p.numel() for p in controlnet.parameters())
     record = {"base_run": str(base_run), "config": asdict(config), "trainable": trainable,
               "base": sum(p.numel() for p in diffusion.model.parameters()),
-              "seconds": round(time.perf_counter() - began, 1),
-              "loss_first_50": sum(losses[:50]) / len(losses[:50]), "loss_last_50": sum(losses[-50:]) / len(losses[-50:])}
+              "seconds": round(time.perf_counter() - began, 1), **loss_summary(losses)}
     atomic_save(run / "controlnet.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2)), overwrite=True)
     return record
 

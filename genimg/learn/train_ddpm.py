@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import (Progress, log_losses, one_cycle, open_run, read_losses, resume_one_cycle, rng_state,
-                               set_rng_state)
+from genimg.learn.runs import (Progress, end_epoch, log_losses, one_cycle, open_run, read_losses, resume_one_cycle,
+                               rng_state, set_rng_state)
 from genimg.output.plots import loss_curve
 
 
@@ -47,7 +47,7 @@ def build_diffusion(config: DDPMConfig, channels: int, num_classes: int | None):
 def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: bool = False,
                progress: Progress | None = None, stop_after_epoch: int | None = None) -> DDPMConfig:
     from genimg.learn import pictures
-    from genimg.state_file import load_state, save_state
+    from genimg.state_file import load_state
     from genimg.learn.ema import EMA
 
     config, data, classes = open_run(run, config, resume, overwrite)
@@ -89,13 +89,9 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
         log_losses(run, rows)
         if epoch % config.sample_every == 0 or epoch == config.epochs:
             _ddpm_epoch_grid(diffusion, ema, classes, data, run / "samples" / f"epoch_{epoch:03d}.png")
-        save_state(run / "checkpoint.safetensors", {
-            "model": diffusion.model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
-            "optimizer": opt.state_dict(), "lr_schedule": sched.state_dict(), "rng": rng_state(data_gen),
-            "epoch": epoch})
-        if progress:
-            progress("epoch", epoch=epoch, total=config.epochs, loss=sum(r["loss"] for r in rows) / len(rows),
-                     seconds=time.perf_counter() - began)
+        end_epoch(run, {"model": diffusion.model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
+                        "optimizer": opt.state_dict(), "lr_schedule": sched.state_dict(), "rng": rng_state(data_gen),
+                        "epoch": epoch}, rows, progress, config.epochs, began)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     loss_curve(read_losses(run), run / "loss.png")

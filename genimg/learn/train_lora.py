@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import Progress
+from genimg.learn.runs import Progress, loss_summary, train_steps
 from genimg.learn.sampling import load_base
 
 
@@ -40,27 +40,20 @@ def train_lora(base_run: Path, run: Path, config: LoRAConfig, progress: Progress
     adapted = inject(diffusion.model, rank=config.rank, alpha=config.alpha)
     trainable, total = trainable_share(diffusion.model)
     params = [p for p in diffusion.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     run.mkdir(parents=True, exist_ok=True)
-    began, losses = time.perf_counter(), []
+    began = time.perf_counter()
     diffusion.model.train()
-    for step in range(1, config.steps + 1):
+
+    def loss_of(step):
         index = torch.randint(len(data.images), (config.batch,), generator=generator)
-        y = data.labels[index] if classes and data.labels is not None else None
-        loss = diffusion(data.images[index], y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if progress and (step % 50 == 0 or step == config.steps):
-            progress("epoch", epoch=step, total=config.steps, loss=sum(losses[-50:]) / len(losses[-50:]),
-                     seconds=time.perf_counter() - began)
+        return diffusion(data.images[index], data.labels[index] if classes and data.labels is not None else None)
+
+    losses = train_steps(loss_of, params, config.steps, config.lr, progress)
     diffusion.model.eval()
     save_safetensors(run / "lora.safetensors", lora_state(diffusion.model))
     record = {"base_run": str(base_run), "config": asdict(config), "layers": adapted, "trainable": trainable,
-              "total": total, "seconds": round(time.perf_counter() - began, 1),
-              "loss_first_50": sum(losses[:50]) / len(losses[:50]), "loss_last_50": sum(losses[-50:]) / len(losses[-50:])}
+              "total": total, "seconds": round(time.perf_counter() - began, 1), **loss_summary(losses)}
     atomic_save(run / "lora.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2)), overwrite=True)
     return record
 
