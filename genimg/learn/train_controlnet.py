@@ -62,15 +62,15 @@ def train_controlnet(base_run: Path, run: Path, config: ControlNetConfig, progre
     return record
 
 
-def load_controlled(base_run: Path, run: Path):
-    """The base run's model steered by the run's ControlNet (a ``GaussianDiffusion`` over a ``ControlledUNet``)."""
+def load_controlled(diffusion, config, run: Path):
+    """A base run's model (its ``GaussianDiffusion`` and config, from ``load_base``) steered by the run's
+    ControlNet: a ``GaussianDiffusion`` over a ``ControlledUNet`` sharing the base's weights."""
     from safetensors.torch import load_file
 
     from genimg.learn import datasets
     from genimg.learn.controlnet import ControlledUNet, ControlNet
     from genimg.learn.ddpm import GaussianDiffusion
 
-    diffusion, config, _ = load_base(base_run, "a ControlNet steers")
     controlnet = ControlNet(diffusion.model, datasets.channels(config.dataset))
     controlnet.load_state_dict(load_file(str(run / "controlnet.safetensors")))
     return GaussianDiffusion(ControlledUNet(diffusion.model, controlnet.eval()), diffusion.schedule)
@@ -89,7 +89,7 @@ def compare(base_run: Path, run: Path, count: int = 100, steps: int = 20, seed: 
     from genimg.learn.pictures import save_grid
 
     base, config, classes = load_base(base_run, "a ControlNet steers")
-    steered = load_controlled(base_run, run)
+    steered = load_controlled(base, config, run)  # the base's weights, loaded once, serve both
     data = datasets.load(config.dataset, config.size)
     source = data.images[-HELD_OUT:][:count]
     wanted = None if data.labels is None else data.labels[-HELD_OUT:][:count]
