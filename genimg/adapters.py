@@ -17,9 +17,8 @@ from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
 from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
-FAMILY_HINT = {"sd": "an SD1.x/2.x model", "sdxl": "an SDXL model", "flux": "a FLUX model"}
-# kohya's ss_base_model_version values, by prefix.
-_KOHYA_VERSIONS = (("sdxl", "sdxl"), ("sd_v1", "sd"), ("sd_v2", "sd"), ("flux", "flux"))
+# kohya's ss_base_model_version values, by prefix (ai-toolkit and musubi write flux2 for FLUX.2 LoRAs).
+_KOHYA_VERSIONS = (("sdxl", "sdxl"), ("sd_v1", "sd"), ("sd_v2", "sd"), ("flux2", "flux2"), ("flux", "flux"))
 
 
 @dataclass(frozen=True)
@@ -53,29 +52,31 @@ def check_lora(lora, ref, allow_pickle: bool = False) -> LoraRef:
         if not allow_pickle:
             raise UsageError(f"LoRA {weights.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
         return LoraRef(str(weights), lora.weight)
+    from genimg.models.families import FAMILIES, same_line
+
     family = lora_family(weights, model_cross_dim(ref))
-    if family and family != ref.family:
-        raise UsageError(f"LoRA {LoraRef(str(weights)).name} was made for {FAMILY_HINT[family]}, not for "
-                         f"{ref.name} ({FAMILY_HINT.get(ref.family, ref.family)}); use a LoRA trained on the same family")
+    if family and not same_line(family, ref.family):
+        raise UsageError(f"LoRA {LoraRef(str(weights)).name} was made for a {FAMILIES[family].label} model, not for "
+                         f"{ref.name} ({FAMILIES[ref.family].label}); use a LoRA trained on the same family")
     return LoraRef(str(weights), lora.weight, family)
 
 
 def lora_family(path: Path, cross_dim: int | None = None) -> str | None:
     """The family a LoRA file was made for, from its metadata, its key names, or (SD against SDXL) the
     width of its cross-attention inputs compared with the model's; None where nothing tells."""
+    from genimg.models.families import FAMILIES, family_from_lora_keys
+
     header = safetensors_header(path)
     meta = header.get("__metadata__") or {}
-    if meta.get("base_family") in FAMILY_HINT:
+    if meta.get("base_family") in FAMILIES:
         return meta["base_family"]
     version = str(meta.get("ss_base_model_version", ""))
     for prefix, family in _KOHYA_VERSIONS:
         if version.startswith(prefix):
             return family
-    keys = [k for k in header if k != "__metadata__"]
-    if any(k.startswith(("transformer.", "lora_unet_double_blocks", "lora_unet_single_blocks")) for k in keys):
-        return "flux"
-    if any(k.startswith(("text_encoder_2.", "lora_te2_")) or "lora_unet_input_blocks" in k for k in keys):
-        return "sdxl"
+    keyed = family_from_lora_keys(k for k in header if k != "__metadata__")
+    if keyed:
+        return keyed
     if cross_dim:
         for key, info in header.items():
             if ("attn2.to_k" in key or "attn2_to_k" in key) and any(m in key for m in ("lora_A", "lora_down", "lora.down")):
@@ -149,6 +150,17 @@ def _layer_counts(pipe, lora: LoraRef, adapter: str) -> LoraLayers:
     return LoraLayers(lora.name, layers, matched)
 
 
+def _unload(pipe) -> None:
+    """Every LoRA out of ``pipe``; a layer a LoRA widened (a FLUX.1 Depth/Canny LoRA's image input reads the
+    control map's channels too) gets its own shape and weights back."""
+    import inspect
+
+    if "reset_to_overwritten_params" in inspect.signature(pipe.unload_lora_weights).parameters:
+        pipe.unload_lora_weights(reset_to_overwritten_params=True)
+    else:
+        pipe.unload_lora_weights()
+
+
 def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool = False) -> tuple[LoraLayers, ...]:
     """Make ``pipe`` (and every pipeline sharing its components) run with exactly ``loras``, merged into
     the weights with ``fuse``; returns how many of each LoRA's layers matched the model (``warn`` hears
@@ -160,7 +172,7 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool 
         loaded.lora_fused = None
     if loaded.lora_paths != wanted:
         if loaded.lora_paths:
-            pipe.unload_lora_weights()
+            _unload(pipe)
         loaded.lora_paths, loaded.lora_layers = (), ()
         counts = []
         for i, lora in enumerate(loras):
@@ -174,10 +186,12 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool 
             # diffusers only warns when no key matches the model: a LoRA for another family loads nothing.
             present = {name for names in pipe.get_list_adapters().values() for name in names}
             if reason or f"lora{i}" not in present:
-                pipe.unload_lora_weights()
-                made_for = f", made for {FAMILY_HINT[lora.family]}" if lora.family else ""
+                _unload(pipe)
+                from genimg.models.families import FAMILIES
+
+                made_for = f", made for {FAMILIES[lora.family].label}" if lora.family else ""
                 raise UsageError(f"cannot load LoRA {lora.name}{made_for} into {loaded.ref.name} "
-                                 f"({FAMILY_HINT.get(loaded.ref.family)}): "
+                                 f"({FAMILIES[loaded.ref.family].label}): "
                                  f"{reason or 'none of its weights match this model'}; is it for another model family?")
             counts.append(_layer_counts(pipe, lora, f"lora{i}"))
             if warn and counts[-1].warning():

@@ -31,3 +31,16 @@ def flux_image_ids(batch: int, height: int, width: int, device, dtype):
     from diffusers import FluxPipeline
 
     return FluxPipeline._prepare_latent_image_ids(batch, height, width, device, dtype)
+
+
+def flux2_image_latents(pipe, pixels):
+    """FLUX.2's VAE latents of ``pixels`` as its transformer reads them: the distribution's mode, 2×2 patches
+    as channels, normalised by the VAE's batch-norm statistics ``[B, 4C, H/2, W/2]``."""
+    return pipe._encode_vae_image(pixels, generator=None)
+
+
+def flux2_tokens(latents):
+    """FLUX.2's latents ``[B, C, H, W]`` as tokens ``[B, H·W, C]``, and their position ids ``[B, H·W, 4]``."""
+    from diffusers import Flux2Pipeline
+
+    return Flux2Pipeline._pack_latents(latents), Flux2Pipeline._prepare_latent_ids(latents).to(latents.device)

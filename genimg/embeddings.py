@@ -47,8 +47,11 @@ def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) 
     head, sep, tail = text.rpartition(":")
     if sep and head and not path.exists() and _find(head).exists():
         path, token = _find(head), tail.strip()
-    if ref.family == "flux":
-        raise UsageError("textual inversion embeddings are for SD1.x/2.x and SDXL; FLUX's T5 takes none")
+    from genimg.models.families import FAMILIES
+
+    if not FAMILIES[ref.family].weighted_prompts:  # the CLIP families are the ones with A1111's embeddings
+        raise UsageError(f"textual inversion embeddings are for SD1.x/2.x and SDXL; {FAMILIES[ref.family].label}'s "
+                         "text encoders take none")
     if not path.is_file():
         raise UsageError(f"embedding {text} does not exist")
     if path.suffix.lower() in PICKLE_SUFFIXES:

@@ -46,10 +46,11 @@ class PipelineFactory:
             masked: bool = False) -> tuple:
         """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing;
         ``controlnets`` (:class:`ModelRef` each) steer it, ``masked`` confines an edit to a mask. Each
-        ControlNet loaded is kept with the model."""
+        ControlNet loaded is kept with the model. A control LoRA among ``controlnets`` (FLUX.1 Depth/Canny
+        as a LoRA, loaded with the other LoRAs) asks for the pipeline of a model that reads the map itself."""
         import diffusers
 
-        if self.current is None or (self.current.ref, self.current.preset) != (ref, preset):
+        if self.current is None or self.current.ref != ref or not _same_setup(self.current.preset, preset):
             self.release()
             if progress:
                 progress("load", model=ref.name)
@@ -59,9 +60,12 @@ class PipelineFactory:
                 progress("loaded", model=ref.name)
         loaded = self.current
         key = (task, tuple(c.location for c in controlnets)) + (("masked",) if masked else ())
+        reads_map = ref.variant == "control" or any(cn.variant == "control-lora" for cn in controlnets)
+        controlnets = tuple(cn for cn in controlnets if cn.variant != "control-lora")
         if key not in loaded.pipelines:
             union = any(cn.variant == "union" for cn in controlnets)
-            cls = getattr(diffusers, pipeline_entry(ref.family, task, ref.variant, bool(controlnets), union,
+            variant = "control" if reads_map else ref.variant
+            cls = getattr(diffusers, pipeline_entry(ref.family, task, variant, bool(controlnets), union,
                                                     masked).class_name)
             extra = {}
             if controlnets:
@@ -109,6 +113,13 @@ class PipelineFactory:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _same_setup(a: Preset, b: Preset) -> bool:
+    """Whether a model loaded as ``a`` serves ``b``: DeepCache and ToMe wrap each call, so they need no new load."""
+    from dataclasses import replace
+
+    return replace(a, deepcache=0, tome=0.0) == replace(b, deepcache=0, tome=0.0)
 
 
 def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:

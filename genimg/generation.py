@@ -23,7 +23,8 @@ from genimg import config
 from genimg.adapters import LoraRef, apply_loras, check_lora
 from genimg.errors import RunFailure, UsageError, is_out_of_memory
 from genimg.models import ModelRef, get_family, resolve_model
-from genimg.pipelines import pipeline_entry
+from genimg.models.families import line_code
+from genimg.pipelines import has_pipeline, pipeline_entry
 from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.prompting.inline import inline_loras
@@ -123,16 +124,40 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     resolved = resolved.replace(scheduler=scheduler.name)
     with _naming_the_setting("preset", given):
         preset = _checked_preset(resolved, ref.family, warnings.append)
+    from genimg.step_savers import check_step_savers
+
+    check_step_savers(preset, family.denoiser[0])
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     if resolved.clip_skip and resolved.clip_skip > 1 and not family.weighted_prompts:
         warnings.append(f"{family.label} takes no CLIP skip; --clip-skip is ignored")
     entry = _entry(ref, resolved)
+    if spec.references and not entry.reference_arg:
+        raise UsageError(f"{ref.name} edits one image; several (--ref) are for FLUX.2 models (-m flux2-klein, flux2-dev)")
+    if spec.references and 1 + len(spec.references) > family.reference_images:
+        raise UsageError(f"{family.label} takes at most {family.reference_images} images: the input and "
+                         f"{family.reference_images - 1} --ref (got {len(spec.references)})")
+    if entry.reference_arg and hasattr(line_code(ref.family), "check_reference"):
+        check = line_code(ref.family).check_reference
+        check(f"the image {Path(spec.image).name}", inputs.size)
+        for path, image in zip(spec.references, inputs.references):
+            check(f"--ref {Path(path).name}", image.size)
+    if spec.hires and not has_pipeline(ref.family, "img2img"):
+        raise UsageError(f"the hires fix repaints with img2img, which diffusers has not for {family.label}; "
+                         "upscale the images with genimg upscale instead")
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
     size = (resolved.width, resolved.height)
     controls = read_controls(spec.controls, ref, size, spec.resize, spec.allow_pickle, warnings.append)
     resolved = resolved.replace(controls=tuple(c.spec for c in controls))  # with the default ControlNets named
+    control_loras = tuple(LoraRef(c.controlnet.location, c.spec.scale, ref.family) for c in controls
+                          if c.controlnet.variant == "control-lora")
+    if control_loras and (len(controls) != 1 or ref.variant is not None
+                          or not has_pipeline(ref.family, resolved.task, "control")):
+        raise UsageError(f"{controls[0].controlnet.name if len(controls) == 1 else 'a control LoRA'} is a FLUX.1 "
+                         "Depth/Canny LoRA: it steers a FLUX.1 base model (dev) alone; give exactly one --control "
+                         "with it" + ("" if has_pipeline(ref.family, "txt2img", "control") else
+                                      f", not a {family.label} model"))
     hires_upscaler = hires_size = None
     if spec.hires:
         from genimg.upscale.models import resolve_upscaler
@@ -142,7 +167,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
                            for v in size)
     from genimg.redux import read_redux
 
-    base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls, _local_loras(spec, ref),
+    base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls,
+                _local_loras(spec, ref) + control_loras,
                 _embeddings(spec, ref), _ip_adapters_of(spec, ref), read_redux(spec.redux, ref), hires_upscaler,
                 hires_size)
     if images is None:
@@ -333,7 +359,9 @@ def _alias_loras(ref) -> list[LoraSpec]:
 
 def _entry(ref: ModelRef, spec: GenerationSpec, controls=()):
     union = any(c.controlnet.variant == "union" for c in controls)
-    return pipeline_entry(ref.family, spec.task, ref.variant, bool(spec.controls), union, masked_edit(spec))
+    # a FLUX.1 Depth/Canny LoRA makes its base model one that reads the map itself
+    variant = "control" if any(c.controlnet.variant == "control-lora" for c in controls) else ref.variant
+    return pipeline_entry(ref.family, spec.task, variant, bool(spec.controls), union, masked_edit(spec))
 
 
 def masked_edit(spec: GenerationSpec) -> bool:
@@ -503,6 +531,10 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
         kwargs[entry.area_arg] = spec.width * spec.height
     if plan.inputs is not None:
         kwargs["image"] = plan.inputs.image
+        if entry.reference_arg == "image":  # FLUX.2: the input first, then the references, as one list
+            kwargs["image"] = [plan.inputs.image, *plan.inputs.references]
+        elif entry.reference_arg and plan.inputs.references:
+            kwargs[entry.reference_arg] = list(plan.inputs.references)
         if entry.strength:
             kwargs["strength"] = spec.strength
         kwargs.update(entry.fixed)
@@ -559,8 +591,10 @@ def _denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: 
 
         with torch.inference_mode():
             kwargs = redux_prompts(prior_for(loaded, pipe, plan.redux[0].location), kwargs, plan.redux)
+    from genimg.step_savers import step_savers
+
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed):
             images = pipe(**kwargs, callback_on_step_end=on_step).images
     except (IndexError, RuntimeError, ValueError) as e:
         if is_out_of_memory(e):
@@ -597,18 +631,15 @@ def _prompt_embeddings(pipe, plan: Plan, kwargs: dict) -> dict:
 
 
 def _cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:
-    """What a FLUX prompt loses: T5 reads ``max_sequence_length`` tokens, CLIP's pooled summary 77."""
-    if "max_sequence_length" not in kwargs or "prompt" not in kwargs:
+    """What a prompt loses past ``max_sequence_length`` tokens, as the model line counts them (FLUX.1's T5,
+    FLUX.2's chat-templated language model)."""
+    code = line_code(plan.ref.family)
+    if "max_sequence_length" not in kwargs or "prompt" not in kwargs or not hasattr(code, "cut_prompt"):
         return []
     limit = kwargs["max_sequence_length"]
-    messages = []
-    for text in dict.fromkeys(kwargs["prompt"]):
-        ids = pipe.tokenizer_2(text, add_special_tokens=True).input_ids
-        if len(ids) > limit:
-            lost = pipe.tokenizer_2.decode(ids[limit - 1:-1], skip_special_tokens=True)
-            messages.append(f"the prompt is {len(ids)} T5 tokens; past --max-sequence-length {limit} this is cut: "
-                            f"{lost!r}")
-    return messages
+    cuts = [code.cut_prompt(pipe, text, limit) for text in dict.fromkeys(kwargs["prompt"])]
+    return [f"the prompt is longer than the text encoder reads; past --max-sequence-length {limit} this is cut: "
+            f"{cut!r}" for cut in cuts if cut]
 
 
 def _smaller_preset(preset: Preset) -> str | None:

@@ -46,9 +46,14 @@ def read_ip_adapters(specs, ref, allow_pickle: bool = False) -> tuple[IPAdapterI
     Everything that can be wrong is said here, before any model loads."""
     from genimg.inputs import file_hash, load_image
 
+    from genimg.models.families import FAMILIES
+
     if not specs:
         return ()
-    if ref.family == "flux" and ref.variant == "inpaint":
+    if not FAMILIES[ref.family].ip_adapter:
+        raise UsageError(f"{FAMILIES[ref.family].label} takes no IP-Adapter; give it the image as a reference "
+                         "(genimg edit IMAGE \"instruction\" --ref IMAGE)")
+    if FAMILIES[ref.family].ip_adapter == "xlabs" and ref.variant == "inpaint":
         raise UsageError(f"diffusers' FLUX Fill pipeline takes no IP-Adapter; {ref.name} is a Fill model "
                          "(leave out --ip-adapter, or inpaint with a FLUX base model)")
     out = []
@@ -121,9 +126,11 @@ def _check_family(weights: Path, name: str, ref) -> None:
 
     if weights.suffix != ".safetensors":
         return
+    from genimg.models.families import FAMILIES
+
     header = safetensors_header(weights)
     flux = any(key.startswith("double_blocks.") and "ip_adapter_double_stream" in key for key in header)
-    if flux != (ref.family == "flux"):
+    if flux != (FAMILIES[ref.family].ip_adapter == "xlabs"):
         made = "FLUX (XLabs' layout)" if flux else "SD1.x/SDXL (h94's layout)"
         raise UsageError(f"IP-Adapter {name} is made for {made}, not for {ref.name}; use one for its family")
     if flux:
@@ -155,8 +162,10 @@ def apply_ip_adapters(pipe, loaded, adapters: tuple[IPAdapterInput, ...]) -> Non
                 folder, dtype=pipe.dtype, use_safetensors=(folder / "model.safetensors").is_file())
             _give(pipe, encoder.to(pipe.device))
             # The encoder is given above; each family's loader names "do not load one" its own way.
-            no_encoder = ({"image_encoder_pretrained_model_name_or_path": None} if loaded.ref.family == "flux"
-                          else {"image_encoder_folder": None})
+            from genimg.models.families import FAMILIES
+
+            no_encoder = ({"image_encoder_pretrained_model_name_or_path": None}
+                          if FAMILIES[loaded.ref.family].ip_adapter == "xlabs" else {"image_encoder_folder": None})
             try:
                 pipe.load_ip_adapter([str(Path(a.weights).parent) for a in adapters], subfolder=[""] * len(adapters),
                                      weight_name=[Path(a.weights).name for a in adapters], **no_encoder)

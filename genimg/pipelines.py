@@ -22,6 +22,9 @@ class PipelineEntry:
     fixed: tuple = ()  # (argument, value) pairs always passed
     area_arg: str | None = None  # takes the output's area in pixels (Kontext scales width × height to it)
     control_scales: bool = True  # takes ControlNets' conditioning scale, guidance start and end
+    # Where --ref images go: "image" takes the input and the references as one list (FLUX.2), another
+    # argument takes the references beside the input (FLUX.2 [klein] inpainting); None: no references.
+    reference_arg: str | None = None
 
 
 # Keyed by (family, task, modifier): modifier None, "controlnet" (one or more ControlNets steer the
@@ -68,6 +71,15 @@ PIPELINES = {
     # Kontext with a mask: the instruction applies inside it, the rest is kept (genimg edit --mask).
     ("flux", "edit", "inpaint"): PipelineEntry("FluxKontextInpaintPipeline", mask_crop=True,
                                                fixed=(("_auto_resize", False),), area_arg="max_area"),
+    # FLUX.2: text to image, and editing from up to ten reference images (the input first). diffusers has no
+    # strength-based img2img for it; [klein] has an inpainting pipeline that also takes references.
+    ("flux2", "txt2img", None): PipelineEntry("Flux2Pipeline"),
+    ("flux2", "edit", None): PipelineEntry("Flux2Pipeline", strength=False, reference_arg="image"),
+    ("flux2-klein", "txt2img", None): PipelineEntry("Flux2KleinPipeline"),
+    ("flux2-klein", "edit", None): PipelineEntry("Flux2KleinPipeline", strength=False, reference_arg="image"),
+    ("flux2-klein", "inpaint", None): PipelineEntry("Flux2KleinInpaintPipeline", mask_crop=True),
+    ("flux2-klein", "edit", "inpaint"): PipelineEntry("Flux2KleinInpaintPipeline", mask_crop=True,
+                                                      reference_arg="image_reference"),
 }
 
 # The ControlNet classes by (family, variant), and what steers with several of them (in diffusers.models).
@@ -93,8 +105,18 @@ def pipeline_entry(family: str, task: str, variant: str | None = None, controlle
     if task == "edit" and masked and not controlled:
         modifier = "inpaint"
     if task == "edit" and (family, task, modifier) not in PIPELINES:
-        raise UsageError(f"instruction editing is for FLUX.1 Kontext models (-m flux-kontext), not {family} models"
-                         + (", and takes no ControlNet" if controlled else "") + "; for other models use img2img")
+        raise UsageError(f"instruction editing is for FLUX.1 Kontext and FLUX.2 models (-m flux-kontext, flux2-klein), "
+                         f"not {family} models" + (", and takes no ControlNet" if controlled else "")
+                         + ("" if (family, task, None) in PIPELINES else "; for other models use img2img"))
+    if task == "img2img" and (family, "edit", None) in PIPELINES and (family, task, None) not in PIPELINES:
+        raise UsageError(f"diffusers has no img2img pipeline for {family} models; change an image with "
+                         f"genimg edit IMAGE \"instruction\" (it keeps the input's size)")
     if (family, task, modifier) not in PIPELINES:
         raise UsageError(f"no {task} pipeline{' with ControlNets' if controlled else ''} for {family} models")
     return PIPELINES[(family, task, modifier)]
+
+
+def has_pipeline(family: str, task: str, modifier: str | None = None) -> bool:
+    """Whether diffusers has a ``task`` pipeline for ``family`` (FLUX.2 has no img2img), with ``modifier``
+    ("control": one that reads a control map itself) where given."""
+    return (family, task, modifier) in PIPELINES

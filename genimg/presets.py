@@ -38,6 +38,8 @@ class Preset:
     channels_last: bool = False
     quantize: str = "none"
     vae_fp32: bool = False
+    deepcache: int = 0  # a full UNet pass every N steps, deep features reused between (0: off; see step_savers)
+    tome: float = 0.0  # share of self-attention tokens merged (ToMe; 0: off)
     max_megapixels: float = 0  # largest image this tier handles without VAE tiling (0: no limit)
     tiling_lifts_limit: bool = True  # the limit is the VAE's (GPUs); on a CPU it is the denoiser's time
     upscale_tile: int = 512  # upscalers run in tiles of this many input pixels (0: whole images)

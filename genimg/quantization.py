@@ -6,8 +6,6 @@ from genimg.errors import UsageError
 from genimg.pipeline_setup import torch_dtype
 from genimg.presets import Preset
 
-# What gets quantized on small cards: the denoiser always, FLUX's T5 encoder (4.7 B parameters) too.
-QUANTIZED_COMPONENTS = {"sd": ["unet"], "sdxl": ["unet"], "flux": ["transformer", "text_encoder_2"]}
 
 
 def quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False):
@@ -20,8 +18,10 @@ def quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False
                          "pip install bitsandbytes, or pass --quantize none")
     from diffusers.quantizers import PipelineQuantizationConfig
 
+    from genimg.models.families import FAMILIES
+
     # A GGUF denoiser is quantized already: bitsandbytes takes only what is left (FLUX's T5).
-    components = [c for c in QUANTIZED_COMPONENTS[family] if not (gguf_denoiser and c in ("transformer", "unet"))]
+    components = [c for c in FAMILIES[family].quantized if not (gguf_denoiser and c == FAMILIES[family].denoiser[1])]
     if not components:
         return None
     if preset.quantize == "nf4":

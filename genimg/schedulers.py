@@ -38,7 +38,7 @@ def lookup(name: str, family: str) -> SchedulerSpec:
         raise UsageError(f"unknown scheduler {name!r}{did_you_mean(name, table)}; `genimg schedulers` lists them")
     if family not in spec.families:
         usable = ", ".join(k for k, v in table.items() if family in v.families)
-        kind = "a flow-matching model" if family == "flux" else "a noise-prediction model"
+        kind = "a flow-matching model" if FAMILIES[family].scheduler.startswith("FlowMatch") else "a noise-prediction model"
         raise UsageError(f"scheduler {spec.name!r} cannot drive {FAMILIES[family].label} ({kind}); use one of: {usable}")
     if spec.requires and importlib.util.find_spec(spec.requires) is None:
         raise UsageError(f"scheduler {spec.name!r} needs the {spec.requires} package: pip install {spec.requires}")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from genimg.coerce import coerce
 from genimg.errors import UsageError, did_you_mean
 
-TASKS = ("txt2img", "img2img", "inpaint", "edit")  # edit: an image changed by an instruction (FLUX.1 Kontext)
+TASKS = ("txt2img", "img2img", "inpaint", "edit")  # edit: an image changed by an instruction (Kontext, FLUX.2)
 RESIZE_MODES = ("fit", "crop", "stretch")
 FILL_MODES = ("edge", "noise")
 SIDES = ("left", "right", "top", "bottom")
@@ -266,6 +266,7 @@ class GenerationSpec:
     negative_template: str | None = None  # a style used for its negative prompt; "default": the family's
     # img2img and inpaint: the input image, how much to change it and how to fit it to the size asked
     image: str | None = None
+    references: tuple[str, ...] = ()  # edit: more images the instruction draws on (FLUX.2's multi-reference)
     strength: float | None = None
     resize: str = "fit"
     mask: MaskSpec | None = None
@@ -365,6 +366,9 @@ class GenerationSpec:
             raise UsageError("--extend makes its own mask; leave out --mask, --mask-from-alpha and --mask-rect")
         if self.task == "txt2img" and (self.mask or self.outpaint):
             raise UsageError("a mask or --extend needs an inpaint task with an input image")
+        if self.references and self.task != "edit":
+            raise UsageError("--ref images are for genimg edit (FLUX.2 edits from several images); "
+                             f"{self.task} takes none")
         if self.strength is not None and not 0.0 <= self.strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1 (got {self.strength})")
         if self.mask and (self.mask.blur < 0 or (self.mask.padding is not None and self.mask.padding < 0)):
@@ -385,7 +389,7 @@ ALIASES = {
     "negative_prompt": "negative", "sampler": "scheduler", "sampler_name": "scheduler",
     "init_image": "image", "denoising_strength": "strength", "num_inference_steps": "steps",
     "lora": "loras", "embedding": "embeddings", "control": "controls", "n_iter": "count", "style": "styles",
-    "ip_adapter": "ip_adapters",
+    "ip_adapter": "ip_adapters", "ref": "references", "reference": "references",
 }
 # Flat keys (flags and file rows) for the parts of a mask.
 MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",

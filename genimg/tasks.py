@@ -21,6 +21,8 @@ class TaskInputs:
     source_hash: str
     mask_blur: int = 4
     mask_padding: int | None = None
+    references: tuple = ()  # edit: the --ref images (PIL RGB, as they are: the pipeline sizes them)
+    reference_hashes: tuple[str, ...] = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -48,7 +50,8 @@ class ControlInput:
     spec: ControlSpec
     source: object  # PIL RGB: the control image fitted to the output size
     source_hash: str
-    controlnet: object  # ModelRef: the ControlNet, or the model itself where it reads the map (FLUX.1 Depth/Canny)
+    controlnet: object  # ModelRef: the ControlNet, the control LoRA (variant "control-lora"), or the model itself
+    #                     where it reads the map (FLUX.1 Depth/Canny)
     mode: int | None = None  # union ControlNets: the control_mode index of this map
     image: object | None = None  # PIL RGB: the map the ControlNet reads, made by prepare_controls
 
@@ -91,6 +94,11 @@ def read_controls(controls, model, size: tuple[int, int], resize_mode: str, allo
             control = replace(control, model=default_controlnet(control.type, model))
         ref = resolve_controlnet(control.model, family, allow_pickle)
         check_preprocessor(control.type, allow_pickle)
+        if ref.variant == "control-lora":  # FLUX.1 Depth/Canny LoRA: the map read by the widened model
+            if (control.start, control.end) != (0.0, 1.0):
+                warn(f"{ref.name} is a control LoRA, read at every step; start and end are ignored")
+            out.append(ControlInput(control, resize(source, size, resize_mode), file_hash(control.image), ref))
+            continue
         mode = _union_mode(control, ref, family, warn)
         out.append(ControlInput(control, resize(source, size, resize_mode), file_hash(control.image), ref, mode))
     if len({c.controlnet.variant == "union" for c in out}) > 1:
@@ -143,9 +151,11 @@ def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> Ta
     """Load, size and check the input image and mask of img2img and inpaint."""
     source = load_image(spec.image)
     digest = file_hash(spec.image)
+    refs = {"references": tuple(load_image(r, "reference image").convert("RGB") for r in spec.references),
+            "reference_hashes": tuple(file_hash(r) for r in spec.references)}
     if spec.task == "img2img" or (spec.task == "edit" and not (spec.mask and spec.mask.given())):
         size = target_size(source.size, spec.width, spec.height, factor)
-        return TaskInputs(resize(source.convert("RGB"), size, spec.resize), None, digest)
+        return TaskInputs(resize(source.convert("RGB"), size, spec.resize), None, digest, **refs)
     mask_settings = spec.mask or MaskSpec()
     if spec.outpaint:
         image, mask = outpaint_canvas(source.convert("RGB"), spec.outpaint.sides(), factor, spec.outpaint.fill,
@@ -159,4 +169,4 @@ def read_inputs(spec, factor: int, seed: int, warn: Callable[[str], None]) -> Ta
         mask = resize(mask, size, spec.resize).point(lambda v: 255 if v >= 128 else 0)
         if size[0] * size[1] > 0 and not mask.getbbox():
             raise UsageError("the mask vanished when the image was resized to the model's size; use a larger mask")
-    return TaskInputs(image, mask, digest, mask_settings.blur, mask_settings.padding)
+    return TaskInputs(image, mask, digest, mask_settings.blur, mask_settings.padding, **refs)

@@ -36,6 +36,22 @@ def _host_cpu_without_bf16(monkeypatch):
     """`--preset auto` picks bf16 on CPUs with bf16 instructions; the tests must give the same pixels
     on every machine, so they see a plain CPU unless they fake another device themselves."""
     monkeypatch.setattr("genimg.device.CPUINFO", "/nonexistent/cpuinfo")
+
+
+@pytest.fixture
+def fake_device(monkeypatch):
+    """Make genimg see the given device (what torch would report), and forget the tier picked before."""
+    from genimg import device, presets
+
+    def use(kind, total_gb=0.0, free_gb=None, bf16=False):
+        info = device.DeviceInfo(kind, f"Fake {kind} {total_gb:g} GB", total_gb, total_gb if free_gb is None else free_gb,
+                                 bf16)
+        monkeypatch.setattr(device, "detect", lambda _=None: info)
+        monkeypatch.setattr(presets, "_AUTO", {})
+
+    return use
+
+
 HUB_IDS = {"sd": "genimg-test/tiny-sd", "sdxl": "genimg-test/tiny-sdxl", "flux": "genimg-test/tiny-flux"}
 
 

@@ -51,7 +51,7 @@ def test_an_edit_png_remakes_itself_and_other_families_say_what_edits(cli, tmp_p
     assert again.code == 0, again
     assert np.array_equal(pixels(tmp_path / "e.png"), pixels(tmp_path / "f.png"))
     sd = cli("edit", photo, "make it night", "-m", tiny_models["sd"], "-o", tmp_path / "s.png")
-    assert sd.code == 2 and "instruction editing is for FLUX.1 Kontext models" in sd.err, sd
+    assert sd.code == 2 and "instruction editing is for FLUX.1 Kontext and FLUX.2 models" in sd.err, sd
 
 
 def test_an_edit_with_a_mask_changes_only_inside_it_and_is_kontext_inpaints_picture(cli, tmp_path, tiny_models, photo):

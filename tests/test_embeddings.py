@@ -52,7 +52,7 @@ def test_an_embedding_changes_the_image_and_round_trips(cli, tmp_path, tiny_mode
     ("sdxl", "sd", ("no clip_l/clip_g vectors", "not SDXL")),
     ("sd", "sdxl", ("was made for SDXL",)),
     ("sd", "narrow", ("40-wide vectors", "takes 32")),
-    ("flux", "sd", ("FLUX's T5 takes none",)),
+    ("flux", "sd", ("FLUX.1's text encoders take none",)),
 ])
 def test_an_embedding_for_another_model_is_one_line(cli, tmp_path, tiny_models, embeddings, family, key, words):
     result = cli("txt2img", "x", "-m", tiny_models[family], *SMALL, "--embedding", embeddings[key], "-o", tmp_path / "o.png")

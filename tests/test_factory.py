@@ -81,6 +81,8 @@ def test_sequential_offload_and_compile_reach_diffusers_and_torch(fresh_sd, monk
 @pytest.mark.parametrize("family,name,backend,components", [
     ("flux", "6gb", "bitsandbytes_4bit", ["transformer", "text_encoder_2"]),
     ("flux", "12gb", "bitsandbytes_8bit", ["transformer", "text_encoder_2"]),
+    ("flux2", "24gb", "bitsandbytes_4bit", ["transformer", "text_encoder"]),  # the 24 B Mistral encoder too
+    ("flux2-klein", "12gb", "bitsandbytes_8bit", ["transformer", "text_encoder"]),
 ])
 def test_quantized_tiers_ask_diffusers_for_the_right_config(monkeypatch, family, name, backend, components):
     import importlib.util

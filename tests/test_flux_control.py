@@ -103,3 +103,49 @@ def test_a_single_file_of_that_shape_is_told_apart_from_fill_and_plain_flux(tmp_
         save_file({"double_blocks.0.img_attn.qkv.weight": torch.zeros(1), "img_in.weight": torch.zeros(8, channels),
                    "single_blocks.0.linear1.weight": torch.zeros(1), "time_in.in_layer.weight": torch.zeros(1)}, path)
         assert resolve_model(str(path)).variant == variant, channels
+
+
+@pytest.fixture(scope="module")
+def control_lora(flux_control, tmp_path_factory):
+    from genimg.testing.loras import save_control_lora
+
+    return save_control_lora(flux_control, tmp_path_factory.mktemp("control-lora") / "depth-lora")
+
+
+def test_a_control_lora_widens_the_base_model_as_diffusers_does_and_leaves_it_as_it_was(tmp_path, tiny_models, control_lora,
+                                                                                          edges):
+    import torch
+    from diffusers import FluxControlPipeline
+
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+
+    factory = PipelineFactory()
+    base = GenerationSpec("a box", model=str(tiny_models["flux"]), steps=3, seed=4, preset="cpu", width=64, height=48)
+    plain = generate(base, factory)[0].image
+    steered = generate(base.replace(controls=[f"none={edges},model={control_lora},scale=0.8"]), factory)[0]
+    after = generate(base, factory)[0].image  # the same loaded model, the LoRA and its wider input gone
+    assert factory.loads == 1 and np.array_equal(np.asarray(plain), np.asarray(after))
+    assert steered.image.size == (64, 48)
+    assert [(layers.layers, layers.matched) for layers in steered.lora_layers] == [(8, 8)]  # x_embedder too
+    pipe = FluxControlPipeline.from_pretrained(tiny_models["flux"])
+    pipe.load_lora_weights(str(control_lora), adapter_name="depth")
+    pipe.set_adapters(["depth"], adapter_weights=[0.8])  # the control's scale is the LoRA's weight
+    expected = pipe(prompt="a box", control_image=Image.open(edges).convert("RGB"), width=64, height=48,
+                    num_inference_steps=3, guidance_scale=3.5, generator=torch.Generator("cpu").manual_seed(4),
+                    output_type="np").images[0]
+    assert np.abs(np.asarray(steered.image, dtype=np.float64) - (expected * 255).round()).max() <= 1
+
+
+def test_a_control_lora_png_remakes_itself_and_the_lora_steers_alone(cli, tmp_path, tiny_models, control_lora, edges):
+    made = _run(cli, tmp_path / "a.png", tiny_models["flux"], f"{edges},model={control_lora}")
+    assert made["settings"]["controls"][0]["model"] == str(control_lora)
+    again = cli("txt2img", "--from", tmp_path / "a.png", "-o", tmp_path / "b.png")
+    assert again.code == 0 and np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+    two = cli("txt2img", "a box", "-m", tiny_models["flux"], "--control", f"none={edges},model={control_lora}",
+              "--control", f"canny={edges},model={control_lora}", "-o", tmp_path / "c.png")
+    assert two.code == 2 and "steers a FLUX.1 base model (dev) alone" in two.err, two
+    sd = cli("txt2img", "a box", "-m", tiny_models["sd"], "--control", f"none={edges},model={control_lora}",
+             "-o", tmp_path / "d.png")
+    assert sd.code == 2 and sd.err.count("\n") == 1, sd

@@ -62,7 +62,7 @@ def test_missing_lora_and_wrong_family(cli, tmp_path, tiny_models, loras):
                  "-o", tmp_path / "a.png")
     assert result.code == 2 and "does not exist" in result.err
     result = cli("txt2img", "x", "--model", tiny_models["sd"], *FAST, "--lora", loras["flux"], "-o", tmp_path / "b.png")
-    assert result.code == 2 and "LoRA flux-lora was made for a FLUX model" in result.err
+    assert result.code == 2 and "LoRA flux-lora was made for a FLUX.1 model" in result.err
 
 
 def test_a_lora_for_another_architecture_is_refused_in_one_line_before_loading(cli, tmp_path, tiny_models, loras):
@@ -70,7 +70,7 @@ def test_a_lora_for_another_architecture_is_refused_in_one_line_before_loading(c
     result = cli("txt2img", "x", "--model", tiny_models["sd"], *FAST, "--lora", loras["sdxl"], "-o", tmp_path / "b.png")
     assert result.code == 2, result
     assert len(result.err.strip().splitlines()) == 1 and "size mismatch" not in result.err
-    assert "LoRA sdxl-lora was made for an SDXL model, not for sd (an SD1.x/2.x model)" in result.err
+    assert "LoRA sdxl-lora was made for a Stable Diffusion XL model, not for sd (Stable Diffusion 1.x/2.x)" in result.err
     assert not (tmp_path / "b.png").exists()
 
 
@@ -80,7 +80,7 @@ def test_a_batch_row_with_a_wrong_lora_is_reported_and_the_rest_run(cli, tmp_pat
     (tmp_path / "p.csv").write_text(f"prompt,lora\nfirst,\nwrong,{loras['sdxl']}\nlast,{loras['sd']}:0.5\n")
     args = ("batch", tmp_path / "p.csv", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
     checked = cli(*args, "--check")
-    assert checked.code == 2 and "p.csv:3" in checked.err and "made for an SDXL model" in checked.err
+    assert checked.code == 2 and "p.csv:3" in checked.err and "made for a Stable Diffusion XL model" in checked.err
     result = cli(*args, "--json")
     summary = json.loads(result.out.splitlines()[-1])["summary"]
     assert result.code == 1 and (summary["done"], summary["failed"]) == (2, 1)

@@ -41,4 +41,4 @@ def test_a_lora_that_does_not_fit_is_still_one_line_about_the_family(cli, tmp_pa
     lora = save_random_lora(tiny_models["sdxl"], tmp_path / "xl-lora")
     result = cli("txt2img", "x", "-m", tiny_models["sd"], "--preset", "cpu", "-W", "64", "-H", "64", "--steps", "2",
                  "--lora", lora, "-o", tmp_path / "a.png")
-    assert result.code == 2 and "SDXL" in result.err and result.err.count("\n") == 1, result
+    assert result.code == 2 and "Stable Diffusion XL" in result.err and result.err.count("\n") == 1, result

@@ -26,20 +26,6 @@ def test_flags_override_preset_fields():
         get_preset("8gb").with_overrides(offload="disk")
 
 
-@pytest.fixture
-def fake_device(monkeypatch):
-    """Make genimg see the given device (what torch would report), and forget the tier picked before."""
-    from genimg import device, presets
-
-    def use(kind, total_gb=0.0, free_gb=None, bf16=False):
-        info = device.DeviceInfo(kind, f"Fake {kind} {total_gb:g} GB", total_gb, total_gb if free_gb is None else free_gb,
-                                 bf16)
-        monkeypatch.setattr(device, "detect", lambda _=None: info)
-        monkeypatch.setattr(presets, "_AUTO", {})
-
-    return use
-
-
 @pytest.mark.parametrize("kind,total,expected", [
     ("cuda", 4, "6gb"), ("cuda", 6, "6gb"), ("cuda", 8, "8gb"), ("cuda", 12, "12gb"),
     ("cuda", 16, "16gb"), ("cuda", 24, "24gb"), ("cuda", 40, "80gb"), ("cuda", 80, "80gb"),

@@ -87,7 +87,7 @@ def normalise(data: dict, where: str, base: Path) -> dict:
         if key in ("lora", "loras") and value:
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
             value = [_relative_lora(str(v).strip(), base) for v in items]
-        elif key in ("embedding", "embeddings") and value:
+        elif key in ("embedding", "embeddings", "ref", "reference", "references") and value:
             items = value if isinstance(value, list) else [v for v in str(value).split(";") if v.strip()]
             value = [str(_relative(str(v).strip(), base)) for v in items]
         elif key in ("control", "controls") and value and not _is_type_name(value):

@@ -13,17 +13,22 @@ from genimg.cli.inpaint import InvertMask, Mask, MaskBlur, MaskFromAlpha, MaskPa
 
 Image = Annotated[Path, typer.Argument(help="The image to edit.", show_default=False)]
 Instruction = Annotated[str, typer.Argument(help="What to change, e.g. \"make it night\".", show_default=False)]
+Ref = Annotated[list[Path] | None, typer.Option(
+    "--ref", metavar="IMAGE", help="Another image the instruction can draw on (\"put the hat from image 2 on her\"); repeatable, "
+                  "FLUX.2 models take up to 9 besides the image.", show_default=False)]
 
 
 @o.generation_command
 def edit(image: Image, instruction: Instruction, common: o.Common, resize: Resize = "fit", mask: Mask = None,
          mask_from_alpha: MaskFromAlpha = False, mask_rect: MaskRect = None, invert_mask: InvertMask = False,
-         mask_blur: MaskBlur = 4, mask_padding: MaskPadding = None, strength: Strength = None) -> None:
-    """Edit an image by instruction with FLUX.1 Kontext (-m flux-kontext); the input's size is kept. With a
-    mask, only the masked part changes (Kontext inpainting; --strength, default 1)."""
+         mask_blur: MaskBlur = 4, mask_padding: MaskPadding = None, strength: Strength = None, ref: Ref = None) -> None:
+    """Edit an image by instruction with FLUX.1 Kontext (-m flux-kontext) or FLUX.2 (-m flux2-klein, flux2-dev,
+    which also take --ref images); the input's size is kept. With a mask, only the masked part changes
+    (Kontext and FLUX.2 [klein] inpainting; --strength, default 1)."""
     from genimg.cli.generating import generate_and_report
 
     generate_and_report({"prompt": instruction, "task": "edit", "image": str(image), "resize": resize,
                          "mask": str(mask) if mask else None, "mask_from_alpha": mask_from_alpha,
                          "mask_rect": mask_rect, "invert_mask": invert_mask, "mask_blur": mask_blur,
-                         "mask_padding": mask_padding, "strength": strength}, common)
+                         "mask_padding": mask_padding, "strength": strength,
+                         "references": [str(r) for r in ref or []]}, common)

@@ -201,8 +201,11 @@ def optimize(
     spec = GenerationSpec.from_dict({"prompt": "a picture", "model": name, "preset": "cpu-openvino", "width": width,
                                      "height": height, "steps": 1, "seed": 0, "lora": lora or []})
     the_plan = plan(spec)
-    if the_plan.ref.family == "flux":
-        raise UsageError(f"{name} is a FLUX model: only UNet models (SD 1.x/2.x, SDXL) have the OpenVINO route")
+    from genimg.models.families import FAMILIES
+
+    if FAMILIES[the_plan.ref.family].denoiser[0] != "UNet2DConditionModel":
+        raise UsageError(f"{name} is a {FAMILIES[the_plan.ref.family].label} model: only UNet models (SD 1.x/2.x, SDXL) "
+                         "have the OpenVINO route")
     began = time.perf_counter()
     with progress_reporter(quiet) as report:
         for _ in run(the_plan, PipelineFactory(), report):

@@ -57,6 +57,8 @@ AttentionSlicing = Annotated[Optional[bool], typer.Option("--attention-slicing/-
 VaeSlicing = Annotated[Optional[bool], typer.Option("--vae-slicing/--no-vae-slicing", help="Decode a batch one image at a time.", show_default=False, rich_help_panel=MODEL)]
 VaeTiling = Annotated[Optional[bool], typer.Option("--vae-tiling/--no-vae-tiling", help="Decode in tiles (large images on small cards).", show_default=False, rich_help_panel=MODEL)]
 ChannelsLast = Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format for the denoiser.", show_default=False, rich_help_panel=MODEL)]
+DeepCacheFlag = Annotated[Optional[int], typer.Option("--deepcache", metavar="N", help="DeepCache: a full UNet pass every N steps, its deep features reused between (3: about 2x fewer UNet FLOPs; pip install \"genimg[speed]\").", show_default=False, rich_help_panel=MODEL)]
+ToMe = Annotated[Optional[float], typer.Option("--tome", metavar="RATIO", help="ToMe: merge this share of self-attention tokens (0.5 is usual; pip install \"genimg[speed]\").", show_default=False, rich_help_panel=MODEL)]
 MaxMegapixels = Annotated[Optional[float], typer.Option("--max-megapixels", help="Largest image the preset accepts, in MP (raise it to try a larger size).", rich_help_panel=MODEL)]
 VaeFp32 = Annotated[Optional[bool], typer.Option("--vae-fp32/--no-vae-fp32", help="Decode in float32 (cures black images from fp16 VAEs).", show_default=False, rich_help_panel=MODEL)]
 
@@ -107,6 +109,8 @@ def _shared(
     channels_last: ChannelsLast = None,
     vae_fp32: VaeFp32 = None,
     max_megapixels: MaxMegapixels = None,
+    deepcache: DeepCacheFlag = None,
+    tome: ToMe = None,
     auto_fallback: AutoFallback = False,
     output: Output = None,
     overwrite: Overwrite = False,
@@ -120,7 +124,7 @@ def _shared(
 
 
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
-                 "vae_tiling", "channels_last", "vae_fp32", "max_megapixels")
+                 "vae_tiling", "channels_last", "vae_fp32", "max_megapixels", "deepcache", "tome")
 _OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control", "server", "local")
 _RENAMED = {"config": "model_config", "lora": "loras", "embedding": "embeddings", "ip_adapter": "ip_adapters"}
 

@@ -39,7 +39,10 @@ def resolve_controlnet(text: str, family: str, allow_pickle: bool = False) -> Mo
         if path.suffix.lower() == ".safetensors":
             from genimg.models.checkpoint import safetensors_header
 
-            safetensors_header(path)  # a damaged file: one line saying so, before any load
+            header = safetensors_header(path)  # a damaged file: one line saying so, before any load
+            if any(("x_embedder.lora_A" in k or "img_in.lora_A" in k) for k in header):
+                # FLUX.1 Depth/Canny as a LoRA: it widens the image input to read the control map's latents
+                return ModelRef(text, "single_file", str(path.resolve()), family, path.stem, variant="control-lora")
         if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
             raise UsageError(f"ControlNet {path.name} is a pickle file, which can run arbitrary code when loaded; "
                              "convert it to .safetensors, or pass --allow-pickle if you trust its source")

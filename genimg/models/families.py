@@ -1,4 +1,7 @@
-"""Model families (SD1.x/2.x, SDXL, FLUX) and their defaults, read from ``families.toml``."""
+"""Model families (SD1.x/2.x, SDXL, FLUX.1, FLUX.2) and their defaults, read from ``families.toml``.
+
+A family belongs to a model line (FLUX.2 [dev] and [klein] are one line: same transformer, LoRAs and GGUF
+files). What a line needs beyond data lives in ``genimg/models/lines/<line>.py``, found by :func:`line_code`."""
 
 from __future__ import annotations
 
@@ -27,17 +30,24 @@ class Family:
     skipped_components: tuple[str, ...]  # loaded as None and never downloaded (SD's safety checker)
     strength_steps: str  # img2img runs floor or ceil of steps × strength steps (diffusers' own rounding)
     pipeline_prefixes: tuple[str, ...]
+    line: str  # the model line: families of one line share denoiser, LoRAs and GGUF files
+    latent_channels: int  # what a replacement VAE must produce
+    denoiser: tuple[str, str]  # the diffusers class of the UNet or transformer, and its folder
+    quantized: tuple[str, ...]  # the components bitsandbytes quantizes in the nf4/int8 presets
+    checkpoint_keys: tuple[str, ...]  # tensor names that mark a single file or GGUF of the line
+    lora_keys: tuple[str, ...]  # regular expressions for LoRA key names only the line's LoRAs have
+    train: dict  # lora-train's defaults: rank, alpha, resolution, lr, targets (the layers a LoRA adapts)
+    kohya_version: str  # ss_base_model_version of a kohya export ("": none is written)
+    ip_adapter: str  # the IP-Adapter layout it takes: "h94" (SD, SDXL), "xlabs" (FLUX.1), "" (none)
     redux: str = ""  # the FLUX.1 Redux model `--redux` uses when none is named ("": the family has none)
+    single_file: bool = True  # diffusers sets the whole pipeline up from one checkpoint file
+    reference_images: int = 0  # images an edit takes (the input and --ref); 0: the family does not edit
 
 
 def _load() -> dict[str, Family]:
     table = load_toml(FAMILY_FILE)
-    return {
-        name: Family(name=name, **{**row, "pipeline_prefixes": tuple(row["pipeline_prefixes"]),
-                              "pipeline_arguments": tuple(row["pipeline_arguments"]),
-                              "skipped_components": tuple(row["skipped_components"])})
-        for name, row in table.items()
-    }
+    return {name: Family(name=name, **{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+            for name, row in table.items()}
 
 
 FAMILIES: dict[str, Family] = _load()
@@ -60,20 +70,40 @@ def family_from_pipeline_class(class_name: str) -> str | None:
     return best[0] if best else None
 
 
-# Key names in original (non-diffusers) single-file checkpoints that identify the family. Checked in
-# order: SDXL checkpoints also hold SD-style UNet keys, so the more specific marks come first.
-_CHECKPOINT_MARKS = (
-    ("flux", ("double_blocks.0.img_attn.qkv.weight", "model.diffusion_model.double_blocks.0.img_attn.qkv.weight",
-              "transformer_blocks.0.attn.add_q_proj.weight")),
-    ("sdxl", ("conditioner.embedders.1.model.ln_final.weight", "model.diffusion_model.label_emb.0.0.weight",
-              "conditioner.embedders.0.transformer.text_model.embeddings.position_ids")),
-    ("sd", ("model.diffusion_model.input_blocks.0.0.weight", "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")),
-)
-
-
 def family_from_checkpoint_keys(keys) -> str | None:
+    """The family whose marks a single file's (or GGUF's) tensor names carry. Later families are checked
+    first: their marks are the more specific (an SDXL file holds SD's keys too)."""
     keys = set(keys)
-    for family, marks in _CHECKPOINT_MARKS:
-        if any(mark in keys for mark in marks):
-            return family
+    for family in reversed(FAMILIES.values()):
+        if any(mark in keys for mark in family.checkpoint_keys):
+            return family.name
     return None
+
+
+def family_from_lora_keys(keys) -> str | None:
+    """The family (the first of its line) whose LoRAs alone have key names like these; later lines first."""
+    import re
+
+    keys = list(keys)
+    for family in reversed(FAMILIES.values()):
+        if family.lora_keys and any(re.search(mark, key) for key in keys for mark in family.lora_keys):
+            return first_of_line(family.line)
+    return None
+
+
+def first_of_line(line: str) -> str:
+    return next(f.name for f in FAMILIES.values() if f.line == line)
+
+
+def same_line(a: str, b: str) -> bool:
+    """Whether families ``a`` and ``b`` share weights (LoRAs, GGUF denoisers): FLUX.2 [dev] and [klein] do."""
+    return FAMILIES[a].line == FAMILIES[b].line
+
+
+def line_code(family: str):
+    """The module of the family's line (``genimg.models.lines.<line>``), or None where it needs none."""
+    import importlib
+    import importlib.util
+
+    name = f"genimg.models.lines.{FAMILIES[family].line.replace('-', '_')}"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None

@@ -16,14 +16,20 @@ _SDXL_KEYS = ("label_emb.", "add_embedding.", "model.diffusion_model.label_emb."
 
 
 def gguf_family(path: Path) -> str | None:
-    """"flux", "sdxl" or "sd" from the tensor names in the file's header (no weights read)."""
+    """The family ("flux2", "flux", "sdxl", "sd") from the tensor names in the file's header (no weights
+    read): a line's marks (families.toml), else the denoisers' key prefixes."""
     import gguf
+
+    from genimg.models.families import family_from_checkpoint_keys
 
     try:
         names = [tensor.name for tensor in gguf.GGUFReader(str(path)).tensors]
     except (OSError, ValueError, KeyError, IndexError) as e:  # a damaged or foreign file: one line
         raise UsageError(f"{path.name} cannot be read as a GGUF file ({(str(e).splitlines() or [type(e).__name__])[0]}); "
                          "download it again") from None
+    marked = family_from_checkpoint_keys(names)
+    if marked is not None:
+        return marked
     if any(name.startswith(_FLUX_KEYS) for name in names):
         return "flux"
     if any(name.startswith(_UNET_KEYS) for name in names):
@@ -48,7 +54,9 @@ def check_denoiser(path: str, ref) -> str:
     family = gguf_family(file)
     if family is None:
         raise UsageError(f"{file.name} holds no UNet or FLUX transformer weights that genimg recognises")
-    if family != ref.family:
+    from genimg.models.families import same_line
+
+    if not same_line(family, ref.family):
         raise UsageError(f"{file.name} is a {family} denoiser, but {ref.name} is a {ref.family} model; "
                          f"use a GGUF made for {ref.family}")
     return str(file.resolve())
@@ -59,8 +67,9 @@ def load_denoiser(ref, dtype):
     import diffusers
     from diffusers import GGUFQuantizationConfig
 
-    cls, subfolder = ((diffusers.FluxTransformer2DModel, "transformer") if ref.family == "flux"
-                      else (diffusers.UNet2DConditionModel, "unet"))
-    model = cls.from_single_file(ref.denoiser, config=ref.location, subfolder=subfolder, torch_dtype=dtype,
+    from genimg.models.families import FAMILIES
+
+    class_name, subfolder = FAMILIES[ref.family].denoiser
+    model = getattr(diffusers, class_name).from_single_file(ref.denoiser, config=ref.location, subfolder=subfolder, torch_dtype=dtype,
                                  quantization_config=GGUFQuantizationConfig(compute_dtype=dtype))
     return subfolder, model

@@ -169,7 +169,7 @@ def _family_from_index(index: Path) -> tuple[str, str | None]:
     family = family_from_pipeline_class(class_name)
     if family is None:
         raise UsageError(f"{index.parent} holds a {class_name}, which genimg does not run "
-                         "(it runs Stable Diffusion 1.x/2.x, SDXL and FLUX.1 pipelines)")
+                         f"(it runs {', '.join(f.label for f in FAMILIES.values())} pipelines)")
     unet_config = index.parent / "unet" / "config.json"
     nine_channels = unet_config.is_file() and json.loads(unet_config.read_text()).get("in_channels") == 9
     if "Fill" in class_name or nine_channels:
@@ -188,6 +188,10 @@ def _from_file(ref: str, path: Path, *, config, allow_pickle: bool) -> ModelRef:
     elif suffix == ".safetensors":
         header = safetensors_header(path)
         family = family_from_checkpoint_keys(k for k in header if k != "__metadata__")
+        if family and not FAMILIES[family].single_file:
+            raise UsageError(f"{path.name} is a {FAMILIES[family].label} transformer file, and diffusers sets "
+                             f"{FAMILIES[family].label} up from a diffusers folder or hub id only; pass one with -m "
+                             "(a quantized transformer goes in with --denoiser FILE.gguf)")
         first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {}).get("shape", [0, 0])
         flux_input = next((header[k]["shape"] for k in ("img_in.weight", "model.diffusion_model.img_in.weight",
                                                         "x_embedder.weight") if k in header), [0, 0])

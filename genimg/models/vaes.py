@@ -14,8 +14,6 @@ from genimg.models.resolve import HUB_ID, ModelRef
 
 ALIAS_FILE = Path(__file__).with_name("vaes.toml")
 CLASSES = ("AutoencoderKL", "AutoencoderTiny")
-# What a single-file VAE is checked against when the model's own VAE config is not at hand.
-FAMILY_LATENTS = {"sd": 4, "sdxl": 4, "flux": 16}
 
 
 def vae_aliases() -> dict[str, dict]:
@@ -83,7 +81,9 @@ def _model_shape(ref: ModelRef) -> tuple[int, int | None]:
     """(latent channels, downscale levels) the model's latents have: from its own VAE config, else the
     family's channels (levels unknown)."""
     own = _model_vae_config(ref)
-    return _shape(own) if own else (FAMILY_LATENTS[ref.family], None)
+    from genimg.models.families import FAMILIES
+
+    return _shape(own) if own else (FAMILIES[ref.family].latent_channels, None)
 
 
 def _check_fits(config: dict, ref: ModelRef, name: str) -> None:

@@ -90,6 +90,8 @@ def genimg_record(image) -> dict:
     }
     if plan.inputs is not None:
         record["source_hash"] = plan.inputs.source_hash
+        if plan.inputs.reference_hashes:
+            record["reference_hashes"] = list(plan.inputs.reference_hashes)
     if plan.controls:
         record["controls"] = [{"model": c.controlnet.location, "source_hash": c.source_hash} for c in plan.controls]
     if plan.ip_adapters:

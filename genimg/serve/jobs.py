@@ -332,8 +332,9 @@ def _plain(value) -> bool:
 
 
 def image_fields(spec) -> list[str]:
-    """The input images ``spec`` names: the task's image and mask, control, IP-Adapter and Redux images."""
-    names = [spec.image] if spec.image else []
+    """The input images ``spec`` names: the task's image, references and mask, control, IP-Adapter and Redux
+    images."""
+    names = ([spec.image] if spec.image else []) + list(spec.references)
     if spec.mask and spec.mask.path:
         names.append(spec.mask.path)
     names += [c.image for c in spec.controls] + [a.image for a in (*spec.ip_adapters, *spec.redux)]
@@ -364,6 +365,8 @@ def _renamed(spec, names: dict):
     changes = {}
     if spec.image:
         changes["image"] = name(spec.image)
+    if spec.references:
+        changes["references"] = tuple(name(r) for r in spec.references)
     if spec.mask and spec.mask.path:
         changes["mask"] = replace(spec.mask, path=name(spec.mask.path))
     if spec.controls:

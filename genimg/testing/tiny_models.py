@@ -1,4 +1,4 @@
-"""Tiny SD1.5, SDXL and FLUX pipelines with random weights, in the real diffusers formats.
+"""Tiny SD1.5, SDXL, FLUX.1 and FLUX.2 pipelines with random weights, in the real diffusers formats.
 
 Sizes follow ``shared/tiny-models.md``: each saves to a few MB and runs 4 steps at 64x64 on a CPU
 in well under a second, yet goes through exactly the code paths of the full-size models.
@@ -101,8 +101,65 @@ def build_flux(tmp: Path, seed: int = 0, control: bool = False):
     )
 
 
+def _flux2_parts(text_width: int, guidance_embeds: bool):
+    """FLUX.2's transformer and VAE, tiny; the transformer reads three stacked text-encoder layers
+    (``3 × text_width``), and with ``guidance_embeds`` the guidance as an embedding ([dev]'s distillation)."""
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+
+    transformer = Flux2Transformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                          attention_head_dim=16, num_attention_heads=2, joint_attention_dim=3 * text_width,
+                                          timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4),
+                                          guidance_embeds=guidance_embeds)
+    vae = AutoencoderKLFlux2(block_out_channels=(32, 64), down_block_types=["DownEncoderBlock2D"] * 2,
+                             up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, layers_per_block=1,
+                             norm_num_groups=32, sample_size=64)
+    return transformer, vae, FlowMatchEulerDiscreteScheduler(shift=3.0)
+
+
+def build_flux2_klein(tmp: Path, seed: int = 0):
+    """The tiny FLUX.2 [klein]: a Qwen3 text encoder deep enough for the layers the pipeline reads (9, 18, 27)."""
+    import torch
+    from diffusers import Flux2KleinPipeline
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from genimg.testing.tokenizers import qwen_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = qwen_tokenizer()
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=28, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=8, max_position_embeddings=512, tie_word_embeddings=True))
+    transformer, vae, scheduler = _flux2_parts(16, guidance_embeds=False)  # [klein]: true CFG, no embedding
+    return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                              transformer=transformer, is_distilled=True)
+
+
+def build_flux2(tmp: Path, seed: int = 0):
+    """The tiny FLUX.2 [dev]: a Mistral 3 text encoder (with its Pixtral vision tower) deep enough for the
+    layers the pipeline reads (10, 20, 30)."""
+    import torch
+    from diffusers import Flux2Pipeline
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralVisionConfig
+
+    from genimg.testing.tokenizers import PIXTRAL_SPECIAL, pixtral_processor
+
+    torch.manual_seed(seed)
+    processor = pixtral_processor()
+    text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
+        text_config=MistralConfig(vocab_size=len(processor.tokenizer), hidden_size=16, intermediate_size=32,
+                                  num_hidden_layers=31, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+                                  max_position_embeddings=512),
+        vision_config=PixtralVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                          num_attention_heads=2, head_dim=8, image_size=64, patch_size=8),
+        image_token_index=PIXTRAL_SPECIAL.index("[IMG]"), spatial_merge_size=2, vision_feature_layer=-1))
+    transformer, vae, scheduler = _flux2_parts(16, guidance_embeds=True)
+    return Flux2Pipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=processor,
+                         transformer=transformer)
+
+
 BUILDERS = {"sd": build_sd, "sdxl": build_sdxl, "flux": build_flux,
-            "flux-control": lambda tmp, seed=0: build_flux(tmp, seed, control=True)}
+            "flux-control": lambda tmp, seed=0: build_flux(tmp, seed, control=True),
+            "flux2": build_flux2, "flux2-klein": build_flux2_klein}
 
 
 def save_tiny(family: str, folder: Path, seed: int = 0) -> Path:
@@ -245,14 +302,16 @@ def save_tiny_gguf(model_folder: Path, path: Path) -> Path:
     ``*-Q8_0.gguf`` holds them), the rest in fp32; diffusers' key names."""
     import json
 
+    import diffusers
     import gguf
     import numpy as np
-    from diffusers import FluxTransformer2DModel, UNet2DConditionModel
 
-    flux = json.loads((model_folder / "model_index.json").read_text())["_class_name"].startswith("Flux")
-    cls, subfolder = (FluxTransformer2DModel, "transformer") if flux else (UNet2DConditionModel, "unet")
-    model = cls.from_pretrained(model_folder, subfolder=subfolder)
-    writer = gguf.GGUFWriter(str(path), arch="flux" if flux else "sd")
+    from genimg.models.families import FAMILIES, family_from_pipeline_class
+
+    family = FAMILIES[family_from_pipeline_class(json.loads((model_folder / "model_index.json").read_text())["_class_name"])]
+    class_name, subfolder = family.denoiser
+    model = getattr(diffusers, class_name).from_pretrained(model_folder, subfolder=subfolder)
+    writer = gguf.GGUFWriter(str(path), arch="sd" if subfolder == "unet" else family.line)
     for name, tensor in model.state_dict().items():
         array = tensor.float().numpy()
         if array.ndim == 2 and array.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:

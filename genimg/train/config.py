@@ -8,17 +8,6 @@ from pathlib import Path
 
 from genimg.errors import UsageError, did_you_mean
 
-# Rank and alpha as the common trainers ship them (kohya's sd-scripts presets, the diffusers FLUX example).
-FAMILY_DEFAULTS = {
-    "sd": {"rank": 32, "alpha": 16, "resolution": 512, "lr": 1e-4},
-    "sdxl": {"rank": 16, "alpha": 16, "resolution": 1024, "lr": 1e-4},
-    "flux": {"rank": 16, "alpha": 16, "resolution": 1024, "lr": 1e-4},
-}
-TARGETS = {
-    "sd": ["to_q", "to_k", "to_v", "to_out.0"],
-    "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
-    "flux": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
-}
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
@@ -76,12 +65,14 @@ class LoraTrainConfig:
     def with_family_defaults(self, family: str, model_size: int | None = None) -> "LoraTrainConfig":
         """Unset fields from the family's defaults; the resolution from the model's own default image
         size where it has one (the demo model draws 64x64: training it at 512 would upscale 8x)."""
-        d = FAMILY_DEFAULTS[family]
+        from genimg.models.families import FAMILIES
+
+        d = FAMILIES[family].train
         return LoraTrainConfig(**{**asdict(self),
                                   "rank": self.rank or d["rank"], "alpha": self.alpha or d["alpha"],
                                   "resolution": self.resolution or model_size or d["resolution"],
                                   "lr": self.lr or d["lr"],
-                                  "target_modules": self.target_modules or TARGETS[family]})
+                                  "target_modules": self.target_modules or list(d["targets"])})
 
     def validate(self) -> None:
         if self.rank is not None and self.rank <= 0:

@@ -17,11 +17,17 @@ def save_lora(pipe, ref, trained, config, out: Path) -> Path:
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import load_file
 
-    names = ["transformer" if ref.family == "flux" else "unet", "text_encoder", "text_encoder_2"]
+    from genimg.models.families import FAMILIES
+
+    names = [FAMILIES[ref.family].denoiser[1], "text_encoder", "text_encoder_2"]
     peft_layers = {name: _baked(get_peft_model_state_dict(_unwrap(module)), config)
                    for name, module in zip(names, trained)}
+    # diffusers' SD/SDXL examples save their (older) diffusers names; its FLUX.1 and FLUX.2 examples save
+    # peft's, which the FLUX loaders read whole (a mix of the two loses the converted layers).
+    unet = names[0] == "unet"
     type(pipe).save_lora_weights(out, safe_serialization=True, **{
-        f"{name}_lora_layers": convert_state_dict_to_diffusers(layers) for name, layers in peft_layers.items()})
+        f"{name}_lora_layers": convert_state_dict_to_diffusers(layers) if unet else layers
+        for name, layers in peft_layers.items()})
     path = out / WEIGHTS
     metadata = {"genimg_config": json.dumps(asdict(config)), "base_model": ref.ref, "base_family": ref.family,
                 "lora_rank": str(config.rank), "lora_alpha": str(config.alpha)}
@@ -35,7 +41,9 @@ def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict, denoi
     """kohya's layout (``lora_unet_…``, ``lora_te1_…``, ``.alpha`` keys); FLUX in sd-scripts' names."""
     from diffusers.utils import convert_state_dict_to_kohya
 
-    if ref.family == "flux":
+    from genimg.models.families import FAMILIES
+
+    if FAMILIES[ref.family].line == "flux":  # sd-scripts' own FLUX names: fused qkv, see kohya_flux
         from genimg.train.kohya_flux import to_kohya
 
         kohya = to_kohya(peft_layers["transformer"], denoiser)
@@ -43,7 +51,7 @@ def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict, denoi
         peft = {f"{name}.{key}": value for name, layers in peft_layers.items() for key, value in layers.items()}
         # (alpha = rank in kohya's keys: the scale is already baked into the weights)
         kohya = {_kohya_name(k, ref.family): v for k, v in convert_state_dict_to_kohya(peft).items()}
-    version = {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux": "flux1"}[ref.family]
+    version = FAMILIES[ref.family].kohya_version
     return save_safetensors(path, {k: v.contiguous() for k, v in kohya.items()},
                             {**metadata, "ss_network_dim": str(config.rank), "ss_network_alpha": str(config.alpha),
                              "ss_base_model_version": version})

@@ -138,8 +138,12 @@ def _examples(config: LoraTrainConfig, ref) -> list:
     """The training images and their captions (and the class images), checked before any model loads."""
     from genimg.models.families import FAMILIES
 
-    if config.train_text_encoder and ref.family == "flux":
-        raise UsageError("--train-text-encoder is for SD1.x and SDXL; FLUX LoRAs train the transformer")
+    family = FAMILIES[ref.family]
+    if config.train_text_encoder and not family.weighted_prompts:  # the CLIP encoders are the ones it trains
+        raise UsageError(f"--train-text-encoder is for SD1.x and SDXL; {family.label} LoRAs train the transformer")
+    if config.save_format == "kohya" and not family.kohya_version:
+        raise UsageError(f"--save-format kohya is for SD1.x, SDXL and FLUX.1; {family.label} LoRAs are saved in the "
+                         "diffusers layout, which ComfyUI and diffusers read")
     factor = FAMILIES[ref.family].factor
     if config.resolution % factor:
         raise UsageError(f"--resolution {config.resolution} must be a multiple of {factor} for this model family")
@@ -171,7 +175,7 @@ def _build(config, out, ref, accelerator, examples, warn, report) -> TrainingRun
     report("load", model=ref.name)
     pipe, _ = PipelineFactory().get(ref, preset, "txt2img")
     report("loaded", model=ref.name)
-    objective = OBJECTIVES[ref.family](pipe, config, device, weight_dtype)
+    objective = OBJECTIVES[FAMILIES[ref.family].line](pipe, config, device, weight_dtype)
     denoiser = objective.denoiser
     for module in (pipe.vae, denoiser, *(getattr(pipe, n) for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None)):
         module.requires_grad_(False)

@@ -1,7 +1,7 @@
 """What differs between families when training: how captions condition the denoiser, and the loss.
 
 SD1.x and SDXL learn to predict the noise (or v) added by the DDPM forward process, weighted by
-min-SNR-γ; FLUX learns the velocity of a rectified flow, noise − x₀, at logit-normal times.
+min-SNR-γ; FLUX.1 and FLUX.2 learn the velocity of a rectified flow, noise − x₀, at logit-normal times.
 """
 
 from __future__ import annotations
@@ -124,4 +124,39 @@ class FluxObjective(Objective):
         return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
 
 
-OBJECTIVES = {"sd": Objective, "sdxl": SDXLObjective, "flux": FluxObjective}
+class Flux2Objective(FluxObjective):
+    """FLUX.2 ([dev], [klein]), as diffusers' train_dreambooth_lora_flux2(_klein) examples train it: the
+    latents are the VAE's 2×2 patches normalised by its batch-norm statistics, the prompt a language model's
+    stacked hidden states; [dev] takes the guidance as an embedding, [klein] none."""
+
+    def encode_latents(self, pixels: torch.Tensor) -> torch.Tensor:
+        from genimg.diffusers_private import flux2_image_latents
+
+        return flux2_image_latents(self.pipe, pixels.to(self.device, self.pipe.vae.dtype)).float()
+
+    def encode_text(self, captions: list[str], sizes=None) -> dict:
+        with torch.no_grad():
+            embeds, text_ids = self.pipe.encode_prompt(captions, device=self.device)
+        return {"encoder_hidden_states": embeds, "text_ids": text_ids}
+
+    def loss(self, latents, cond, generators, sizes=None):
+        from genimg.diffusers_private import flux2_tokens
+
+        b = latents.shape[0]
+        noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)
+        sigmas = torch.sigmoid(draw_each(generators, lambda g: torch.randn((), generator=g))).to(self.device)
+        s = sigmas.view(b, 1, 1, 1)
+        tokens, image_ids = flux2_tokens((1 - s) * latents + s * noise)
+        target, _ = flux2_tokens(noise - latents)
+        transformer = self.denoiser
+        guidance = None
+        if transformer.config.guidance_embeds:
+            guidance = torch.full((b,), self.config.flux_guidance, device=self.device, dtype=self.weight_dtype)
+        pred = transformer(hidden_states=tokens.to(self.weight_dtype), timestep=sigmas.to(self.weight_dtype),
+                           guidance=guidance, encoder_hidden_states=cond["encoder_hidden_states"].to(self.weight_dtype),
+                           txt_ids=cond["text_ids"], img_ids=image_ids, return_dict=False)[0]
+        return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2))
+
+
+# By model line (families.toml `line`): FLUX.2 [dev] and [klein] train the same way.
+OBJECTIVES = {"sd": Objective, "sdxl": SDXLObjective, "flux": FluxObjective, "flux2": Flux2Objective}
