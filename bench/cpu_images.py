@@ -3,6 +3,7 @@ for the `cpu` and `cpu-bf16` presets and for the few-step models' settings.
 
     python bench/cpu_images.py                         # every row below
     python bench/cpu_images.py --rows sd15-fp32,lcm-sd15 --cache /tmp/genimg-full-size --json
+    python bench/cpu_images.py --rows sd15-bf16,sd15-bf16+deepcache3,sd15-bf16+tome0.5,sd15-bf16+both
 
 Each row runs in a fresh process (so peak RSS is that row's) through genimg's own plan/run and pipeline
 factory, on the full-size architectures with random weights (genimg.testing.full_size, built once into
@@ -36,6 +37,10 @@ ROWS = {
     # The same with a tiny autoencoder (TAESD's architecture, random weights) decoding: --vae taesd / taesdxl.
     "lcm-sd15+taesd": ("lcm-sd15", "cpu-bf16", {"vae": "tiny"}),
     "sdxl-turbo+taesdxl": ("sdxl-turbo", "cpu-bf16", {"vae": "tiny"}),
+    # Fewer steps' worth of work (genimg[speed]): DeepCache and ToMe on the 20-step image.
+    "sd15-bf16+deepcache3": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"deepcache": 3}}),
+    "sd15-bf16+tome0.5": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"tome": 0.5}}),
+    "sd15-bf16+both": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"deepcache": 3, "tome": 0.5}}),
 }
 
 
