@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
 from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
+from genimg.models.families import FAMILIES, family_from_lora_keys, same_line
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 # kohya's ss_base_model_version values, by prefix (ai-toolkit and musubi write flux2 for FLUX.2 LoRAs).
@@ -52,8 +53,6 @@ def check_lora(lora, ref, allow_pickle: bool = False) -> LoraRef:
         if not allow_pickle:
             raise UsageError(f"LoRA {weights.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
         return LoraRef(str(weights), lora.weight)
-    from genimg.models.families import FAMILIES, same_line
-
     family = lora_family(weights, model_cross_dim(ref))
     if family and not same_line(family, ref.family):
         raise UsageError(f"LoRA {LoraRef(str(weights)).name} was made for a {FAMILIES[family].label} model, not for "
@@ -64,8 +63,6 @@ def check_lora(lora, ref, allow_pickle: bool = False) -> LoraRef:
 def lora_family(path: Path, cross_dim: int | None = None) -> str | None:
     """The family a LoRA file was made for, from its metadata, its key names, or (SD against SDXL) the
     width of its cross-attention inputs compared with the model's; None where nothing tells."""
-    from genimg.models.families import FAMILIES, family_from_lora_keys
-
     header = safetensors_header(path)
     meta = header.get("__metadata__") or {}
     if meta.get("base_family") in FAMILIES:
@@ -187,8 +184,6 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool 
             present = {name for names in pipe.get_list_adapters().values() for name in names}
             if reason or f"lora{i}" not in present:
                 _unload(pipe)
-                from genimg.models.families import FAMILIES
-
                 made_for = f", made for {FAMILIES[lora.family].label}" if lora.family else ""
                 raise UsageError(f"cannot load LoRA {lora.name}{made_for} into {loaded.ref.name} "
                                  f"({FAMILIES[loaded.ref.family].label}): "

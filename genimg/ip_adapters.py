@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from genimg.errors import UsageError, is_out_of_memory, weight_file_errors
+from genimg.models.families import FAMILIES
 
 TABLE = Path(__file__).parent / "models" / "ip_adapters.toml"
 ENCODER = "image_encoder"
@@ -45,8 +46,6 @@ def read_ip_adapters(specs, ref, allow_pickle: bool = False) -> tuple[IPAdapterI
     """Each ``IPAdapterSpec`` resolved for the model ``ref``: files found, family checked, image read.
     Everything that can be wrong is said here, before any model loads."""
     from genimg.inputs import file_hash, load_image
-
-    from genimg.models.families import FAMILIES
 
     if not specs:
         return ()
@@ -126,8 +125,6 @@ def _check_family(weights: Path, name: str, ref) -> None:
 
     if weights.suffix != ".safetensors":
         return
-    from genimg.models.families import FAMILIES
-
     header = safetensors_header(weights)
     flux = any(key.startswith("double_blocks.") and "ip_adapter_double_stream" in key for key in header)
     if flux != (FAMILIES[ref.family].ip_adapter == "xlabs"):
@@ -162,8 +159,6 @@ def apply_ip_adapters(pipe, loaded, adapters: tuple[IPAdapterInput, ...]) -> Non
                 folder, dtype=pipe.dtype, use_safetensors=(folder / "model.safetensors").is_file())
             _give(pipe, encoder.to(pipe.device))
             # The encoder is given above; each family's loader names "do not load one" its own way.
-            from genimg.models.families import FAMILIES
-
             no_encoder = ({"image_encoder_pretrained_model_name_or_path": None}
                           if FAMILIES[loaded.ref.family].ip_adapter == "xlabs" else {"image_encoder_folder": None})
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from genimg.errors import UsageError
+from genimg.models.families import FAMILIES
 from genimg.pipeline_setup import torch_dtype
 from genimg.presets import Preset
 
@@ -17,8 +18,6 @@ def quantization_config(family: str, preset: Preset, gguf_denoiser: bool = False
         raise UsageError(f"preset {preset.name} quantizes to {preset.quantize}, which needs bitsandbytes: "
                          "pip install bitsandbytes, or pass --quantize none")
     from diffusers.quantizers import PipelineQuantizationConfig
-
-    from genimg.models.families import FAMILIES
 
     # A GGUF denoiser is quantized already: bitsandbytes takes only what is left (FLUX's T5).
     components = [c for c in FAMILIES[family].quantized if not (gguf_denoiser and c == FAMILIES[family].denoiser[1])]
