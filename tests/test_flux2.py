@@ -239,3 +239,22 @@ def test_a_flux2_gguf_transformer_runs_in_dev_and_klein_folders_alike(cli, tmp_p
     assert 0 < rounding.mean() < 2 and rounding.max() <= 4  # Q8_0's rounding, the same picture
     refused = cli("txt2img", "x", "-m", tiny_models["flux"], "--denoiser", gguf, "-o", tmp_path / "r.png")
     assert refused.code == 2 and "is a flux2 denoiser" in refused.err, refused
+
+
+def test_a_dev_lora_trains_with_the_guidance_embedding_and_loads_whole(cli, tmp_path, flux2):
+    from skimage import data
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(shots / f"{name}.png")
+        (shots / f"{name}.txt").write_text(f"a photo of {name}")
+    trained = cli("lora-train", shots, "-m", flux2["flux2"], "-o", tmp_path / "lora", "--max-steps", "20",
+                  "--lr", "1e-2", "--resolution", "64", "--rank", "4", "--alpha", "4", "--json")
+    assert trained.code == 0, trained
+    record = json.loads(trained.out.strip().splitlines()[-1])
+    assert record["eval_loss_after"] < record["eval_loss_before"]
+    made = cli("txt2img", "a photo of coffee", "-m", flux2["flux2"], "--lora", tmp_path / "lora", "-W", "64", "-H",
+               "64", "--steps", "2", "--seed", "5", "--preset", "cpu", "-o", tmp_path / "l.png", "--json")
+    assert made.code == 0, made
+    assert json.loads(made.out)["lora_layers"] == [{"name": "lora", "layers": 9, "matched": 9}]
