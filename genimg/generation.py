@@ -29,6 +29,7 @@ from genimg.presets import Preset, get_preset, load_presets
 from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.prompting.inline import inline_loras
 from genimg.spec import DEFAULT_STRENGTH, GenerationSpec, LoraSpec
+from genimg.step_savers import check_step_savers, step_savers
 from genimg.tasks import ControlInput, TaskInputs, control_size, read_controls, read_inputs
 
 Progress = Callable[..., None]
@@ -124,8 +125,6 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     resolved = resolved.replace(scheduler=scheduler.name)
     with _naming_the_setting("preset", given):
         preset = _checked_preset(resolved, ref.family, warnings.append)
-    from genimg.step_savers import check_step_savers
-
     check_step_savers(preset, family.denoiser[0])
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
@@ -591,8 +590,6 @@ def _denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: 
 
         with torch.inference_mode():
             kwargs = redux_prompts(prior_for(loaded, pipe, plan.redux[0].location), kwargs, plan.redux)
-    from genimg.step_savers import step_savers
-
     try:
         with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed):
             images = pipe(**kwargs, callback_on_step_end=on_step).images

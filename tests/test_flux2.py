@@ -102,18 +102,28 @@ def test_klein_inpaints_inside_the_mask_as_its_own_pipeline_does(cli, tmp_path, 
     assert np.abs(made[inside] - expected[inside]).max() <= 1
 
 
-def test_a_trained_klein_lora_lowers_the_loss_and_loads_as_diffusers_loads_it(cli, tmp_path, flux2, tiny_models):
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Three captioned photos to train a LoRA on."""
     from skimage import data
 
-    shots = tmp_path / "shots"
-    shots.mkdir()
+    root = tmp_path_factory.mktemp("flux2-shots")
     for name in ("astronaut", "coffee", "chelsea"):
-        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(shots / f"{name}.png")
-        (shots / f"{name}.txt").write_text(f"a photo of {name}")
-    trained = cli("lora-train", shots, "-m", flux2["flux2-klein"], "-o", tmp_path / "lora", "--max-steps", "30",
-                  "--lr", "1e-2", "--resolution", "64", "--rank", "4", "--alpha", "4", "--json")
+        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(root / f"{name}.png")
+        (root / f"{name}.txt").write_text(f"a photo of {name}")
+    return root
+
+
+def _train(cli, shots, model, out, steps: int) -> dict:
+    trained = cli("lora-train", shots, "-m", model, "-o", out, "--max-steps", str(steps), "--lr", "1e-2",
+                  "--resolution", "64", "--rank", "4", "--alpha", "4", "--json")
     assert trained.code == 0, trained
-    record = json.loads(trained.out.strip().splitlines()[-1])
+    return json.loads(trained.out.strip().splitlines()[-1])
+
+
+def test_a_trained_klein_lora_lowers_the_loss_and_loads_as_diffusers_loads_it(cli, tmp_path, flux2, tiny_models,
+                                                                             shots):
+    record = _train(cli, shots, flux2["flux2-klein"], tmp_path / "lora", 30)
     assert record["eval_loss_after"] < 0.95 * record["eval_loss_before"]
     made = cli("txt2img", "a photo of coffee", "-m", flux2["flux2-klein"], "--lora", tmp_path / "lora", "-W", "64",
                "-H", "64", "--steps", "3", "--seed", "5", "--preset", "cpu", "-o", tmp_path / "l.png", "--json")
@@ -241,18 +251,8 @@ def test_a_flux2_gguf_transformer_runs_in_dev_and_klein_folders_alike(cli, tmp_p
     assert refused.code == 2 and "is a flux2 denoiser" in refused.err, refused
 
 
-def test_a_dev_lora_trains_with_the_guidance_embedding_and_loads_whole(cli, tmp_path, flux2):
-    from skimage import data
-
-    shots = tmp_path / "shots"
-    shots.mkdir()
-    for name in ("astronaut", "coffee"):
-        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(shots / f"{name}.png")
-        (shots / f"{name}.txt").write_text(f"a photo of {name}")
-    trained = cli("lora-train", shots, "-m", flux2["flux2"], "-o", tmp_path / "lora", "--max-steps", "20",
-                  "--lr", "1e-2", "--resolution", "64", "--rank", "4", "--alpha", "4", "--json")
-    assert trained.code == 0, trained
-    record = json.loads(trained.out.strip().splitlines()[-1])
+def test_a_dev_lora_trains_with_the_guidance_embedding_and_loads_whole(cli, tmp_path, flux2, shots):
+    record = _train(cli, shots, flux2["flux2"], tmp_path / "lora", 20)
     assert record["eval_loss_after"] < record["eval_loss_before"]
     made = cli("txt2img", "a photo of coffee", "-m", flux2["flux2"], "--lora", tmp_path / "lora", "-W", "64", "-H",
                "64", "--steps", "2", "--seed", "5", "--preset", "cpu", "-o", tmp_path / "l.png", "--json")
