@@ -41,7 +41,15 @@ ROWS = {
     "sd15-bf16+deepcache3": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"deepcache": 3}}),
     "sd15-bf16+tome0.5": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"tome": 0.5}}),
     "sd15-bf16+both": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"deepcache": 3, "tome": 0.5}}),
+    # OpenVINO's UNet (genimg's cpu-openvino preset); cold includes converting into a fresh cache.
+    "sd15-openvino": ("sd15", "cpu-openvino", {"steps": 20}),
+    "lcm-sd15-openvino": ("lcm-sd15", "cpu-openvino", {}),
+    "sdxl-turbo-openvino": ("sdxl-turbo", "cpu-openvino", {}),
 }
+# The peer: stable-diffusion.cpp (stable-diffusion-cpp-python, in the Python --sdcpp-python names) on the
+# same SD1.5 weights written as one original-layout checkpoint, the same image settings as sd15-*.
+# row: (weight type it converts to on loading, its flash attention in the UNet)
+SDCPP_ROWS = {"sdcpp-sd15-f16": ("f16", False), "sdcpp-sd15-f16+fa": ("f16", True), "sdcpp-sd15-q8_0": ("q8_0", False)}
 
 
 def tiny_autoencoder(cache: Path) -> Path:
@@ -89,14 +97,59 @@ def one_row(name: str, folder: Path) -> dict:
             "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
 
 
+def one_sdcpp_row(name: str, checkpoint: Path) -> dict:
+    """Cold figures of a stable-diffusion.cpp row, in this process (its Python: stdlib and
+    stable_diffusion_cpp only). 20 steps of DPM++ 2M Karras at 512², guidance 7.5, as the sd15 rows, on
+    as many threads as the machine has cores. One image: sd.cpp converts the weights while loading and
+    compiles nothing, so a second image costs what the first did after loading."""
+    import os
+    import resource
+
+    from stable_diffusion_cpp import StableDiffusion
+
+    wtype, flash = SDCPP_ROWS[name]
+    stamps = []
+    began = time.perf_counter()
+    model = StableDiffusion(model_path=str(checkpoint), wtype=wtype, diffusion_flash_attn=flash,
+                            n_threads=os.cpu_count(), verbose=False)
+    start = time.perf_counter()
+    model.generate_image(PROMPT, width=512, height=512, sample_steps=20, cfg_scale=7.5, sample_method="dpm++2m",
+                         scheduler="karras", seed=1, progress_callback=lambda *_: stamps.append(time.perf_counter()))
+    done = time.perf_counter()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return {"row": name, "preset": f"sd.cpp {wtype}" + (" flash-attn" if flash else ""), "width": 512, "height": 512,
+            "steps": 20, "guidance": 7.5, "scheduler": "DPM++ 2M Karras", "cold s": round(done - began, 1),
+            "s/image": round(done - start, 2), "s/step": round(statistics.median(gaps), 2) if gaps else None,
+            "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+def sd15_checkpoint(folder: Path) -> Path:
+    """The full-size SD1.5 folder as one original-layout fp16 .safetensors: what stable-diffusion.cpp reads."""
+    path = folder.parent / "sd15-ldm.safetensors"
+    if not path.is_file():
+        import torch
+        from diffusers import StableDiffusionPipeline
+
+        from genimg.testing.single_file import save_sd_single_file
+
+        pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=torch.float16, safety_checker=None)
+        save_sd_single_file(pipe, path.with_name(f".{path.name}.tmp"))
+        path.with_name(f".{path.name}.tmp").replace(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join(ROWS)}")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join([*ROWS, *SDCPP_ROWS])}")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genimg-full-size")
+    parser.add_argument("--sdcpp-python", type=Path, help="a Python with stable-diffusion-cpp-python installed (sdcpp-* rows)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one row, JSON out
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one in SDCPP_ROWS:
+        print(json.dumps(one_sdcpp_row(args.one, args.folder)))
+        return
     if args.one:
         from diffusers.utils import logging
 
@@ -104,18 +157,26 @@ def main() -> None:
         print(json.dumps(one_row(args.one, args.folder)))
         return
     names = [n for n in args.rows.split(",") if n]
-    unknown = [n for n in names if n not in ROWS]
+    unknown = [n for n in names if n not in ROWS and n not in SDCPP_ROWS]
     if unknown:
-        parser.error(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+        parser.error(f"unknown row {unknown[0]!r}; rows: {', '.join([*ROWS, *SDCPP_ROWS])}")
+    if any(n in SDCPP_ROWS for n in names) and not args.sdcpp_python:
+        parser.error("the sdcpp-* rows need --sdcpp-python PATH: a Python with stable-diffusion-cpp-python installed")
+    import os
+
     from genimg.models.resolve import resolve_model
     from genimg.testing.full_size import save_full_size
 
     rows = []
     for name in names:
-        family = resolve_model(ROWS[name][0]).family
+        family = resolve_model(ROWS[name][0]).family if name in ROWS else "sd"
         folder = save_full_size(family, args.cache / family)
-        child = subprocess.run([sys.executable, __file__, "--one", name, "--folder", str(folder)],
-                               capture_output=True, text=True, check=True)
+        python, target = (args.sdcpp_python, sd15_checkpoint(folder)) if name in SDCPP_ROWS else (sys.executable, folder)
+        with tempfile.TemporaryDirectory(prefix="genimg-bench-cache-") as fresh:
+            # an OpenVINO row converts into a fresh cache: its cold figure is a first run's
+            env = {**os.environ, "GENIMG_CACHE_DIR": fresh} if name.endswith("-openvino") else None
+            child = subprocess.run([str(python), __file__, "--one", name, "--folder", str(target)],
+                                   capture_output=True, text=True, check=True, env=env)
         rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -1,7 +1,7 @@
 """The CPU presets against plain diffusers fp32: seconds per denoising step of the full-size UNet,
 the fraction of the machine's measured bf16 matmul peak, and how far bf16 moves the latents.
 
-    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--openvino] [--profile] [--json]
+    python bench/cpu_presets.py [--family sd|sdxl] [--steps 4] [--compile] [--openvino [--int8]] [--presets-only] [--profile] [--json]
 
 Builds the UNet with its published architecture and random weights (genimg.testing.full_size), then
 runs the same short Euler denoising loop (batch 2, as classifier-free guidance runs it; 512² for SD1.5,
@@ -10,10 +10,15 @@ runs the same short Euler denoising loop (batch 2, as classifier-free guidance r
 - ``diffusers fp32``: what a plain ``StableDiffusionPipeline`` on a CPU runs (the ``cpu`` preset);
 - each setting of the ``cpu-bf16`` preset alone and together (genimg's ``apply_preset`` sets them);
 - with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point;
-- with ``--openvino``: OpenVINO (``pip install openvino``) on the same graph, through genimg's own route
-  (the ``cpu-openvino`` preset: the UNet converted with ``ov.convert_model`` and compiled for the CPU with
-  bf16 inference precision where the CPU has bf16 instructions, fp32 elsewhere), the peer CPU users are
-  pointed to; its first step includes the conversion.
+- with ``--openvino``: OpenVINO on the same graph, twice: through genimg's own route (the ``cpu-openvino``
+  preset: the UNet converted with ``ov.convert_model``, reshaped to the call's static shapes and compiled
+  for the CPU with bf16 inference precision where the CPU has bf16 instructions, fp32 elsewhere; its
+  first step includes the conversion), and the same IR compiled as OpenVINO's examples and optimum-intel
+  (before ``reshape``) leave it, with dynamic shapes: the peer CPU users are pointed to; on a CPU with
+  bf16 instructions also genimg's route in fp32, what it computes on CPUs without them;
+- with ``--int8`` too: that IR compressed by NNCF (``pip install nncf``) as optimum-intel offers it, INT8
+  weights alone and its hybrid mode for diffusion models (INT8 convolutions, activations calibrated);
+  the first step includes the compression.
 
 The first step of each loop is the warm-up (and the compile); the figure is the median of the rest.
 The latent error is ``|x - x_fp32| / |x_fp32|`` after the last step.
@@ -118,14 +123,24 @@ def where_time_goes(unet, latents, context, extra) -> dict:
 
 
 def configurations(args):
+    from genimg.device import cpu_has_bf16
+
     rows = [("diffusers fp32 (the cpu preset)", "fp32", False, False),
             ("fp32 + channels_last", "fp32", True, False),
             ("bf16", "bf16", False, False),
             ("bf16 + channels_last (the cpu-bf16 preset)", "bf16", True, False)]
+    if args.presets_only:  # SDXL's fp32 step is over a minute: only what a preset runs
+        rows = [rows[0], rows[3]]
     if args.compile:
         rows.append(("cpu-bf16 + torch.compile", "bf16", True, True))
     if args.openvino:
         rows.append(("cpu-openvino: OpenVINO on the same graph (genimg's route)", "openvino", False, False))
+        rows.append(("OpenVINO as convert_model leaves it (dynamic shapes)", "openvino-dynamic", False, False))
+        if cpu_has_bf16():  # what the route computes on a CPU without bf16 instructions, measured here too
+            rows.append(("cpu-openvino in fp32 (its route without bf16 instructions)", "openvino-f32", False, False))
+    if args.openvino and args.int8:
+        rows.append(("cpu-openvino + NNCF INT8 weights (int8_asym)", "openvino-int8-weights", False, False))
+        rows.append(("cpu-openvino + NNCF hybrid INT8 (optimum-intel's SD mode)", "openvino-int8-hybrid", False, False))
     return rows
 
 
@@ -135,6 +150,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--openvino", action="store_true", help="add OpenVINO on the same graph (pip install openvino)")
+    parser.add_argument("--int8", action="store_true", help="with --openvino: NNCF's INT8 compressions too (pip install nncf)")
+    parser.add_argument("--presets-only", action="store_true", help="leave out fp32 + channels_last and plain bf16")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", action="store_true", help="also: where a cpu-bf16 step spends its time")
     args = parser.parse_args()
@@ -149,14 +166,23 @@ def main() -> None:
     flops = count_flops(base, latents, context, extra)
     results, reference = [], None
     for name, dtype, channels_last, compiled in configurations(args):
-        if dtype == "openvino":  # genimg's own route (the cpu-openvino preset), converting into a fresh cache
-            import tempfile
+        if dtype.startswith("openvino"):
+            if dtype == "openvino":  # genimg's own route (the cpu-openvino preset), converting into a fresh cache
+                import tempfile
 
-            from genimg.openvino_unet import install
+                from genimg.openvino_unet import install
 
-            install(base, Path(tempfile.mkdtemp(prefix="genimg-ov-")), "bf16" if cpu_has_bf16() else "f32")
-            times, final = denoise(base, latents, context, extra, args.steps, torch.float32, False)
-            del base.forward
+                cache = Path(tempfile.mkdtemp(prefix="genimg-ov-"))
+                install(base, cache, "bf16" if cpu_has_bf16() else "f32")
+                times, final = denoise(base, latents, context, extra, args.steps, torch.float32, False)
+                del base.forward
+            else:  # the IR genimg just saved: as OpenVINO's own examples compile it (its shapes left dynamic),
+                # or compressed by NNCF as optimum-intel does (static shapes, as genimg's route)
+                began = time.perf_counter()
+                ir = _PlainOpenVINO(next(cache.glob("*.xml")), args.family, dtype.removeprefix("openvino-"))
+                prepared = time.perf_counter() - began
+                times, final = denoise(ir, latents, context, extra, args.steps, torch.float32, False)
+                times[0] += prepared
             step = statistics.median(times[1:])
             results.append({"configuration": name, "s/step": round(step, 3), "first step s": round(times[0], 2),
                             "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
@@ -183,8 +209,14 @@ def main() -> None:
     plain = results[0]["s/step"]
     for row in results:
         row["speed-up"] = round(plain / row["s/step"], 2)
+    eager = next(r for r in results if r["configuration"].endswith("(the cpu-bf16 preset)"))
+    for row in results:
+        if row["configuration"].startswith("cpu-openvino"):  # its conversion, paid back by steps faster than cpu-bf16
+            saved, overhead = eager["s/step"] - row["s/step"], row["first step s"] - row["s/step"]
+            row["payback steps"] = round(overhead / saved) if saved > 0 else None
     if args.compile:
-        eager, comp = results[3], results[4]
+        eager = next(r for r in results if r["configuration"].endswith("(the cpu-bf16 preset)"))
+        comp = next(r for r in results if "torch.compile" in r["configuration"])
         saved = eager["s/step"] - comp["s/step"]
         overhead = comp["first step s"] - comp["s/step"]
         comp["payback steps"] = round(overhead / saved) if saved > 0 else None
@@ -219,6 +251,68 @@ def _copy_as(base, dtype):
         unet = type(base).from_config(base.config)
     unet.load_state_dict({k: v.to(dtype) for k, v in base.state_dict().items()}, assign=True)
     return unet.eval()
+
+
+class _PlainOpenVINO:
+    """An OpenVINO IR of the UNet compiled for the CPU with the precision hint, called as a UNet: as saved
+    (``dynamic``), or reshaped to the bench's shapes with its weights compressed to INT8 by NNCF
+    (``int8-weights``: every MatMul and convolution's weights, computed in the hint's precision), or
+    optimum-intel's hybrid mode for diffusion models (``int8-hybrid``: MatMul weights compressed,
+    convolutions fully quantized with activations calibrated on denoising inputs)."""
+
+    def __init__(self, xml: Path, family: str, how: str):
+        import openvino as ov
+
+        from genimg.device import cpu_has_bf16
+
+        core = ov.Core()
+        model = core.read_model(xml)
+        self.sdxl = family == "sdxl"
+        if how != "dynamic":
+            side = SIZES[family] // 8
+            shapes = [[2, 4, side, side], [], [2, 77, 2048 if self.sdxl else 768]] + ([[2, 1280], [2, 6]] if self.sdxl else [])
+            model.reshape({port: shape for port, shape in zip(model.inputs, shapes)})
+            if how.startswith("int8"):
+                model = _int8(model, how, shapes)
+        precision = "bf16" if cpu_has_bf16() and how != "f32" else "f32"
+        self.request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision}).create_infer_request()
+
+    def __call__(self, sample, t, encoder_hidden_states, added_cond_kwargs=None):
+        import types
+
+        import torch
+
+        inputs = [sample, torch.as_tensor(t, dtype=torch.float32).reshape(-1)[0], encoder_hidden_states]
+        if self.sdxl:
+            inputs += [added_cond_kwargs["text_embeds"], added_cond_kwargs["time_ids"]]
+        out = self.request.infer([x.float().numpy() for x in inputs])[0]
+        return types.SimpleNamespace(sample=torch.from_numpy(out.copy()))
+
+
+def _int8(model, how: str, shapes: list):
+    """NNCF's INT8 compression (``pip install nncf``), as optimum-intel applies it to a diffusion UNet."""
+    import logging
+
+    import nncf
+    import numpy as np
+    from diffusers import EulerDiscreteScheduler
+
+    nncf.set_log_level(logging.ERROR)  # its per-layer notes would bury the table
+
+    if how == "int8-weights":
+        return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    # hybrid: what optimum-intel's OVWeightQuantizationConfig(bits=8, dataset=...) does to a UNet
+    model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM,
+                                  ignored_scope=nncf.IgnoredScope(types=["Convolution"]))
+    compressed = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"]
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler.set_timesteps(8)
+    rng = np.random.default_rng(1)
+    samples = [[rng.standard_normal(shape, dtype=np.float32) * (3 if i == 0 else 1) if shape else np.float32(t)
+                for i, shape in enumerate(shapes)] for t in scheduler.timesteps]
+    return nncf.quantize(model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples),
+                         ignored_scope=nncf.IgnoredScope(names=compressed, validate=False),
+                         advanced_parameters=nncf.AdvancedQuantizationParameters(smooth_quant_alpha=-1))
 
 
 class _OnlyDenoiser:

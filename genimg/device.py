@@ -12,6 +12,7 @@ class DeviceInfo:
     total_gb: float = 0.0
     free_gb: float = 0.0
     bf16: bool = False  # a CPU with bfloat16 instructions (AVX512-BF16 or AMX): bf16 runs ~2x fp32 there
+    openvino: bool = False  # OpenVINO is installed: a CPU can run a UNet through it (the cpu-openvino preset)
 
 
 def detect(device: str | None = None) -> DeviceInfo:
@@ -35,7 +36,7 @@ def detect(device: str | None = None) -> DeviceInfo:
     if kind == "mps":
         return DeviceInfo("mps", "Apple MPS")
     bf16 = cpu_has_bf16()
-    return DeviceInfo("cpu", "CPU with AVX512-BF16/AMX" if bf16 else "CPU", bf16=bf16)
+    return DeviceInfo("cpu", "CPU with AVX512-BF16/AMX" if bf16 else "CPU", bf16=bf16, openvino=openvino_missing() is None)
 
 
 # What a machine with a GPU torch could use has: NVIDIA's driver, ROCm's kernel driver, WSL's GPU device.
@@ -67,6 +68,15 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return any(flag in flags for flag in BF16_FLAGS)
+
+
+def openvino_missing() -> str | None:
+    """Why the OpenVINO route cannot run here, or None (asked without importing OpenVINO)."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed (pip install openvino)"
+    return None
 
 
 def compiler_missing(device: str) -> str | None:

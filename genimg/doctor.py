@@ -36,12 +36,12 @@ def _guarded(what):
 def _devices() -> dict:
     import torch
 
-    from genimg.device import compiler_missing, cpu_has_bf16
+    from genimg.device import compiler_missing, cpu_has_bf16, openvino_missing
 
     out = {"cuda": torch.cuda.is_available(), "cuda_version": torch.version.cuda, "rocm": torch.version.hip,
            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
            "cpu": {"threads": torch.get_num_threads(), "bf16_instructions": cpu_has_bf16(),
-                   "compiler_for_compile": compiler_missing("cpu") or "found"},
+                   "compiler_for_compile": compiler_missing("cpu") or "found", "openvino": openvino_missing() or "found"},
            "gpus": []}
     if out["cuda"]:
         for index in range(torch.cuda.device_count()):

@@ -170,7 +170,7 @@ def _from_hub(ref: ModelRef, preset: Preset, progress) -> dict:
         from genimg.models.cache import cached_file_bytes
         from genimg.models.download import download, plan_download
 
-        plan = plan_download(ref.location, preset.dtype in ("fp16", "bf16"))
+        plan = plan_download(ref.location, preset.half_weights())
         if cached_file_bytes(plan.repo, plan.commit, plan.files) < plan.total:
             download(plan, progress)
     return {"local_files_only": local} | ({"variant": "fp16"} if cached_variant(ref.location) else {})

@@ -25,7 +25,7 @@ from genimg.errors import RunFailure, UsageError, is_out_of_memory
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.models.families import line_code
 from genimg.pipelines import has_pipeline, pipeline_entry
-from genimg.presets import Preset, get_preset, load_presets
+from genimg.presets import Preset, get_preset, load_presets, torch_instead
 from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.prompting.inline import inline_loras
 from genimg.spec import DEFAULT_STRENGTH, GenerationSpec, LoraSpec
@@ -124,7 +124,7 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     scheduler = lookup(spec.scheduler or ref.defaults["scheduler"], ref.family)
     resolved = resolved.replace(scheduler=scheduler.name)
     with _naming_the_setting("preset", given):
-        preset = _checked_preset(resolved, ref.family, warnings.append)
+        preset = _checked_preset(resolved, ref, warnings.append)
     check_step_savers(preset, family.denoiser[0])
     if resolved.negative and not family.negative_prompt:
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
@@ -268,10 +268,16 @@ def _check_strength(spec: GenerationSpec, ref: ModelRef, family) -> None:
                          f"{ref.name}; raise --strength or --steps (strength × steps ≥ 1)")
 
 
-def _checked_preset(spec: GenerationSpec, family: str, warn) -> Preset:
-    """The preset the spec runs as, checked against this machine, the size and the compiler."""
-    preset = _preset_for(spec, family)
-    if preset.compile != "off":
+def _checked_preset(spec: GenerationSpec, ref: ModelRef, warn) -> Preset:
+    """The preset the spec runs as, checked against this machine, the model, the size and the compiler."""
+    preset = _preset_for(spec, ref.family)
+    if preset.compile == "openvino":
+        why = _openvino_refusal(spec, ref.family, preset)
+        if why or (spec.preset == "auto" and ref.defaults.get("cpu_route") == "torch"):
+            preset = torch_instead(spec.preset, spec.preset_overrides, ref.family)
+        if why:  # auto's own choice for a model too small to gain (the demo) is not worth a line
+            warn(f"{why}; running as preset {preset.name}")
+    elif preset.compile != "off":
         from genimg.device import compiler_missing
 
         missing = compiler_missing(preset.device)
@@ -285,6 +291,25 @@ def _checked_preset(spec: GenerationSpec, family: str, warn) -> Preset:
         raise UsageError(f"{spec.width}x{spec.height} ({megapixels:.1f} MP) is more than preset {preset.name} "
                          f"handles ({preset.max_megapixels:g} MP); use a smaller --width/--height, or {how}")
     return preset
+
+
+def _openvino_refusal(spec: GenerationSpec, family: str, preset: Preset) -> str | None:
+    """Why the OpenVINO route cannot run this job, known before loading: it converts a UNet's own inputs
+    only, and DeepCache and ToMe patch the torch module it replaces."""
+    from genimg.device import openvino_missing
+
+    info = get_family(family)
+    if preset.device != "cpu":
+        return f"the OpenVINO route is for CPUs, not {preset.device}"
+    if info.denoiser[0] != "UNet2DConditionModel":
+        return f"only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; {info.label} runs on torch"
+    if spec.controls:
+        return "ControlNets add residuals the converted UNet has no inputs for"
+    if spec.ip_adapters:
+        return "IP-Adapter image embeddings are not among the converted UNet's inputs"
+    if preset.deepcache or preset.tome:
+        return "DeepCache and ToMe patch the torch UNet that OpenVINO replaces"
+    return openvino_missing()
 
 
 def _local_loras(spec: GenerationSpec, ref: ModelRef) -> tuple[LoraRef, ...]:
@@ -461,7 +486,7 @@ def _on_preset(plan: Plan, name: str) -> Plan:
     a preset: the size it handles, the compiler it needs."""
     spec = plan.spec.replace(preset=name)
     warnings: list[str] = []
-    preset = _checked_preset(spec, plan.ref.family, warnings.append)
+    preset = _checked_preset(spec, plan.ref, warnings.append)
     return replace(plan, spec=spec, preset=preset, warnings=(*plan.warnings, *warnings))
 
 

@@ -54,21 +54,18 @@ def apply_preset(pipe, preset: Preset, progress=None) -> None:
 
 
 def _openvino_unet(pipe, preset: Preset, progress) -> None:
-    """The UNet run by OpenVINO (see ``openvino_unet``); a pipeline it cannot run stays on torch, said once."""
+    """The UNet run by OpenVINO (see ``openvino_unet``). Planning has already sent the jobs it cannot take
+    to torch (``generation``); a pipeline without a UNet that gets here stays on torch, said once."""
     from genimg.device import cpu_has_bf16
-    from genimg.openvino_unet import available, install
+    from genimg.openvino_unet import install
     from genimg.paths import cache_dir
 
     def note(message):
         if progress:
             progress("warning", message=message)
 
-    why = available() or (None if getattr(pipe, "unet", None) is not None else
-                          "only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; FLUX runs on torch")
-    if why is None and preset.device != "cpu":
-        why = f"the OpenVINO route is for CPUs, not {preset.device}"
-    if why:
-        note(f"{why}; running on torch")
+    if getattr(pipe, "unet", None) is None:
+        note("only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; running on torch")
         return
     install(pipe.unet, cache_dir() / "openvino", "bf16" if cpu_has_bf16() else "f32", progress, note)
 

@@ -56,6 +56,13 @@ class Preset:
         _check(self.name, given)
         return replace(self, **given)
 
+    def half_weights(self) -> bool:
+        """Whether half-precision weight files (a model's fp16 variant) serve this preset: it computes in
+        fp16 or bf16, or OpenVINO computes in bf16 on this CPU (the UNet is converted from them upcast)."""
+        from genimg.device import cpu_has_bf16
+
+        return self.dtype in ("fp16", "bf16") or (self.compile == "openvino" and cpu_has_bf16())
+
     def settings(self) -> dict:
         """The fields that change how a pipeline runs (what metadata records)."""
         d = asdict(self)
@@ -133,15 +140,40 @@ def pick_auto(device: str | None = None) -> tuple[Preset, str]:
 _AUTO: dict = {}
 
 
+def torch_cpu_preset(info=None) -> tuple[Preset, str]:
+    """The CPU preset torch runs on this machine and why: bf16 where the CPU has bf16 instructions.
+    It is also what runs a model or job the OpenVINO route cannot take."""
+    from genimg.device import detect
+
+    info = info or detect("cpu")
+    presets = load_presets()
+    if info.bf16 and "cpu-bf16" in presets:
+        return presets["cpu-bf16"], f"no CUDA or MPS device found; the {info.name} runs bfloat16 natively"
+    return presets["cpu"], "no CUDA or MPS device found"
+
+
+def torch_instead(name: str, overrides: dict, family: str | None = None) -> Preset:
+    """What a job the OpenVINO route cannot take runs as: the machine's torch CPU preset in place of
+    ``cpu-openvino`` (or ``auto`` that picked it), else the named preset, the user's flags but
+    ``--compile`` kept."""
+    named = get_preset(name)
+    base = torch_cpu_preset()[0] if named.compile == "openvino" else named
+    base = base.for_family(family) if family else base
+    return base.with_overrides(**{k: v for k, v in overrides.items() if k != "compile"})
+
+
 def _pick_auto(device: str | None) -> tuple[Preset, str]:
     from genimg.device import detect
 
     info = detect(device)
     presets = load_presets()
     if info.kind == "cpu":
-        if info.bf16 and "cpu-bf16" in presets:
-            return presets["cpu-bf16"], f"no CUDA or MPS device found; the {info.name} runs bfloat16 natively"
-        return presets["cpu"], "no CUDA or MPS device found"
+        torch_route, why = torch_cpu_preset(info)
+        if info.openvino and "cpu-openvino" in presets:
+            inside = "in bfloat16" if info.bf16 else "in float32"
+            return presets["cpu-openvino"], (f"no CUDA or MPS device found; OpenVINO is installed and runs UNets "
+                                             f"{inside} (other models: {torch_route.name})")
+        return torch_route, why
     if info.kind == "mps":
         return presets["mps"], "Apple MPS device (unified memory)"
     gpu_tiers = [p for p in presets.values() if p.device == "cuda" and p.vram_gb <= info.total_gb + 0.5]

@@ -33,9 +33,16 @@ from genimg.testing.images import FAMILIES  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _host_cpu_without_bf16(monkeypatch):
-    """`--preset auto` picks bf16 on CPUs with bf16 instructions; the tests must give the same pixels
-    on every machine, so they see a plain CPU unless they fake another device themselves."""
-    monkeypatch.setattr("genimg.device.CPUINFO", "/nonexistent/cpuinfo")
+    """`--preset auto` picks bf16 on CPUs with bf16 instructions and OpenVINO where it is installed; the
+    tests must give the same pixels on every machine, so `auto` sees a plain CPU with torch alone unless
+    a test fakes another device itself (`--preset cpu-openvino` still finds OpenVINO)."""
+    from dataclasses import replace
+
+    from genimg import device
+
+    monkeypatch.setattr(device, "CPUINFO", "/nonexistent/cpuinfo")
+    real = device.detect
+    monkeypatch.setattr(device, "detect", lambda name=None: replace(real(name), openvino=False))
 
 
 @pytest.fixture
@@ -43,9 +50,9 @@ def fake_device(monkeypatch):
     """Make genimg see the given device (what torch would report), and forget the tier picked before."""
     from genimg import device, presets
 
-    def use(kind, total_gb=0.0, free_gb=None, bf16=False):
+    def use(kind, total_gb=0.0, free_gb=None, bf16=False, openvino=False):
         info = device.DeviceInfo(kind, f"Fake {kind} {total_gb:g} GB", total_gb, total_gb if free_gb is None else free_gb,
-                                 bf16)
+                                 bf16, openvino)
         monkeypatch.setattr(device, "detect", lambda _=None: info)
         monkeypatch.setattr(presets, "_AUTO", {})
 

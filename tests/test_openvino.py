@@ -55,6 +55,7 @@ def test_a_lora_is_a_new_conversion_and_a_controlnet_runs_on_torch(cli, tmp_path
     steered = cli("controlnet", ring, "a ring", *model, "--controlnet", tiny_controlnets["sd"], *FAST,
                   "--preset", "cpu-openvino", "-o", tmp_path / "cn.png")
     assert steered.code == 0 and "ControlNets add residuals" in steered.err, steered
+    assert steered.err.endswith("; running as preset cpu\n")
     plain = cli("controlnet", ring, "a ring", *model, "--controlnet", tiny_controlnets["sd"], *FAST, "--preset", "cpu",
                 "-o", tmp_path / "cn-torch.png")
     assert plain.code == 0 and np.abs(pixels(tmp_path / "cn.png") - pixels(tmp_path / "cn-torch.png")).max() <= 1
@@ -62,7 +63,7 @@ def test_a_lora_is_a_new_conversion_and_a_controlnet_runs_on_torch(cli, tmp_path
 
 def test_flux_says_it_stays_on_torch(cli, tmp_path, tiny_models):
     made = cli("txt2img", "a ring", "-m", tiny_models["flux"], *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "f.png")
-    assert made.code == 0 and "FLUX runs on torch" in made.err, made
+    assert made.code == 0 and "FLUX.1 runs on torch; running as preset cpu" in made.err, made
 
 
 def test_models_optimize_converts_ahead_of_time_so_the_first_image_does_not(cli, tmp_path, tiny_models):
@@ -93,3 +94,29 @@ def test_only_the_recent_compiled_graphs_stay_in_memory(tiny_models):
     assert len(forward.requests) == KEPT_GRAPHS
     latent_sides = [shapes[0][2] for _, shapes in forward.requests]
     assert latent_sides[1] * 48 == latent_sides[0] * 64  # the latents of 48 and 64 px, the newest last
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_auto_sends_what_openvino_cannot_run_to_the_torch_preset(fake_device, tiny_models, bf16):
+    from genimg.generation import plan
+    from genimg.spec import GenerationSpec
+
+    fake_device("cpu", bf16=bf16, openvino=True)
+    on_torch = "cpu-bf16" if bf16 else "cpu"
+
+    def planned(family, **given):
+        return plan(GenerationSpec(prompt="a ring", model=str(tiny_models[family]), width=64, height=64, steps=2,
+                                   seed=1, **given))
+
+    sd = planned("sd")
+    assert (sd.preset.name, sd.preset.compile) == ("cpu-openvino", "openvino") and not sd.warnings
+    flux = planned("flux")
+    assert (flux.preset.name, flux.preset.compile) == (on_torch, "off")
+    assert flux.warnings == (f"only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; FLUX.1 runs on torch; "
+                             f"running as preset {on_torch}",)
+    cached = planned("sd", preset_overrides={"deepcache": 2})  # DeepCache patches the torch UNet
+    assert (cached.preset.name, cached.preset.deepcache) == (on_torch, 2) and "DeepCache" in cached.warnings[0]
+    demo = plan(GenerationSpec(prompt="a red circle", seed=1))  # the built-in model: too small to gain
+    assert (demo.ref.name, demo.preset.name, demo.warnings) == ("demo", on_torch, ())
+    named = planned("flux", preset="cpu", preset_overrides={"compile": "openvino", "channels_last": True})
+    assert (named.preset.name, named.preset.compile, named.preset.channels_last) == ("cpu", "off", True)

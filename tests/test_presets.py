@@ -55,6 +55,17 @@ def test_auto_runs_bf16_only_on_a_cpu_with_bf16_instructions(fake_device, bf16, 
     assert ("bfloat16" in reason) == bf16
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_auto_runs_unets_through_openvino_where_it_is_installed(fake_device, bf16):
+    fake_device("cpu", bf16=bf16, openvino=True)
+    preset, reason = pick_auto()
+    assert (preset.name, preset.device, preset.compile) == ("cpu-openvino", "cpu", "openvino")
+    assert ("in bfloat16" if bf16 else "in float32") in reason
+    assert f"other models: {'cpu-bf16' if bf16 else 'cpu'}" in reason
+    # the fp16 files serve it where OpenVINO computes in bf16 (asked of /proc/cpuinfo, which conftest pins)
+    assert preset.half_weights() is False and get_preset("cpu-bf16").half_weights() is True
+
+
 @pytest.mark.parametrize("flags,expected", [
     ("fpu sse avx2 avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4, Intel Cooper Lake
     ("fpu sse avx2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids

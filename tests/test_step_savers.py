@@ -75,7 +75,7 @@ def test_the_settings_are_recorded_and_remade_by_from(cli, tmp_path):
 @pytest.mark.parametrize("args,words", [
     (("--deepcache", "1"), ("2 or more",)),
     (("--tome", "1.5"), ("below 1",)),
-    (("--tome", "0.5", "--preset", "cpu-openvino"), ("compile = openvino",)),
+    (("--tome", "0.5", "--compile", "default"), ("compile = default",)),  # cpu-openvino: torch instead (test_openvino)
     (("--deepcache", "3", "-m", "{flux}"), ("UNet models", "FluxTransformer2DModel")),
 ])
 def test_what_they_cannot_do_is_one_line(cli, tmp_path, tiny_models, args, words):

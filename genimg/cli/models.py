@@ -165,7 +165,7 @@ def _auto_half(family: str | None) -> bool:
     from genimg.presets import pick_auto
 
     preset, _ = pick_auto()
-    return (preset.for_family(family) if family else preset).dtype in ("fp16", "bf16")
+    return (preset.for_family(family) if family else preset).half_weights()
 
 
 def _list(value) -> list:
@@ -189,13 +189,13 @@ def optimize(
     from genimg.errors import UsageError
     from genimg.factory import PipelineFactory
     from genimg.generation import plan, run
-    from genimg.openvino_unet import available
+    from genimg.device import openvino_missing
     from genimg.spec import GenerationSpec
 
     if target != "cpu":
         raise UsageError(f"--for {target}: genimg prepares models ahead of time for the CPU only (--for cpu); "
                          "GPU presets compile in the process that runs")
-    missing = available()
+    missing = openvino_missing()
     if missing:
         raise UsageError(missing)
     spec = GenerationSpec.from_dict({"prompt": "a picture", "model": name, "preset": "cpu-openvino", "width": width,

@@ -21,7 +21,7 @@ from genimg.paths import config_dir
 ALIAS_FILE = Path(__file__).with_name("aliases.toml")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Per-model settings an alias may carry besides the family defaults.
-_ALIAS_SETTINGS = ("width", "height", "steps", "guidance", "scheduler", "max_sequence_length")
+_ALIAS_SETTINGS = ("width", "height", "steps", "guidance", "scheduler", "max_sequence_length", "cpu_route")
 _ALIAS_KEYS = ("family", "repo", "path", "base", "loras", "denoiser", "description", *_ALIAS_SETTINGS)
 
 
@@ -71,6 +71,9 @@ def _check_alias(path: Path, name: str, row) -> None:
     unknown = set(row) - set(_ALIAS_KEYS)
     if unknown:
         raise UsageError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {', '.join(_ALIAS_KEYS)}")
+    if row.get("cpu_route", "openvino") not in ("openvino", "torch"):
+        raise UsageError(f"{where}: cpu_route = {row['cpu_route']!r}: use \"torch\" (auto never converts it for "
+                         "OpenVINO) or \"openvino\"")
 
 
 def default_model() -> str:
@@ -89,7 +92,7 @@ def default_model() -> str:
 def _defaults(family: str, overrides: dict) -> dict:
     fam = FAMILIES[family]
     base = {"width": fam.width, "height": fam.height, "steps": fam.steps, "guidance": fam.guidance,
-            "scheduler": fam.scheduler, "max_sequence_length": None}
+            "scheduler": fam.scheduler, "max_sequence_length": None, "cpu_route": None}
     base.update({k: overrides[k] for k in _ALIAS_SETTINGS if k in overrides})
     return base
 

@@ -150,11 +150,13 @@ def load_key(ref: UpscalerRef, settings: UpscaleSettings) -> tuple:
 
 def load(ref: UpscalerRef, settings: UpscaleSettings, progress=None):
     from genimg import config
-    from genimg.presets import get_preset
+    from genimg.presets import get_preset, torch_instead
     from genimg.upscale.upscalers import load_upscaler
 
     defaults = config.generation_defaults({"preset": settings.preset})
     preset = get_preset(defaults["preset"]).with_overrides(**defaults["preset_overrides"])
+    if preset.compile == "openvino":  # its route converts a generating UNet's inputs, not an upscaler's
+        preset = torch_instead(defaults["preset"], defaults["preset_overrides"])
     tile = settings.tile if settings.tile is not None else preset.upscale_tile
     if progress:
         progress("load", model=ref.name)

@@ -22,6 +22,7 @@ def test_doctor_json_names_the_preset_auto_picks(cli, monkeypatch, kind, total, 
     assert {"config", "cache", "hf_cache"} <= set(found["folders"]) and found["folders"]["config"]["free_gb"] > 0
     assert found["hub"]["offline"] is True  # the tests run with HF_HUB_OFFLINE=1
     assert set(found["accelerators"]) == {"xformers", "bitsandbytes", "torchao", "triton", "gguf"}
+    assert found["devices"]["cpu"]["openvino"] == "found"  # a dependency: the route auto picks on a CPU
 
 
 def test_doctor_reports_what_fails_instead_of_failing(cli, monkeypatch):

@@ -80,8 +80,11 @@ def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models
     monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path))
     (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\nsteps = 9\n')
     ref = resolve_model("mine")
-    assert (ref.kind, ref.family, ref.defaults["steps"]) == ("folder", "sdxl", 9)
+    assert (ref.kind, ref.family, ref.defaults["steps"], ref.defaults["cpu_route"]) == ("folder", "sdxl", 9, None)
     assert resolve_model("sd15").family == "sd"
+    (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\ncpu_route = "gpu"\n')
+    with pytest.raises(UsageError, match="cpu_route = 'gpu': use \"torch\""):
+        resolve_model("mine")
 
 
 def test_models_command_lists_aliases_and_the_cache(cli, hub_models):
