@@ -1,9 +1,10 @@
 """Whole images on the CPU: text encoders + every denoising step + VAE decode, in seconds and peak RSS,
-for the `cpu` and `cpu-bf16` presets and for the few-step models' settings.
+for the CPU presets and the few-step models' settings, beside stable-diffusion.cpp.
 
-    python bench/cpu_images.py                         # every row below
+    python bench/cpu_images.py                         # every genimg row below
     python bench/cpu_images.py --rows sd15-fp32,lcm-sd15 --cache /tmp/genimg-full-size --json
     python bench/cpu_images.py --rows sd15-bf16,sd15-bf16+deepcache3,sd15-bf16+tome0.5,sd15-bf16+both
+    python bench/cpu_images.py --rows sd15-bf16,sd15-openvino,sdcpp-sd15-f16,sdcpp-sd15-q8_0 --sdcpp-python PY
 
 Each row runs in a fresh process (so peak RSS is that row's) through genimg's own plan/run and pipeline
 factory, on the full-size architectures with random weights (genimg.testing.full_size, built once into
@@ -11,7 +12,11 @@ factory, on the full-size architectures with random weights (genimg.testing.full
 guidance and scheduler from the alias's entry in genimg/models/aliases.toml and runs them on the alias's
 base architecture; the LoRA itself is left out (loaded and fused with --fuse-lora it costs nothing per
 step). Rows named ``+taesd`` decode with a tiny autoencoder (``--vae``; TAESD's architecture, random
-weights). Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step.
+weights). Rows named ``-openvino`` run the ``cpu-openvino`` preset in a fresh genimg cache, so their cold
+figure includes the UNet's conversion. Rows named ``sdcpp-`` run stable-diffusion.cpp through
+stable-diffusion-cpp-python (``pip install stable-diffusion-cpp-python``, which builds it from source) in
+the Python ``--sdcpp-python`` names, on the same SD1.5 weights written as one original-layout checkpoint.
+Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step.
 """
 
 from __future__ import annotations

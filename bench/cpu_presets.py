@@ -234,7 +234,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['configuration']} | {r['s/step']} | {r['speed-up']}x | {r['of bf16 matmul peak']:.0%} | "
-              f"{r['first step s']} | {r['latent rel. error']:.4f} | {r.get('payback steps', '')} |")
+              f"{r['first step s']} | {r['latent rel. error']:.4f} | {r.get('payback steps') or ''} |")
     if args.profile:
         print("cpu-bf16 step by operator: " + ", ".join(f"{k} {v['s']} s ({v['share']:.0%})" for k, v in profile.items()))
 

@@ -154,8 +154,8 @@ def torch_cpu_preset(info=None) -> tuple[Preset, str]:
 
 def torch_instead(name: str, overrides: dict, family: str | None = None) -> Preset:
     """What a job the OpenVINO route cannot take runs as: the machine's torch CPU preset in place of
-    ``cpu-openvino`` (or ``auto`` that picked it), else the named preset, the user's flags but
-    ``--compile`` kept."""
+    ``cpu-openvino`` (or ``auto`` that picked it), else the named preset; the user's flags apply, all but
+    ``--compile``."""
     named = get_preset(name)
     base = torch_cpu_preset()[0] if named.compile == "openvino" else named
     base = base.for_family(family) if family else base

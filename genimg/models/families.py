@@ -42,6 +42,7 @@ class Family:
     redux: str = ""  # the FLUX.1 Redux model `--redux` uses when none is named ("": the family has none)
     single_file: bool = True  # diffusers sets the whole pipeline up from one checkpoint file
     reference_images: int = 0  # images an edit takes (the input and --ref); 0: the family does not edit
+    cpu_route: str = "openvino"  # what `auto` runs a UNet of the family with on a CPU: "openvino" or "torch"
 
 
 def _load() -> dict[str, Family]:

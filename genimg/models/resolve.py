@@ -92,7 +92,7 @@ def default_model() -> str:
 def _defaults(family: str, overrides: dict) -> dict:
     fam = FAMILIES[family]
     base = {"width": fam.width, "height": fam.height, "steps": fam.steps, "guidance": fam.guidance,
-            "scheduler": fam.scheduler, "max_sequence_length": None, "cpu_route": None}
+            "scheduler": fam.scheduler, "max_sequence_length": None, "cpu_route": fam.cpu_route}
     base.update({k: overrides[k] for k in _ALIAS_SETTINGS if k in overrides})
     return base
 

@@ -80,7 +80,7 @@ def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models
     monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path))
     (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\nsteps = 9\n')
     ref = resolve_model("mine")
-    assert (ref.kind, ref.family, ref.defaults["steps"], ref.defaults["cpu_route"]) == ("folder", "sdxl", 9, None)
+    assert (ref.kind, ref.family, ref.defaults["steps"], ref.defaults["cpu_route"]) == ("folder", "sdxl", 9, "torch")
     assert resolve_model("sd15").family == "sd"
     (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\ncpu_route = "gpu"\n')
     with pytest.raises(UsageError, match="cpu_route = 'gpu': use \"torch\""):
