@@ -54,8 +54,8 @@ def apply_preset(pipe, preset: Preset, progress=None) -> None:
 
 
 def _openvino_unet(pipe, preset: Preset, progress) -> None:
-    """The UNet run by OpenVINO (see ``openvino_unet``). Planning has already sent the jobs it cannot take
-    to torch (``generation``); a pipeline without a UNet that gets here stays on torch, said once."""
+    """The UNet run by OpenVINO (see ``openvino_unet``); planning has already sent the jobs it cannot take,
+    models without a UNet among them, to a torch preset (``generation``)."""
     from genimg.device import cpu_has_bf16
     from genimg.openvino_unet import install
     from genimg.paths import cache_dir
@@ -64,9 +64,6 @@ def _openvino_unet(pipe, preset: Preset, progress) -> None:
         if progress:
             progress("warning", message=message)
 
-    if getattr(pipe, "unet", None) is None:
-        note("only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; running on torch")
-        return
     install(pipe.unet, cache_dir() / "openvino", "bf16" if cpu_has_bf16() else "f32", progress, note)
 
 
