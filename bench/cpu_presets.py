@@ -210,16 +210,10 @@ def main() -> None:
     for row in results:
         row["speed-up"] = round(plain / row["s/step"], 2)
     eager = next(r for r in results if r["configuration"].endswith("(the cpu-bf16 preset)"))
-    for row in results:
-        if row["configuration"].startswith("cpu-openvino"):  # its conversion, paid back by steps faster than cpu-bf16
+    for row in results:  # a compile or conversion, paid back by steps faster than cpu-bf16's
+        if row["configuration"].startswith("cpu-openvino") or "torch.compile" in row["configuration"]:
             saved, overhead = eager["s/step"] - row["s/step"], row["first step s"] - row["s/step"]
             row["payback steps"] = round(overhead / saved) if saved > 0 else None
-    if args.compile:
-        eager = next(r for r in results if r["configuration"].endswith("(the cpu-bf16 preset)"))
-        comp = next(r for r in results if "torch.compile" in r["configuration"])
-        saved = eager["s/step"] - comp["s/step"]
-        overhead = comp["first step s"] - comp["s/step"]
-        comp["payback steps"] = round(overhead / saved) if saved > 0 else None
     summary = {"family": args.family, "size": SIZES[args.family], "steps": args.steps, "TFLOP/step": round(flops / 1e12, 3),
                "matmul GFLOP/s": {k: round(v) for k, v in peaks.items()}, "torch": torch.__version__,
                "threads": torch.get_num_threads(), "results": results}

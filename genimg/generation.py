@@ -275,7 +275,7 @@ def _checked_preset(spec: GenerationSpec, ref: ModelRef, warn) -> Preset:
         why = _openvino_refusal(spec, ref.family, preset)
         if why or (spec.preset == "auto" and ref.defaults.get("cpu_route") == "torch"):
             preset = torch_instead(spec.preset, spec.preset_overrides, ref.family)
-        if why:  # auto's own choice for a model too small to gain (the demo) is not worth a line
+        if why:  # auto's own choice by the model's cpu_route (where the route does not pay or fit) is not worth a line
             warn(f"{why}; running as preset {preset.name}")
     elif preset.compile != "off":
         from genimg.device import compiler_missing
