@@ -49,7 +49,8 @@ ROWS = {
     # OpenVINO's UNet (genimg's cpu-openvino preset); cold includes converting into a fresh cache.
     "sd15-openvino": ("sd15", "cpu-openvino", {"steps": 20}),
     "lcm-sd15-openvino": ("lcm-sd15", "cpu-openvino", {}),
-    # (no SDXL row: converting its fp32 UNet ran out of memory on a 24 GB machine; docs/benchmarks.md)
+    "hyper-sd15-openvino": ("hyper-sd15", "cpu-openvino", {}),
+    "sdxl-lightning-openvino": ("sdxl-lightning", "cpu-openvino", {}),
 }
 # The peer: stable-diffusion.cpp (stable-diffusion-cpp-python, in the Python --sdcpp-python names) on the
 # same SD1.5 weights written as one original-layout checkpoint, the same image settings as sd15-*.

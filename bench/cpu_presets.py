@@ -11,14 +11,14 @@ runs the same short Euler denoising loop (batch 2, as classifier-free guidance r
 - each setting of the ``cpu-bf16`` preset alone and together (genimg's ``apply_preset`` sets them);
 - with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point;
 - with ``--openvino``: OpenVINO on the same graph, twice: through genimg's own route (the ``cpu-openvino``
-  preset: the UNet converted with ``ov.convert_model``, reshaped to the call's static shapes and compiled
-  for the CPU with bf16 inference precision where the CPU has bf16 instructions, fp32 elsewhere; its
+  preset: the UNet converted with ``ov.convert_model`` from its bf16 weights where the CPU has bf16
+  instructions, saved for the call's static shapes and compiled for the CPU in bf16, fp32 elsewhere; its
   first step includes the conversion), and the same IR compiled as OpenVINO's examples and optimum-intel
-  (before ``reshape``) leave it, with dynamic shapes: the peer CPU users are pointed to; on a CPU with
-  bf16 instructions also genimg's route in fp32, what it computes on CPUs without them;
-- with ``--int8`` too: that IR compressed by NNCF (``pip install nncf``) as optimum-intel offers it, INT8
-  weights alone and its hybrid mode for diffusion models (INT8 convolutions, activations calibrated);
-  the first step includes the compression.
+  leave it, with dynamic shapes: the peer CPU users are pointed to; on a CPU with bf16 instructions also
+  the route converted from fp32 weights and computing in fp32, what it runs on CPUs without them;
+- with ``--int8`` too: the route's fp32 IR compressed by NNCF (``pip install nncf``) as optimum-intel
+  offers it, INT8 weights alone and its hybrid mode for diffusion models (INT8 convolutions, activations
+  calibrated); the first step includes the compression.
 
 The first step of each loop is the warm-up (and the compile); the figure is the median of the rest.
 The latent error is ``|x - x_fp32| / |x_fp32|`` after the last step.
@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,8 +137,9 @@ def configurations(args):
         rows.append(("cpu-bf16 + torch.compile", "bf16", True, True))
     if args.openvino:
         rows.append(("cpu-openvino: OpenVINO on the same graph (genimg's route)", "openvino", False, False))
-        rows.append(("OpenVINO as convert_model leaves it (dynamic shapes)", "openvino-dynamic", False, False))
-        if cpu_has_bf16():  # what the route computes on a CPU without bf16 instructions, measured here too
+        if not args.presets_only:
+            rows.append(("OpenVINO as convert_model leaves it (dynamic shapes)", "openvino-dynamic", False, False))
+        if cpu_has_bf16() and (args.int8 or not args.presets_only):  # the route without bf16 instructions (and NNCF's IR)
             rows.append(("cpu-openvino in fp32 (its route without bf16 instructions)", "openvino-f32", False, False))
     if args.openvino and args.int8:
         rows.append(("cpu-openvino + NNCF INT8 weights (int8_asym)", "openvino-int8-weights", False, False))
@@ -164,48 +167,50 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     base, latents, context, extra = unet_and_inputs(args.family)
     flops = count_flops(base, latents, context, extra)
-    results, reference = [], None
+    results, reference, irs, profile = [], None, {}, None
+    scratch = tempfile.TemporaryDirectory(prefix="genimg-bench-ov-")  # the IRs and compiled graphs, gigabytes: gone at exit
     for name, dtype, channels_last, compiled in configurations(args):
-        if dtype.startswith("openvino"):
-            if dtype == "openvino":  # genimg's own route (the cpu-openvino preset), converting into a fresh cache
-                import tempfile
-
-                from genimg.openvino_unet import install
-
-                cache = Path(tempfile.mkdtemp(prefix="genimg-ov-"))
-                install(base, cache, "bf16" if cpu_has_bf16() else "f32")
-                times, final = denoise(base, latents, context, extra, args.steps, torch.float32, False)
-                del base.forward
-            else:  # the IR genimg just saved: as OpenVINO's own examples compile it (its shapes left dynamic),
-                # or compressed by NNCF as optimum-intel does (static shapes, as genimg's route)
-                began = time.perf_counter()
-                ir = _PlainOpenVINO(next(cache.glob("*.xml")), args.family, dtype.removeprefix("openvino-"))
-                prepared = time.perf_counter() - began
-                times, final = denoise(ir, latents, context, extra, args.steps, torch.float32, False)
-                times[0] += prepared
-            step = statistics.median(times[1:])
-            results.append({"configuration": name, "s/step": round(step, 3), "first step s": round(times[0], 2),
-                            "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
-                            "latent rel. error": float((final - reference).norm() / reference.norm())})
-            continue
-        unet = _copy_as(base, torch_dtype(dtype))
-        if channels_last or compiled:
-            # genimg's own path: the preset's fields applied by apply_preset to the denoiser.
-            preset = get_preset("cpu-bf16").with_overrides(dtype=dtype, channels_last=channels_last,
-                                                          compile="default" if compiled else "off")
-            apply_preset(_OnlyDenoiser(unet), preset)
-        times, final = denoise(unet, latents, context, extra, args.steps, torch_dtype(dtype), channels_last)
+        if dtype in ("openvino", "openvino-f32"):  # genimg's own route (the cpu-openvino preset) into a fresh cache,
+            # converted from the weights as the preset loads them: bf16 where the CPU has it (or fp32 for the
+            # route without bf16 instructions)
+            in_bf16 = dtype == "openvino" and cpu_has_bf16()
+            unet = _copy_as(base, torch.bfloat16) if in_bf16 else base
+            if args.presets_only and in_bf16:  # no later row needs the fp32 UNet: SDXL's 10 GB would not
+                base = None                    # leave room for the conversion in 24 GB
+            times, final, cache = _genimg_route(unet, in_bf16, latents, context, extra, args.steps, Path(scratch.name))
+            # the IRs the next rows start from: the dynamic row from the route's own, NNCF from an fp32 one
+            # (as optimum-intel exports; its calibration cannot evaluate bf16 group norms)
+            irs.update({"dynamic": cache} if dtype == "openvino" else {})
+            irs.update({} if in_bf16 else {"int8-weights": cache, "int8-hybrid": cache})
+            del unet
+        elif dtype.startswith("openvino"):  # the IR genimg just saved: as OpenVINO's own examples compile it (its
+            # shapes left dynamic), or compressed by NNCF as optimum-intel does (static shapes, as genimg's route)
+            began = time.perf_counter()
+            how = dtype.removeprefix("openvino-")
+            ir = _PlainOpenVINO(next(irs[how].glob("*.xml")), args.family, how)
+            prepared = time.perf_counter() - began
+            times, final = denoise(ir, latents, context, extra, args.steps, torch.float32, False)
+            times[0] += prepared
+            del ir
+        else:
+            unet = _copy_as(base, torch_dtype(dtype))
+            if channels_last or compiled:
+                # genimg's own path: the preset's fields applied by apply_preset to the denoiser.
+                preset = get_preset("cpu-bf16").with_overrides(dtype=dtype, channels_last=channels_last,
+                                                              compile="default" if compiled else "off")
+                apply_preset(_OnlyDenoiser(unet), preset)
+            times, final = denoise(unet, latents, context, extra, args.steps, torch_dtype(dtype), channels_last)
+            reference = final if reference is None else reference
+            if args.profile and name.endswith("(the cpu-bf16 preset)"):
+                profile = where_time_goes(unet, latents, context, extra)
+            if unet is base:
+                base.to(memory_format=torch.contiguous_format)
+            del unet
         step = statistics.median(times[1:]) if len(times) > 1 else times[0]
-        reference = final if reference is None else reference
-        row = {"configuration": name, "s/step": round(step, 3), "first step s": round(times[0], 2),
-               "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
-               "latent rel. error": float((final - reference).norm() / reference.norm())}
-        results.append(row)
-        if args.profile and name.endswith("(the cpu-bf16 preset)"):
-            profile = where_time_goes(unet, latents, context, extra)
-        if unet is base:
-            base.to(memory_format=torch.contiguous_format)
-        del unet
+        results.append({"configuration": name, "s/step": round(step, 3), "first step s": round(times[0], 2),
+                        "GFLOP/s": round(flops / step / 1e9), "of bf16 matmul peak": round(flops / step / 1e9 / peaks["bf16"], 3),
+                        "latent rel. error": float((final - reference).norm() / reference.norm())})
+        print(f"{name}: {results[-1]['s/step']} s/step", file=sys.stderr, flush=True)  # a long run's progress
     plain = results[0]["s/step"]
     for row in results:
         row["speed-up"] = round(plain / row["s/step"], 2)
@@ -233,6 +238,20 @@ def main() -> None:
         print("cpu-bf16 step by operator: " + ", ".join(f"{k} {v['s']} s ({v['share']:.0%})" for k, v in profile.items()))
 
 
+def _genimg_route(unet, in_bf16: bool, latents, context, extra, steps: int, scratch: Path):
+    """The denoising loop through genimg's OpenVINO route, converting into a fresh cache under
+    ``scratch``; returns the loop's (seconds per step, final latents) and the cache holding the IR."""
+    import torch
+
+    from genimg.openvino_unet import install
+
+    cache = Path(tempfile.mkdtemp(dir=scratch))
+    install(unet, cache, "bf16" if in_bf16 else "f32")
+    times, final = denoise(unet, latents, context, extra, steps, torch.float32, False)
+    del unet.forward
+    return times, final, cache
+
+
 def _copy_as(base, dtype):
     """The UNet in ``dtype`` for one configuration. fp32 runs on ``base`` itself and a bf16 copy is
     built on the meta device and filled with converted tensors: SDXL's fp32 UNet is 10 GB, and a second
@@ -248,8 +267,8 @@ def _copy_as(base, dtype):
 
 
 class _PlainOpenVINO:
-    """An OpenVINO IR of the UNet compiled for the CPU with the precision hint, called as a UNet: as saved
-    (``dynamic``), or reshaped to the bench's shapes with its weights compressed to INT8 by NNCF
+    """An OpenVINO IR of the UNet compiled for the CPU with the precision hint, called as a UNet: with its
+    shapes dynamic (``dynamic``), or as saved (static) with its weights compressed to INT8 by NNCF
     (``int8-weights``: every MatMul and convolution's weights, computed in the hint's precision), or
     optimum-intel's hybrid mode for diffusion models (``int8-hybrid``: MatMul weights compressed,
     convolutions fully quantized with activations calibrated on denoising inputs)."""
@@ -262,13 +281,13 @@ class _PlainOpenVINO:
         core = ov.Core()
         model = core.read_model(xml)
         self.sdxl = family == "sdxl"
-        if how != "dynamic":
+        if how == "dynamic":  # genimg saves its IR for static shapes: every dimension free again, as convert_model leaves them
+            model.reshape({port: [-1] * port.get_partial_shape().rank.get_length() for port in model.inputs})
+        else:
             side = SIZES[family] // 8
             shapes = [[2, 4, side, side], [], [2, 77, 2048 if self.sdxl else 768]] + ([[2, 1280], [2, 6]] if self.sdxl else [])
-            model.reshape({port: shape for port, shape in zip(model.inputs, shapes)})
-            if how.startswith("int8"):
-                model = _int8(model, how, shapes)
-        precision = "bf16" if cpu_has_bf16() and how != "f32" else "f32"
+            model = _int8(model, how, shapes)
+        precision = "bf16" if cpu_has_bf16() else "f32"
         self.request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision}).create_infer_request()
 
     def __call__(self, sample, t, encoder_hidden_states, added_cond_kwargs=None):

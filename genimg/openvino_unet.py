@@ -1,11 +1,13 @@
 """The `compile = "openvino"` route for CPUs: a pipeline's UNet run by OpenVINO, the rest of the diffusers
 pipeline (schedulers, prompt weighting, CFG, img2img/inpaint, the hires fix) unchanged.
 
-The UNet is converted by ``openvino.convert_model`` (traced with example inputs of the call's shapes),
-saved as OpenVINO IR in genimg's cache and compiled for the CPU, in bfloat16 where the CPU has bf16
-instructions. A conversion costs a minute or two for a full-size UNet; it is kept on disk under a key of
-the weights (LoRAs fused into them change it, so another LoRA or model is converted anew, never reused)
-and of the input shapes (another size or batch is another conversion), and compiled for those shapes.
+The UNet is converted by ``openvino.convert_model`` (traced with example inputs of the call's shapes) from
+its weights as the preset loads them — bf16 on a CPU with bf16 instructions, which halves what the
+conversion and the IR hold — and saved as OpenVINO IR in genimg's cache with those shapes fixed, then
+compiled for the CPU in the preset's precision. A conversion costs a minute or two for a full-size UNet;
+it is kept on disk under a key of the weights (LoRAs fused into them change it, so another LoRA or model
+is converted anew, never reused) and of the input shapes (another size or batch is another conversion);
+OpenVINO keeps the compiled graph too, so a later process loads it without reading or compiling the IR.
 Jobs it cannot take (ControlNets, IP-Adapters, DeepCache/ToMe, non-UNet models) are sent to a torch preset
 by planning; a call that still does not fit — LoRA scales given at call time, an LCM UNet's
 ``timestep_cond`` — runs on the torch UNet, with one line saying why, once.
@@ -21,6 +23,7 @@ import torch
 
 SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
 KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's doubled batch, say); the rest on disk
+IR_FORMAT = "static"  # in the IR's file name: graphs saved before shapes were fixed in them are not reused
 
 
 def fingerprint(module: torch.nn.Module) -> str:
@@ -43,22 +46,25 @@ def fingerprint(module: torch.nn.Module) -> str:
 
 
 class _Traced(torch.nn.Module):
-    """The UNet with positional tensors in and the noise prediction out: what OpenVINO traces."""
+    """The UNet with positional float32 tensors in and the float32 noise prediction out: what OpenVINO
+    traces (numpy, which feeds the compiled graph, has no bf16); the weights stay in their own dtype."""
 
     def __init__(self, unet, torch_forward, sdxl: bool):
         super().__init__()
         self.unet, self.torch_forward, self.sdxl = unet, torch_forward, sdxl
 
     def forward(self, sample, timestep, encoder_hidden_states, *added):
+        dtype = self.unet.dtype
+        added = [x.to(dtype) for x in added]
         kwargs = {"added_cond_kwargs": {"text_embeds": added[0], "time_ids": added[1]}} if self.sdxl else {}
-        return self.torch_forward(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False,
-                                  **kwargs)[0]
+        return self.torch_forward(sample.to(dtype), timestep, encoder_hidden_states=encoder_hidden_states.to(dtype),
+                                  return_dict=False, **kwargs)[0].float()
 
 
 def install(unet, cache: Path, precision: str, progress=None, note=None) -> "OpenVINOForward":
     """Make ``unet`` run by OpenVINO: its ``forward`` replaced on this instance, everything else (config,
     LoRA loading, adapters, the pipelines sharing it) left as it is."""
-    unet.to(torch.float32).eval()
+    unet.eval()
     unet.forward = OpenVINOForward(unet, cache, precision, progress, note)
     return unet.forward
 
@@ -90,7 +96,8 @@ class OpenVINOForward:
             if why not in self.noted and self.note:
                 self.note(f"OpenVINO: {why}; this step runs on torch instead")
             self.noted.add(why)
-            out = self.torch_forward(sample.float(), timestep, encoder_hidden_states.float(), class_labels,
+            dtype = self.unet.dtype
+            out = self.torch_forward(sample.to(dtype), timestep, encoder_hidden_states.to(dtype), class_labels,
                                      timestep_cond, attention_mask, cross_attention_kwargs, added_cond_kwargs,
                                      down_block_additional_residuals, mid_block_additional_residual,
                                      down_intrablock_additional_residuals, encoder_attention_mask, return_dict=False)[0]
@@ -114,33 +121,38 @@ class OpenVINOForward:
         if (key, shapes) in self.requests:
             self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
-        name = f"{key}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
+        name = f"{key}-{IR_FORMAT}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
         xml = self.cache / f"{name}.xml"
-        core = ov.Core()
-        core.set_property({"CACHE_DIR": str(self.cache / "compiled")})  # OpenVINO's own cache of the compiled graph
-        if xml.is_file():
-            model = core.read_model(xml)
-        else:
+        if not xml.is_file():
             if self.progress:
                 self.progress("warning", message="OpenVINO: converting the UNet for this model and size (once; "
                                                  f"a full-size UNet takes a minute or two), kept in {self.cache}")
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
-                model = ov.convert_model(_Traced(self.unet, self.torch_forward, sdxl).eval(), example_input=tuple(inputs))
-            self.cache.mkdir(parents=True, exist_ok=True)
-            tmp = xml.with_name(f".{xml.name}.tmp.xml")
-            ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: fp32 stays fp32
-            tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-            tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
-        # Static shapes: the graph is compiled for this call's sizes only (another size is another key anyway),
-        # which lets OpenVINO plan memory and pick kernels ahead: ~12% faster a step on full-size SD1.5 than
-        # the dynamic shapes convert_model gives (docs/benchmarks.md).
-        model.reshape({port: list(x.shape) for port, x in zip(model.inputs, inputs)})
-        request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": self.precision}).create_infer_request()
+            self._convert(inputs, sdxl, xml)
         while len(self.requests) >= KEPT_GRAPHS:  # a compiled full-size UNet holds gigabytes: keep the recent ones
             self.requests.pop(next(iter(self.requests)))
-        self.requests[(key, shapes)] = request
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(self.cache / "compiled")})  # OpenVINO's own cache of the compiled graph
+        # Given the path, OpenVINO loads a graph it compiled before without reading the IR at all.
+        compiled = core.compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": self.precision})
+        request = self.requests[(key, shapes)] = compiled.create_infer_request()
         return request
+
+    def _convert(self, inputs: list, sdxl: bool, xml: Path) -> None:
+        """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``."""
+        import openvino as ov
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
+            model = ov.convert_model(_Traced(self.unet, self.torch_forward, sdxl).eval(), example_input=tuple(inputs))
+        # Static shapes: the graph is compiled for this call's sizes only (another size is another key anyway),
+        # which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size SD1.5 than
+        # the dynamic shapes convert_model gives (docs/benchmarks.md).
+        model.reshape({port: list(x.shape) for port, x in zip(model.inputs, inputs)})
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = xml.with_name(f".{xml.name}.tmp.xml")
+        ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
+        tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
 
 
 def _unsupported(class_labels, timestep_cond, attention_mask, cross_attention_kwargs, added, down, mid, intra,

@@ -56,7 +56,6 @@ def apply_preset(pipe, preset: Preset, progress=None) -> None:
 def _openvino_unet(pipe, preset: Preset, progress) -> None:
     """The UNet run by OpenVINO (see ``openvino_unet``); planning has already sent the jobs it cannot take,
     models without a UNet among them, to a torch preset (``generation``)."""
-    from genimg.device import cpu_has_bf16
     from genimg.openvino_unet import install
     from genimg.paths import cache_dir
 
@@ -64,7 +63,7 @@ def _openvino_unet(pipe, preset: Preset, progress) -> None:
         if progress:
             progress("warning", message=message)
 
-    install(pipe.unet, cache_dir() / "openvino", "bf16" if cpu_has_bf16() else "f32", progress, note)
+    install(pipe.unet, cache_dir() / "openvino", "bf16" if preset.dtype == "bf16" else "f32", progress, note)
 
 
 def _upcast_vae(vae) -> None:

@@ -57,11 +57,8 @@ class Preset:
         return replace(self, **given)
 
     def half_weights(self) -> bool:
-        """Whether half-precision weight files (a model's fp16 variant) serve this preset: it computes in
-        fp16 or bf16, or OpenVINO computes in bf16 on this CPU (the UNet is converted from them upcast)."""
-        from genimg.device import cpu_has_bf16
-
-        return self.dtype in ("fp16", "bf16") or (self.compile == "openvino" and cpu_has_bf16())
+        """Whether half-precision weight files (a model's fp16 variant) serve this preset."""
+        return self.dtype in ("fp16", "bf16")
 
     def settings(self) -> dict:
         """The fields that change how a pipeline runs (what metadata records)."""
@@ -113,8 +110,18 @@ def load_presets() -> dict[str, Preset]:
                     _check(f"{path.stem}] [family.{name}", fam_table)
             except UsageError as e:
                 raise UsageError(f"{path}: {e}") from None
-            presets[path.stem] = Preset(name=path.stem, family_overrides=family, **table)
+            presets[path.stem] = Preset(name=path.stem, family_overrides=family, **_on_this_cpu(table))
     return dict(sorted(presets.items(), key=lambda item: (item[1].device != "cpu", item[1].vram_gb, item[0])))
+
+
+def _on_this_cpu(table: dict) -> dict:
+    """An OpenVINO preset's bf16 means "bf16 where the CPU has it": elsewhere torch would emulate bf16 (slower
+    than fp32) for the text encoder and VAE, so the whole preset computes in fp32 there."""
+    from genimg.device import cpu_has_bf16
+
+    if table.get("compile") == "openvino" and table.get("dtype") == "bf16" and not cpu_has_bf16():
+        return {**table, "dtype": "fp32"}
+    return table
 
 
 def get_preset(name: str) -> Preset:

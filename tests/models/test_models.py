@@ -87,6 +87,14 @@ def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models
         resolve_model("mine")
 
 
+def test_auto_converts_for_openvino_where_it_pays_and_fits():
+    # measured in docs/benchmarks.md: the 4- and 8-step SD aliases gain, one step and SDXL's RAM do not
+    routes = {name: resolve_model(name).defaults["cpu_route"]
+              for name in ("sd15", "lcm-sd15", "hyper-sd15", "sd-turbo", "demo", "sdxl", "sdxl-turbo", "lcm-sdxl")}
+    assert routes == {"sd15": "openvino", "lcm-sd15": "openvino", "hyper-sd15": "openvino", "sd-turbo": "torch",
+                      "demo": "torch", "sdxl": "torch", "sdxl-turbo": "torch", "lcm-sdxl": "torch"}
+
+
 def test_models_command_lists_aliases_and_the_cache(cli, hub_models):
     result = cli("models", "--json")
     assert result.code == 0
