@@ -177,11 +177,13 @@ def main() -> None:
             unet = _copy_as(base, torch.bfloat16) if in_bf16 else base
             if args.presets_only and in_bf16:  # no later row needs the fp32 UNet: SDXL's 10 GB would not
                 base = None                    # leave room for the conversion in 24 GB
-            times, final, cache = _genimg_route(unet, in_bf16, latents, context, extra, args.steps, Path(scratch.name))
+            times, final, cache = _genimg_route(unet, latents, context, extra, args.steps, Path(scratch.name))
             # the IRs the next rows start from: the dynamic row from the route's own, NNCF from an fp32 one
             # (as optimum-intel exports; its calibration cannot evaluate bf16 group norms)
-            irs.update({"dynamic": cache} if dtype == "openvino" else {})
-            irs.update({} if in_bf16 else {"int8-weights": cache, "int8-hybrid": cache})
+            if dtype == "openvino":
+                irs["dynamic"] = cache
+            if not in_bf16:
+                irs["int8-weights"] = irs["int8-hybrid"] = cache
             del unet
         elif dtype.startswith("openvino"):  # the IR genimg just saved: as OpenVINO's own examples compile it (its
             # shapes left dynamic), or compressed by NNCF as optimum-intel does (static shapes, as genimg's route)
@@ -238,15 +240,16 @@ def main() -> None:
         print("cpu-bf16 step by operator: " + ", ".join(f"{k} {v['s']} s ({v['share']:.0%})" for k, v in profile.items()))
 
 
-def _genimg_route(unet, in_bf16: bool, latents, context, extra, steps: int, scratch: Path):
-    """The denoising loop through genimg's OpenVINO route, converting into a fresh cache under
-    ``scratch``; returns the loop's (seconds per step, final latents) and the cache holding the IR."""
+def _genimg_route(unet, latents, context, extra, steps: int, scratch: Path):
+    """The denoising loop through genimg's OpenVINO route (computing in the UNet's own dtype, bf16 or fp32),
+    converting into a fresh cache under ``scratch``; returns the loop's (seconds per step, final latents)
+    and the cache holding the IR."""
     import torch
 
     from genimg.openvino_unet import install
 
     cache = Path(tempfile.mkdtemp(dir=scratch))
-    install(unet, cache, "bf16" if in_bf16 else "f32")
+    install(unet, cache)
     times, final = denoise(unet, latents, context, extra, steps, torch.float32, False)
     del unet.forward
     return times, final, cache

@@ -61,21 +61,22 @@ class _Traced(torch.nn.Module):
                                   return_dict=False, **kwargs)[0].float()
 
 
-def install(unet, cache: Path, precision: str, progress=None, note=None) -> "OpenVINOForward":
+def install(unet, cache: Path, progress=None, note=None) -> "OpenVINOForward":
     """Make ``unet`` run by OpenVINO: its ``forward`` replaced on this instance, everything else (config,
-    LoRA loading, adapters, the pipelines sharing it) left as it is."""
+    LoRA loading, adapters, the pipelines sharing it) left as it is. OpenVINO computes in the precision the
+    UNet was loaded in: bf16 for bf16 weights, fp32 otherwise."""
     unet.eval()
-    unet.forward = OpenVINOForward(unet, cache, precision, progress, note)
+    unet.forward = OpenVINOForward(unet, cache, progress, note)
     return unet.forward
 
 
 class OpenVINOForward:
     """A UNet's forward, run by OpenVINO: the same call and return value as ``UNet2DConditionModel.forward``."""
 
-    def __init__(self, unet, cache: Path, precision: str, progress=None, note=None):
+    def __init__(self, unet, cache: Path, progress=None, note=None):
         self.unet = unet
         self.torch_forward = type(unet).forward.__get__(unet)  # the class's own: for tracing, and the fallback
-        self.cache, self.precision = Path(cache), precision
+        self.cache, self.precision = Path(cache), "bf16" if unet.dtype == torch.bfloat16 else "f32"
         self.progress, self.note = progress, note
         self.requests: dict = {}
         self.noted: set = set()

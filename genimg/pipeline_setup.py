@@ -47,15 +47,15 @@ def apply_preset(pipe, preset: Preset, progress=None) -> None:
     else:
         pipe.to(preset.device)
     if preset.compile == "openvino":
-        _openvino_unet(pipe, preset, progress)
+        _openvino_unet(pipe, progress)
     elif preset.compile != "off":
         denoiser.compile(mode=None if preset.compile == "default" else preset.compile)
     pipe.set_progress_bar_config(disable=True)
 
 
-def _openvino_unet(pipe, preset: Preset, progress) -> None:
-    """The UNet run by OpenVINO (see ``openvino_unet``); planning has already sent the jobs it cannot take,
-    models without a UNet among them, to a torch preset (``generation``)."""
+def _openvino_unet(pipe, progress) -> None:
+    """The UNet run by OpenVINO (see ``openvino_unet``), in the dtype the preset loaded it in; planning has
+    already sent the jobs it cannot take, models without a UNet among them, to a torch preset (``generation``)."""
     from genimg.openvino_unet import install
     from genimg.paths import cache_dir
 
@@ -63,7 +63,7 @@ def _openvino_unet(pipe, preset: Preset, progress) -> None:
         if progress:
             progress("warning", message=message)
 
-    install(pipe.unet, cache_dir() / "openvino", "bf16" if preset.dtype == "bf16" else "f32", progress, note)
+    install(pipe.unet, cache_dir() / "openvino", progress, note)
 
 
 def _upcast_vae(vae) -> None:
