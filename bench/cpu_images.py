@@ -16,7 +16,10 @@ weights). Rows named ``-openvino`` run the ``cpu-openvino`` preset in a fresh ge
 figure includes the UNet's conversion. Rows named ``sdcpp-`` run stable-diffusion.cpp through
 stable-diffusion-cpp-python (``pip install stable-diffusion-cpp-python``, which builds it from source) in
 the Python ``--sdcpp-python`` names, on the same SD1.5 weights written as one original-layout checkpoint.
-Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step.
+Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step, and
+memory: peak RSS (what ``getrusage`` reports: it counts memory-mapped file pages, such as the model files
+while loading and the graph OpenVINO maps from its cache, which the OS can drop and read again) and, on
+Linux, peak anonymous memory sampled every half second (what must fit in RAM).
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ ROWS = {
     "sd15-bf16+deepcache3": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"deepcache": 3}}),
     "sd15-bf16+tome0.5": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"tome": 0.5}}),
     "sd15-bf16+both": ("sd15", "cpu-bf16", {"steps": 20, "preset_overrides": {"deepcache": 3, "tome": 0.5}}),
+    # ... and on the few-step models (DeepCache needs two steps or more: sdxl-turbo's one gets ToMe only).
+    "lcm-sd15+deepcache2": ("lcm-sd15", "cpu-bf16", {"preset_overrides": {"deepcache": 2}}),
+    "lcm-sd15+tome0.5": ("lcm-sd15", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
+    "sdxl-turbo+tome0.5": ("sdxl-turbo", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
+    "sdxl-lightning+deepcache2": ("sdxl-lightning", "cpu-bf16", {"preset_overrides": {"deepcache": 2}}),
+    "sdxl-lightning+tome0.5": ("sdxl-lightning", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
     # OpenVINO's UNet (genimg's cpu-openvino preset); cold includes converting into a fresh cache.
     "sd15-openvino": ("sd15", "cpu-openvino", {"steps": 20}),
     "lcm-sd15-openvino": ("lcm-sd15", "cpu-openvino", {}),
@@ -68,9 +77,32 @@ def tiny_autoencoder(cache: Path) -> Path:
     return folder
 
 
+def anonymous_peak() -> dict:
+    """Samples this process's anonymous memory (``RssAnon`` in /proc/self/status) every half second from
+    a thread; ``["GB"]`` holds the highest so far (stays 0 where there is no /proc)."""
+    import threading
+
+    peak = {"GB": 0.0}
+
+    def sample():
+        while True:
+            try:
+                with open("/proc/self/status") as status:
+                    kb = next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+            except (OSError, StopIteration):
+                return
+            peak["GB"] = max(peak["GB"], kb / 2**20)
+            time.sleep(0.5)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return peak
+
+
 def one_row(name: str, folder: Path) -> dict:
     """Cold and warm figures of one row, in this process."""
     import resource
+
+    anonymous = anonymous_peak()
 
     from genimg.factory import PipelineFactory
     from genimg.generation import plan, run
@@ -100,7 +132,8 @@ def one_row(name: str, folder: Path) -> dict:
     settings.pop("vae", None)
     return {"row": name, "preset": preset, **settings, "cold s": round(cold, 1), "s/image": round(warm, 2),
             "s/step": round(statistics.median(gaps), 2) if gaps else None,
-            "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+            "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "peak anon GB": round(anonymous["GB"], 2)}
 
 
 def one_sdcpp_row(name: str, checkpoint: Path) -> dict:
@@ -187,11 +220,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("| row | preset | size | steps | guidance | scheduler | cold s | s/image | s/step | peak RSS GB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| row | preset | size | steps | guidance | scheduler | cold s | s/image | s/step | peak RSS GB | peak anon GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['row']} | {r['preset']} | {r['width']}x{r['height']} | {r['steps']} | {r['guidance']:g} | "
-              f"{r['scheduler']} | {r['cold s']} | {r['s/image']} | {r['s/step']} | {r['peak RSS GB']} |")
+              f"{r['scheduler']} | {r['cold s']} | {r['s/image']} | {r['s/step']} | {r['peak RSS GB']} | "
+              f"{r.get('peak anon GB', '-')} |")
 
 
 if __name__ == "__main__":

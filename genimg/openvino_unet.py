@@ -8,6 +8,9 @@ compiled for the CPU in the preset's precision. A conversion costs a minute or t
 it is kept on disk under a key of the weights (LoRAs fused into them change it, so another LoRA or model
 is converted anew, never reused) and of the input shapes (another size or batch is another conversion);
 OpenVINO keeps the compiled graph too, so a later process loads it without reading or compiling the IR.
+Once a graph is compiled, the torch UNet's weights move to a file beside the IR that the OS pages in only
+when torch reads them (a LoRA to load or fuse, the torch fallback): the compiled graph holds its own copy,
+and two copies in RAM were what kept SDXL past a 16 GB machine.
 Jobs it cannot take (ControlNets, IP-Adapters, DeepCache/ToMe, non-UNet models) are sent to a torch preset
 by planning; a call that still does not fit — LoRA scales given at call time, an LCM UNet's
 ``timestep_cond`` — runs on the torch UNet, with one line saying why, once.
@@ -26,6 +29,26 @@ KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's d
 IR_FORMAT = "static"  # in the IR's file name: graphs saved before shapes were fixed in them are not reused
 
 
+def _adapter_state(module: torch.nn.Module) -> str:
+    """The scales, active adapters and merged flags of any LoRA adapters in ``module`` (peft keeps them
+    outside the weights, and merges in place without touching a tensor's version)."""
+    parts = []
+    for name, layer in module.named_modules():
+        scaling = getattr(layer, "scaling", None)
+        if isinstance(scaling, dict):
+            active = getattr(layer, "active_adapters", ())
+            parts.append(f"{name}{sorted(scaling.items())}{list(active)}{getattr(layer, 'merged', '')}")
+    return "".join(parts)
+
+
+def _layout(module: torch.nn.Module) -> tuple:
+    """What changes when weights are replaced or written in place, cheap to read: which tensor each name
+    holds, its version counter, and the adapters' state. While it is unchanged, so is the fingerprint."""
+    tensors = tuple((name, t.data_ptr(), 0 if t.is_inference() else t._version)  # inference tensors keep no version
+                    for name, t in module.state_dict(keep_vars=True).items())
+    return tensors, _adapter_state(module)
+
+
 def fingerprint(module: torch.nn.Module) -> str:
     """A key of ``module``'s weights: names, shapes and an evenly spaced sample of each tensor's values,
     and the scales of any LoRA adapters in it (peft keeps those outside the weights). Reading every byte
@@ -37,11 +60,7 @@ def fingerprint(module: torch.nn.Module) -> str:
         step = max(1, flat.numel() // SAMPLED_VALUES)
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(flat[::step].to(torch.float32).numpy().tobytes())
-    for name, layer in module.named_modules():
-        scaling = getattr(layer, "scaling", None)
-        if isinstance(scaling, dict):
-            active = getattr(layer, "active_adapters", ())
-            digest.update(f"{name}{sorted(scaling.items())}{list(active)}{getattr(layer, 'merged', '')}".encode())
+    digest.update(_adapter_state(module).encode())
     return digest.hexdigest()[:24]
 
 
@@ -80,6 +99,8 @@ class OpenVINOForward:
         self.progress, self.note = progress, note
         self.requests: dict = {}
         self.noted: set = set()
+        self.known: tuple = (None, None)  # (the UNet's _layout, its fingerprint then): sampled again only on a change
+        self.weights_on_disk = False
 
     def __call__(self, sample, timestep, encoder_hidden_states, class_labels=None, timestep_cond=None,
                 attention_mask=None, cross_attention_kwargs=None, added_cond_kwargs=None,
@@ -118,7 +139,7 @@ class OpenVINOForward:
         import openvino as ov
 
         shapes = tuple(tuple(x.shape) for x in inputs)
-        key = fingerprint(self.unet)  # per call: a LoRA loaded or fused since the last one makes another graph
+        key = self._key()  # per call: a LoRA loaded or fused since the last one makes another graph
         if (key, shapes) in self.requests:
             self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
@@ -129,6 +150,8 @@ class OpenVINOForward:
                 self.progress("warning", message="OpenVINO: converting the UNet for this model and size (once; "
                                                  f"a full-size UNet takes a minute or two), kept in {self.cache}")
             self._convert(inputs, sdxl, xml)
+        if not self.weights_on_disk:
+            self._weights_to_disk(key)
         while len(self.requests) >= KEPT_GRAPHS:  # a compiled full-size UNet holds gigabytes: keep the recent ones
             self.requests.pop(next(iter(self.requests)))
         core = ov.Core()
@@ -137,6 +160,40 @@ class OpenVINOForward:
         compiled = core.compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": self.precision})
         request = self.requests[(key, shapes)] = compiled.create_infer_request()
         return request
+
+    def _key(self) -> str:
+        """The fingerprint of the UNet's weights now, sampled anew only when a tensor was replaced or written."""
+        layout = _layout(self.unet)
+        if self.known[0] != layout:
+            self.known = (layout, fingerprint(self.unet))
+        return self.known[1]
+
+    def _weights_to_disk(self, key: str) -> None:
+        """Swap the torch UNet's tensors for memory-mapped ones read from a safetensors copy in the cache
+        (written once per weights key): untouched, they cost no RAM, and the compiled graph has its own.
+        Torch reads them when it must (converting another size, the fallback, loading a LoRA); writes, as
+        fusing a LoRA makes, go to private copies of the pages they touch, never to the file."""
+        from safetensors.torch import load_file
+
+        from genimg.errors import DiskFull
+        from genimg.files import check_room, save_safetensors
+
+        self.weights_on_disk = True  # once per UNet: a LoRA fused later changes only the layers it touches
+        path = self.cache / f"{key}-weights.safetensors"
+        tensors = self.unet.state_dict()
+        try:
+            if not path.is_file():
+                check_room(self.cache, 2 * sum(t.nbytes for t in tensors.values()), "a copy of the UNet's weights")
+                save_safetensors(path, {name: t.contiguous() for name, t in tensors.items()})
+            del tensors
+            with torch.inference_mode(False):  # tensors that count versions, as the ones they replace did
+                self.unet.load_state_dict(load_file(path), assign=True)
+        except (OSError, DiskFull) as e:  # the weights stay in RAM, as before
+            if self.note:
+                self.note(f"OpenVINO: the torch UNet's weights stay in memory: {e}")
+            return
+        _return_freed_memory()
+        self.known = (_layout(self.unet), key)  # the same values: not sampled again (that would page them all in)
 
     def _convert(self, inputs: list, sdxl: bool, xml: Path) -> None:
         """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``."""
@@ -154,6 +211,16 @@ class OpenVINOForward:
         ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
+
+
+def _return_freed_memory() -> None:
+    """Hand the freed weights' pages back to the OS: glibc keeps freed heap memory for the process, and
+    OpenVINO allocates the compiled graph elsewhere, so without this the swap would not lower RSS."""
+    import ctypes
+
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only; elsewhere nothing to do
+    if trim:
+        trim(0)
 
 
 def _unsupported(class_labels, timestep_cond, attention_mask, cross_attention_kwargs, added, down, mid, intra,

@@ -146,8 +146,48 @@ def test_auto_sends_what_openvino_cannot_run_to_the_torch_preset(fake_device, ti
     assert (cached.preset.name, cached.preset.deepcache) == (on_torch, 2) and "DeepCache" in cached.warnings[0]
     demo = plan(GenerationSpec(prompt="a red circle", seed=1))  # the built-in model: too small to gain
     assert (demo.ref.name, demo.preset.name, demo.warnings) == ("demo", on_torch, ())
-    sdxl = planned("sdxl")  # under the route its first image needs 19 GB of RAM for a 1.14x faster image
-    assert (sdxl.preset.name, sdxl.warnings) == (on_torch, ())
-    assert planned("sdxl", preset="cpu-openvino").preset.name == "cpu-openvino"  # asked for by name: it runs
+    assert planned("sdxl").preset.name == "cpu-openvino"
+    assert planned("sdxl", preset="cpu").preset.name == "cpu"  # torch when asked for by name
     named = planned("flux", preset="cpu", preset_overrides={"compile": "openvino", "channels_last": True})
     assert (named.preset.name, named.preset.compile, named.preset.channels_last) == ("cpu", "off", True)
+
+
+def _mapped_from(path) -> list[tuple[int, int]]:
+    """The address ranges this process maps ``path`` at (/proc/self/maps)."""
+    ranges = []
+    for line in open("/proc/self/maps"):
+        fields = line.split()
+        if len(fields) >= 6 and fields[5] == str(path):
+            start, end = fields[0].split("-")
+            ranges.append((int(start, 16), int(end, 16)))
+    return ranges
+
+
+def test_once_compiled_the_torch_weights_are_read_from_disk_and_a_fused_lora_never_writes_there(
+        tiny_models, tmp_path, monkeypatch):
+    import hashlib
+
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+    from genimg.testing.loras import save_random_lora
+
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    factory = PipelineFactory()
+    spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
+    plain = np.asarray(generate(spec, factory)[0].image).astype(int)
+    [weights] = (tmp_path / "cache" / "openvino").glob("*-weights.safetensors")
+    unet = factory.current.pipelines[("txt2img", ())].unet
+    ranges = _mapped_from(weights)
+    outside = [name for name, t in unet.state_dict().items()
+               if not any(start <= t.data_ptr() < end for start, end in ranges)]
+    assert ranges and not outside, outside  # every tensor is a view of the file's pages, none a copy in RAM
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+
+    lora = spec.replace(loras=[f"{save_random_lora(tiny_models['sd'], tmp_path / 'lora')}:0.8"], fuse_lora=True)
+    fused = np.asarray(generate(lora, factory)[0].image).astype(int)  # fused into the mapped weights
+    on_torch = np.asarray(generate(lora.replace(preset="cpu"), PipelineFactory())[0].image).astype(int)
+    assert np.abs(fused - on_torch).max() <= 1 and np.abs(fused - plain).mean() > 0.5
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest  # the fused layers were copied, not written
+    after = np.asarray(generate(spec, factory)[0].image).astype(int)
+    assert np.abs(after - plain).max() <= 1  # unfused: the model's own graph again

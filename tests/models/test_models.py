@@ -80,7 +80,7 @@ def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models
     monkeypatch.setenv("GENIMG_CONFIG_DIR", str(tmp_path))
     (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\nsteps = 9\n')
     ref = resolve_model("mine")
-    assert (ref.kind, ref.family, ref.defaults["steps"], ref.defaults["cpu_route"]) == ("folder", "sdxl", 9, "torch")
+    assert (ref.kind, ref.family, ref.defaults["steps"], ref.defaults["cpu_route"]) == ("folder", "sdxl", 9, "openvino")
     assert resolve_model("sd15").family == "sd"
     (tmp_path / "aliases.toml").write_text(f'[mine]\npath = "{tiny_models["sdxl"]}"\nfamily = "sdxl"\ncpu_route = "gpu"\n')
     with pytest.raises(UsageError, match="cpu_route = 'gpu': use \"torch\""):
@@ -88,11 +88,11 @@ def test_user_aliases_add_to_the_builtin_ones(tmp_path, monkeypatch, tiny_models
 
 
 def test_auto_converts_for_openvino_where_it_pays_and_fits():
-    # measured in docs/benchmarks.md: the 4- and 8-step SD aliases gain, one step and SDXL's RAM do not
+    # measured in docs/benchmarks.md: SD1.5, SDXL and their 4- and 8-step aliases gain; one step does not
     routes = {name: resolve_model(name).defaults["cpu_route"]
               for name in ("sd15", "lcm-sd15", "hyper-sd15", "sd-turbo", "demo", "sdxl", "sdxl-turbo", "lcm-sdxl")}
     assert routes == {"sd15": "openvino", "lcm-sd15": "openvino", "hyper-sd15": "openvino", "sd-turbo": "torch",
-                      "demo": "torch", "sdxl": "torch", "sdxl-turbo": "torch", "lcm-sdxl": "torch"}
+                      "demo": "torch", "sdxl": "openvino", "sdxl-turbo": "torch", "lcm-sdxl": "openvino"}
 
 
 def test_models_command_lists_aliases_and_the_cache(cli, hub_models):
