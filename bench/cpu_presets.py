@@ -137,8 +137,7 @@ def configurations(args):
         rows.append(("cpu-bf16 + torch.compile", "bf16", True, True))
     if args.openvino:
         rows.append(("cpu-openvino: OpenVINO on the same graph (genimg's route)", "openvino", False, False))
-        if not args.presets_only:
-            rows.append(("OpenVINO as convert_model leaves it (dynamic shapes)", "openvino-dynamic", False, False))
+        rows.append(("OpenVINO as convert_model leaves it (dynamic shapes)", "openvino-dynamic", False, False))
         if cpu_has_bf16() and (args.int8 or not args.presets_only):  # the route without bf16 instructions (and NNCF's IR)
             rows.append(("cpu-openvino in fp32 (its route without bf16 instructions)", "openvino-f32", False, False))
     if args.openvino and args.int8:
@@ -154,7 +153,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--openvino", action="store_true", help="add OpenVINO on the same graph (pip install openvino)")
     parser.add_argument("--int8", action="store_true", help="with --openvino: NNCF's INT8 compressions too (pip install nncf)")
-    parser.add_argument("--presets-only", action="store_true", help="leave out fp32 + channels_last and plain bf16")
+    parser.add_argument("--presets-only", action="store_true",
+                        help="leave out fp32 + channels_last, plain bf16 and the fp32 route (OpenVINO's own row stays)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", action="store_true", help="also: where a cpu-bf16 step spends its time")
     args = parser.parse_args()
