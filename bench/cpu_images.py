@@ -10,7 +10,7 @@ Each row runs in a fresh process (so peak RSS is that row's) through genimg's ow
 factory, on the full-size architectures with random weights (genimg.testing.full_size, built once into
 --cache): time and memory depend on the shapes, not on the values. A few-step row takes its size, steps,
 guidance and scheduler from the alias's entry in genimg/models/aliases.toml and runs them on the alias's
-base architecture; the LoRA itself is left out (loaded and fused with --fuse-lora it costs nothing per
+base architecture (sd-turbo's is SD2.1-base); the LoRA itself is left out (loaded and fused with --fuse-lora it costs nothing per
 step). Rows named ``+taesd`` decode with a tiny autoencoder (``--vae``; TAESD's architecture, random
 weights). Rows named ``-openvino`` run the ``cpu-openvino`` preset in a fresh genimg cache, so their cold
 figure includes the UNet's conversion. Rows named ``sdcpp-`` run stable-diffusion.cpp through
@@ -40,6 +40,7 @@ ROWS = {
     "sd15-bf16": ("sd15", "cpu-bf16", {"steps": 20}),
     "lcm-sd15": ("lcm-sd15", "cpu-bf16", {}),
     "hyper-sd15": ("hyper-sd15", "cpu-bf16", {}),
+    "sd-turbo": ("sd-turbo", "cpu-bf16", {}),
     "sdxl-turbo": ("sdxl-turbo", "cpu-bf16", {}),
     "sdxl-lightning": ("sdxl-lightning", "cpu-bf16", {}),
     # The same with a tiny autoencoder (TAESD's architecture, random weights) decoding: --vae taesd / taesdxl.
@@ -52,6 +53,7 @@ ROWS = {
     # ... and on the few-step models (DeepCache needs two steps or more: sdxl-turbo's one gets ToMe only).
     "lcm-sd15+deepcache2": ("lcm-sd15", "cpu-bf16", {"preset_overrides": {"deepcache": 2}}),
     "lcm-sd15+tome0.5": ("lcm-sd15", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
+    "sd-turbo+tome0.5": ("sd-turbo", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
     "sdxl-turbo+tome0.5": ("sdxl-turbo", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
     "sdxl-lightning+deepcache2": ("sdxl-lightning", "cpu-bf16", {"preset_overrides": {"deepcache": 2}}),
     "sdxl-lightning+tome0.5": ("sdxl-lightning", "cpu-bf16", {"preset_overrides": {"tome": 0.5}}),
@@ -59,8 +61,11 @@ ROWS = {
     "sd15-openvino": ("sd15", "cpu-openvino", {"steps": 20}),
     "lcm-sd15-openvino": ("lcm-sd15", "cpu-openvino", {}),
     "hyper-sd15-openvino": ("hyper-sd15", "cpu-openvino", {}),
+    "sd-turbo-openvino": ("sd-turbo", "cpu-openvino", {}),
     "sdxl-lightning-openvino": ("sdxl-lightning", "cpu-openvino", {}),
 }
+# The full-size build an alias runs on where its family's is another architecture (genimg.testing.full_size)
+ARCHITECTURES = {"sd-turbo": "sd2"}
 # The peer: stable-diffusion.cpp (stable-diffusion-cpp-python, in the Python --sdcpp-python names) on the
 # same SD1.5 weights written as one original-layout checkpoint, the same image settings as sd15-*.
 # row: (weight type it converts to on loading, its flash attention in the UNet)
@@ -208,7 +213,8 @@ def main() -> None:
 
     rows = []
     for name in names:
-        family = resolve_model(ROWS[name][0]).family if name in ROWS else "sd"
+        alias = ROWS[name][0] if name in ROWS else "sd15"
+        family = ARCHITECTURES.get(alias) or resolve_model(alias).family
         folder = save_full_size(family, args.cache / family)
         python, target = (args.sdcpp_python, sd15_checkpoint(folder)) if name in SDCPP_ROWS else (sys.executable, folder)
         with tempfile.TemporaryDirectory(prefix="genimg-bench-cache-") as fresh:

@@ -10,13 +10,15 @@ runs the same short Euler denoising loop (batch 2, as classifier-free guidance r
 - ``diffusers fp32``: what a plain ``StableDiffusionPipeline`` on a CPU runs (the ``cpu`` preset);
 - each setting of the ``cpu-bf16`` preset alone and together (genimg's ``apply_preset`` sets them);
 - with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point;
-- with ``--openvino``: OpenVINO on the same graph, twice: through genimg's own route (the ``cpu-openvino``
+- with ``--openvino``: OpenVINO on the same graph: through genimg's own route (the ``cpu-openvino``
   preset: the UNet converted with ``ov.convert_model`` from its bf16 weights where the CPU has bf16
   instructions, saved for the call's static shapes and compiled for the CPU in bf16, fp32 elsewhere; its
-  first step includes the conversion), and the same IR compiled as OpenVINO's examples and optimum-intel
-  leave it, with dynamic shapes: the peer CPU users are pointed to; on a CPU with bf16 instructions also
-  the route converted from fp32 weights and computing in fp32, what it runs on CPUs without them;
-- with ``--int8`` too: the route's fp32 IR compressed by NNCF (``pip install nncf``) as optimum-intel
+  first step includes the conversion) with its 3×3 convolutions as they are, the same IR compiled as
+  OpenVINO's examples and optimum-intel leave it, with dynamic shapes: the peer CPU users are pointed to,
+  and the route as genimg runs it, with Winograd's convolutions (genimg/winograd.py); on a CPU with bf16
+  instructions also the route converted from fp32 weights and computing in fp32, what it runs on CPUs
+  without them;
+- with ``--int8`` too: the route's fp32 IR (Winograd's convolutions included) compressed by NNCF (``pip install nncf``) as optimum-intel
   offers it, INT8 weights alone and its hybrid mode for diffusion models (INT8 convolutions, activations
   calibrated); the first step includes the compression.
 
@@ -136,8 +138,9 @@ def configurations(args):
     if args.compile:
         rows.append(("cpu-bf16 + torch.compile", "bf16", True, True))
     if args.openvino:
-        rows.append(("cpu-openvino: OpenVINO on the same graph (genimg's route)", "openvino", False, False))
+        rows.append(("cpu-openvino's route, its 3x3 convs as they are", "openvino-plain", False, False))
         rows.append(("OpenVINO as convert_model leaves it (dynamic shapes)", "openvino-dynamic", False, False))
+        rows.append(("cpu-openvino: the route with Winograd's 3x3 convs (genimg's default)", "openvino", False, False))
         if cpu_has_bf16() and (args.int8 or not args.presets_only):  # the route without bf16 instructions (and NNCF's IR)
             rows.append(("cpu-openvino in fp32 (its route without bf16 instructions)", "openvino-f32", False, False))
     if args.openvino and args.int8:
@@ -167,21 +170,26 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     base, latents, context, extra = unet_and_inputs(args.family)
     flops = count_flops(base, latents, context, extra)
-    results, reference, irs, profile = [], None, {}, None
+    results, reference, irs, profile, bf16_unet = [], None, {}, None, None
     scratch = tempfile.TemporaryDirectory(prefix="genimg-bench-ov-")  # the IRs and compiled graphs, gigabytes: gone at exit
     for name, dtype, channels_last, compiled in configurations(args):
-        if dtype in ("openvino", "openvino-f32"):  # genimg's own route (the cpu-openvino preset) into a fresh cache,
-            # converted from the weights as the preset loads them: bf16 where the CPU has it (or fp32 for the
-            # route without bf16 instructions)
-            in_bf16 = dtype == "openvino" and cpu_has_bf16()
-            unet = _copy_as(base, torch.bfloat16) if in_bf16 else base
+        if dtype in ("openvino-plain", "openvino", "openvino-f32"):  # genimg's own route (the cpu-openvino
+            # preset) into a fresh cache, converted from the weights as the preset loads them: bf16 where the
+            # CPU has it (or fp32 for the route without bf16 instructions); without Winograd's convs first
+            in_bf16 = dtype != "openvino-f32" and cpu_has_bf16()
+            if in_bf16 and bf16_unet is None:
+                bf16_unet = _copy_as(base, torch.bfloat16)
+            unet = bf16_unet if in_bf16 else base
             if args.presets_only and in_bf16:  # no later row needs the fp32 UNet: SDXL's 10 GB would not
                 base = None                    # leave room for the conversion in 24 GB
-            times, final, cache = _genimg_route(unet, latents, context, extra, args.steps, Path(scratch.name))
-            # the IRs the next rows start from: the dynamic row from the route's own, NNCF from an fp32 one
-            # (as optimum-intel exports; its calibration cannot evaluate bf16 group norms)
-            if dtype == "openvino":
+            times, final, cache = _genimg_route(unet, latents, context, extra, args.steps, Path(scratch.name),
+                                                winograd=dtype != "openvino-plain")
+            # the IRs the next rows start from: the dynamic row from the plain one (OpenVINO's own graph),
+            # NNCF from an fp32 one (as optimum-intel exports; its calibration cannot evaluate bf16 group norms)
+            if dtype == "openvino-plain":
                 irs["dynamic"] = cache
+            if dtype == "openvino":
+                bf16_unet = None
             if not in_bf16:
                 irs["int8-weights"] = irs["int8-hybrid"] = cache
             del unet
@@ -240,7 +248,7 @@ def main() -> None:
         print("cpu-bf16 step by operator: " + ", ".join(f"{k} {v['s']} s ({v['share']:.0%})" for k, v in profile.items()))
 
 
-def _genimg_route(unet, latents, context, extra, steps: int, scratch: Path):
+def _genimg_route(unet, latents, context, extra, steps: int, scratch: Path, winograd: bool):
     """The denoising loop through genimg's OpenVINO route (computing in the UNet's own dtype, bf16 or fp32),
     converting into a fresh cache under ``scratch``; returns the loop's (seconds per step, final latents)
     and the cache holding the IR."""
@@ -249,7 +257,7 @@ def _genimg_route(unet, latents, context, extra, steps: int, scratch: Path):
     from genimg.openvino_unet import install
 
     cache = Path(tempfile.mkdtemp(dir=scratch))
-    install(unet, cache)
+    install(unet, cache, winograd=winograd)
     times, final = denoise(unet, latents, context, extra, steps, torch.float32, False)
     del unet.forward
     return times, final, cache

@@ -4,7 +4,8 @@ pipeline (schedulers, prompt weighting, CFG, img2img/inpaint, the hires fix) unc
 The UNet is converted by ``openvino.convert_model`` (traced with example inputs of the call's shapes) from
 its weights as the preset loads them — bf16 on a CPU with bf16 instructions, which halves what the
 conversion and the IR hold — and saved as OpenVINO IR in genimg's cache with those shapes fixed, then
-compiled for the CPU in the preset's precision. A conversion costs a minute or two for a full-size UNet;
+compiled for the CPU in the preset's precision; its 3×3 convolutions are traced as Winograd's products
+where that pays (``genimg.winograd``). A conversion costs one to three minutes for a full-size UNet;
 it is kept on disk under a key of the weights (LoRAs fused into them change it, so another LoRA or model
 is converted anew, never reused) and of the input shapes (another size or batch is another conversion);
 OpenVINO keeps the compiled graph too, so a later process loads it without reading or compiling the IR.
@@ -18,6 +19,7 @@ by planning; a call that still does not fit — LoRA scales given at call time, 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import warnings
 from pathlib import Path
@@ -26,7 +28,6 @@ import torch
 
 SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
 KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's doubled batch, say); the rest on disk
-IR_FORMAT = "static"  # in the IR's file name: graphs saved before shapes were fixed in them are not reused
 
 
 def _adapter_state(module: torch.nn.Module) -> str:
@@ -80,20 +81,21 @@ class _Traced(torch.nn.Module):
                                   return_dict=False, **kwargs)[0].float()
 
 
-def install(unet, cache: Path, progress=None, note=None) -> "OpenVINOForward":
+def install(unet, cache: Path, progress=None, note=None, winograd: bool = True) -> "OpenVINOForward":
     """Make ``unet`` run by OpenVINO: its ``forward`` replaced on this instance, everything else (config,
     LoRA loading, adapters, the pipelines sharing it) left as it is. OpenVINO computes in the precision the
-    UNet was loaded in: bf16 for bf16 weights, fp32 otherwise."""
+    UNet was loaded in: bf16 for bf16 weights, fp32 otherwise. ``winograd=False`` converts the 3×3
+    convolutions as they are (the benchmark's side-by-side row)."""
     unet.eval()
-    unet.forward = OpenVINOForward(unet, cache, progress, note)
+    unet.forward = OpenVINOForward(unet, cache, progress, note, winograd)
     return unet.forward
 
 
 class OpenVINOForward:
     """A UNet's forward, run by OpenVINO: the same call and return value as ``UNet2DConditionModel.forward``."""
 
-    def __init__(self, unet, cache: Path, progress=None, note=None):
-        self.unet = unet
+    def __init__(self, unet, cache: Path, progress=None, note=None, winograd: bool = True):
+        self.unet, self.winograd = unet, winograd
         self.torch_forward = type(unet).forward.__get__(unet)  # the class's own: for tracing, and the fallback
         self.cache, self.precision = Path(cache), "bf16" if unet.dtype == torch.bfloat16 else "f32"
         self.progress, self.note = progress, note
@@ -143,12 +145,13 @@ class OpenVINOForward:
         if (key, shapes) in self.requests:
             self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
-        name = f"{key}-{IR_FORMAT}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
+        # "winograd" or "static" (convolutions as they are) in the name; IRs from before either are not reused
+        name = f"{key}-{'winograd' if self.winograd else 'static'}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
         xml = self.cache / f"{name}.xml"
         if not xml.is_file():
             if self.progress:
                 self.progress("warning", message="OpenVINO: converting the UNet for this model and size (once; "
-                                                 f"a full-size UNet takes a minute or two), kept in {self.cache}")
+                                                 f"a full-size UNet takes a few minutes), kept in {self.cache}")
             self._convert(inputs, sdxl, xml)
         if not self.weights_on_disk:
             self._weights_to_disk(key)
@@ -199,9 +202,14 @@ class OpenVINOForward:
         """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``."""
         import openvino as ov
 
-        with torch.no_grad(), warnings.catch_warnings():
+        from genimg.winograd import winograd_convs
+
+        # Winograd's 3x3 convolutions where they pay: fewer multiplications, where the direct ones already
+        # run near the CPU's peak (genimg/winograd.py).
+        traced = _Traced(self.unet, self.torch_forward, sdxl).eval()
+        with torch.no_grad(), warnings.catch_warnings(), winograd_convs(traced, tuple(inputs), self.winograd):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
-            model = ov.convert_model(_Traced(self.unet, self.torch_forward, sdxl).eval(), example_input=tuple(inputs))
+            model = ov.convert_model(traced, example_input=tuple(inputs))
         # Static shapes: the graph is compiled for this call's sizes only (another size is another key anyway),
         # which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size SD1.5 than
         # the dynamic shapes convert_model gives (docs/benchmarks.md).
@@ -211,6 +219,11 @@ class OpenVINOForward:
         ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
+        del model, traced
+        # The tracer leaves reference cycles holding the Winograd filters (2.6 GB for SD1.5): free them now,
+        # before the compiled graph joins them
+        gc.collect()
+        _return_freed_memory()
 
 
 def _return_freed_memory() -> None:

@@ -19,6 +19,22 @@ def _ir_files():
     return sorted((cache_dir() / "openvino").glob("*.xml"))
 
 
+def _kernels(xml) -> set:
+    """The convolution kernels of an IR: "3x3" for a stride-1 Convolution with a 3×3 kernel, "16-products"
+    for Winograd's MatMul by a constant of 16 matrices; the rest ("other") are the UNet's 1×1 and strided
+    convolutions."""
+    import openvino as ov
+
+    found = set()
+    for op in ov.Core().read_model(xml).get_ops():
+        shape = [list(op.get_input_shape(i)) for i in range(op.get_input_size())]  # static: saved for the call's shapes
+        if op.get_type_name() == "Convolution":
+            found.add("3x3" if shape[1][2:] == [3, 3] and list(op.get_strides()) == [1, 1] else "other")
+        elif op.get_type_name() == "MatMul" and shape[1][0] == 16 and len(shape[1]) == 3:
+            found.add("16-products")
+    return found - {"other"}
+
+
 @pytest.mark.parametrize("family", ["sd", "sdxl"])
 def test_openvino_makes_the_cpu_presets_image_and_converts_once(cli, tmp_path, tiny_models, family, monkeypatch):
     # a cache of its own: genimg processes other tests start see OpenVINO for `auto` (conftest pins only this
@@ -31,6 +47,8 @@ def test_openvino_makes_the_cpu_presets_image_and_converts_once(cli, tmp_path, t
     assert torch_run.code == 0 and first.code == 0, (torch_run, first)
     converted = [p for p in _ir_files() if p not in before]
     assert len(converted) == 1 and converted[0].with_suffix(".bin").is_file()
+    # at 64² every 3×3 convolution is small enough for Winograd's: its 16 products, no 3×3 kernel left
+    assert _kernels(converted[0]) == {"16-products"}
     assert np.abs(pixels(tmp_path / "ov.png") - pixels(tmp_path / "torch.png")).max() <= 1
     assert json.loads(first.out)["settings"]["preset"] == "cpu-openvino"
     again = cli("txt2img", "a ring", *model, *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "again.png")

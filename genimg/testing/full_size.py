@@ -1,8 +1,9 @@
-"""SD1.5, SDXL and FLUX.1 with their published architectures and random weights, for speed and memory
-benchmarks where no checkpoint can be downloaded.
+"""SD1.5, SD2.1, SDXL and FLUX.1 with their published architectures and random weights, for speed and
+memory benchmarks where no checkpoint can be downloaded.
 
 Time and memory per step depend on the shapes, not on the values, so a LoRA step on these costs what
-it costs on the real models. The configurations are those of ``runwayml/stable-diffusion-v1-5`` and
+it costs on the real models. The configurations are those of ``runwayml/stable-diffusion-v1-5``,
+``stabilityai/sd-turbo`` (SD2.1-base: its UNet and OpenCLIP ViT-H text encoder),
 ``stabilityai/stable-diffusion-xl-base-1.0`` (UNet, VAE, CLIP ViT-L and OpenCLIP bigG text
 encoders) and ``black-forest-labs/FLUX.1-dev`` (12B transformer, T5-XXL, CLIP ViT-L, 16-channel VAE);
 the tokenizers are genimg's offline ones, whose token ids fit inside the real vocabularies.
@@ -16,10 +17,12 @@ from pathlib import Path
 CLIP_VOCAB = 49408
 # (hidden, layers, heads, intermediate, projection) of the text encoders
 CLIP_L = (768, 12, 12, 3072, 768)
+OPENCLIP_H = (1024, 23, 16, 4096, 512)
 OPENCLIP_BIG_G = (1280, 32, 20, 5120, 1280)
 
 SD15_UNET = dict(sample_size=64, cross_attention_dim=768, attention_head_dim=8, layers_per_block=2,
                  block_out_channels=(320, 640, 1280, 1280))
+SD21_UNET = dict(SD15_UNET, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
 SDXL_UNET = dict(sample_size=128, cross_attention_dim=2048, attention_head_dim=(5, 10, 20), layers_per_block=2,
                  block_out_channels=(320, 640, 1280), transformer_layers_per_block=(1, 2, 10),
                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -57,7 +60,8 @@ def _vae(sample_size: int, **extra):
 
 
 def build(family: str, work: Path):
-    """The ``sd`` (SD1.5) or ``sdxl`` pipeline, random weights in fp32."""
+    """The ``sd`` (SD1.5), ``sd2`` (SD2.1-base, as sd-turbo), ``sdxl`` or ``flux`` pipeline, random weights
+    in fp32 (FLUX in bf16)."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
 
     from genimg.testing.tokenizers import clip_tokenizer
@@ -65,10 +69,11 @@ def build(family: str, work: Path):
     tokenizer = clip_tokenizer(work / "_tok")
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        steps_offset=1, timestep_spacing="leading")
-    if family == "sd":
+    if family in ("sd", "sd2"):
+        text_encoder, unet = (CLIP_L, SD15_UNET) if family == "sd" else (OPENCLIP_H, SD21_UNET)
         return StableDiffusionPipeline(
-            vae=_vae(512), text_encoder=_text_encoder(CLIP_L, tokenizer), tokenizer=tokenizer,
-            unet=UNet2DConditionModel(**SD15_UNET), scheduler=scheduler, safety_checker=None, feature_extractor=None,
+            vae=_vae(512), text_encoder=_text_encoder(text_encoder, tokenizer), tokenizer=tokenizer,
+            unet=UNet2DConditionModel(**unet), scheduler=scheduler, safety_checker=None, feature_extractor=None,
             requires_safety_checker=False)
     if family == "sdxl":
         return StableDiffusionXLPipeline(
@@ -77,7 +82,7 @@ def build(family: str, work: Path):
             tokenizer_2=tokenizer, unet=UNet2DConditionModel(**SDXL_UNET), scheduler=scheduler)
     if family == "flux":
         return _flux(tokenizer)
-    raise ValueError(f"full-size builds are for sd, sdxl and flux, not {family}")
+    raise ValueError(f"full-size builds are for sd, sd2, sdxl and flux, not {family}")
 
 
 def _flux(tokenizer):
