@@ -78,7 +78,7 @@ class Winograd3x3(torch.nn.Module):
     """Stands in for a 3×3 ``Conv2d`` while a UNet is traced. Its transformed filter is a buffer, computed
     in fp32 and kept in the weight's dtype, so the tracer and OpenVINO take it as they take a weight
     (shared, not copied): computed inside ``forward``, the tracer kept it as a constant of its own and
-    converting SD1.5 peaked at 15 GB instead of 3."""
+    converting SD1.5 peaked at 15 GB of anonymous memory, 5.3 GB this way (3.2 GB without Winograd)."""
 
     def __init__(self, conv: torch.nn.Conv2d):
         super().__init__()
