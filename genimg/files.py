@@ -74,12 +74,12 @@ def no_space(error: OSError, folder: Path) -> DiskFull | None:
     return DiskFull(f"no space left in {folder} ({free / 1e6:.1f} MB free); free some space or choose another -o")
 
 
-def check_room(folder: Path, needed: int, what: str) -> None:
+def check_room(folder: Path, needed: int, what: str, elsewhere: str = "choose another -o") -> None:
     """Refuse to start ``what`` when ``folder`` has less than ``needed`` bytes free (an estimate)."""
     free = free_space(folder)
     if needed > free:
         raise DiskFull(f"{what} needs about {needed / 1e6:.0f} MB, but {folder} has {free / 1e6:.0f} MB free; "
-                       "free some space or choose another -o")
+                       f"free some space or {elsewhere}")
 
 
 def free_space(folder) -> int:

@@ -202,24 +202,31 @@ class OpenVINOForward:
         """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``."""
         import openvino as ov
 
+        from genimg.files import check_room
         from genimg.winograd import winograd_convs
 
         # Winograd's 3x3 convolutions where they pay: fewer multiplications, where the direct ones already
         # run near the CPU's peak (genimg/winograd.py).
+        self.cache.mkdir(parents=True, exist_ok=True)
+        # The IR holds the weights once more, and Winograd's filters (16 numbers for a 3x3 kernel's 9) more.
+        check_room(self.cache, 2 * sum(t.nbytes for t in self.unet.state_dict().values()),
+                   "converting the UNet for OpenVINO", elsewhere="set GENIMG_CACHE_DIR to a bigger disk")
         traced = _Traced(self.unet, self.torch_forward, sdxl).eval()
+        # The converted graph shares the torch tensors' memory, Winograd's filters included: it is saved
+        # before the context puts the plain convolutions (and frees the filters) back.
         with torch.no_grad(), warnings.catch_warnings(), winograd_convs(traced, tuple(inputs), self.winograd):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
             model = ov.convert_model(traced, example_input=tuple(inputs))
-        # Static shapes: the graph is compiled for this call's sizes only (another size is another key anyway),
-        # which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size SD1.5 than
-        # the dynamic shapes convert_model gives (docs/benchmarks.md).
-        model.reshape({port: list(x.shape) for port, x in zip(model.inputs, inputs)})
-        self.cache.mkdir(parents=True, exist_ok=True)
-        tmp = xml.with_name(f".{xml.name}.tmp.xml")
-        ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
+            # Static shapes: the graph is compiled for this call's sizes only (another size is another key
+            # anyway), which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size
+            # SD1.5 than the dynamic shapes convert_model gives (docs/benchmarks.md).
+            model.reshape({port: list(x.shape) for port, x in zip(model.inputs, inputs)})
+            tmp = xml.with_name(f".{xml.name}.tmp.xml")
+            ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
+            del model
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
-        del model, traced
+        del traced
         # The tracer leaves reference cycles holding the Winograd filters (2.6 GB for SD1.5): free them now,
         # before the compiled graph joins them
         gc.collect()

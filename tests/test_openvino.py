@@ -209,3 +209,56 @@ def test_once_compiled_the_torch_weights_are_read_from_disk_and_a_fused_lora_nev
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest  # the fused layers were copied, not written
     after = np.asarray(generate(spec, factory)[0].image).astype(int)
     assert np.abs(after - plain).max() <= 1  # unfused: the model's own graph again
+
+
+def test_the_graph_is_saved_while_the_winograd_filters_it_shares_are_alive(tiny_models, tmp_path, monkeypatch):
+    # convert_model shares the torch tensors' memory: saved after the filters were freed, the IR was written
+    # from freed memory (a crash on sd-turbo's full-size UNet, where a garbage collection came in between)
+    import gc
+    import weakref
+
+    import openvino as ov
+
+    from genimg import winograd
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+
+    made, alive_when_saved = [], []
+    create = winograd.Winograd3x3.__init__
+
+    def recorded(self, conv):
+        create(self, conv)
+        made.append(weakref.ref(self))
+
+    save = ov.save_model
+
+    def saving(*args, **kwargs):
+        gc.collect()  # whatever only the tracer's reference cycles still hold goes now
+        alive_when_saved.append(sum(ref() is not None for ref in made))
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(winograd.Winograd3x3, "__init__", recorded)
+    monkeypatch.setattr(ov, "save_model", saving)
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
+    routed = np.asarray(generate(spec, PipelineFactory())[0].image).astype(int)
+    assert len(made) > 5 and alive_when_saved == [len(made)]
+    on_torch = np.asarray(generate(spec.replace(preset="cpu"), PipelineFactory())[0].image).astype(int)
+    assert np.abs(routed - on_torch).max() <= 1
+
+
+def test_a_conversion_that_would_fill_the_disk_is_refused_with_the_room_it_needs(tiny_models, tmp_path, monkeypatch):
+    from genimg import files
+    from genimg.errors import DiskFull
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(files, "free_space", lambda folder: 1000)
+    spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
+    with pytest.raises(DiskFull, match=r"converting the UNet for OpenVINO needs about \d+ MB, .* 0 MB free; "
+                                       "free some space or set GENIMG_CACHE_DIR to a bigger disk"):
+        generate(spec, PipelineFactory())
+    assert not list((tmp_path / "cache").rglob("*.bin"))
