@@ -221,7 +221,11 @@ def main() -> None:
             # an OpenVINO row converts into a fresh cache: its cold figure is a first run's
             env = {**os.environ, "GENIMG_CACHE_DIR": fresh} if name.endswith("-openvino") else None
             child = subprocess.run([str(python), __file__, "--one", name, "--folder", str(target)],
-                                   capture_output=True, text=True, check=True, env=env)
+                                   capture_output=True, text=True, env=env)
+        if child.returncode:  # one row failing (a crash, memory) must not lose the rows measured before it
+            print(f"{name}: failed (exit {child.returncode}):\n{child.stderr[-2000:]}", file=sys.stderr)
+            rows.append({"row": name, "failed": f"exit {child.returncode}"})
+            continue
         rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -229,6 +233,9 @@ def main() -> None:
     print("| row | preset | size | steps | guidance | scheduler | cold s | s/image | s/step | peak RSS GB | peak anon GB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "failed" in r:
+            print(f"| {r['row']} | {r['failed']} |")
+            continue
         print(f"| {r['row']} | {r['preset']} | {r['width']}x{r['height']} | {r['steps']} | {r['guidance']:g} | "
               f"{r['scheduler']} | {r['cold s']} | {r['s/image']} | {r['s/step']} | {r['peak RSS GB']} | "
               f"{r.get('peak anon GB', '-')} |")

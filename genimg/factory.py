@@ -153,7 +153,7 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
             pipe = cls.from_pretrained(ref.location, use_safetensors=None if ref.allow_pickle else True, **kwargs)
     except (OSError, ValueError) as e:
         raise _load_error(ref, e) from e
-    apply_preset(pipe, preset, progress)
+    apply_preset(pipe, preset, progress, ref.name)
     return LoadedModel(ref, preset, {(base_task, ()): pipe}, dict(pipe.scheduler.config), base_task)
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record, weights_path
+
 SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
 KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's doubled batch, say); the rest on disk
 
@@ -81,21 +83,25 @@ class _Traced(torch.nn.Module):
                                   return_dict=False, **kwargs)[0].float()
 
 
-def install(unet, cache: Path, progress=None, note=None, winograd: bool = True) -> "OpenVINOForward":
+def install(unet, cache: Path, progress=None, note=None, winograd: bool = True, model: str = "",
+            scale: int = 8) -> "OpenVINOForward":
     """Make ``unet`` run by OpenVINO: its ``forward`` replaced on this instance, everything else (config,
     LoRA loading, adapters, the pipelines sharing it) left as it is. OpenVINO computes in the precision the
     UNet was loaded in: bf16 for bf16 weights, fp32 otherwise. ``winograd=False`` converts the 3×3
-    convolutions as they are (the benchmark's side-by-side row)."""
+    convolutions as they are (the benchmark's side-by-side row). ``model`` and ``scale`` (the VAE's pixels
+    per latent) name the model and image size in the cache's listing."""
     unet.eval()
-    unet.forward = OpenVINOForward(unet, cache, progress, note, winograd)
+    unet.forward = OpenVINOForward(unet, cache, progress, note, winograd, model, scale)
     return unet.forward
 
 
 class OpenVINOForward:
     """A UNet's forward, run by OpenVINO: the same call and return value as ``UNet2DConditionModel.forward``."""
 
-    def __init__(self, unet, cache: Path, progress=None, note=None, winograd: bool = True):
-        self.unet, self.winograd = unet, winograd
+    def __init__(self, unet, cache: Path, progress=None, note=None, winograd: bool = True, model: str = "",
+                 scale: int = 8):
+        self.unet, self.winograd, self.model = unet, winograd, model or unet.config.get("_name_or_path", "")
+        self.scale = scale
         self.torch_forward = type(unet).forward.__get__(unet)  # the class's own: for tracing, and the fallback
         self.cache, self.precision = Path(cache), "bf16" if unet.dtype == torch.bfloat16 else "f32"
         self.progress, self.note = progress, note
@@ -146,19 +152,20 @@ class OpenVINOForward:
             self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
         # "winograd" or "static" (convolutions as they are) in the name; IRs from before either are not reused
-        name = f"{key}-{'winograd' if self.winograd else 'static'}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
-        xml = self.cache / f"{name}.xml"
+        xml = self.cache / f"{ir_name(key, self.winograd, shapes)}.xml"
         if not xml.is_file():
             if self.progress:
                 self.progress("warning", message="OpenVINO: converting the UNet for this model and size (once; "
                                                  f"a full-size UNet takes a few minutes), kept in {self.cache}")
             self._convert(inputs, sdxl, xml)
+            record(xml, self.model, shapes, self.scale)
+        mark_used(xml)
         if not self.weights_on_disk:
             self._weights_to_disk(key)
         while len(self.requests) >= KEPT_GRAPHS:  # a compiled full-size UNet holds gigabytes: keep the recent ones
             self.requests.pop(next(iter(self.requests)))
         core = ov.Core()
-        core.set_property({"CACHE_DIR": str(self.cache / "compiled")})  # OpenVINO's own cache of the compiled graph
+        core.set_property({"CACHE_DIR": str(compiled_folder(self.cache, key))})  # OpenVINO's own cache of the compiled graph
         # Given the path, OpenVINO loads a graph it compiled before without reading the IR at all.
         compiled = core.compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": self.precision})
         request = self.requests[(key, shapes)] = compiled.create_infer_request()
@@ -182,7 +189,7 @@ class OpenVINOForward:
         from genimg.files import check_room, save_safetensors
 
         self.weights_on_disk = True  # once per UNet: a LoRA fused later changes only the layers it touches
-        path = self.cache / f"{key}-weights.safetensors"
+        path = weights_path(self.cache, key)
         tensors = self.unet.state_dict()
         try:
             if not path.is_file():

@@ -25,8 +25,9 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def apply_preset(pipe, preset: Preset, progress=None) -> None:
-    """Memory and speed settings of ``preset`` on a freshly loaded pipeline."""
+def apply_preset(pipe, preset: Preset, progress=None, model: str = "") -> None:
+    """Memory and speed settings of ``preset`` on a freshly loaded pipeline (``model``: its name, for what
+    it leaves in the cache)."""
     import torch
 
     denoiser = getattr(pipe, "unet", None) or pipe.transformer
@@ -47,13 +48,13 @@ def apply_preset(pipe, preset: Preset, progress=None) -> None:
     else:
         pipe.to(preset.device)
     if preset.compile == "openvino":
-        _openvino_unet(pipe, progress)
+        _openvino_unet(pipe, progress, model)
     elif preset.compile != "off":
         denoiser.compile(mode=None if preset.compile == "default" else preset.compile)
     pipe.set_progress_bar_config(disable=True)
 
 
-def _openvino_unet(pipe, progress) -> None:
+def _openvino_unet(pipe, progress, model: str) -> None:
     """The UNet run by OpenVINO (see ``openvino_unet``), in the dtype the preset loaded it in; planning has
     already sent the jobs it cannot take, models without a UNet among them, to a torch preset (``generation``)."""
     from genimg.openvino_unet import install
@@ -63,7 +64,7 @@ def _openvino_unet(pipe, progress) -> None:
         if progress:
             progress("warning", message=message)
 
-    install(pipe.unet, cache_dir() / "openvino", progress, note)
+    install(pipe.unet, cache_dir() / "openvino", progress, note, model=model, scale=pipe.vae_scale_factor)
 
 
 def _upcast_vae(vae) -> None:

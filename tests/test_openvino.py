@@ -262,3 +262,39 @@ def test_a_conversion_that_would_fill_the_disk_is_refused_with_the_room_it_needs
                                        "free some space or set GENIMG_CACHE_DIR to a bigger disk"):
         generate(spec, PipelineFactory())
     assert not list((tmp_path / "cache").rglob("*.bin"))
+
+
+def test_models_conversions_lists_each_weights_conversions_and_frees_them(cli, tmp_path, tiny_models, monkeypatch):
+    from genimg.openvino_cache import UNKNOWN
+
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "openvino"
+    model = tiny_models["sd"]
+    for size in ("48", "64"):
+        assert cli("models", "optimize", model, "--for", "cpu", "-W", size, "-H", size, "-q").code == 0
+    (folder / "compiled").mkdir(exist_ok=True)
+    (folder / "compiled" / "0123.blob").write_bytes(b"x" * 1000)  # OpenVINO's blobs as a genimg before kept them
+
+    listed = cli("models", "conversions", "--json")
+    assert listed.code == 0, listed
+    ours, legacy = sorted(json.loads(listed.out), key=lambda c: c["key"] == "compiled")
+    files = [p for p in folder.rglob("*") if p.is_file() and (p.name.startswith(ours["key"]) or ours["key"] in p.parts)]
+    assert ours["bytes"] == sum(p.stat().st_size for p in files) > 0
+    assert sorted(ours["sizes"]) == ["48x48 batch 2", "64x64 batch 2"]  # batch 2: guidance's two halves
+    assert ours["model"] == model.name and legacy["model"] == UNKNOWN
+    assert legacy["bytes"] == 1000 and legacy["sizes"] == []
+
+    table = cli("models", "conversions")
+    assert table.code == 0 and ours["key"][:12] in table.out and model.name in table.out, table
+    wrong = cli("models", "conversions", "--rm", "nosuch")
+    assert wrong.code == 2 and "no OpenVINO conversion of that model or key" in wrong.err
+
+    gone = cli("models", "conversions", "--rm", ours["key"][:8], "--yes")
+    assert gone.code == 0 and f"{ours['bytes'] / 1e9:.2f} GB freed" in gone.out
+    assert [p.name for p in folder.rglob("*") if p.is_file()] == ["0123.blob"]
+    assert cli("models", "conversions", "--rm", "all", "--yes").code == 0
+    assert json.loads(cli("models", "conversions", "--json").out) == []
+    again = cli("txt2img", "a ring", "-m", model, "-W", "48", "-H", "48", "--steps", "2", "--preset", "cpu-openvino",
+                "-o", tmp_path / "o.png")
+    assert again.code == 0 and "converting" in again.err  # freed means made again when needed
+

@@ -80,6 +80,13 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
         for f in files:
             mine.add_row(f.path, f.kind, f.family or "-", f"{f.size_bytes / 1e9:.2f} GB")
         console.print(mine)
+    from genimg.openvino_cache import conversions as kept_conversions
+    from genimg.paths import cache_dir
+
+    converted = kept_conversions(cache_dir() / "openvino")
+    if converted:
+        console.print(f"OpenVINO conversions: {len(converted)}, {sum(c.bytes for c in converted) / 1e9:.2f} GB "
+                      "(genimg models conversions lists and frees them)")
 
 
 @app.command("rm")
@@ -212,3 +219,57 @@ def optimize(
             pass
     print(f"{the_plan.ref.name}: the OpenVINO UNet for {the_plan.spec.width}x{the_plan.spec.height} is ready "
           f"({time.perf_counter() - began:.0f} s); `--preset cpu-openvino` uses it")
+
+
+@app.command("conversions")
+def conversions(
+    remove: str = typer.Option(None, "--rm", help="Delete the conversions of a model (its name as listed), "
+                               "of a weights key (or its first characters), or all of them."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+    json: o.Json = False,
+) -> None:
+    """List what the OpenVINO route keeps in genimg's cache — one entry per UNet weights (each LoRA set is
+    another), with the image sizes converted, the space and the last use — and free it with --rm. A
+    conversion deleted is made again by the next `--preset cpu-openvino` image that needs it."""
+    from genimg.errors import UsageError
+    from genimg.openvino_cache import age, conversions as kept_conversions, matching, remove as remove_conversion
+    from genimg.paths import cache_dir
+
+    folder = cache_dir() / "openvino"
+    kept = kept_conversions(folder)
+    if remove is None:
+        if json:
+            import json as _json
+
+            print(_json.dumps([{"key": c.key, "model": c.model, "sizes": c.sizes, "bytes": c.bytes,
+                                "last_used": c.last_used} for c in kept], indent=2))
+            return
+        if not kept:
+            print(f"No OpenVINO conversions in {folder}.")
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        view = Table(title=f"OpenVINO conversions in {folder}")
+        for column in ("key", "model", "sizes", "size", "last used"):
+            view.add_column(column, overflow="fold")
+        for c in kept:
+            view.add_row(c.key[:12], c.model, ", ".join(c.sizes) or "-", f"{c.bytes / 1e9:.2f} GB", age(c.last_used))
+        Console().print(view)
+        print(f"{sum(c.bytes for c in kept) / 1e9:.2f} GB in all; free it with: genimg models conversions --rm MODEL|KEY|all")
+        return
+    chosen = matching(kept, remove)
+    if not chosen:
+        held = ", ".join(sorted({c.model for c in kept} | {c.key[:12] for c in kept})) or "nothing"
+        raise UsageError(f"--rm {remove}: no OpenVINO conversion of that model or key (the cache holds {held}); "
+                         "see genimg models conversions")
+    total = sum(c.bytes for c in chosen)
+    if not yes and not typer.confirm(f"delete {len(chosen)} conversion(s), {total / 1e9:.2f} GB?"):
+        raise typer.Abort()
+    freed = sum(remove_conversion(c) for c in chosen)
+    if json:
+        import json as _json
+
+        print(_json.dumps({"removed": [c.key for c in chosen], "bytes": freed}))
+    else:
+        print(f"removed {len(chosen)} conversion(s): {freed / 1e9:.2f} GB freed")

@@ -1,0 +1,141 @@
+"""What the OpenVINO route keeps on disk, listed and freed (``genimg models conversions``).
+
+The route converts a UNet once per weights (LoRAs fused in) and input size, and never reuses a conversion
+for other weights: another model, LoRA set or size adds files, and nothing else removes them. Per weights
+key (a fingerprint of the UNet's values, ``openvino_unet.fingerprint``) the folder holds:
+
+- ``{key}-{kind}-{shapes}.xml`` / ``.bin``: one IR per input shapes (``kind`` "winograd"; "static" for
+  the benchmark's plain convolutions), with ``.json`` beside it naming the model it came from;
+- ``{key}-weights.safetensors``: the torch UNet's weights, memory-mapped once the graph is compiled;
+- ``compiled/{key}/``: OpenVINO's own cache of the compiled graphs.
+
+Files from before the sidecars (``compiled/`` blobs at the top, IRs without ``.json``) are listed under
+an unknown model and go with ``all`` or their key.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KINDS = ("winograd", "static")
+UNKNOWN = "(converted by an earlier genimg)"
+
+
+@dataclass
+class Conversion:
+    """Everything kept for one UNet's weights."""
+
+    key: str
+    model: str
+    sizes: list[str] = field(default_factory=list)  # "512x512 batch 2", one per IR
+    bytes: int = 0
+    last_used: float = 0.0  # seconds since the epoch: the newest IR's time (touched when a process loads it)
+    paths: list[Path] = field(default_factory=list)
+
+
+def ir_name(key: str, winograd: bool, shapes) -> str:
+    """The IR's file name without suffix, for the weights ``key`` and the inputs' ``shapes``."""
+    return f"{key}-{KINDS[0] if winograd else KINDS[1]}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
+
+
+def weights_path(folder: Path, key: str) -> Path:
+    return folder / f"{key}-weights.safetensors"
+
+
+def compiled_folder(folder: Path, key: str) -> Path:
+    """OpenVINO's cache of the compiled graphs of one weights key (its blobs are named by OpenVINO's hash,
+    so a folder per key is what lets them go with their IRs)."""
+    return folder / "compiled" / key
+
+
+def record(xml: Path, model: str, shapes, scale: int = 8) -> None:
+    """The sidecar the listing names the model and image size from (``scale``: the VAE's, pixels per latent)."""
+    sidecar = xml.with_suffix(".json")
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp.write_text(json.dumps({"model": model, "size": _size(xml.stem, scale), "shapes": [list(s) for s in shapes]}))
+    tmp.replace(sidecar)
+
+
+def mark_used(xml: Path) -> None:
+    """The IR's time is its last use: what the listing orders by, the oldest first to free."""
+    try:
+        xml.touch()
+    except OSError:  # a read-only cache still runs
+        pass
+
+
+def conversions(folder: Path) -> list[Conversion]:
+    """What ``folder`` (genimg's ``cache/openvino``) holds, per weights key, the least recently used first."""
+    found: dict[str, Conversion] = {}
+
+    def entry(key: str) -> Conversion:
+        return found.setdefault(key, Conversion(key, UNKNOWN))
+
+    if not folder.is_dir():
+        return []
+    for path in folder.iterdir():
+        key, _, rest = path.name.partition("-")
+        if path.is_dir() or path.name.startswith(".") or not rest:
+            continue
+        kept = entry(key)
+        kept.paths.append(path)
+        kept.bytes += path.stat().st_size
+        if path.suffix == ".xml":
+            kept.last_used = max(kept.last_used, path.stat().st_mtime)
+            try:
+                sidecar = json.loads(path.with_suffix(".json").read_text())
+                kept.model, size = sidecar["model"], sidecar["size"]
+            except (OSError, ValueError, KeyError):
+                size = _size(path.stem)  # SD's VAE: 8 pixels a latent
+            kept.sizes.append(size)
+    compiled = folder / "compiled"
+    if compiled.is_dir():
+        for path in compiled.iterdir():
+            kept = entry(path.name) if path.is_dir() else entry("compiled")  # blobs of before the per-key folders
+            kept.paths.append(path)
+            kept.bytes += _bytes(path)
+    return sorted(found.values(), key=lambda c: (c.last_used, c.key))
+
+
+def matching(kept: list[Conversion], what: str) -> list[Conversion]:
+    """The conversions ``what`` names: "all", a weights key or its start, or the model's name as listed."""
+    if what == "all":
+        return kept
+    return [c for c in kept if c.key.startswith(what) or c.model == what or Path(c.model).name == what]
+
+
+def remove(conversion: Conversion) -> int:
+    """Delete a conversion's files; returns the bytes freed."""
+    for path in conversion.paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return conversion.bytes
+
+
+def age(seconds_since_epoch: float) -> str:
+    if not seconds_since_epoch:
+        return "-"
+    days = (time.time() - seconds_since_epoch) / 86400
+    return "today" if days < 1 else f"{days:.0f} days ago"
+
+
+def _size(stem: str, scale: int = 8) -> str:
+    """"512x512 batch 2" from an IR's name (its first input is the latents, B×4×H/scale×W/scale)."""
+    parts = stem.split("-")
+    dims = parts[2].split("x") if len(parts) > 2 and parts[1] in KINDS else []
+    if len(dims) != 4 or not all(d.isdigit() for d in dims):
+        return "?"
+    batch, _, h, w = map(int, dims)
+    return f"{w * scale}x{h * scale} batch {batch}"
+
+
+def _bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
