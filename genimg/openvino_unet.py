@@ -209,18 +209,20 @@ class OpenVINOForward:
         """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``."""
         import openvino as ov
 
-        from genimg.files import check_room
+        from genimg.errors import DiskFull
+        from genimg.files import check_room, free_space
         from genimg.winograd import winograd_convs
 
-        # Winograd's 3x3 convolutions where they pay: fewer multiplications, where the direct ones already
-        # run near the CPU's peak (genimg/winograd.py).
         self.cache.mkdir(parents=True, exist_ok=True)
         # The IR holds the weights once more, and Winograd's filters (16 numbers for a 3x3 kernel's 9) more.
-        check_room(self.cache, 2 * sum(t.nbytes for t in self.unet.state_dict().values()),
-                   "converting the UNet for OpenVINO", elsewhere="set GENIMG_CACHE_DIR to a bigger disk")
+        needed, elsewhere = 2 * sum(t.nbytes for t in self.unet.state_dict().values()), "set GENIMG_CACHE_DIR to a bigger disk"
+        check_room(self.cache, needed, "converting the UNet for OpenVINO", elsewhere)
         traced = _Traced(self.unet, self.torch_forward, sdxl).eval()
-        # The converted graph shares the torch tensors' memory, Winograd's filters included: it is saved
-        # before the context puts the plain convolutions (and frees the filters) back.
+        tmp = xml.with_name(f".{xml.name}.tmp.xml")
+        # Winograd's 3x3 convolutions where they pay: fewer multiplications, where the direct ones already
+        # run near the CPU's peak (genimg/winograd.py). The converted graph shares the torch tensors' memory,
+        # Winograd's filters included: it is saved before the context puts the plain convolutions (and
+        # frees the filters) back.
         with torch.no_grad(), warnings.catch_warnings(), winograd_convs(traced, tuple(inputs), self.winograd):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
             model = ov.convert_model(traced, example_input=tuple(inputs))
@@ -228,8 +230,15 @@ class OpenVINOForward:
             # anyway), which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size
             # SD1.5 than the dynamic shapes convert_model gives (docs/benchmarks.md).
             model.reshape({port: list(x.shape) for port, x in zip(model.inputs, inputs)})
-            tmp = xml.with_name(f".{xml.name}.tmp.xml")
-            ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
+            try:
+                ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
+            except BaseException as e:  # Ctrl-C or a full disk: no half-written IR left behind
+                tmp.unlink(missing_ok=True)
+                tmp.with_suffix(".bin").unlink(missing_ok=True)
+                if isinstance(e, Exception) and free_space(self.cache) < needed:  # OpenVINO says "iostream error"
+                    raise DiskFull(f"saving the converted UNet filled {self.cache} ({free_space(self.cache) / 1e6:.0f} "
+                                   f"MB free; it needs about {needed / 1e6:.0f} MB); free some space or {elsewhere}") from e
+                raise
             del model
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR

@@ -298,3 +298,34 @@ def test_models_conversions_lists_each_weights_conversions_and_frees_them(cli, t
                 "-o", tmp_path / "o.png")
     assert again.code == 0 and "converting" in again.err  # freed means made again when needed
 
+
+
+def test_a_save_that_fails_midway_leaves_no_part_of_the_ir_and_a_full_disk_says_so(tiny_models, tmp_path, monkeypatch):
+    import openvino as ov
+
+    from genimg import files
+    from genimg.errors import DiskFull, RunFailure
+    from genimg.factory import PipelineFactory
+    from genimg.generation import generate
+    from genimg.spec import GenerationSpec
+
+    room = {"bytes": 10**12, "fills": True}
+
+    def full_disk(model, path, **kwargs):
+        path.with_suffix(".bin").write_bytes(b"half")  # what a save cut short leaves
+        path.write_text("<net")
+        room["bytes"] = 0 if room["fills"] else room["bytes"]  # the disk filled while saving
+        raise RuntimeError("Exception from src/core/src/pass/serialize.cpp: basic_ios::clear: iostream error")
+
+    monkeypatch.setattr(ov, "save_model", full_disk)
+    monkeypatch.setattr(files, "free_space", lambda folder: room["bytes"])
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
+    with pytest.raises(DiskFull, match=r"saving the converted UNet filled .*cache/openvino \(0 MB free; it needs about "
+                                       r"\d+ MB\); free some space or set GENIMG_CACHE_DIR to a bigger disk"):
+        generate(spec, PipelineFactory())
+    assert [p.name for p in (tmp_path / "cache" / "openvino").iterdir()] == []
+    room.update(bytes=10**12, fills=False)  # another failure, with room: OpenVINO's own error, as it was
+    with pytest.raises(RunFailure, match="the pipeline failed: .*iostream error"):
+        generate(spec, PipelineFactory())
+    assert [p.name for p in (tmp_path / "cache" / "openvino").iterdir()] == []
