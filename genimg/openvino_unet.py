@@ -193,7 +193,8 @@ class OpenVINOForward:
         tensors = self.unet.state_dict()
         try:
             if not path.is_file():
-                check_room(self.cache, 2 * sum(t.nbytes for t in tensors.values()), "a copy of the UNet's weights")
+                check_room(self.cache, 2 * sum(t.nbytes for t in tensors.values()), "a copy of the UNet's weights",
+                           "set GENIMG_CACHE_DIR to a bigger disk")
                 save_safetensors(path, {name: t.contiguous() for name, t in tensors.items()})
             del tensors
             with torch.inference_mode(False):  # tensors that count versions, as the ones they replace did
@@ -235,9 +236,10 @@ class OpenVINOForward:
             except BaseException as e:  # Ctrl-C or a full disk: no half-written IR left behind
                 tmp.unlink(missing_ok=True)
                 tmp.with_suffix(".bin").unlink(missing_ok=True)
-                if isinstance(e, Exception) and free_space(self.cache) < needed:  # OpenVINO says "iostream error"
-                    raise DiskFull(f"saving the converted UNet filled {self.cache} ({free_space(self.cache) / 1e6:.0f} "
-                                   f"MB free; it needs about {needed / 1e6:.0f} MB); free some space or {elsewhere}") from e
+                free = free_space(self.cache)
+                if isinstance(e, Exception) and free < needed:  # OpenVINO says only "iostream error"
+                    raise DiskFull(f"saving the converted UNet filled {self.cache} ({free / 1e6:.0f} MB free; it "
+                                   f"needs about {needed / 1e6:.0f} MB); free some space or {elsewhere}") from e
                 raise
             del model
         tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
