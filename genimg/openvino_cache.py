@@ -54,10 +54,10 @@ def compiled_folder(folder: Path, key: str) -> Path:
 
 def record(xml: Path, model: str, shapes, scale: int = 8) -> None:
     """The sidecar the listing names the model and image size from (``scale``: the VAE's, pixels per latent)."""
-    sidecar = xml.with_suffix(".json")
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(json.dumps({"model": model, "size": _size(xml.stem, scale), "shapes": [list(s) for s in shapes]}))
-    tmp.replace(sidecar)
+    from genimg.files import atomic_save
+
+    text = json.dumps({"model": model, "size": _size(xml.stem, scale), "shapes": [list(s) for s in shapes]})
+    atomic_save(xml.with_suffix(".json"), lambda tmp: tmp.write_text(text), overwrite=True)
 
 
 def mark_used(xml: Path) -> None:
@@ -81,11 +81,11 @@ def conversions(folder: Path) -> list[Conversion]:
         key, _, rest = path.name.partition("-")
         if path.is_dir() or path.name.startswith(".") or not rest:
             continue
-        kept = entry(key)
+        kept, info = entry(key), path.stat()
         kept.paths.append(path)
-        kept.bytes += path.stat().st_size
+        kept.bytes += info.st_size
         if path.suffix == ".xml":
-            kept.last_used = max(kept.last_used, path.stat().st_mtime)
+            kept.last_used = max(kept.last_used, info.st_mtime)
             try:
                 sidecar = json.loads(path.with_suffix(".json").read_text())
                 kept.model, size = sidecar["model"], sidecar["size"]
