@@ -165,8 +165,9 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool 
     wanted = tuple(lora.path for lora in loras)
     fused = tuple((lora.path, lora.weight) for lora in loras) if fuse and loras else None
     if loaded.lora_fused is not None and loaded.lora_fused != fused:
-        pipe.unfuse_lora()  # the base weights back (to float rounding) before other LoRAs or weights
-        loaded.lora_fused = None
+        pipe.unfuse_lora()
+        _restore(loaded.lora_originals)  # unfusing subtracts: the weights back to the bit, not to rounding
+        loaded.lora_fused, loaded.lora_originals = None, ()
     if loaded.lora_paths != wanted:
         if loaded.lora_paths:
             _unload(pipe)
@@ -196,6 +197,31 @@ def apply_loras(pipe, loaded, loras: tuple[LoraRef, ...], warn=None, fuse: bool 
         names = [f"lora{i}" for i in range(len(loras))]
         pipe.set_adapters(names, adapter_weights=[lora.weight for lora in loras])
         if fused:
+            loaded.lora_originals = _fused_weights(pipe)
             pipe.fuse_lora(adapter_names=names)  # merges each at the weight set_adapters gave it
             loaded.lora_fused = fused
     return loaded.lora_layers
+
+
+def _fused_weights(pipe) -> tuple:
+    """(tensor, a CPU copy of it) of every base weight a fuse changes: the layers holding a LoRA."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    kept = []
+    for name in _ADAPTED_COMPONENTS:
+        component = getattr(pipe, name, None)
+        if isinstance(component, torch.nn.Module):
+            for module in component.modules():
+                if isinstance(module, LoraLayer):
+                    base = module.get_base_layer()
+                    kept += [(t, t.detach().to("cpu", copy=True)) for t in (base.weight, base.bias) if t is not None]
+    return tuple(kept)
+
+
+def _restore(kept: tuple) -> None:
+    import torch
+
+    with torch.no_grad():
+        for tensor, original in kept:
+            tensor.copy_(original)

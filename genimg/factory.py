@@ -1,8 +1,8 @@
 """Build diffusers pipelines from a :class:`ModelRef` and a :class:`Preset`, and reuse them.
 
 The pipeline class comes from the table in :mod:`genimg.pipelines`, never picked by branches. A model is
-loaded once; another task on the same model is built with ``from_pipe``, which shares the loaded
-components instead of loading them again. The upscalers of the hires fix are kept here too."""
+loaded once; another task on the same model is a pipeline of that task's class on the same loaded
+components (:func:`task_pipeline`), never cast or moved. The upscalers of the hires fix are kept here too."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class LoadedModel:
     lora_paths: tuple = ()  # LoRAs loaded into the shared components, in adapter order
     lora_layers: tuple = ()  # their LoraLayers: how many of each one's layers matched the model
     lora_fused: tuple | None = None  # (path, weight) of the LoRAs merged into the weights (--fuse-lora)
+    lora_originals: tuple = ()  # (tensor, its CPU copy) of each weight the fuse changed, put back on unfusing
     embedding_paths: tuple = ()  # textual inversions loaded into the tokenizers and text encoders
     ip_adapter_paths: tuple = ()  # IP-Adapter weights loaded into the UNet
     ip_encoder: object = None  # their CLIP image encoder, given to every pipeline of the model
@@ -76,10 +77,7 @@ class PipelineFactory:
                     nets.append(loaded.controlnets[cn.location])
                 multi = getattr(diffusers.models, MULTI_CONTROLNET_CLASSES[CONTROLNET_CLASSES[(ref.family, controlnets[0].variant)]])
                 extra["controlnet"] = nets[0] if len(nets) == 1 else multi(nets)
-            base = loaded.pipelines[(loaded.base_task, ())]
-            if ref.vae:  # from_pipe passes on only components of the classes the new pipeline names
-                extra["vae"] = base.vae
-            pipe = cls.from_pipe(base, **extra)
+            pipe = task_pipeline(cls, loaded.pipelines[(loaded.base_task, ())], extra)
             pipe.set_progress_bar_config(disable=True)
             loaded.pipelines[key] = pipe
         return loaded.pipelines[key], loaded
@@ -113,6 +111,28 @@ class PipelineFactory:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def task_pipeline(cls, base, extra: dict):
+    """A ``cls`` pipeline on ``base``'s loaded components (``extra`` added or replacing), as they are.
+
+    Not ``cls.from_pipe(base)``: that ends with ``.to(dtype=float32)`` when given no dtype (diffusers issue
+    #12754) — on the *shared* components, so one img2img would turn a warm bf16 or fp16 model float32 for
+    every later job; and given the model's dtype it would cast a ``--vae-fp32`` VAE down. Here nothing is
+    cast or moved: every component is passed as loaded, the pipeline's settings (``requires_safety_checker``,
+    ``force_zeros_for_empty_prompt`` …) come from ``base``'s config, and a component the new class takes
+    that ``base`` lacks (an image encoder, a ControlNet) is ``extra``'s or the class's own default."""
+    import inspect
+
+    parameters = inspect.signature(cls.__init__).parameters
+    components = {name: module for name, module in base.components.items() if name in parameters}
+    settings = {k: v for k, v in base.config.items() if k in parameters and k not in base.components}
+    kwargs = {**settings, **components, **extra}
+    missing = [name for name, p in parameters.items()
+               if name != "self" and p.default is inspect.Parameter.empty and name not in kwargs]
+    if missing:
+        raise RunFailure(f"{cls.__name__} needs {', '.join(missing)}, which {type(base).__name__} has not loaded")
+    return cls(**kwargs)
 
 
 def _same_setup(a: Preset, b: Preset) -> bool:
