@@ -420,10 +420,12 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
     for message in plan.warnings:
         if progress:
             progress("warning", message=message)
-    pipe, lora_layers, size, start = None, (), plan.spec.batch_size, 0
+    pipe = loaded = None
+    lora_layers, size, start = (), plan.spec.batch_size, 0
     while start < len(plan.images):
         batch = plan.images[start:start + size]
         began = time.perf_counter()
+        retry = None
         try:
             if pipe is None:
                 pipe, loaded, lora_layers = _pipeline(plan, factory, progress)
@@ -434,11 +436,15 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
         except OutOfMemory as e:
             if not fallback or e.smaller is None:
                 raise
-            fallback, pipe = False, None
+            retry = (e.what, e.smaller)
+        if retry:
+            # Out of the handler: the exception and the frames it held are gone. Now the pipeline and the
+            # model are let go too, before the smaller preset loads (else both would be in memory at once).
+            fallback, pipe, loaded = False, None, None
             factory.release()
             if progress:
-                progress("warning", message=f"{e.what}; retrying once with --preset {e.smaller}")
-            plan = _on_preset(plan, e.smaller)
+                progress("warning", message=f"{retry[0]}; retrying once with --preset {retry[1]}")
+            plan = _on_preset(plan, retry[1])
             continue
         seconds = (time.perf_counter() - began) / len(batch)
         for planned, image in zip(batch, images):
@@ -469,9 +475,20 @@ def _pipeline(plan: Plan, factory, progress) -> tuple:
     except RuntimeError as e:  # torch's OutOfMemoryError is one, and so is MPS's
         if not is_out_of_memory(e):
             raise
-        raise OutOfMemory(f"out of GPU memory loading {plan.ref.name} with preset {plan.preset.name}",
-                          _smaller_preset(plan.preset)) from None
-    return pipe, loaded, lora_layers
+        _let_go(e)
+    else:
+        return pipe, loaded, lora_layers
+    raise OutOfMemory(f"out of GPU memory loading {plan.ref.name} with preset {plan.preset.name}",
+                      _smaller_preset(plan.preset))
+
+
+def _let_go(error: BaseException) -> None:
+    """Clear the locals of the frames ``error`` passed through (the pipeline's latents, its model), so the
+    memory they held is free once the handler ends; the out-of-memory error is then raised outside it,
+    with no context that would keep them alive."""
+    import traceback
+
+    traceback.clear_frames(error.__traceback__)
 
 
 def _ip_adapters(pipe, loaded, plan: Plan) -> None:
@@ -619,10 +636,13 @@ def _denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: 
         with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed):
             images = pipe(**kwargs, callback_on_step_end=on_step).images
     except (IndexError, RuntimeError, ValueError) as e:
-        if is_out_of_memory(e):
-            raise OutOfMemory(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}",
-                              _smaller_preset(plan.preset)) from None
-        raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        if not is_out_of_memory(e):
+            raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        _let_go(e)
+        images = None
+    if images is None:
+        raise OutOfMemory(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}",
+                          _smaller_preset(plan.preset))
     arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
     if not np.isfinite(arrays).all():
         fix = ", --vae sdxl-vae-fp16-fix" if plan.ref.family == "sdxl" and not plan.ref.vae else ""

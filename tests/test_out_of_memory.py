@@ -42,3 +42,66 @@ def test_a_lora_that_does_not_fit_is_still_one_line_about_the_family(cli, tmp_pa
     result = cli("txt2img", "x", "-m", tiny_models["sd"], "--preset", "cpu", "-W", "64", "-H", "64", "--steps", "2",
                  "--lora", lora, "-o", tmp_path / "a.png")
     assert result.code == 2 and "Stable Diffusion XL" in result.err and result.err.count("\n") == 1, result
+
+
+def test_the_retry_loads_only_after_the_pipeline_that_ran_out_and_its_latents_are_freed(tiny_models, monkeypatch):
+    """--auto-fallback: what ran out of memory (the pipeline, its loaded model, the latents its frames held)
+    is gone before the smaller preset loads — else the retry would load a second model beside the first."""
+    import gc
+    import weakref
+    from types import SimpleNamespace
+
+    import numpy as np
+    from transformers import CLIPTokenizer
+
+    from genimg import device, presets
+    from genimg.factory import LoadedModel
+    from genimg.generation import plan, run
+    from genimg.spec import GenerationSpec
+
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 12 GB", 12.0, 11.0))
+    monkeypatch.setattr(presets, "_AUTO", {})
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
+
+    class Latents:
+        pass
+
+    class Pipe:
+        scheduler = None
+
+        def __init__(self, fits):
+            self.fits, self.tokenizer = fits, tokenizer
+
+        def __call__(self, **kwargs):
+            latents = Latents()
+            watched["latents"] = weakref.ref(latents)
+            return self._denoise(latents, kwargs)
+
+        def _denoise(self, latents, kwargs):
+            if not self.fits:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
+
+    watched, alive_at_retry = {}, []
+
+    class Factory:
+        def __init__(self):
+            self.current = None
+
+        def get(self, ref, preset, task="txt2img", progress=None, controlnets=(), masked=False):
+            if watched:  # the retry's load: nothing of the first attempt may still be held
+                alive_at_retry.extend(name for name, ref_ in watched.items() if ref_() is not None)
+            pipe = Pipe(fits=preset.vram_gb <= 8)
+            self.current = LoadedModel(ref=ref, preset=preset, scheduler_config={})
+            if not watched:
+                watched.update(pipe=weakref.ref(pipe), loaded=weakref.ref(self.current))
+            return pipe, self.current
+
+        def release(self):  # as PipelineFactory.release: drop the model, collect what cycles held
+            self.current = None
+            gc.collect()
+
+    the_plan = plan(GenerationSpec("x", model=str(tiny_models["sd"]), width=64, height=64, steps=2, seed=1))
+    [image] = run(the_plan, Factory(), fallback=True)
+    assert image.plan.preset.name == "8gb"
+    assert set(watched) == {"pipe", "loaded", "latents"} and alive_at_retry == []
