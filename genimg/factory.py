@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from genimg.errors import RunFailure, UsageError
 from genimg.models import ModelRef
 from genimg.models.families import FAMILIES
-from genimg.pipelines import CONTROLNET_CLASSES, MULTI_CONTROLNET_CLASSES, pipeline_entry
+from genimg.pipelines import PipelineChoice, base_choice
 from genimg.pipeline_setup import apply_preset, quiet_libraries, torch_dtype
 from genimg.presets import Preset
 from genimg.quantization import quantization_config
@@ -21,9 +21,9 @@ from genimg.quantization import quantization_config
 class LoadedModel:
     ref: ModelRef
     preset: Preset
-    pipelines: dict = field(default_factory=dict)  # (task, ControlNet locations) -> pipeline, all sharing components
+    pipelines: dict = field(default_factory=dict)  # PipelineChoice.key -> pipeline, all sharing components
     scheduler_config: dict | None = None  # the model's own, so sampler choices never stack
-    base_task: str = "txt2img"  # the task the model was loaded for; others come from_pipe
+    base_key: tuple = ()  # the key of the pipeline the model was loaded as; the others share its components
     controlnets: dict = field(default_factory=dict)  # location -> loaded ControlNet
     lora_paths: tuple = ()  # LoRAs loaded into the shared components, in adapter order
     lora_layers: tuple = ()  # their LoraLayers: how many of each one's layers matched the model
@@ -34,6 +34,11 @@ class LoadedModel:
     ip_encoder: object = None  # their CLIP image encoder, given to every pipeline of the model
     redux: tuple | None = None  # (location, FluxPriorReduxPipeline) of the last --redux, sharing the text encoders
 
+    @property
+    def base(self):
+        """The pipeline the model was loaded as."""
+        return self.pipelines[self.base_key]
+
 
 class PipelineFactory:
     """Holds at most one loaded model (big models don't fit twice) and its per-task pipelines."""
@@ -43,12 +48,9 @@ class PipelineFactory:
         self.loads = self.released = 0  # how often a model was loaded and let go (for tests and --debug)
         self.upscalers: dict = {}
 
-    def get(self, ref: ModelRef, preset: Preset, task: str = "txt2img", progress=None, controlnets=(),
-            masked: bool = False) -> tuple:
-        """The pipeline for ``task`` on ``ref`` run as ``preset``, loading only what is missing;
-        ``controlnets`` (:class:`ModelRef` each) steer it, ``masked`` confines an edit to a mask. Each
-        ControlNet loaded is kept with the model. A control LoRA among ``controlnets`` (FLUX.1 Depth/Canny
-        as a LoRA, loaded with the other LoRAs) asks for the pipeline of a model that reads the map itself."""
+    def get(self, ref: ModelRef, preset: Preset, choice: PipelineChoice | None = None, progress=None) -> tuple:
+        """The pipeline ``choice`` names (planning made it; None: the model's base pipeline) on ``ref`` run as
+        ``preset``, loading only what is missing: the model, then each ControlNet, kept with the model."""
         import diffusers
 
         if self.current is None or self.current.ref != ref or not _same_setup(self.current.preset, preset):
@@ -60,27 +62,21 @@ class PipelineFactory:
             if progress:
                 progress("loaded", model=ref.name)
         loaded = self.current
-        key = (task, tuple(c.location for c in controlnets)) + (("masked",) if masked else ())
-        reads_map = ref.variant == "control" or any(cn.variant == "control-lora" for cn in controlnets)
-        controlnets = tuple(cn for cn in controlnets if cn.variant != "control-lora")
-        if key not in loaded.pipelines:
-            union = any(cn.variant == "union" for cn in controlnets)
-            variant = "control" if reads_map else ref.variant
-            cls = getattr(diffusers, pipeline_entry(ref.family, task, variant, bool(controlnets), union,
-                                                    masked).class_name)
+        choice = choice or base_choice(ref.family, ref.variant)
+        if choice.key not in loaded.pipelines:
             extra = {}
-            if controlnets:
+            if choice.controlnets:
                 nets = []
-                for cn in controlnets:
+                for cn in choice.controlnets:
                     if cn.location not in loaded.controlnets:
-                        loaded.controlnets[cn.location] = _load_controlnet(cn, ref.family, preset, progress)
+                        loaded.controlnets[cn.location] = _load_controlnet(cn, choice.controlnet_class, preset, progress)
                     nets.append(loaded.controlnets[cn.location])
-                multi = getattr(diffusers.models, MULTI_CONTROLNET_CLASSES[CONTROLNET_CLASSES[(ref.family, controlnets[0].variant)]])
+                multi = getattr(diffusers.models, choice.multi_controlnet_class)
                 extra["controlnet"] = nets[0] if len(nets) == 1 else multi(nets)
-            pipe = task_pipeline(cls, loaded.pipelines[(loaded.base_task, ())], extra)
+            pipe = task_pipeline(getattr(diffusers, choice.entry.class_name), loaded.base, extra)
             pipe.set_progress_bar_config(disable=True)
-            loaded.pipelines[key] = pipe
-        return loaded.pipelines[key], loaded
+            loaded.pipelines[choice.key] = pipe
+        return loaded.pipelines[choice.key], loaded
 
     def upscaler(self, ref, preset: Preset, progress=None):
         """A loaded upscaler (the hires fix's) run as ``preset`` (its device, dtype and tile size), kept for
@@ -146,8 +142,8 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     import diffusers
 
     quiet_libraries()
-    base_task = "inpaint" if ref.variant == "inpaint" else "txt2img"
-    cls = getattr(diffusers, pipeline_entry(ref.family, base_task, ref.variant).class_name)
+    choice = base_choice(ref.family, ref.variant)
+    cls = getattr(diffusers, choice.entry.class_name)
     kwargs = {"dtype": torch_dtype(preset.dtype)}
     skipped = FAMILIES[ref.family].skipped_components  # SD1.x's NSFW classifier, as A1111 and ComfyUI
     kwargs.update({name: None for name in skipped})
@@ -174,7 +170,7 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
     except (OSError, ValueError) as e:
         raise _load_error(ref, e) from e
     apply_preset(pipe, preset, progress, ref.name)
-    return LoadedModel(ref, preset, {(base_task, ()): pipe}, dict(pipe.scheduler.config), base_task)
+    return LoadedModel(ref, preset, {choice.key: pipe}, dict(pipe.scheduler.config), choice.key)
 
 
 def _from_hub(ref: ModelRef, preset: Preset, progress) -> dict:
@@ -196,12 +192,12 @@ def _from_hub(ref: ModelRef, preset: Preset, progress) -> dict:
     return {"local_files_only": local} | ({"variant": "fp16"} if cached_variant(ref.location) else {})
 
 
-def _load_controlnet(ref: ModelRef, family: str, preset: Preset, progress=None):
+def _load_controlnet(ref: ModelRef, class_name: str, preset: Preset, progress=None):
     import diffusers
 
     if progress:
         progress("load", model=ref.name)
-    cls = getattr(diffusers, CONTROLNET_CLASSES[(family, ref.variant)])
+    cls = getattr(diffusers, class_name)
     kwargs = _from_hub(ref, preset, progress) if ref.kind == "hub" else {}
     try:
         if ref.kind == "single_file":

@@ -24,7 +24,7 @@ from genimg.adapters import LoraRef, apply_loras, check_lora
 from genimg.errors import RunFailure, UsageError, is_out_of_memory
 from genimg.models import ModelRef, get_family, resolve_model
 from genimg.models.families import line_code
-from genimg.pipelines import has_pipeline, pipeline_entry
+from genimg.pipelines import PipelineChoice, choose_pipeline, has_pipeline
 from genimg.presets import Preset, get_preset, load_presets, torch_instead
 from genimg.schedulers import SchedulerSpec, build, lookup
 from genimg.prompting.inline import inline_loras
@@ -65,6 +65,8 @@ class Plan:
     redux: tuple = ()  # ReduxInput each: images as FLUX's prompt
     hires_upscaler: object | None = None  # UpscalerRef of the hires fix
     hires_size: tuple[int, int] | None = None
+    choice: PipelineChoice | None = None  # what runs it: pipeline class, ControlNets to load (made once, here)
+    hires_choice: PipelineChoice | None = None  # what repaints the hires fix's second pass
     prepared: bool = False  # prepare() has fetched the alias's LoRAs and adapters and made the control maps
 
     @property
@@ -130,7 +132,12 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         warnings.append(f"{family.label} has no negative prompt; --negative is ignored")
     if resolved.clip_skip and resolved.clip_skip > 1 and not family.weighted_prompts:
         warnings.append(f"{family.label} takes no CLIP skip; --clip-skip is ignored")
-    entry = _entry(ref, resolved)
+    size = (resolved.width, resolved.height)
+    controls = read_controls(spec.controls, ref, size, spec.resize, spec.allow_pickle, warnings.append)
+    resolved = resolved.replace(controls=tuple(c.spec for c in controls))  # with the default ControlNets named
+    choice = choose_pipeline(ref.family, ref.variant, resolved.task, tuple(c.controlnet for c in controls),
+                             masked_edit(resolved))
+    entry = choice.entry
     if spec.references and not entry.reference_arg:
         raise UsageError(f"{ref.name} edits one image; several (--ref) are for FLUX.2 models (-m flux2-klein, flux2-dev)")
     if spec.references and 1 + len(spec.references) > family.reference_images:
@@ -146,9 +153,6 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
                          "upscale the images with genimg upscale instead")
     if inputs is not None and inputs.mask_padding is not None and not entry.mask_crop:
         raise UsageError(f"{entry.class_name} has no 'only masked area' mode; leave out --mask-padding")
-    size = (resolved.width, resolved.height)
-    controls = read_controls(spec.controls, ref, size, spec.resize, spec.allow_pickle, warnings.append)
-    resolved = resolved.replace(controls=tuple(c.spec for c in controls))  # with the default ControlNets named
     control_loras = tuple(LoraRef(c.controlnet.location, c.spec.scale, ref.family) for c in controls
                           if c.controlnet.variant == "control-lora")
     if control_loras and (len(controls) != 1 or ref.variant is not None
@@ -157,19 +161,20 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
                          "Depth/Canny LoRA: it steers a FLUX.1 base model (dev) alone; give exactly one --control "
                          "with it" + ("" if has_pipeline(ref.family, "txt2img", "control") else
                                       f", not a {family.label} model"))
-    hires_upscaler = hires_size = None
+    hires_upscaler = hires_size = hires_choice = None
     if spec.hires:
         from genimg.upscale.models import resolve_upscaler
 
         hires_upscaler = resolve_upscaler(spec.hires.upscaler, spec.allow_pickle)
         hires_size = tuple(max(family.factor, round(v * spec.hires.scale / family.factor) * family.factor)
                            for v in size)
+        hires_choice = choose_pipeline(ref.family, ref.variant, "img2img")
     from genimg.redux import read_redux
 
     base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls,
                 _local_loras(spec, ref) + control_loras,
                 _embeddings(spec, ref), _ip_adapters_of(spec, ref), read_redux(spec.redux, ref), hires_upscaler,
-                hires_size)
+                hires_size, choice, hires_choice)
     if images is None:
         images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
         if output is not None:
@@ -381,13 +386,6 @@ def _alias_loras(ref) -> list[LoraSpec]:
     return specs
 
 
-def _entry(ref: ModelRef, spec: GenerationSpec, controls=()):
-    union = any(c.controlnet.variant == "union" for c in controls)
-    # a FLUX.1 Depth/Canny LoRA makes its base model one that reads the map itself
-    variant = "control" if any(c.controlnet.variant == "control-lora" for c in controls) else ref.variant
-    return pipeline_entry(ref.family, spec.task, variant, bool(spec.controls), union, masked_edit(spec))
-
-
 def masked_edit(spec: GenerationSpec) -> bool:
     """An edit confined to a mask (``genimg edit --mask``): Kontext's inpainting pipeline."""
     return spec.task == "edit" and spec.mask is not None and spec.mask.given()
@@ -460,10 +458,7 @@ def _pipeline(plan: Plan, factory, progress) -> tuple:
     """The plan's pipeline with its sampler and LoRAs, and how many of each LoRA's layers matched.
     Running out of memory anywhere in that (the model, a LoRA, an adapter) is :class:`OutOfMemory`."""
     try:
-        # a model that reads the control map itself (FLUX.1 Depth/Canny) loads no ControlNet
-        controlnets = () if plan.ref.variant == "control" else tuple(c.controlnet for c in plan.controls)
-        pipe, loaded = factory.get(plan.ref, plan.preset, plan.spec.task, progress, controlnets,
-                                   masked_edit(plan.spec))
+        pipe, loaded = factory.get(plan.ref, plan.preset, plan.choice, progress)
         pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
         lora_layers = apply_loras(pipe, loaded, plan.loras, lambda m: progress and progress("warning", message=m),
                                   fuse=plan.spec.fuse_lora)
@@ -515,7 +510,7 @@ def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]
 
     hires = plan.spec.hires
     upscaler = factory.upscaler(plan.hires_upscaler, plan.preset, progress)
-    pipe, loaded = factory.get(plan.ref, plan.preset, "img2img", progress)
+    pipe, loaded = factory.get(plan.ref, plan.preset, plan.hires_choice, progress)
     pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
     _ip_adapters(pipe, loaded, plan)  # the second pass sees the same image prompts
     width, height = plan.hires_size
@@ -529,7 +524,7 @@ def _hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]
         if big.size != (width, height):
             big = big.resize((width, height))
         inputs = TaskInputs(big, None, "")
-        second = replace(plan, spec=spec, inputs=inputs, controls=(), images=(planned,))
+        second = replace(plan, spec=spec, inputs=inputs, controls=(), images=(planned,), choice=plan.hires_choice)
         [result], steps = _denoise(pipe, loaded, second, [planned], progress)
         finished.append(result)
     return finished, steps
@@ -551,7 +546,7 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
     from genimg.prompting.weighting import has_syntax, plain_text
 
     spec = plan.spec
-    entry = _entry(plan.ref, spec, plan.controls)
+    entry = plan.choice.entry
     unweighted = not FAMILIES[plan.ref.family].weighted_prompts
     texts = [split_tags(im.text)[0] for im in batch]
     kwargs = dict(

@@ -90,6 +90,42 @@ MULTI_CONTROLNET_CLASSES = {"ControlNetModel": "MultiControlNetModel", "ControlN
                             "FluxControlNetModel": "FluxMultiControlNetModel"}
 
 
+@dataclass(frozen=True)
+class PipelineChoice:
+    """What runs a task of a plan, chosen once by planning: the pipeline, the ControlNets it loads, and how
+    several of them steer. The factory builds exactly this; the call's arguments follow its entry."""
+
+    task: str
+    entry: PipelineEntry
+    controlnets: tuple = ()  # ModelRef each: the ControlNets to load (a control LoRA is loaded as a LoRA)
+    controlnet_class: str | None = None  # their class in diffusers, and what steers with several of them
+    multi_controlnet_class: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What tells two pipelines of one loaded model apart."""
+        return (self.entry.class_name, tuple(cn.location for cn in self.controlnets))
+
+
+def choose_pipeline(family: str, variant: str | None, task: str, controlnets=(), masked: bool = False) -> PipelineChoice:
+    """The pipeline for ``task`` on a ``family`` model of ``variant``, steered by ``controlnets`` (ModelRef
+    each) and, for an edit, confined to a mask with ``masked``. A model that reads the control map itself
+    (FLUX.1 Depth/Canny) loads no ControlNet; a control LoRA among ``controlnets`` makes its base model one."""
+    reads_map = variant == "control" or any(cn.variant == "control-lora" for cn in controlnets)
+    nets = () if variant == "control" else tuple(cn for cn in controlnets if cn.variant != "control-lora")
+    union = any(cn.variant == "union" for cn in nets)
+    entry = pipeline_entry(family, task, "control" if reads_map else variant, bool(controlnets), union, masked)
+    if not nets:
+        return PipelineChoice(task, entry)
+    single = CONTROLNET_CLASSES[(family, nets[0].variant)]
+    return PipelineChoice(task, entry, nets, single, MULTI_CONTROLNET_CLASSES[single])
+
+
+def base_choice(family: str, variant: str | None) -> PipelineChoice:
+    """The pipeline a model is loaded as: its inpainting one for an inpainting model, else txt2img."""
+    return choose_pipeline(family, variant, "inpaint" if variant == "inpaint" else "txt2img")
+
+
 def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False,
                    union: bool = False, masked: bool = False) -> PipelineEntry:
     """The pipeline for ``task`` on a ``family`` model (steered by ControlNets, union ones with

@@ -110,9 +110,9 @@ def test_a_model_is_loaded_once_across_tasks_and_released_when_it_changes(tiny_m
     generate(spec.replace(task="img2img", image=str(factory_path)), factory)
     generate(spec.replace(task="inpaint", image=str(factory_path), mask={"rect": (0, 0, 32, 32)}), factory)
     assert (factory.loads, factory.released) == (1, 0)
-    base = factory.current.pipelines[("txt2img", ())]
-    img2img = factory.current.pipelines[("img2img", ())]
-    assert img2img.unet is base.unet and img2img.vae is base.vae  # shared through from_pipe
+    base = factory.current.base
+    img2img = factory.current.pipelines[("StableDiffusionImg2ImgPipeline", ())]
+    assert img2img.unet is base.unet and img2img.vae is base.vae  # the loaded components, shared
     generate(spec.replace(model=str(tiny_models["sdxl"])), factory)
     assert (factory.loads, factory.released) == (2, 1) and factory.current.ref.family == "sdxl"
     assert Image.open(factory_path).size == (64, 64)
@@ -134,7 +134,7 @@ def test_out_of_gpu_memory_is_one_line_naming_a_smaller_preset(cli, tmp_path, ti
         def __call__(self, **kwargs):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    def get(self, ref, preset, task="txt2img", progress=None, controlnets=(), masked=False):
+    def get(self, ref, preset, choice=None, progress=None):
         return OutOfMemoryPipe(), LoadedModel(ref=ref, preset=preset, scheduler_config={})
 
     monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
@@ -170,7 +170,7 @@ def test_auto_fallback_retries_once_on_the_next_smaller_preset(cli, tmp_path, ti
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
 
-    def get(self, ref, preset, task="txt2img", progress=None, controlnets=(), masked=False):
+    def get(self, ref, preset, choice=None, progress=None):
         asked.append(preset.name)
         return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
 

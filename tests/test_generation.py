@@ -78,7 +78,7 @@ class _FakeFactory:
     def __init__(self, pipe):
         self.pipe = pipe
 
-    def get(self, ref, preset, task, progress=None, controlnets=(), masked=False):
+    def get(self, ref, preset, choice=None, progress=None):
         loaded = LoadedModel(ref=ref, preset=preset, scheduler_config={})
         return self.pipe, loaded
 

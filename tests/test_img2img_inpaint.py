@@ -238,7 +238,7 @@ def test_dedicated_inpainting_model_is_used_for_inpaint_and_refused_for_txt2img(
     factory = PipelineFactory()
     generate(GenerationSpec("x", model=str(sd_inpainting_model), task="inpaint", image=str(photo), mask=str(mask),
                             steps=2, seed=1), factory)
-    pipe = factory.current.pipelines[("inpaint", ())]
+    pipe = factory.current.base
     assert type(pipe).__name__ == "StableDiffusionInpaintPipeline" and pipe.unet.config.in_channels == 9
     result = cli("txt2img", "x", "--model", sd_inpainting_model, "-o", tmp_path / "t.png")
     assert result.code == 2 and "inpainting model" in result.err

@@ -20,7 +20,7 @@ from genimg.spec import GenerationSpec
 def _state(factory: PipelineFactory, base_only: bool = False) -> dict:
     """Every parameter and buffer of the loaded model's components: name -> (dtype, device); with
     ``base_only``, the model's own weights under the names they had before a LoRA wrapped their layers."""
-    pipe = factory.current.pipelines[(factory.current.base_task, ())]
+    pipe = factory.current.base
     state = {}
     for name, component in pipe.components.items():
         if isinstance(component, torch.nn.Module):
@@ -104,17 +104,20 @@ def test_task_pipelines_share_the_loaded_components_without_casting_them(tiny_mo
     from genimg.models.controlnets import resolve_controlnet
     from genimg.presets import get_preset
 
+    from genimg.pipelines import choose_pipeline
+
     factory = PipelineFactory()
     ref = resolve_model(str(tiny_models["sd"]))
     preset = get_preset("cpu").with_overrides(dtype="fp16")
-    base, loaded = factory.get(ref, preset, "txt2img")
+    base, loaded = factory.get(ref, preset)
     controlnet = resolve_controlnet(str(tiny_controlnets["sd"]), "sd")
-    for task, nets, masked in (("img2img", (), False), ("inpaint", (), False), ("txt2img", (controlnet,), False),
-                               ("img2img", (controlnet,), False), ("inpaint", (controlnet,), False)):
-        pipe, _ = factory.get(ref, preset, task, controlnets=nets, masked=masked)
+    for task, nets in (("img2img", ()), ("inpaint", ()), ("txt2img", (controlnet,)), ("img2img", (controlnet,)),
+                       ("inpaint", (controlnet,))):
+        pipe, _ = factory.get(ref, preset, choose_pipeline("sd", None, task, nets))
         assert type(pipe).__name__ != type(base).__name__
         for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
             assert getattr(pipe, name) is getattr(base, name), (task, name)
         for name in ("unet", "vae", "text_encoder"):
             assert {p.dtype for p in getattr(base, name).parameters()} == {torch.float16}, (task, name)
         assert pipe.config.requires_safety_checker is False
+    assert len(loaded.pipelines) == 6 and len(loaded.controlnets) == 1

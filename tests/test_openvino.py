@@ -136,7 +136,7 @@ def test_only_the_recent_compiled_graphs_stay_in_memory(tiny_models):
         spec = GenerationSpec(prompt="x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=side,
                               height=side, steps=1, seed=1)
         list(run(plan(spec), factory))
-    forward = factory.current.pipelines[("txt2img", ())].unet.forward
+    forward = factory.current.base.unet.forward
     assert len(forward.requests) == KEPT_GRAPHS
     latent_sides = [shapes[0][2] for _, shapes in forward.requests]
     assert latent_sides[1] * 48 == latent_sides[0] * 64  # the latents of 48 and 64 px, the newest last
@@ -195,7 +195,7 @@ def test_once_compiled_the_torch_weights_are_read_from_disk_and_a_fused_lora_nev
     spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
     plain = np.asarray(generate(spec, factory)[0].image).astype(int)
     [weights] = (tmp_path / "cache" / "openvino").glob("*-weights.safetensors")
-    unet = factory.current.pipelines[("txt2img", ())].unet
+    unet = factory.current.base.unet
     ranges = _mapped_from(weights)
     outside = [name for name, t in unet.state_dict().items()
                if not any(start <= t.data_ptr() < end for start, end in ranges)]

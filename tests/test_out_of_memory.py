@@ -88,7 +88,7 @@ def test_the_retry_loads_only_after_the_pipeline_that_ran_out_and_its_latents_ar
         def __init__(self):
             self.current = None
 
-        def get(self, ref, preset, task="txt2img", progress=None, controlnets=(), masked=False):
+        def get(self, ref, preset, choice=None, progress=None):
             if watched:  # the retry's load: nothing of the first attempt may still be held
                 alive_at_retry.extend(name for name, ref_ in watched.items() if ref_() is not None)
             pipe = Pipe(fits=preset.vram_gb <= 8)

@@ -92,10 +92,10 @@ def test_scheduler_names_pick_the_diffusers_class_and_settings_without_stacking(
     factory = PipelineFactory()
     spec = GenerationSpec("a tree", model=str(tiny_models["sd"]), width=64, height=64, steps=3, seed=9)
     karras = generate(spec.replace(scheduler="DPM++ 2M Karras"), factory)[0]
-    scheduler = factory.current.pipelines[("txt2img", ())].scheduler
+    scheduler = factory.current.base.scheduler
     assert type(scheduler).__name__ == "DPMSolverMultistepScheduler" and scheduler.config.use_karras_sigmas
     euler = generate(spec.replace(scheduler="euler"), factory)[0]
-    scheduler = factory.current.pipelines[("txt2img", ())].scheduler
+    scheduler = factory.current.base.scheduler
     assert type(scheduler).__name__ == "EulerDiscreteScheduler" and not scheduler.config.use_karras_sigmas
     assert euler.spec.scheduler == "Euler"
     assert not np.array_equal(np.asarray(karras.image), np.asarray(euler.image))
