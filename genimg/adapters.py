@@ -18,8 +18,6 @@ from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
 from genimg.models.families import FAMILIES, family_from_lora_keys, same_line
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
-# kohya's ss_base_model_version values, by prefix (ai-toolkit and musubi write flux2 for FLUX.2 LoRAs).
-_KOHYA_VERSIONS = (("sdxl", "sdxl"), ("sd_v1", "sd"), ("sd_v2", "sd"), ("flux2", "flux2"), ("flux", "flux"))
 
 
 @dataclass(frozen=True)
@@ -68,9 +66,9 @@ def lora_family(path: Path, cross_dim: int | None = None) -> str | None:
     if meta.get("base_family") in FAMILIES:
         return meta["base_family"]
     version = str(meta.get("ss_base_model_version", ""))
-    for prefix, family in _KOHYA_VERSIONS:
-        if version.startswith(prefix):
-            return family
+    made_for = [(len(prefix), f.name) for f in FAMILIES.values() for prefix in f.kohya_versions if version.startswith(prefix)]
+    if made_for:
+        return max(made_for)[1]  # the longest prefix: "flux2…" is FLUX.2's, not FLUX.1's
     keyed = family_from_lora_keys(k for k in header if k != "__metadata__")
     if keyed:
         return keyed

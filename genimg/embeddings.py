@@ -47,7 +47,7 @@ def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) 
     head, sep, tail = text.rpartition(":")
     if sep and head and not path.exists() and _find(head).exists():
         path, token = _find(head), tail.strip()
-    from genimg.models.families import FAMILIES
+    from genimg.models.families import FAMILIES, line_of
 
     if not FAMILIES[ref.family].weighted_prompts:  # the CLIP families are the ones with A1111's embeddings
         raise UsageError(f"textual inversion embeddings are for SD1.x/2.x and SDXL; {FAMILIES[ref.family].label}'s "
@@ -59,10 +59,11 @@ def check_embedding(text: str, ref, text_width: int | None, allow_pickle: bool) 
             raise UsageError(f"embedding {path.name} is a pickle file; convert it to .safetensors or pass --allow-pickle")
         return Embedding(str(path.resolve()), token or path.stem)
     header = {k: v for k, v in safetensors_header(path).items() if k != "__metadata__"}
-    if ref.family == "sdxl":
-        if not {"clip_l", "clip_g"} <= set(header):
-            raise UsageError(f"embedding {path.name} has no clip_l/clip_g vectors: it was made for "
-                             f"{_made_for(header)}, not SDXL")
+    keys = line_of(ref.family).embedding_keys  # one tensor per text encoder, or one for the single encoder
+    if keys:
+        if not set(keys) <= set(header):
+            raise UsageError(f"embedding {path.name} has no {'/'.join(keys)} vectors: it was made for "
+                             f"{_made_for(header)}, not {FAMILIES[ref.family].label}")
     elif "clip_l" in header or len(header) != 1 and "emb_params" not in header:
         raise UsageError(f"embedding {path.name} was made for {_made_for(header)}, not {ref.name}")
     else:
@@ -83,9 +84,12 @@ def _made_for(header: dict) -> str:
 
 def apply_embeddings(pipe, loaded, embeddings: tuple[Embedding, ...]) -> None:
     """Make ``pipe``'s tokenizers and text encoders (shared by its task pipelines) know exactly ``embeddings``."""
+    from genimg.models.families import line_of
+
     wanted = tuple(e.path for e in embeddings)
     if loaded.embedding_paths == wanted:
         return
+    line = line_of(loaded.ref.family)
     if loaded.embedding_paths:
         pipe.unload_textual_inversion()
     loaded.embedding_paths = ()
@@ -95,14 +99,13 @@ def apply_embeddings(pipe, loaded, embeddings: tuple[Embedding, ...]) -> None:
             raise UsageError(f"embedding {Path(embedding.path).name}: {embedding.token!r} is already a word the model "
                              "knows; give it another with FILE:TOKEN")
         try:
-            if hasattr(pipe, "text_encoder_2") and pipe.text_encoder_2 is not None:
+            if line.embedding_keys:  # one tensor per text encoder, each into its own
                 from safetensors.torch import load_file
 
                 state = load_file(embedding.path)
-                pipe.load_textual_inversion(state["clip_l"], token=embedding.token, text_encoder=pipe.text_encoder,
-                                            tokenizer=pipe.tokenizer)
-                pipe.load_textual_inversion(state["clip_g"], token=embedding.token, text_encoder=pipe.text_encoder_2,
-                                            tokenizer=pipe.tokenizer_2)
+                for key, (tokenizer, encoder) in zip(line.embedding_keys, line.prompt_encoders(pipe)):
+                    pipe.load_textual_inversion(state[key], token=embedding.token, text_encoder=encoder,
+                                                tokenizer=tokenizer)
             else:
                 pipe.load_textual_inversion(embedding.path, token=embedding.token)
         except (ValueError, KeyError, RuntimeError) as e:

@@ -169,7 +169,7 @@ def _load(ref: ModelRef, preset: Preset, progress=None) -> LoadedModel:
             pipe = cls.from_pretrained(ref.location, use_safetensors=None if ref.allow_pickle else True, **kwargs)
     except (OSError, ValueError) as e:
         raise _load_error(ref, e) from e
-    apply_preset(pipe, preset, progress, ref.name)
+    apply_preset(pipe, preset, progress, ref.name, FAMILIES[ref.family].denoiser[1])
     return LoadedModel(ref, preset, {choice.key: pipe}, dict(pipe.scheduler.config), choice.key)
 
 

@@ -23,7 +23,7 @@ from genimg import config
 from genimg.adapters import LoraRef, apply_loras, check_lora
 from genimg.errors import RunFailure, UsageError, is_out_of_memory
 from genimg.models import ModelRef, get_family, resolve_model
-from genimg.models.families import line_code
+from genimg.models.families import line_of
 from genimg.pipelines import PipelineChoice, choose_pipeline, has_pipeline
 from genimg.presets import Preset, get_preset, load_presets, torch_instead
 from genimg.schedulers import SchedulerSpec, build, lookup
@@ -143,8 +143,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     if spec.references and 1 + len(spec.references) > family.reference_images:
         raise UsageError(f"{family.label} takes at most {family.reference_images} images: the input and "
                          f"{family.reference_images - 1} --ref (got {len(spec.references)})")
-    if entry.reference_arg and hasattr(line_code(ref.family), "check_reference"):
-        check = line_code(ref.family).check_reference
+    if entry.reference_arg:
+        check = line_of(ref.family).check_reference
         check(f"the image {Path(spec.image).name}", inputs.size)
         for path, image in zip(spec.references, inputs.references):
             check(f"--ref {Path(path).name}", image.size)
@@ -583,12 +583,9 @@ def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
         one = len(plan.controls) == 1
         maps = [c.image for c in plan.controls]
         kwargs[entry.control_arg] = maps[0] if one else maps
-        if plan.controls[0].mode is not None:  # union ControlNets: each map with its mode
-            modes = [c.mode for c in plan.controls]
-            if plan.ref.family == "flux":  # FluxControlNetPipeline: an int for one ControlNet, a list for several
-                kwargs["control_mode"] = modes[0] if one else modes
-            else:  # the SDXL union pipelines: lists, even for one map
-                kwargs.update({entry.control_arg: maps, "control_mode": modes})
+        if plan.controls[0].mode is not None:  # union ControlNets: each map with its mode, as the line takes them
+            kwargs.update(line_of(plan.ref.family).control_mode_arguments(entry.control_arg, maps,
+                                                                          [c.mode for c in plan.controls]))
         for arg, values in (("controlnet_conditioning_scale", [c.spec.scale for c in plan.controls]),
                             ("control_guidance_start", [c.spec.start for c in plan.controls]),
                             ("control_guidance_end", [c.spec.end for c in plan.controls])):
@@ -640,7 +637,7 @@ def _denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: 
                           _smaller_preset(plan.preset))
     arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
     if not np.isfinite(arrays).all():
-        fix = ", --vae sdxl-vae-fp16-fix" if plan.ref.family == "sdxl" and not plan.ref.vae else ""
+        fix = line_of(plan.ref.family).black_image_advice(plan.ref)
         raise RunFailure(f"the image came out black (NaN in the {plan.preset.dtype} VAE decode); "
                          f"pass --vae-fp32{fix}, or --dtype bf16 / fp32")
     results = [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
@@ -670,11 +667,11 @@ def _prompt_embeddings(pipe, plan: Plan, kwargs: dict) -> dict:
 def _cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:
     """What a prompt loses past ``max_sequence_length`` tokens, as the model line counts them (FLUX.1's T5,
     FLUX.2's chat-templated language model)."""
-    code = line_code(plan.ref.family)
-    if "max_sequence_length" not in kwargs or "prompt" not in kwargs or not hasattr(code, "cut_prompt"):
+    line = line_of(plan.ref.family)
+    if "max_sequence_length" not in kwargs or "prompt" not in kwargs:
         return []
     limit = kwargs["max_sequence_length"]
-    cuts = [code.cut_prompt(pipe, text, limit) for text in dict.fromkeys(kwargs["prompt"])]
+    cuts = [line.cut_prompt(pipe, text, limit) for text in dict.fromkeys(kwargs["prompt"])]
     return [f"the prompt is longer than the text encoder reads; past --max-sequence-length {limit} this is cut: "
             f"{cut!r}" for cut in cuts if cut]
 

@@ -25,12 +25,12 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def apply_preset(pipe, preset: Preset, progress=None, model: str = "") -> None:
+def apply_preset(pipe, preset: Preset, progress=None, model: str = "", denoiser: str = "unet") -> None:
     """Memory and speed settings of ``preset`` on a freshly loaded pipeline (``model``: its name, for what
-    it leaves in the cache)."""
+    it leaves in the cache; ``denoiser``: the component that denoises, the family's UNet or transformer)."""
     import torch
 
-    denoiser = getattr(pipe, "unet", None) or pipe.transformer
+    denoiser = getattr(pipe, denoiser)
     if preset.vae_fp32:
         _upcast_vae(pipe.vae)
     if preset.attention_slicing and hasattr(pipe, "enable_attention_slicing"):

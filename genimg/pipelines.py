@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genimg.errors import UsageError
+from genimg.models.families import FAMILIES, line_of
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,12 @@ def pipeline_entry(family: str, task: str, variant: str | None = None, controlle
     ``union``; an edit confined to a mask with ``masked``); a clear error where diffusers has none."""
     if variant == "control" and (family, task, "control") in PIPELINES:
         return PIPELINES[(family, task, "control")]
-    if variant == "inpaint" and family == "flux":
+    fill = line_of(family).fill_variant(task) if variant == "inpaint" else None
+    if fill:
         if controlled:
-            raise UsageError("diffusers has no ControlNet pipeline for FLUX Fill models; drop the controls "
-                             "or use a FLUX base model with a ControlNet")
-        return PIPELINES[(family, task, "fill")]
+            raise UsageError(f"diffusers has no ControlNet pipeline for {FAMILIES[family].label} Fill models; drop "
+                             "the controls or use a base model with a ControlNet")
+        return PIPELINES[(family, task, fill)]
     modifier = ("union" if union else "controlnet") if controlled else None
     if task == "edit" and masked and not controlled:
         modifier = "inpaint"

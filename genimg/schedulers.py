@@ -18,13 +18,23 @@ class SchedulerSpec:
     name: str
     class_name: str
     config: dict = field(default_factory=dict)
-    families: tuple[str, ...] = ()
+    sampling: tuple[str, ...] = ()  # the families' kinds it drives: "noise", "flow"
+    only: tuple[str, ...] = ()  # where given, only these families of those kinds
     requires: str | None = None
+
+    def drives(self, family: str) -> bool:
+        return FAMILIES[family].sampling in self.sampling and (not self.only or family in self.only)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The families it can drive."""
+        return tuple(name for name in FAMILIES if self.drives(name))
 
 
 def schedulers() -> dict[str, SchedulerSpec]:
     return {
-        name: SchedulerSpec(name, row["class"], dict(row.get("config", {})), tuple(row["families"]), row.get("requires"))
+        name: SchedulerSpec(name, row["class"], dict(row.get("config", {})), tuple(row["sampling"]),
+                            tuple(row.get("families", ())), row.get("requires"))
         for name, row in load_toml(SCHEDULER_FILE).items()
     }
 
@@ -36,9 +46,9 @@ def lookup(name: str, family: str) -> SchedulerSpec:
     spec = by_lower.get(name.strip().lower())
     if spec is None:
         raise UsageError(f"unknown scheduler {name!r}{did_you_mean(name, table)}; `genimg schedulers` lists them")
-    if family not in spec.families:
-        usable = ", ".join(k for k, v in table.items() if family in v.families)
-        kind = "a flow-matching model" if FAMILIES[family].scheduler.startswith("FlowMatch") else "a noise-prediction model"
+    if not spec.drives(family):
+        usable = ", ".join(k for k, v in table.items() if v.drives(family))
+        kind = {"flow": "a flow-matching model"}.get(FAMILIES[family].sampling, "a noise-prediction model")
         raise UsageError(f"scheduler {spec.name!r} cannot drive {FAMILIES[family].label} ({kind}); use one of: {usable}")
     if spec.requires and importlib.util.find_spec(spec.requires) is None:
         raise UsageError(f"scheduler {spec.name!r} needs the {spec.requires} package: pip install {spec.requires}")

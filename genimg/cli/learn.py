@@ -108,11 +108,13 @@ def demo_controlnet(
     from genimg.errors import UsageError
     from genimg.demo.controlnet import DemoControlNetConfig, train_demo_controlnet
     from genimg.models import resolve_model
+    from genimg.models.families import FAMILIES
+    from genimg.models.resolve import aliases
     from genimg.files import check_unused
 
-    ref = resolve_model(model)
-    if ref.kind != "folder" or ref.family != "sd":
-        raise UsageError(f"--model {model} must be an SD1.x pipeline folder such as the demo model")
+    ref, demo = resolve_model(model), aliases()["demo"]["family"]  # the ControlNet is of the demo model's kind
+    if ref.kind != "folder" or ref.family != demo:
+        raise UsageError(f"--model {model} must be a {FAMILIES[demo].label} pipeline folder such as the demo model")
     changes = {k: v for k, v in {"steps": steps, "images": images}.items() if v is not None}
     for key, value in changes.items():
         if value < 1:

@@ -1,7 +1,8 @@
 """Model families (SD1.x/2.x, SDXL, FLUX.1, FLUX.2) and their defaults, read from ``families.toml``.
 
 A family belongs to a model line (FLUX.2 [dev] and [klein] are one line: same transformer, LoRAs and GGUF
-files). What a line needs beyond data lives in ``genimg/models/lines/<line>.py``, found by :func:`line_code`."""
+files). What a line does its own way is a :class:`~genimg.models.lines.ModelLine` in
+``genimg/models/lines/<line>.py``, found by :func:`line_of`."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ class Family:
     single_file: bool = True  # diffusers sets the whole pipeline up from one checkpoint file
     reference_images: int = 0  # images an edit takes (the input and --ref); 0: the family does not edit
     cpu_route: str = "openvino"  # what `auto` runs a UNet of the family with on a CPU: "openvino" or "torch"
+    sampling: str = "noise"  # what drives it: "noise" (noise/v prediction) or "flow" (flow matching)
+    negative_style: str = ""  # the style `--negative-template default` applies ("": none)
+    kohya_versions: tuple[str, ...] = ()  # ss_base_model_version prefixes of kohya LoRAs made for the family
 
 
 def _load() -> dict[str, Family]:
@@ -101,10 +105,13 @@ def same_line(a: str, b: str) -> bool:
     return FAMILIES[a].line == FAMILIES[b].line
 
 
-def line_code(family: str):
-    """The module of the family's line (``genimg.models.lines.<line>``), or None where it needs none."""
+def line_of(family: str):
+    """The :class:`~genimg.models.lines.ModelLine` of the family's line: ``LINE`` of
+    ``genimg.models.lines.<line>``, or the plain ModelLine where the line has no module."""
     import importlib
     import importlib.util
 
+    from genimg.models.lines import ModelLine
+
     name = f"genimg.models.lines.{FAMILIES[family].line.replace('-', '_')}"
-    return importlib.import_module(name) if importlib.util.find_spec(name) else None
+    return importlib.import_module(name).LINE if importlib.util.find_spec(name) else ModelLine()

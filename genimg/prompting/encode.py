@@ -68,27 +68,15 @@ def _weighted(hidden, chunk):
     return weighted * (original_mean / weighted.mean())
 
 
-def _hidden(encoder, out, family: str, clip_skip: int | None):
-    """The CLIP layer a family's pipelines read, as diffusers' encode_prompt picks it: SD the last (after
-    the final layer norm), or ``clip_skip`` layers earlier, normed; SDXL the penultimate of both encoders,
-    or ``clip_skip`` earlier, not normed."""
-    if family == "sdxl":
-        return out.hidden_states[-((clip_skip or 0) + 2)]
-    if not clip_skip:
-        return out[0]
-    text_model = getattr(encoder, "text_model", encoder)  # transformers 4 wraps the transformer; 5 does not
-    return text_model.final_layer_norm(out.hidden_states[-(clip_skip + 1)])
-
-
 def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None):
     """``prompt_embeds`` (and for SDXL the pooled ones) for every prompt and negative prompt of a batch;
     ``clip_skip`` layers left out at the end of CLIP, counted as diffusers counts them."""
     import torch
 
-    encoders = [(pipe.tokenizer, pipe.text_encoder)]
-    if family == "sdxl":
-        encoders = [(t, e) for t, e in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2))
-                    if e is not None]
+    from genimg.models.families import line_of
+
+    line = line_of(family)  # which encoders, which of their layers, whether a pooled embedding goes too
+    encoders = line.prompt_encoders(pipe)
     texts = list(prompts) + list(negatives or [])
     split = [chunks(encoders[0][0], text) for text in texts]
     length = max(len(c) for c in split)
@@ -102,7 +90,7 @@ def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None, c
                 parts = []
                 for tokenizer, encoder in encoders:
                     out = encoder(torch.tensor([_ids(tokenizer, chunk)], device=device), output_hidden_states=True)
-                    parts.append(_hidden(encoder, out, family, clip_skip))
+                    parts.append(line.prompt_hidden(encoder, out, clip_skip))
                     if n == 0 and getattr(out, "text_embeds", None) is not None:  # SDXL's second encoder
                         first_pooled = out.text_embeds
                 # SDXL: weights and the mean over both encoders' states together, as A1111 does
@@ -114,7 +102,7 @@ def encode(pipe, family: str, prompts: list[str], negatives: list[str] | None, c
     args = {"prompt_embeds": prompt_embeds}
     if negatives is not None:
         args["negative_prompt_embeds"] = torch.cat(embeds[len(prompts):]).to(dtype)
-    if family == "sdxl":
+    if line.pooled_prompt:
         args["pooled_prompt_embeds"] = torch.cat(pooled[:len(prompts)]).to(dtype)
         if negatives is not None:
             args["negative_pooled_prompt_embeds"] = torch.cat(pooled[len(prompts):]).to(dtype)

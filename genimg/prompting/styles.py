@@ -15,9 +15,6 @@ from pathlib import Path
 
 from genimg.errors import UsageError, did_you_mean
 
-DEFAULT_NEGATIVE = {"sd": "negative-sd", "sdxl": "negative-sdxl"}
-
-
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -66,7 +63,10 @@ def apply_styles(names, prompt: str, negative: str, family: str | None = None) -
     negative template)."""
     table = load_styles()
     for name in names:
-        name = DEFAULT_NEGATIVE.get(family, "") if name == "default" else name
+        if name == "default":
+            from genimg.models.families import FAMILIES
+
+            name = FAMILIES[family].negative_style if family else ""
         if not name:
             continue
         if name not in table:

@@ -41,30 +41,26 @@ def save_kohya(peft_layers: dict, ref, config, path: Path, metadata: dict, denoi
     """kohya's layout (``lora_unet_…``, ``lora_te1_…``, ``.alpha`` keys); FLUX in sd-scripts' names."""
     from diffusers.utils import convert_state_dict_to_kohya
 
-    from genimg.models.families import FAMILIES
+    from genimg.models.families import FAMILIES, line_of
 
-    if FAMILIES[ref.family].line == "flux":  # sd-scripts' own FLUX names: fused qkv, see kohya_flux
-        from genimg.train.kohya_flux import to_kohya
-
-        kohya = to_kohya(peft_layers["transformer"], denoiser)
-    else:
+    line = line_of(ref.family)
+    kohya = line.kohya_state(peft_layers, denoiser)  # a line with kohya names of its own (FLUX.1's sd-scripts')
+    if kohya is None:
         peft = {f"{name}.{key}": value for name, layers in peft_layers.items() for key, value in layers.items()}
         # (alpha = rank in kohya's keys: the scale is already baked into the weights)
-        kohya = {_kohya_name(k, ref.family): v for k, v in convert_state_dict_to_kohya(peft).items()}
+        kohya = {line.kohya_name(_kohya_name(k)): v for k, v in convert_state_dict_to_kohya(peft).items()}
     version = FAMILIES[ref.family].kohya_version
     return save_safetensors(path, {k: v.contiguous() for k, v in kohya.items()},
                             {**metadata, "ss_network_dim": str(config.rank), "ss_network_alpha": str(config.alpha),
                              "ss_base_model_version": version})
 
 
-def _kohya_name(key: str, family: str) -> str:
+def _kohya_name(key: str) -> str:
     """kohya's text-encoder names: CLIP's modules under ``text_model_`` (transformers 5 drops that
-    prefix from its state dicts), and SD1.x's single encoder as ``lora_te_``."""
+    prefix from its state dicts); the line renames further (SD1.x's single encoder is ``lora_te_``)."""
     for te in ("lora_te1_", "lora_te2_"):
         if key.startswith(te + "encoder_") or key.startswith(te + "final_layer_norm"):
             key = te + "text_model_" + key[len(te):]
-    if family == "sd" and key.startswith("lora_te1_"):
-        key = "lora_te_" + key[len("lora_te1_"):]
     return key
 
 

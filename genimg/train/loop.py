@@ -163,9 +163,8 @@ def _build(config, out, ref, accelerator, examples, warn, report) -> TrainingRun
     from peft import LoraConfig
 
     from genimg.factory import PipelineFactory
-    from genimg.models.families import FAMILIES
+    from genimg.models.families import FAMILIES, line_of
     from genimg.presets import get_preset
-    from genimg.train.objectives import OBJECTIVES
 
     device = accelerator.device
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
@@ -173,9 +172,12 @@ def _build(config, out, ref, accelerator, examples, warn, report) -> TrainingRun
         device="cpu" if device.type == "cpu" else str(device), offload="none", compile="off", quantize=config.quantize,
         dtype={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(weight_dtype, "fp32"))
     report("load", model=ref.name)
-    pipe, _ = PipelineFactory().get(ref, preset, "txt2img")
+    pipe, _ = PipelineFactory().get(ref, preset)
     report("loaded", model=ref.name)
-    objective = OBJECTIVES[FAMILIES[ref.family].line](pipe, config, device, weight_dtype)
+    line = line_of(ref.family)
+    if line.train_vae_dtype is not None:  # SDXL's VAE encodes NaN in fp16: its latents in the line's dtype
+        pipe.vae.to(line.train_vae_dtype)
+    objective = line.objective(pipe, config, device, weight_dtype)
     denoiser = objective.denoiser
     for module in (pipe.vae, denoiser, *(getattr(pipe, n) for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None)):
         module.requires_grad_(False)

@@ -132,7 +132,7 @@ def test_flux_kohya_export_is_the_same_update_in_sd_scripts_names(cli, tmp_path,
     from diffusers import FluxTransformer2DModel
     from diffusers.loaders.lora_conversion_utils import _convert_kohya_flux_lora_to_diffusers
 
-    from genimg.train.kohya_flux import fused_modules
+    from genimg.models.lines.flux_kohya import fused_modules
 
     _train(cli, photos, tiny_models["flux"], tmp_path / "f", "--max-steps", "3", "--save-format", "kohya")
     kohya = load_file(str(tmp_path / "f" / "f.safetensors"))
