@@ -49,7 +49,7 @@ def test_an_embedding_changes_the_image_and_round_trips(cli, tmp_path, tiny_mode
 
 
 @pytest.mark.parametrize("family,key,words", [
-    ("sdxl", "sd", ("no clip_l/clip_g vectors", "not SDXL")),
+    ("sdxl", "sd", ("no clip_l/clip_g vectors", "not Stable Diffusion XL")),
     ("sd", "sdxl", ("was made for SDXL",)),
     ("sd", "narrow", ("40-wide vectors", "takes 32")),
     ("flux", "sd", ("FLUX.1's text encoders take none",)),

@@ -116,7 +116,7 @@ def test_each_task_passes_exactly_the_arguments_its_pipeline_takes(tiny_models, 
 
     import diffusers
 
-    from genimg.generation import pipeline_arguments
+    from genimg.call_arguments import pipeline_arguments
     from genimg.pipelines import pipeline_entry
 
     sd = dict(model=str(tiny_models["sd"]), seed=1, steps=2, negative="blurry")

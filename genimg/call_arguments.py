@@ -1,0 +1,100 @@
+"""Exactly the arguments a plan's pipeline is called with: the common ones, the family's, the task's and
+the controls', and A1111-style prompt embeddings in place of the text where the prompt needs them."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from genimg.models.families import line_of
+from genimg.planning import Plan, PlannedImage
+
+
+def pipeline_arguments(plan: Plan, batch: Sequence[PlannedImage]) -> dict:
+    """Exactly the arguments this plan's pipeline takes: the common ones, the family's, the task's and
+    the controls'. Nothing is filtered afterwards, so an argument a pipeline lacks is an error, not a
+    silently ignored setting."""
+    import torch
+
+    from genimg.models.families import FAMILIES
+    from genimg.prompting.inline import split_tags
+    from genimg.prompting.weighting import has_syntax, plain_text
+
+    spec = plan.spec
+    entry = plan.choice.entry
+    unweighted = not FAMILIES[plan.ref.family].weighted_prompts
+    texts = [split_tags(im.text)[0] for im in batch]
+    kwargs = dict(
+        prompt=[plain_text(t) if unweighted and has_syntax(t) else t for t in texts],
+        num_inference_steps=spec.steps,
+        guidance_scale=spec.guidance,
+        generator=[torch.Generator("cpu").manual_seed(im.seed) for im in batch],
+        output_type="np",
+    )
+    family = FAMILIES[plan.ref.family]
+    if family.negative_prompt:
+        kwargs["negative_prompt"] = [im.negative_text for im in batch]
+    if "max_sequence_length" in family.pipeline_arguments and spec.max_sequence_length:
+        kwargs["max_sequence_length"] = spec.max_sequence_length
+    if entry.sized:
+        kwargs.update(width=spec.width, height=spec.height)
+    if entry.area_arg:
+        kwargs[entry.area_arg] = spec.width * spec.height
+    if plan.inputs is not None:
+        kwargs["image"] = plan.inputs.image
+        if entry.reference_arg == "image":  # FLUX.2: the input first, then the references, as one list
+            kwargs["image"] = [plan.inputs.image, *plan.inputs.references]
+        elif entry.reference_arg and plan.inputs.references:
+            kwargs[entry.reference_arg] = list(plan.inputs.references)
+        if entry.strength:
+            kwargs["strength"] = spec.strength
+        kwargs.update(entry.fixed)
+        if plan.inputs.mask is not None:
+            kwargs["mask_image"] = plan.inputs.mask
+            if plan.inputs.mask_padding is not None:
+                # diffusers' own "only masked area": crop around the mask, inpaint at full size, paste back.
+                kwargs.update(padding_mask_crop=plan.inputs.mask_padding, output_type="pil")
+    if plan.controls:
+        one = len(plan.controls) == 1
+        maps = [c.image for c in plan.controls]
+        kwargs[entry.control_arg] = maps[0] if one else maps
+        if plan.controls[0].mode is not None:  # union ControlNets: each map with its mode, as the line takes them
+            kwargs.update(line_of(plan.ref.family).control_mode_arguments(entry.control_arg, maps,
+                                                                          [c.mode for c in plan.controls]))
+        for arg, values in (("controlnet_conditioning_scale", [c.spec.scale for c in plan.controls]),
+                            ("control_guidance_start", [c.spec.start for c in plan.controls]),
+                            ("control_guidance_end", [c.spec.end for c in plan.controls])):
+            if entry.control_scales:
+                kwargs[arg] = float(values[0]) if one else [float(v) for v in values]
+    if plan.ip_adapters:
+        kwargs["ip_adapter_image"] = [a.image for a in plan.ip_adapters]  # one per adapter, for every image
+    return kwargs
+
+
+def prompt_embeddings(pipe, plan: Plan, kwargs: dict) -> dict:
+    """SD and SDXL prompts with weights, BREAK or more than 75 tokens: A1111's embeddings in place of the
+    text (the pipeline would read the brackets literally and cut the prompt at 77 tokens)."""
+    from genimg.models.families import FAMILIES
+    from genimg.prompting.encode import encode, needs_own_encoding
+
+    if not FAMILIES[plan.ref.family].weighted_prompts:
+        return kwargs
+    prompts, negatives = kwargs["prompt"], kwargs.get("negative_prompt")
+    # A1111's Clip skip N reads the layer N − 1 before the last (diffusers' clip_skip counts the same way,
+    # but its own path does not run with transformers 5's CLIPTextModel, so genimg encodes those itself).
+    skip = plan.spec.clip_skip - 1 if plan.spec.clip_skip else 0
+    if not skip and not needs_own_encoding(pipe.tokenizer, prompts + list(negatives or [])):
+        return kwargs
+    rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
+    return {**rest, **encode(pipe, plan.ref.family, prompts, negatives, skip or None)}
+
+
+def cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:
+    """What a prompt loses past ``max_sequence_length`` tokens, as the model line counts them (FLUX.1's T5,
+    FLUX.2's chat-templated language model)."""
+    line = line_of(plan.ref.family)
+    if "max_sequence_length" not in kwargs or "prompt" not in kwargs:
+        return []
+    limit = kwargs["max_sequence_length"]
+    cuts = [line.cut_prompt(pipe, text, limit) for text in dict.fromkeys(kwargs["prompt"])]
+    return [f"the prompt is longer than the text encoder reads; past --max-sequence-length {limit} this is cut: "
+            f"{cut!r}" for cut in cuts if cut]

@@ -1,0 +1,96 @@
+"""One batch of a plan through its pipeline: the call, its progress, the decoded images checked, and
+running out of memory turned into :class:`OutOfMemory` with nothing of the failed attempt kept alive."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from genimg.call_arguments import cut_prompts, pipeline_arguments, prompt_embeddings
+from genimg.errors import RunFailure, is_out_of_memory
+from genimg.models.families import line_of
+from genimg.planning import Plan, PlannedImage
+from genimg.presets import Preset, load_presets
+from genimg.step_savers import step_savers
+
+Progress = Callable[..., None]
+
+
+def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int]:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    spec = plan.spec
+    if plan.inputs is not None and spec.strength == 0:
+        # Strength 0 asks for no change at all: the (resized) input, without a trip through the VAE.
+        return [plan.inputs.image.copy() for _ in batch], 0
+    steps = 0
+
+    def on_step(pipeline, step, _timestep, tensors):
+        nonlocal steps
+        steps = step + 1
+        if progress:
+            # The pipeline's own count: img2img and inpaint run part of the schedule, rounded per family.
+            progress("step", step=step + 1, total=pipeline.num_timesteps)
+        return tensors
+
+    kwargs = prompt_embeddings(pipe, plan, pipeline_arguments(plan, batch))
+    for message in cut_prompts(pipe, plan, kwargs):
+        if progress:
+            progress("warning", message=message)
+    if plan.redux:  # FLUX.1 Redux: the prompt and the images as embeddings, in place of the text
+        from genimg.redux import prior_for, redux_prompts
+
+        with torch.inference_mode():
+            kwargs = redux_prompts(prior_for(loaded, pipe, plan.redux[0].location), kwargs, plan.redux)
+    try:
+        with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed):
+            images = pipe(**kwargs, callback_on_step_end=on_step).images
+    except (IndexError, RuntimeError, ValueError) as e:
+        if not is_out_of_memory(e):
+            raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        let_go(e)
+        images = None
+    if images is None:
+        raise OutOfMemory(f"out of GPU memory at {spec.width}x{spec.height} with preset {plan.preset.name}",
+                          smaller_preset(plan.preset))
+    arrays = np.stack([np.asarray(im, dtype=np.float32) / 255 if isinstance(im, Image.Image) else im for im in images])
+    if not np.isfinite(arrays).all():
+        fix = line_of(plan.ref.family).black_image_advice(plan.ref)
+        raise RunFailure(f"the image came out black (NaN in the {plan.preset.dtype} VAE decode); "
+                         f"pass --vae-fp32{fix}, or --dtype bf16 / fp32")
+    results = [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
+    if plan.inputs is not None:
+        results = [plan.inputs.finish(im) for im in results]
+    return results, steps
+
+
+def apply_image_prompts(pipe, loaded, plan: Plan) -> None:
+    if plan.ip_adapters or loaded.ip_adapter_paths:
+        from genimg.ip_adapters import apply_ip_adapters
+
+        apply_ip_adapters(pipe, loaded, plan.ip_adapters)
+
+
+def let_go(error: BaseException) -> None:
+    """Clear the locals of the frames ``error`` passed through (the pipeline's latents, its model), so the
+    memory they held is free once the handler ends; the out-of-memory error is then raised outside it,
+    with no context that would keep them alive."""
+    import traceback
+
+    traceback.clear_frames(error.__traceback__)
+
+
+def smaller_preset(preset: Preset) -> str | None:
+    """The next smaller GPU tier, or None below the smallest."""
+    smaller = [p.name for p in load_presets().values() if p.device == "cuda" and p.vram_gb < preset.vram_gb]
+    return smaller[-1] if smaller else None
+
+
+class OutOfMemory(RunFailure):
+    """The GPU ran out of memory; ``smaller`` is the preset to try next (None: none is smaller)."""
+
+    def __init__(self, what: str, smaller: str | None):
+        self.what, self.smaller = what, smaller
+        advice = f"--preset {smaller}" if smaller else "--offload sequential"
+        super().__init__(f"{what}; try {advice}, a smaller size or --batch-size 1 (or --auto-fallback)")

@@ -1,0 +1,127 @@
+"""genimg's own API: jobs (submit, watch as server-sent events, fetch, cancel), upscaling, and what the
+server offers (models, presets, schedulers, styles)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, StreamingResponse
+
+from genimg.errors import UsageError
+from genimg.serve.common import b64, body, job_or_404, submit, worker_of
+from genimg.serve.jobs import Worker
+from genimg.serve.safety import decoded_image
+
+router = APIRouter()
+
+
+@router.get("/v1/health")
+async def health(worker: Worker = Depends(worker_of)):
+    return {"status": "ok", "queued": worker.queue.qsize(), "running": len(worker.running),
+            "loaded": worker.loaded(), "done": worker.counts["done"]}
+
+
+@router.post("/v1/jobs", status_code=202)
+async def post_job(request: Request, worker: Worker = Depends(worker_of)):
+    data = await body(request)
+    if not isinstance(data.get("spec"), dict):
+        raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
+    uploads = {name: decoded_image(b64(text, f"files[{name!r}]"), name)
+               for name, text in (data.get("files") or {}).items()}
+    return submit(worker, data["spec"], uploads).view()
+
+
+@router.post("/v1/upscale", status_code=202)
+async def post_upscale(request: Request, worker: Worker = Depends(worker_of)):
+    """Upscale one uploaded image: ``{"image": BASE64, "name": "photo.png", "settings": {...}}`` (the
+    settings of `genimg upscale`: scale, model, tile …)."""
+    data = await body(request)
+    name = str(data.get("name") or "image.png")
+    image = decoded_image(b64(data.get("image", ""), "image"), "image")
+    return worker.submit_upscale(upscale_settings(data.get("settings") or {}), name, image).view()
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: str, worker: Worker = Depends(worker_of)):
+    return job_or_404(worker, job_id).view()
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, worker: Worker = Depends(worker_of)):
+    job_or_404(worker, job_id)
+    return worker.cancel(job_id).view()
+
+
+@router.get("/v1/jobs/{job_id}/images/{index}")
+async def job_image(job_id: str, index: int, worker: Worker = Depends(worker_of)):
+    job = job_or_404(worker, job_id)
+    if not 0 <= index < len(job.results):
+        raise UsageError(f"job {job_id} has no image {index}")
+    return FileResponse(job.results[index][0], media_type="image/png")
+
+
+@router.get("/v1/jobs/{job_id}/events")
+async def job_events(job_id: str, request: Request, worker: Worker = Depends(worker_of)):
+    """Server-sent events: each progress event of the job as it happens, then its end. A client that
+    disconnects before the end cancels the job."""
+    job = job_or_404(worker, job_id)
+
+    async def stream():
+        sent = 0
+        try:
+            while True:
+                while sent < len(job.events):
+                    event = job.events[sent]
+                    sent += 1
+                    yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+                if job.finished.is_set() and sent >= len(job.events):
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            if not job.finished.is_set():
+                worker.cancel(job.id)
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@router.get("/v1/models")
+async def models(worker: Worker = Depends(worker_of)):
+    from genimg.models.resolve import aliases
+
+    return {"models": [{"name": name, "family": row.get("family"), "description": row.get("description", "")}
+                       for name, row in aliases().items()], "loaded": worker.loaded()}
+
+
+@router.get("/v1/presets")
+async def presets():
+    from genimg.presets import load_presets
+
+    return {"presets": {name: p.settings() | {"description": p.description} for name, p in load_presets().items()}}
+
+
+@router.get("/v1/schedulers")
+async def schedulers():
+    from genimg.schedulers import schedulers as table
+
+    return {"schedulers": [{"name": s.name, "families": list(s.families)} for s in table().values()]}
+
+
+@router.get("/v1/styles")
+async def styles():
+    from genimg.prompting.styles import load_styles
+
+    return {"styles": [{"name": s.name, "prompt": s.prompt, "negative": s.negative} for s in load_styles().values()]}
+
+
+def upscale_settings(data: dict):
+    """`genimg upscale`'s settings from a request's JSON (a field it does not know is an error naming it;
+    pickle is never a client's to allow)."""
+    from genimg.upscale.run import UpscaleSettings
+
+    if not isinstance(data, dict):
+        raise UsageError("settings: give the upscale's settings as a JSON object")
+    if "allow_pickle" in data:
+        raise UsageError("settings.allow_pickle: not an upscale setting a client gives (the server loads no pickle)")
+    return UpscaleSettings.from_dict({k: v for k, v in data.items() if v is not None}, "settings.")  # null: default

@@ -1,0 +1,87 @@
+"""What every router of `genimg serve` shares: the request body read and checked, a spec submitted to the
+worker, waiting for a job (a client that goes away cancels it), a failed job as an HTTP answer, and the
+server's state (``request.app.state``: the worker and A1111's options)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from genimg.errors import UsageError
+from genimg.serve.jobs import Job, Worker
+from genimg.serve.safety import MAX_BODY, checked_spec
+
+RETRY_AFTER = "5"  # seconds a client waits after a 503 (queue full)
+
+
+def worker_of(request: Request) -> Worker:
+    return request.app.state.worker
+
+
+async def body(request: Request) -> dict:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise UsageError(f"the request is larger than {MAX_BODY // 2**20} MB")
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError as e:
+        raise UsageError(f"the body is not JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise UsageError("the body must be a JSON object")
+    return data
+
+
+def submit(worker: Worker, settings: dict, uploads: dict[str, bytes]) -> Job:
+    from genimg.spec import GenerationSpec
+
+    spec = checked_spec(GenerationSpec.from_dict(settings))
+    return worker.submit(spec, uploads)
+
+
+async def finished(worker: Worker, job: Job, request: Request) -> Job:
+    """Wait for ``job``; a client that goes away cancels it."""
+    while not job.finished.is_set():
+        if await request.is_disconnected():
+            worker.cancel(job.id)
+            break
+        await asyncio.sleep(0.05)
+    return job
+
+
+def failed(job: Job):
+    status = 400 if job.error_code == 2 else 499 if job.status == "cancelled" else 500
+    return JSONResponse({"error": job.error or job.status, "status": job.status}, status_code=status)
+
+
+def job_or_404(worker: Worker, job_id: str) -> Job:
+    if job_id not in worker.jobs:
+        raise UsageError(f"no job {job_id}")
+    return worker.jobs[job_id]
+
+
+def png_b64(path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def image_width(image: bytes) -> int:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as opened:
+        return opened.width
+
+
+def b64(text: str, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise UsageError(f"{what}: expected base64 text")
+    if text.startswith("data:"):  # A1111 clients often send data URLs
+        text = text.split(",", 1)[-1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise UsageError(f"{what} is not base64") from None
