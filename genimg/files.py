@@ -61,9 +61,22 @@ def save_safetensors(path: Path, tensors: dict, metadata: dict | None = None, ov
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process's umask, read without changing it: setting it (the only portable way to read it) would
+    give files other threads create meanwhile mode 0666. Linux says it in /proc; elsewhere it is read once."""
+    global _UMASK
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    if _UMASK is None:
+        _UMASK = os.umask(0o22)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
 
 
 def no_space(error: OSError, folder: Path) -> DiskFull | None:

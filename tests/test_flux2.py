@@ -210,7 +210,7 @@ def test_the_line_is_told_by_its_files(flux2, tmp_path):
 
 def test_references_are_uploads_and_only_edits_take_them():
     from genimg.errors import UsageError
-    from genimg.serve.jobs import image_fields
+    from genimg.serve.safety import image_fields
     from genimg.spec import GenerationSpec
 
     spec = GenerationSpec.from_dict({"prompt": "x", "task": "edit", "image": "a.png", "ref": ["b.png", "c.png"]})

@@ -120,9 +120,9 @@ def _upscale_plan(row: UpscaleRow, folder: Path):
 
 
 def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progress=None,
-             stop: StopFlag | None = None, server=None) -> BatchResult:
-    """Run what ``plan`` left to do; with ``grid``, write a contact sheet per row template; with ``server``
-    (a running `genimg serve`), its images are made there."""
+             stop: StopFlag | None = None, executor=None) -> BatchResult:
+    """Run what ``plan`` left to do, through ``executor`` (in this process, or on a server; default: here);
+    with ``grid``, write a contact sheet per row template."""
     result = BatchResult(skipped=plan.skipped, failed=[(p.where, p.message) for p in plan.problems])
     if plan.problems and fail_fast:
         return result
@@ -135,7 +135,7 @@ def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progr
         # A generated PNG is about half its raw RGB size; the estimate needs only to catch a disk that cannot
         # hold the batch at all, before hours of work.
         check_room(plan.folder, sum(s.width * s.height * 3 // 2 for s in sizes), f"the batch ({len(sizes)} images)")
-    run_batch(plan.units, plan.plans, plan.folder, fail_fast, progress, result, stop, first_record=first, server=server)
+    run_batch(plan.units, plan.plans, plan.folder, fail_fast, progress, result, stop, first_record=first, executor=executor)
     for row in plan.upscales:
         if (stop is not None and stop.stop) or (fail_fast and result.failed):
             result.interrupted = stop is not None and stop.stop

@@ -112,17 +112,18 @@ def check(jobs: list[BatchJob]) -> tuple[dict, list[tuple[BatchJob, str]]]:
 
 def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, progress: Progress | None,
               result: BatchResult, stop: StopFlag | None = None, first_record: dict | None = None,
-              server=None) -> BatchResult:
-    """Run ``units`` from their jobs' ``plans`` (by job id), writing each image and its manifest line as it
-    finishes. ``first_record`` goes into the manifest just before the first image, so a run that makes
-    nothing leaves no folder. With ``server`` (a running `genimg serve`; units of one image) each image is
-    made there from its job's spec and written here under the same name, with the same manifest line."""
-    from genimg.factory import PipelineFactory
-    from genimg.generation import PlannedImage, for_images, run, with_inputs
+              executor=None) -> BatchResult:
+    """Run ``units`` from their jobs' ``plans`` (by job id) through ``executor``, writing each image and its
+    manifest line as it finishes. ``first_record`` goes into the manifest just before the first image, so a
+    run that makes nothing leaves no folder. On a server (units of one image) each image is made there from
+    its job's spec as the row wrote it, and written here under the same name, with the same manifest line."""
+    from genimg.api import Executor
+    from genimg.generation import PlannedImage, for_images, with_inputs
     from genimg.output.naming import sanitize
-    from genimg.output.write import save_png
 
-    factory = PipelineFactory()
+    # A file of this name without its manifest line is this job's own image from a run cut off between the
+    # write and the record: the same job, seed and settings, so replacing it loses nothing.
+    executor = executor or Executor(progress=progress, overwrite=True)
     began = time.perf_counter()
     for unit in units:
         if stop is not None and stop.stop:
@@ -133,14 +134,11 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
             images = [PlannedImage(n, seed, job.spec.prompt, job.spec.negative,
                                    folder / f"{job.id}-{index}-{sanitize(job.spec.prompt, 48)}-{seed}.png")
                       for n, (job, index, seed) in enumerate(unit.items)]
-            if server is not None:
-                made = _made_by(server, unit, images, progress)
-            else:
-                the_plan = for_images(with_inputs(plans[first_job.id]), images)
-                the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
-                # A file of this name without its manifest line is this job's own image from a run cut off
-                # between the write and the record: the same job, seed and settings, so replacing it loses nothing.
-                made = ((save_png(image, image.path, overwrite=True), image) for image in run(the_plan, factory, progress))
+            planned = plans[first_job.id] if executor.remote else with_inputs(plans[first_job.id])
+            the_plan = for_images(planned, images)
+            the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
+            wire = [job.spec.replace(seed=seed, count=1, batch_size=1) for job, _, seed in unit.items]
+            made = ((w.path, w.image or w.summary) for w in executor.run(the_plan, wire_specs=wire))
             for (path, image), (batch_job, index, seed) in zip(made, unit.items):
                 summary = image if isinstance(image, dict) else image.summary()
                 if first_record is not None:  # after the first image is safely written, not before
@@ -167,17 +165,6 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
     return result
 
 
-def _made_by(server, unit: Unit, images: list, progress):
-    """(path, summary) of each image of ``unit`` made by ``server`` and written at its planned path."""
-    from genimg.files import atomic_save
-    from genimg.serve.client import remote_images
-
-    for image, (job, _, seed) in zip(images, unit.items):
-        spec = job.spec.replace(seed=seed, count=1, batch_size=1)
-        for data, summary in remote_images(server, spec, progress):
-            yield atomic_save(image.path, lambda tmp: tmp.write_bytes(data), overwrite=True), summary
-
-
 def contact_sheets(folder: Path, largest: int = 256) -> list[tuple[Path, str, int]]:
     """One grid per row template (a row's prompt before wildcards: its repeats and combinations
     together) of every image in the manifest: ``(path, template, images)`` each. A cell is the size of
@@ -187,7 +174,7 @@ def contact_sheets(folder: Path, largest: int = 256) -> list[tuple[Path, str, in
     from PIL import Image
 
     from genimg.output.naming import sanitize
-    from genimg.files import atomic_save
+    from genimg.output.sink import ImageSink
 
     groups: dict[str, list[Path]] = {}
     for record in manifest.read_done(folder).values():
@@ -208,6 +195,6 @@ def contact_sheets(folder: Path, largest: int = 256) -> list[tuple[Path, str, in
                 im.thumbnail((size, size))
                 sheet.paste(im.convert("RGB"), ((i % cols) * size, (i // cols) * size))
         target = folder / f"grid-{sanitize(template, 48)}.png"
-        atomic_save(target, lambda tmp: sheet.save(tmp, format="PNG"), overwrite=True)
+        ImageSink(overwrite=True).picture(sheet, target)
         sheets.append((target, template, len(paths)))
     return sheets

@@ -64,7 +64,7 @@ def batch(
                 else:
                     report(event, **info)
 
-            result = run_plan(plan, fail_fast, grid, on_event, stop, _server(plan, common))
+            result = run_plan(plan, fail_fast, grid, on_event, stop, _executor(plan, common, on_event))
     except KeyboardInterrupt:  # the second Ctrl-C: stop at once
         raise Interrupted(f"interrupted: {len(made)} of {total} images made in this run and recorded in "
                           f"{plan.folder / 'manifest.jsonl'}; {total - len(made)} not made; run the same command "
@@ -84,20 +84,20 @@ def batch(
         raise typer.Exit(1)
 
 
-def _server(plan, common):
-    """The running genimg server to make the batch's images, or None: not with --batch-size above 1 (a
+def _executor(plan, common, progress):
+    """Where the batch's images are made: on a running genimg server, but not with --batch-size above 1 (a
     server job is one spec; batching is this process's own speed-up) nor when a row names a file on this
-    machine as its model, LoRA, VAE … (a server opens no path a client names)."""
+    machine as its model, LoRA, VAE … (a server opens no path a client names); else here. Images replace a
+    file of their own name that the manifest does not record (a run cut off between write and record)."""
+    from genimg.api import executor
     from genimg.errors import UsageError
-    from genimg.serve.client import server_for
     from genimg.serve.safety import named_paths
 
-    if common.batch_size > 1:
-        if common.server:
-            raise UsageError("--server: --batch-size above 1 runs in this process; leave out --server")
-        return None
+    if common.batch_size > 1 and common.server:
+        raise UsageError("--server: --batch-size above 1 runs in this process; leave out --server")
     paths = [(f"row {job.row.line}'s {what}", value) for job in plan.jobs for what, value in named_paths(job.spec)]
-    return server_for(common.server, common.local, paths)
+    return executor(common.server, common.local or common.batch_size > 1, paths, progress=progress,
+                    fallback=common.auto_fallback, overwrite=True)
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

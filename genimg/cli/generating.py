@@ -58,18 +58,15 @@ def generate_and_report(own: dict, common) -> None:
 
 
 def _generate(spec, common, report):
-    """(path, image) of each image made: by a running genimg server when there is one and the spec names no
-    local model files (a server opens no path a client names), else in this process."""
-    from genimg.serve.client import generate_remote, server_for
+    """(path, image or its summary) of each image made, through the one executor: by a running genimg server
+    when there is one and the spec names no local files (a server opens no path a client names; the
+    control maps of --save-control are made here), else in this process."""
+    from genimg.api import executor
     from genimg.serve.safety import named_paths
 
-    server = server_for(common.server, common.local, named_paths(spec))
-    if server is not None and not common.save_control:
-        return generate_remote(server, spec, common.output, common.overwrite, report)
-    from genimg.api import generate_files
-
-    return generate_files(spec, common.output, common.overwrite, progress=report, fallback=common.auto_fallback,
-                          save_controls=common.save_control)
+    run = executor(common.server, common.local or common.save_control, named_paths(spec), progress=report,
+                   fallback=common.auto_fallback, overwrite=common.overwrite)
+    return ((w.path, w.image or w.summary) for w in run.generate(spec, common.output, common.save_control))
 
 
 def _noting_the_demo_model(report, may_note: bool):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -30,7 +31,7 @@ A1111_HANDLED = set(A1111_FIELDS) | {"n_iter", "scheduler", "init_images", "mask
 async def a1111(worker: Worker, request: Request, task: str):
     data = await body(request)
     settings, uploads = a1111_settings(data, task, request.app.state.options)
-    job = await finished(worker, submit(worker, settings, uploads), request)
+    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
         return failed(job)
     images = [png_b64(path) for path, _ in job.results]

@@ -12,7 +12,8 @@ from fastapi.responses import FileResponse, StreamingResponse
 from genimg.errors import UsageError
 from genimg.serve.common import b64, body, job_or_404, submit, worker_of
 from genimg.serve.jobs import Worker
-from genimg.serve.safety import decoded_image
+from genimg.serve.safety import checked_spec, decoded_image
+from genimg.spec import GenerationSpec
 
 router = APIRouter()
 
@@ -30,7 +31,19 @@ async def post_job(request: Request, worker: Worker = Depends(worker_of)):
         raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
     uploads = {name: decoded_image(b64(text, f"files[{name!r}]"), name)
                for name, text in (data.get("files") or {}).items()}
-    return submit(worker, data["spec"], uploads).view()
+    return (await asyncio.to_thread(submit, worker, data["spec"], uploads, bool(data.get("fallback")))).view()
+
+
+@router.post("/v1/plan")
+async def post_plan(request: Request, worker: Worker = Depends(worker_of)):
+    """A spec planned as its job would be, nothing run (the CLI names and checks its files with this before
+    it sends the job): ``{"settings": ..., "seeds": [...], "model": NAME}``."""
+    data = await body(request)
+    if not isinstance(data.get("spec"), dict):
+        raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
+    uploads = {name: decoded_image(b64(text, f"files[{name!r}]"), name) for name, text in (data.get("files") or {}).items()}
+    spec = checked_spec(GenerationSpec.from_dict(data["spec"]))
+    return await asyncio.to_thread(worker.check, spec, uploads)
 
 
 @router.post("/v1/upscale", status_code=202)

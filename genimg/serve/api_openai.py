@@ -3,6 +3,7 @@ built on it send it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Depends, Request
@@ -25,7 +26,7 @@ async def openai_generations(request: Request, worker: Worker = Depends(worker_o
         settings["model"] = data["model"]
     if data.get("size") and data["size"] != "auto":
         settings["size"] = data["size"]
-    job = await finished(worker, submit(worker, settings, {}), request)
+    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, {}), request)
     if job.status != "done":
         return failed(job)
     return {"created": int(time.time()),
@@ -56,7 +57,7 @@ async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
         settings.update(task="inpaint", mask="mask.png")
     else:
         settings["task"] = edit_task(settings.get("model"))
-    job = await finished(worker, submit(worker, settings, uploads), request)
+    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
         return failed(job)
     return {"created": int(time.time()),

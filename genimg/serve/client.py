@@ -46,7 +46,7 @@ def server_for(url: str | None, local: bool, paths=()) -> ServerAddress | None:
 def uploads_of(spec) -> dict[str, str]:
     """The input images ``spec`` names, read and base64-encoded under the names the spec gives them."""
     from genimg.inputs import load_image
-    from genimg.serve.jobs import image_fields
+    from genimg.serve.safety import image_fields
 
     out = {}
     for name in image_fields(spec):
@@ -55,34 +55,33 @@ def uploads_of(spec) -> dict[str, str]:
     return out
 
 
-def generate_remote(address: ServerAddress, spec, output, overwrite: bool,
-                    progress: Callable | None = None) -> Iterator[tuple[Path, dict]]:
-    """Run ``spec`` on the server; yields (the path written here, the image's summary) as each image is ready,
-    at the path the CLI would have given it."""
-    from genimg.files import atomic_save
-    from genimg.output.naming import default_output, output_paths
-    from genimg.spec import GenerationSpec
+def remote_plan(address: ServerAddress, spec) -> dict:
+    """``spec`` planned by the server, nothing run: its settings as the server resolves them (``settings``),
+    each image's seed (``seeds``) and the model's name (``model``): what names the files."""
+    import httpx
 
-    paths: list[Path] = []
-    for index, (data, summary) in enumerate(remote_images(address, spec, progress)):
-        if not paths:  # the names of all the run's images at once: they may depend on each other (-SEED added)
-            first = GenerationSpec.from_dict(summary["settings"])
-            specs = [first.replace(seed=first.seed + i) for i in range(spec.count)]
-            paths += output_paths(output if output is not None else default_output(), specs, summary["model"])
-        yield atomic_save(paths[index], lambda tmp: tmp.write_bytes(data), overwrite), summary
+    with _client(address) as client:
+        try:
+            answer = client.post("/v1/plan", json={"spec": spec.to_dict(), "files": uploads_of(spec)})
+        except httpx.HTTPError as e:
+            raise _unreachable(address, e) from None
+        return _answer(answer, address)
 
 
-def remote_images(address: ServerAddress, spec, progress: Callable | None = None) -> Iterator[tuple[bytes, dict]]:
+def remote_images(address: ServerAddress, spec, progress: Callable | None = None,
+                  fallback: bool = False) -> Iterator[tuple[bytes, dict]]:
     """Run ``spec`` on the server; yields each PNG (its bytes, with the metadata the server wrote) and its
-    summary as it is ready. Ctrl-C or leaving the loop early cancels the job on the server."""
-    yield from _job(address, "/v1/jobs", {"spec": spec.to_dict(), "files": uploads_of(spec)}, progress)
+    summary as it is ready. Ctrl-C or leaving the loop early cancels the job on the server. ``fallback``:
+    out of GPU memory, the server retries once on the next smaller preset."""
+    request = {"spec": spec.to_dict(), "files": uploads_of(spec), "fallback": fallback}
+    yield from _job(address, "/v1/jobs", request, progress)
 
 
 def upscale_remote(address: ServerAddress, inputs, settings, output=None, overwrite: bool = False,
                    progress: Callable | None = None):
     """``upscale_files`` run by the server: every input and output checked here first, each image sent,
     its PNG (the source's settings kept, the upscale recorded, by the server) written where the CLI would."""
-    from genimg.files import atomic_save
+    from genimg.output.sink import ImageSink
     from genimg.upscale.run import Upscaled, plan_upscale
 
     _, jobs = plan_upscale(inputs, settings, output, overwrite)
@@ -100,7 +99,7 @@ def upscale_remote(address: ServerAddress, inputs, settings, output=None, overwr
         request = {"name": job.source.name, "image": base64.b64encode(job.source.read_bytes()).decode(),
                    "settings": wire}
         for data, summary in _job(address, "/v1/upscale", request, passed_on):
-            path = atomic_save(job.output, lambda tmp: tmp.write_bytes(data), overwrite)
+            path = ImageSink(overwrite).received(data, job.output)
             if progress:
                 progress("image", done=n + 1, total=len(todo))
             yield Upscaled(job.source, path, tuple(summary["size"]), summary["seconds"], summary["upscaler"])
@@ -109,19 +108,29 @@ def upscale_remote(address: ServerAddress, inputs, settings, output=None, overwr
 def _job(address: ServerAddress, route: str, request: dict, progress) -> Iterator[tuple[bytes, dict]]:
     import httpx
 
-    headers = {"Authorization": f"Bearer {address.token}"} if address.token else {}
-    with httpx.Client(base_url=address.url, headers=headers, timeout=TIMEOUT) as client:
+    with _client(address) as client:
         try:
             answer = client.post(route, json=request)
         except httpx.HTTPError as e:
-            raise RunFailure(f"the genimg server at {address.url} does not answer ({e}); start it with "
-                             "`genimg serve`, or pass --local") from None
+            raise _unreachable(address, e) from None
         job = _answer(answer, address)
         try:
             yield from _follow(client, job["id"], progress)
         except (KeyboardInterrupt, GeneratorExit):
             client.delete(f"/v1/jobs/{job['id']}")  # the server stops it at its next step
             raise
+
+
+def _client(address: ServerAddress):
+    import httpx
+
+    headers = {"Authorization": f"Bearer {address.token}"} if address.token else {}
+    return httpx.Client(base_url=address.url, headers=headers, timeout=TIMEOUT)
+
+
+def _unreachable(address: ServerAddress, error) -> RunFailure:
+    return RunFailure(f"the genimg server at {address.url} does not answer ({error}); start it with `genimg serve`, "
+                      "or pass --local")
 
 
 def _answer(response, address: ServerAddress) -> dict:

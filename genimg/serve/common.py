@@ -35,11 +35,12 @@ async def body(request: Request) -> dict:
     return data
 
 
-def submit(worker: Worker, settings: dict, uploads: dict[str, bytes]) -> Job:
+def submit(worker: Worker, settings: dict, uploads: dict[str, bytes], fallback: bool = False) -> Job:
+    """``settings`` as a spec, checked and planned (a blocking call: routes run it in a thread), and queued."""
     from genimg.spec import GenerationSpec
 
     spec = checked_spec(GenerationSpec.from_dict(settings))
-    return worker.submit(spec, uploads)
+    return worker.submit(spec, uploads, fallback)
 
 
 async def finished(worker: Worker, job: Job, request: Request) -> Job:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from genimg.errors import GenimgError, UsageError
 from genimg.inputs import IMAGE_SUFFIXES
+from genimg.serve.safety import image_fields
 from genimg.spec import GenerationSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -47,6 +48,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.time)
+    fallback: bool = False  # out of GPU memory: retry once on the next smaller preset (--auto-fallback)
 
     def view(self) -> dict:
         """The job as the API shows it."""
@@ -168,15 +170,32 @@ class Worker:
     def loaded(self) -> list[str]:
         return [name for lane in self.lanes for name in lane.models.loaded()]
 
-    def submit(self, spec, uploads: dict[str, bytes]) -> Job:
-        """Queue ``spec``; ``uploads`` (the client's name -> bytes) are its input images."""
+    def submit(self, spec, uploads: dict[str, bytes], fallback: bool = False) -> Job:
+        """Queue ``spec``, planned first so a bad request fails now, not when the worker reaches it;
+        ``uploads`` (the client's name -> bytes) are its input images."""
+        spec = self._served(spec, uploads)
+        return self._queue(spec, uploads, fallback)
+
+    def check(self, spec, uploads: dict[str, bytes]) -> dict:
+        """``spec`` planned as its job would be, nothing queued or run: the settings as this server resolves
+        them (input images by the client's names), each image's seed, and the model's name."""
+        import tempfile
+
+        from genimg.generation import plan
+
+        spec = self._served(spec, uploads)
+        with tempfile.TemporaryDirectory(prefix="genimg-plan-") as scratch:
+            copies = _saved_uploads(uploads, Path(scratch))
+            planned = plan(_renamed(spec, copies))
+        return {"settings": _client_spec(planned.spec, {v: k for k, v in copies.items()}).to_dict(),
+                "seeds": planned.seeds, "model": planned.ref.name}
+
+    def _served(self, spec, uploads: dict[str, bytes]):
         missing = [name for name in image_fields(spec) if name not in uploads]
         if missing:
             raise UsageError(f"the spec names {missing[0]!r}, which was not uploaded: send every input image in "
                              "`files` (the server opens no path a client names)")
-        if spec.preset is None and self.preset:
-            spec = spec.replace(preset=self.preset)
-        return self._queue(spec, uploads)
+        return spec.replace(preset=self.preset) if spec.preset is None and self.preset else spec
 
     def submit_upscale(self, settings, name: str, data: bytes) -> Job:
         """Queue an upscale of one uploaded image (``name`` as the client calls it) with ``settings``
@@ -192,7 +211,7 @@ class Worker:
         settings.check()
         return self._queue(settings, {name: data})
 
-    def _queue(self, spec, uploads: dict[str, bytes]) -> Job:
+    def _queue(self, spec, uploads: dict[str, bytes], fallback: bool = False) -> Job:
         if not self.accepting:
             raise QueueFull("the server is stopping")
         if self.queue.qsize() >= self.max_queue:
@@ -203,7 +222,14 @@ class Worker:
         copies = _saved_uploads(uploads, folder / "inputs")
         if isinstance(spec, GenerationSpec):  # its input images become the server's copies
             spec = _renamed(spec, copies)
-        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()})
+            try:
+                from genimg.generation import plan
+
+                plan(spec)  # every check planning makes, now: a bad request is answered when it arrives
+            except GenimgError:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()}, fallback=fallback)
         self.jobs[job_id] = job
         self.queue.put(job)
         return job
@@ -276,8 +302,8 @@ class Worker:
                 shutil.rmtree(job.folder / "inputs", ignore_errors=True)
 
     def _run(self, job: Job, lane: Lane) -> None:
-        from genimg.generation import plan, run
-        from genimg.output.write import save_png
+        from genimg.api import Executor
+        from genimg.generation import plan
         from genimg.upscale.run import UpscaleSettings
 
         began = {}
@@ -297,11 +323,10 @@ class Worker:
         the_plan = plan(job.spec, output=job.folder / "images")
         if lane.device:  # the lane's device, without changing the spec the image records
             the_plan = replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device))
-        factory = lane.models.factory_for(the_plan)
-        for image in run(the_plan, factory, progress):
-            image = replace(image, spec=_client_spec(image.spec, job.client_paths))
-            path = save_png(image, image.path)
-            job.results.append((path, image.summary()))
+        executor = Executor(None, lane.models.factory_for(the_plan), progress, job.fallback,
+                            recorded=lambda image: replace(image, spec=_client_spec(image.spec, job.client_paths)))
+        for written in executor.run(the_plan):
+            job.results.append((written.path, written.summary))
             job.events.append({"event": "image_ready", "index": len(job.results) - 1})
 
     def _upscale(self, job: Job, lane: Lane, progress) -> None:
@@ -329,16 +354,6 @@ def _eta(began: dict, event: str, info: dict) -> float:
 
 def _plain(value) -> bool:
     return isinstance(value, (str, int, float, bool)) or value is None
-
-
-def image_fields(spec) -> list[str]:
-    """The input images ``spec`` names: the task's image, references and mask, control, IP-Adapter and Redux
-    images."""
-    names = ([spec.image] if spec.image else []) + list(spec.references)
-    if spec.mask and spec.mask.path:
-        names.append(spec.mask.path)
-    names += [c.image for c in spec.controls] + [a.image for a in (*spec.ip_adapters, *spec.redux)]
-    return names
 
 
 def _saved_uploads(uploads: dict[str, bytes], folder: Path) -> dict[str, str]:

@@ -22,11 +22,17 @@ async def page():
 
 @router.get("/v1/gallery")
 async def gallery(worker: Worker = Depends(worker_of)):
-    """Every image this server made, newest first, with its settings and the command that remakes it."""
-    made = [{"url": f"/v1/jobs/{job.id}/images/{n}", "settings": summary["settings"], "model": summary["model"],
-             "command": remake_command(summary["settings"]), "made": job.submitted}
+    """Every image this server made, newest first, with its settings and the command that remakes it (an
+    upscale: its source's name and the upscaler)."""
+    made = [{"url": f"/v1/jobs/{job.id}/images/{n}", "made": job.submitted, **_described(summary)}
             for job in worker.jobs.values() for n, (_, summary) in enumerate(job.results)]
     return {"images": sorted(made, key=lambda image: -image["made"])}
+
+
+def _described(summary: dict) -> dict:
+    if "settings" not in summary:  # an upscale
+        return {"upscaled": summary["source"], "upscaler": summary["upscaler"], "size": summary["size"]}
+    return {"settings": summary["settings"], "model": summary["model"], "command": remake_command(summary["settings"])}
 
 
 _FLAGS = (("model", "-m"), ("negative", "-n"), ("width", "-W"), ("height", "-H"), ("steps", "--steps"),
@@ -77,8 +83,9 @@ const esc = text => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").re
 async function show() {
   const answer = await (await fetch("/v1/gallery")).json();
   document.getElementById("gallery").innerHTML = answer.images.map(i =>
-    `<figure><img src="${esc(i.url)}" alt=""><figcaption>${esc(i.settings.prompt)} (seed ${esc(i.settings.seed)})` +
-    `<code>${esc(i.command)}</code></figcaption></figure>`).join("");
+    `<figure><img src="${esc(i.url)}" alt=""><figcaption>` + (i.settings
+      ? `${esc(i.settings.prompt)} (seed ${esc(i.settings.seed)})<code>${esc(i.command)}</code>`
+      : `${esc(i.upscaled)} upscaled (${esc(i.upscaler)})`) + `</figcaption></figure>`).join("");
 }
 form.addEventListener("submit", async event => {
   event.preventDefault();

@@ -66,3 +66,13 @@ def decoded_image(data: bytes, name: str) -> bytes:
     except (OSError, Image.DecompressionBombError, ValueError) as e:
         raise UsageError(f"{name} is not an image this server reads ({e})") from None
     return data
+
+
+def image_fields(spec) -> list[str]:
+    """The input images ``spec`` names: the task's image, references and mask, control, IP-Adapter and Redux
+    images."""
+    names = ([spec.image] if spec.image else []) + list(spec.references)
+    if spec.mask and spec.mask.path:
+        names.append(spec.mask.path)
+    names += [c.image for c in spec.controls] + [a.image for a in (*spec.ip_adapters, *spec.redux)]
+    return names

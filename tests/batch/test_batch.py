@@ -104,14 +104,14 @@ def test_interrupted_batch_resumes_to_the_same_files_as_an_uninterrupted_one(cli
     original_run = runner.run_batch
     made = []
 
-    def interrupting_run(units, plans, folder, fail_fast, progress, result, stop=None, first_record=None, server=None):
+    def interrupting_run(units, plans, folder, fail_fast, progress, result, stop=None, first_record=None, executor=None):
         def on_event(event, **info):
             progress(event, **info)
             if event == "batch_image":
                 made.append(info["path"])
                 if len(made) == 2:
                     stop.stop = True  # what the first Ctrl-C does
-        return original_run(units, plans, folder, fail_fast, on_event, result, stop, first_record, server)
+        return original_run(units, plans, folder, fail_fast, on_event, result, stop, first_record, executor)
 
     with monkeypatch.context() as patch:
         patch.setattr(plan, "run_batch", interrupting_run)

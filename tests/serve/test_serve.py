@@ -467,3 +467,18 @@ def test_server_asked_for_with_a_local_path_is_one_line_naming_it(cli, tmp_path,
     _noise_png(tmp_path / "in.png")
     result = cli(*(a.replace("{tmp}", str(tmp_path)) for a in args), "--server", "http://127.0.0.1:9")
     assert result.code == 2 and "is a path on this machine" in result.err and "--server" in result.err, result
+
+
+def test_a_name_clash_fails_before_the_server_runs_anything(cli, tmp_path, server, monkeypatch):
+    """Remote runs plan their file names first (the server plans the spec; nothing loads) and check them here,
+    as a local run does, so a clash costs no GPU time."""
+    url, state = server
+    monkeypatch.setenv("GENIMG_STATE_DIR", str(state))
+    args = ("txt2img", "a blue square", "-m", "demo", "--steps", "2", "--seed", "31", "--preset", "cpu",
+            "-o", tmp_path / "x.png")
+    assert cli(*args).code == 0
+    made = len(httpx.get(f"{url}/v1/gallery").json()["images"])
+    again = cli(*args)
+    assert again.code == 2 and "already exists" in again.err and again.err.count("\n") == 1, again
+    assert len(httpx.get(f"{url}/v1/gallery").json()["images"]) == made  # no job made an image
+    assert cli(*args, "--overwrite").code == 0

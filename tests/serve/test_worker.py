@@ -1,0 +1,103 @@
+"""The server's worker in this process: requests checked when they arrive, and --auto-fallback honoured."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from genimg.serve.app import create_app
+from genimg.serve.jobs import Worker
+
+DEMO = {"model": "demo", "steps": 2, "width": 64, "height": 64, "preset": "cpu"}
+
+
+def test_a_bad_request_is_answered_when_it_arrives_not_when_the_worker_reaches_it(tmp_path):
+    worker = Worker(tmp_path)  # never started: nothing is ever run, so every answer comes from submission
+    client = TestClient(create_app(worker))
+    bad = client.post("/v1/jobs", json={"spec": {**DEMO, "prompt": "x", "width": 65}})
+    assert bad.status_code == 400 and "65" in bad.json()["error"]
+    unknown = client.post("/v1/jobs", json={"spec": {**DEMO, "prompt": "x", "model": "no-such-model"}})
+    assert unknown.status_code == 400 and "no-such-model" in unknown.json()["error"]
+    good = client.post("/v1/jobs", json={"spec": {**DEMO, "prompt": "x"}})
+    assert good.status_code == 202 and good.json()["status"] == "queued"
+    assert list(worker.jobs) == [good.json()["id"]]  # the refused ones left no job and no folder
+    assert [p.name for p in tmp_path.iterdir()] == [good.json()["id"]]
+
+
+def test_the_plan_endpoint_names_what_a_job_would_make_and_runs_nothing(tmp_path):
+    worker = Worker(tmp_path)
+    client = TestClient(create_app(worker))
+    answer = client.post("/v1/plan", json={"spec": {**DEMO, "prompt": "a ring", "seed": 5, "count": 3}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["seeds"] == [5, 6, 7] and answer.json()["model"] == "demo"
+    assert answer.json()["settings"]["scheduler"] and answer.json()["settings"]["steps"] == 2
+    assert worker.jobs == {} and list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def eight_gb_fits(monkeypatch, tiny_models):
+    """A fake 12 GB CUDA device whose pipelines run out of memory above the 8 GB tier."""
+    from transformers import CLIPTokenizer
+
+    from genimg import device, presets
+    from genimg import factory as factory_module
+    from genimg.factory import LoadedModel
+
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 12 GB", 12.0, 11.0))
+    monkeypatch.setattr(presets, "_AUTO", {})
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
+    asked = []
+
+    class Pipe:
+        scheduler = None
+
+        def __init__(self, fits):
+            self.fits, self.tokenizer = fits, tokenizer
+
+        def __call__(self, **kwargs):
+            if not self.fits:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
+
+    def get(self, ref, preset, choice=None, progress=None):
+        asked.append(preset.name)
+        return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
+
+    monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
+    return asked
+
+
+def test_a_server_job_asked_to_fall_back_retries_on_the_next_smaller_preset(tmp_path, tiny_models, eight_gb_fits):
+    from genimg.spec import GenerationSpec
+
+    worker = Worker(tmp_path).start()
+    try:
+        spec = GenerationSpec("x", model=str(tiny_models["sd"]), width=64, height=64, steps=2, seed=3, negative="")
+        fell_back = worker.submit(spec, {}, fallback=True)
+        plain = worker.submit(spec.replace(seed=4), {})
+        for job in (fell_back, plain):
+            assert job.finished.wait(60)
+    finally:
+        worker.stop(wait=5)
+    assert fell_back.status == "done" and fell_back.results[0][1]["settings"]["preset"] == "8gb"
+    assert plain.status == "failed" and "out of GPU memory" in plain.error and "--auto-fallback" in plain.error
+    assert eight_gb_fits == ["12gb", "8gb", "12gb"]
+
+
+def test_a_batch_with_auto_fallback_retries_each_job_that_runs_out(cli, tmp_path, tiny_models, eight_gb_fits):
+    import json
+
+    rows = [{"prompt": f"ring {n}", "model": str(tiny_models["sd"]), "steps": 2, "seed": n, "negative": ""}
+            for n in range(2)]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    failed = cli("batch", tmp_path / "jobs.jsonl", "-o", tmp_path / "plain")
+    assert failed.code == 1 and "out of GPU memory" in failed.err
+    done = cli("batch", tmp_path / "jobs.jsonl", "--auto-fallback", "-o", tmp_path / "out")
+    assert done.code == 0, done
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["settings"]["preset"] for r in records if "settings" in r] == ["8gb", "8gb"]
