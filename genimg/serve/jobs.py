@@ -14,13 +14,13 @@ import secrets
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genimg.errors import GenimgError, UsageError
-from genimg.inputs import IMAGE_SUFFIXES
 from genimg.serve.safety import image_fields
+from genimg.serve.uploads import client_spec, renamed, saved_uploads
+from genimg.serve.warm import WarmModels
 from genimg.spec import GenerationSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -56,72 +56,6 @@ class Job:
                 "images": [{"url": f"/v1/jobs/{self.id}/images/{n}", **summary}
                            for n, (_, summary) in enumerate(self.results)],
                 "events": len(self.events)}
-
-
-class WarmModels:
-    """Up to ``keep`` loaded models (one PipelineFactory each), the least recently used let go first, and
-    the last upscaler used."""
-
-    def __init__(self, keep: int):
-        self.keep = max(1, keep)
-        self.factories: OrderedDict = OrderedDict()
-        self.upscaler_key, self.upscaler = None, None
-
-    def upscaler_for(self, ref, settings, progress=None):
-        """The upscaler ``upscale_files`` asks for: the one kept when the request is the same."""
-        from genimg.upscale.run import load, load_key
-
-        key = load_key(ref, settings)
-        if key != self.upscaler_key:
-            self.upscaler_key, self.upscaler = None, None  # let the old one go before the new one loads
-            self.upscaler, self.upscaler_key = load(ref, settings, progress), key
-        return self.upscaler
-
-    def factory_for(self, plan):
-        """The factory of ``plan``'s model: the one kept, or a new one after letting go of the least
-        recently used while there are ``keep`` or the device has no room for the new model's weights."""
-        from genimg.factory import PipelineFactory
-
-        key = (plan.ref.name, plan.ref.location, plan.ref.vae, plan.ref.denoiser, plan.preset.name)
-        if key in self.factories:
-            self.factories.move_to_end(key)
-        else:
-            need = weights_bytes(plan.ref.location) * HEADROOM
-            while self.factories and (len(self.factories) >= self.keep or memory_free(plan.preset.device) < need):
-                _, old = self.factories.popitem(last=False)
-                old.release()
-            self.factories[key] = PipelineFactory()
-        return self.factories[key]
-
-    def loaded(self) -> list[str]:
-        return [key[0] for key in self.factories] + ([self.upscaler_key[0].name] if self.upscaler_key else [])
-
-
-HEADROOM = 1.3  # a model in memory takes its weights and about a third more (activations, the VAE's decode)
-WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".ckpt", ".pt", ".pth")
-
-
-def weights_bytes(location: str) -> int:
-    """The size of a model's weight files: a folder's or a file's here, a hub model's in the cache."""
-    path = Path(location).expanduser()
-    if path.is_file():
-        return path.stat().st_size
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-    from genimg.models.cache import cached_repos
-
-    return next((repo.size_bytes for repo in cached_repos() if repo.repo == location), 0)
-
-
-def memory_free(device: str) -> int:
-    """Bytes the device can still take: the GPU's free memory, or the RAM the system can give."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.mem_get_info(torch.device(device).index or 0)[0]
-    import psutil
-
-    return psutil.virtual_memory().available
 
 
 @dataclass
@@ -185,9 +119,9 @@ class Worker:
 
         spec = self._served(spec, uploads)
         with tempfile.TemporaryDirectory(prefix="genimg-plan-") as scratch:
-            copies = _saved_uploads(uploads, Path(scratch))
-            planned = plan(_renamed(spec, copies))
-        return {"settings": _client_spec(planned.spec, {v: k for k, v in copies.items()}).to_dict(),
+            copies = saved_uploads(uploads, Path(scratch))
+            planned = plan(renamed(spec, copies))
+        return {"settings": client_spec(planned.spec, {v: k for k, v in copies.items()}).to_dict(),
                 "seeds": planned.seeds, "model": planned.ref.name}
 
     def _served(self, spec, uploads: dict[str, bytes]):
@@ -219,9 +153,9 @@ class Worker:
         with self._lock:
             job_id = f"{next(self._ids)}-{secrets.token_hex(4)}"
         folder = self.output / job_id
-        copies = _saved_uploads(uploads, folder / "inputs")
+        copies = saved_uploads(uploads, folder / "inputs")
         if isinstance(spec, GenerationSpec):  # its input images become the server's copies
-            spec = _renamed(spec, copies)
+            spec = renamed(spec, copies)
             try:
                 from genimg.generation import plan
 
@@ -324,7 +258,7 @@ class Worker:
         if lane.device:  # the lane's device, without changing the spec the image records
             the_plan = replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device))
         executor = Executor(None, lane.models.factory_for(the_plan), progress, job.fallback,
-                            recorded=lambda image: replace(image, spec=_client_spec(image.spec, job.client_paths)))
+                            recorded=lambda image: replace(image, spec=client_spec(image.spec, job.client_paths)))
         for written in executor.run(the_plan):
             job.results.append((written.path, written.summary))
             job.events.append({"event": "image_ready", "index": len(job.results) - 1})
@@ -354,40 +288,3 @@ def _eta(began: dict, event: str, info: dict) -> float:
 
 def _plain(value) -> bool:
     return isinstance(value, (str, int, float, bool)) or value is None
-
-
-def _saved_uploads(uploads: dict[str, bytes], folder: Path) -> dict[str, str]:
-    """Each upload written into ``folder``; the client's name -> the server's copy."""
-    folder.mkdir(parents=True, exist_ok=True)
-    copies = {}
-    for n, (name, data) in enumerate(uploads.items()):
-        suffix = Path(name).suffix.lower()  # the client's name chooses nothing else of where the copy goes
-        copy = folder / f"{n}{suffix if suffix in IMAGE_SUFFIXES else '.png'}"
-        copy.write_bytes(data)
-        copies[name] = str(copy)
-    return copies
-
-
-def _client_spec(spec, client_paths: dict):
-    """The spec as the client wrote it: the server's copies named by the client's names again."""
-    return _renamed(spec, client_paths)
-
-
-def _renamed(spec, names: dict):
-    def name(value):
-        return names.get(value, value)
-
-    changes = {}
-    if spec.image:
-        changes["image"] = name(spec.image)
-    if spec.references:
-        changes["references"] = tuple(name(r) for r in spec.references)
-    if spec.mask and spec.mask.path:
-        changes["mask"] = replace(spec.mask, path=name(spec.mask.path))
-    if spec.controls:
-        changes["controls"] = tuple(replace(c, image=name(c.image)) for c in spec.controls)
-    if spec.ip_adapters:
-        changes["ip_adapters"] = tuple(replace(a, image=name(a.image)) for a in spec.ip_adapters)
-    if spec.redux:
-        changes["redux"] = tuple(replace(r, image=name(r.image)) for r in spec.redux)
-    return spec.replace(**changes) if changes else spec

@@ -6,13 +6,10 @@ run resumed from a checkpoint takes exactly the steps an uninterrupted run would
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,27 +19,10 @@ from genimg.errors import RunFailure, UsageError
 from genimg.interrupts import StopFlag
 from genimg.train.config import TEXT_TARGETS, LoraTrainConfig
 from genimg.train.dataset import buckets, caption_for, collect, fit_to_bucket, load_images
+from genimg.train.run_folder import (CHECKPOINTS, load_checkpoint, log_step, losses, named_trainable, prepare_output,
+                                     save_checkpoint, saved_result, tensorboard_writer, trim_log, write_record)
 
 Progress = Callable[..., None]
-RUN_FILE = "genimg_lora.json"
-CHECKPOINTS = "checkpoints"
-
-
-def prepare_output(out: Path, resume: str | None, overwrite: bool, main_process: bool = True) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to write into another run's folder. Every
-    process checks (so all stop alike on bad input); only the main one removes an overwritten run."""
-    ckpts = sorted((out / CHECKPOINTS).glob("step-*.safetensors")) if out.is_dir() else []
-    if resume:
-        path = ckpts[-1] if resume == "latest" and ckpts else Path(resume) if resume != "latest" else None
-        if path is None or not path.is_file():
-            raise UsageError(f"nothing to resume in {out}: no checkpoint found; start without --resume")
-        return path
-    from genimg.files import check_unused
-
-    check_unused(out, overwrite, resume_with="--resume latest")
-    if out.exists() and main_process:
-        shutil.rmtree(out)
-    return None
 
 
 @dataclass
@@ -98,17 +78,17 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     run = _build(config, out, ref, accelerator, examples, lambda message: report("warning", message=message), report)
     step = 0
     if checkpoint is not None:
-        step = _load_checkpoint(checkpoint, run.trained, run.optimizer, run.lr_schedule, run.ema, run.scaler)
+        step = load_checkpoint(checkpoint, run.trained, run.optimizer, run.lr_schedule, run.ema, run.scaler)
         if accelerator.is_main_process:
-            _trim_log(out, step)  # steps logged after that checkpoint are taken again
+            trim_log(out, step)  # steps logged after that checkpoint are taken again
     else:
         out.mkdir(parents=True, exist_ok=True)
-    eval_before = _eval_loss(run) if step == 0 else _saved_result(out).get("eval_loss_before")
+    eval_before = _eval_loss(run) if step == 0 else saved_result(out).get("eval_loss_before")
     if accelerator.is_main_process:
-        _write_record(out, run, {"eval_loss_before": eval_before})
+        write_record(out, run, {"eval_loss_before": eval_before})
     began = time.perf_counter()
     start_step = step
-    board = _tensorboard(out) if accelerator.is_main_process else None
+    board = tensorboard_writer(out) if accelerator.is_main_process else None
     with StopFlag() as stop:
         for module in run.trained:
             module.train()
@@ -117,7 +97,7 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
             step_loss = _train_step(run, step)
             step += 1
             if run.ema is not None:
-                run.ema.step([p for _, p in _named_trainable(run.trained)])
+                run.ema.step([p for _, p in named_trainable(run.trained)])
             if accelerator.is_main_process:
                 _after_step(run, step, epoch, step_loss, board)
             report("train_step", step=step, total=run.max_steps, loss=step_loss, lr=run.lr_schedule.get_last_lr()[0],
@@ -226,7 +206,7 @@ def _build(config, out, ref, accelerator, examples, warn, report) -> TrainingRun
         from diffusers.training_utils import EMAModel
 
         # min_decay = decay: a constant decay from the second step on (the first copies the weights)
-        ema = EMAModel([p for _, p in _named_trainable(trained)], decay=config.ema_decay, min_decay=config.ema_decay)
+        ema = EMAModel([p for _, p in named_trainable(trained)], decay=config.ema_decay, min_decay=config.ema_decay)
     text_cache = {} if not (config.shuffle_captions or config.train_text_encoder) else None
     return TrainingRun(config, out, ref, accelerator, pipe, objective, trained, params, items, order_units,
                        steps_per_epoch, max_steps, optimizer, lr_schedule, scaler, autocast, ema, text_cache)
@@ -296,7 +276,7 @@ def _train_step(run: TrainingRun, step: int) -> float:
 def _after_step(run: TrainingRun, step: int, epoch: int, step_loss: float, board) -> None:
     """The main process's bookkeeping after a step: the log, TensorBoard, checkpoints, validation samples."""
     config, lr = run.config, run.lr_schedule.get_last_lr()[0]
-    _log(run.out, step, epoch + 1, step_loss, lr)
+    log_step(run.out, step, epoch + 1, step_loss, lr)
     if board is not None:
         board.add_scalar("train/loss", step_loss, step)
         board.add_scalar("train/lr", lr, step)
@@ -307,7 +287,7 @@ def _after_step(run: TrainingRun, step: int, epoch: int, step_loss: float, board
 
 
 def _save(run: TrainingRun, step: int) -> Path:
-    return _save_checkpoint(run.out, step, run.trained, run.optimizer, run.lr_schedule, run.ema, run.scaler,
+    return save_checkpoint(run.out, step, run.trained, run.optimizer, run.lr_schedule, run.ema, run.scaler,
                             run.config.keep_checkpoints)
 
 
@@ -333,35 +313,12 @@ def _finish(run: TrainingRun, record: dict) -> dict:
     from genimg.train.export import save_lora
 
     if run.ema is not None:
-        run.ema.copy_to([p for _, p in _named_trainable(run.trained)])
+        run.ema.copy_to([p for _, p in named_trainable(run.trained)])
     result = {**record, "eval_loss_after": _eval_loss(run),
               "weights": str(save_lora(run.pipe, run.ref, run.trained, run.config, run.out))}
-    loss_curve({"loss": _losses(run.out)}, run.out / "loss.png")
-    _write_record(run.out, run, result)
+    loss_curve({"loss": losses(run.out)}, run.out / "loss.png")
+    write_record(run.out, run, result)
     return result
-
-
-def _write_record(out: Path, run: TrainingRun, result: dict) -> None:
-    from genimg.files import atomic_save
-
-    text = json.dumps({"config": asdict(run.config), "base_model": _model_record(run.ref), "result": result}, indent=2)
-    atomic_save(out / RUN_FILE, lambda tmp: tmp.write_text(text), overwrite=True)
-
-
-def _saved_result(out: Path) -> dict:
-    """What the run's record says so far (a resumed run keeps its loss before training)."""
-    try:
-        return json.loads((out / RUN_FILE).read_text()).get("result", {})
-    except (OSError, ValueError):
-        return {}
-
-
-def _model_record(ref) -> dict:
-    return {"ref": ref.ref, "kind": ref.kind, "location": ref.location, "family": ref.family, "hash": ref.model_hash()}
-
-
-def _named_trainable(trained):
-    return [(f"{i}.{n}", p) for i, m in enumerate(trained) for n, p in m.named_parameters() if p.requires_grad]
 
 
 def _text(objective, captions, cache):
@@ -414,15 +371,6 @@ def _runs_8bit_adam(bnb, device) -> bool:
     return True
 
 
-def _tensorboard(out: Path):
-    """A TensorBoard writer for ``OUT/tensorboard`` when tensorboard is installed (the CSV log is always written)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch's writer needs the tensorboard package
-        return None
-    return SummaryWriter(str(out / "tensorboard"))
-
-
 def _average_gradients(accelerator, params) -> None:
     """All-reduce the LoRA gradients (one flat tensor: one message per step, not one per layer)."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -431,73 +379,6 @@ def _average_gradients(accelerator, params) -> None:
     for p, g in zip(params, grads):
         p.grad = flat[offset:offset + g.numel()].view_as(g).to(g.dtype)
         offset += g.numel()
-
-
-def _log(out: Path, step: int, epoch: int, loss: float, lr: float) -> None:
-    path = out / "loss.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["step", "epoch", "loss", "lr"])
-        writer.writerow([step, epoch, f"{loss:.6f}", f"{lr:.3e}"])
-
-
-def _trim_log(out: Path, step: int) -> None:
-    """The loss log cut back to ``step``: a resumed run logs the steps after its checkpoint again."""
-    path = out / "loss.csv"
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [rows[0], *(row for row in rows[1:] if int(row[0]) <= step)]
-    from genimg.files import atomic_save
-
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-
-    atomic_save(path, write, overwrite=True)
-
-
-def _losses(out: Path) -> list[float]:
-    with open(out / "loss.csv") as f:
-        return [float(row["loss"]) for row in csv.DictReader(f)]
-
-
-def _save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, scaler, keep) -> Path:
-    from genimg.state_file import save_state
-
-    folder = out / CHECKPOINTS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{step:06d}.safetensors"
-    names = [n for n, _ in _named_trainable(trained)]
-    save_state(path, {"lora": {n: p.detach() for n, p in _named_trainable(trained)}, "optimizer": optimizer.state_dict(),
-                      "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict(),
-                      "ema": dict(zip(names, ema.shadow_params)) if ema else {},
-                      "ema_step": ema.optimization_step if ema else 0, "step": step})
-    for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
-        old.unlink()
-    return path
-
-
-def _load_checkpoint(path, trained, optimizer, lr_schedule, ema, scaler) -> int:
-    from genimg.state_file import load_state
-
-    state = load_state(path)
-    with torch.no_grad():
-        for name, p in _named_trainable(trained):
-            p.copy_(state["lora"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    lr_schedule.load_state_dict(state["lr_schedule"])
-    if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    if ema is not None and state["ema"]:
-        with torch.no_grad():
-            for shadow, (name, _) in zip(ema.shadow_params, _named_trainable(trained)):
-                shadow.copy_(state["ema"][name])
-        ema.optimization_step = int(state["ema_step"])
-    return int(state["step"])
 
 
 @torch.no_grad()

@@ -443,3 +443,26 @@ def test_the_default_resolution_is_the_models_own_size(cli, tmp_path, photos):
     result = cli("lora-train", photos, "-m", "demo", "-o", out, "--max-steps", "1", "--rank", "2", "--json")
     assert result.code == 0, result
     assert json.loads((out / "genimg_lora.json").read_text())["config"]["resolution"] == 64
+
+
+@pytest.mark.parametrize("family,vae_dtype", [("sdxl", torch.float32), ("sd", torch.bfloat16)])
+def test_sdxls_training_latents_come_from_an_fp32_vae_under_half_precision(tmp_path, tiny_models, photos, family,
+                                                                          vae_dtype, monkeypatch):
+    """SDXL's VAE overflows in fp16 (NaN latents at step 1): its line encodes in fp32 whatever the mixed precision,
+    as diffusers' own SDXL script does; SD's VAE runs in the mixed precision (bf16 stands in for fp16 here)."""
+    from genimg.models.families import line_of
+    from genimg.train.config import LoraTrainConfig
+    from genimg.train.loop import train_lora
+
+    objective = line_of(family).objective
+    seen, encode = [], objective.encode_latents
+
+    def recording(self, pixels):
+        latents = encode(self, pixels)
+        seen.append((self.pipe.vae.dtype, bool(torch.isfinite(latents).all())))
+        return latents
+
+    monkeypatch.setattr(objective, "encode_latents", recording)
+    train_lora(LoraTrainConfig(dataset=str(photos), model=str(tiny_models[family]), output=str(tmp_path / "run"),
+                               resolution=64, rank=4, max_steps=1, checkpoint_every=1, mixed_precision="bf16"))
+    assert seen and set(seen) == {(vae_dtype, True)}

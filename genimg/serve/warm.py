@@ -1,0 +1,73 @@
+"""The models a server keeps warm between jobs: up to ``--keep`` loaded models, the least recently used let
+go first, and fewer when the device has no room for the next one's weights."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+
+class WarmModels:
+    """Up to ``keep`` loaded models (one PipelineFactory each), the least recently used let go first, and
+    the last upscaler used."""
+
+    def __init__(self, keep: int):
+        self.keep = max(1, keep)
+        self.factories: OrderedDict = OrderedDict()
+        self.upscaler_key, self.upscaler = None, None
+
+    def upscaler_for(self, ref, settings, progress=None):
+        """The upscaler ``upscale_files`` asks for: the one kept when the request is the same."""
+        from genimg.upscale.run import load, load_key
+
+        key = load_key(ref, settings)
+        if key != self.upscaler_key:
+            self.upscaler_key, self.upscaler = None, None  # let the old one go before the new one loads
+            self.upscaler, self.upscaler_key = load(ref, settings, progress), key
+        return self.upscaler
+
+    def factory_for(self, plan):
+        """The factory of ``plan``'s model: the one kept, or a new one after letting go of the least
+        recently used while there are ``keep`` or the device has no room for the new model's weights."""
+        from genimg.factory import PipelineFactory
+
+        key = (plan.ref.name, plan.ref.location, plan.ref.vae, plan.ref.denoiser, plan.preset.name)
+        if key in self.factories:
+            self.factories.move_to_end(key)
+        else:
+            need = weights_bytes(plan.ref.location) * HEADROOM
+            while self.factories and (len(self.factories) >= self.keep or memory_free(plan.preset.device) < need):
+                _, old = self.factories.popitem(last=False)
+                old.release()
+            self.factories[key] = PipelineFactory()
+        return self.factories[key]
+
+    def loaded(self) -> list[str]:
+        return [key[0] for key in self.factories] + ([self.upscaler_key[0].name] if self.upscaler_key else [])
+
+
+HEADROOM = 1.3  # a model in memory takes its weights and about a third more (activations, the VAE's decode)
+WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".ckpt", ".pt", ".pth")
+
+
+def weights_bytes(location: str) -> int:
+    """The size of a model's weight files: a folder's or a file's here, a hub model's in the cache."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    from genimg.models.cache import cached_repos
+
+    return next((repo.size_bytes for repo in cached_repos() if repo.repo == location), 0)
+
+
+def memory_free(device: str) -> int:
+    """Bytes the device can still take: the GPU's free memory, or the RAM the system can give."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.mem_get_info(torch.device(device).index or 0)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
