@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record, weights_path
+from genimg.third_party import replace_forward, tensor_version
 
 SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
 KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's doubled batch, say); the rest on disk
@@ -47,8 +48,7 @@ def _adapter_state(module: torch.nn.Module) -> str:
 def _layout(module: torch.nn.Module) -> tuple:
     """What changes when weights are replaced or written in place, cheap to read: which tensor each name
     holds, its version counter, and the adapters' state. While it is unchanged, so is the fingerprint."""
-    tensors = tuple((name, t.data_ptr(), 0 if t.is_inference() else t._version)  # inference tensors keep no version
-                    for name, t in module.state_dict(keep_vars=True).items())
+    tensors = tuple((name, t.data_ptr(), tensor_version(t)) for name, t in module.state_dict(keep_vars=True).items())
     return tensors, _adapter_state(module)
 
 
@@ -91,7 +91,7 @@ def install(unet, cache: Path, progress=None, note=None, winograd: bool = True, 
     convolutions as they are (the benchmark's side-by-side row). ``model`` and ``scale`` (the VAE's pixels
     per latent) name the model and image size in the cache's listing."""
     unet.eval()
-    unet.forward = OpenVINOForward(unet, cache, progress, note, winograd, model, scale)
+    replace_forward(unet, OpenVINOForward(unet, cache, progress, note, winograd, model, scale))
     return unet.forward
 
 

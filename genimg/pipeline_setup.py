@@ -79,15 +79,15 @@ def _upcast_vae(vae) -> None:
     # dtype: this VAE stays float32 throughout, so the pipeline must leave it alone.
     if getattr(vae.config, "force_upcast", False):
         vae.register_to_config(force_upcast=False)
-    encode, decode = vae.encode, vae.decode
+    from genimg.third_party import wrap_vae_io
 
-    def encode_fp32(x, *args, **kwargs):
+    def encode_fp32(encode, x, *args, **kwargs):
         return _latents_as(encode(x.to(torch.float32), *args, **kwargs), x.dtype)
 
-    def decode_fp32(z, *args, **kwargs):
+    def decode_fp32(decode, z, *args, **kwargs):
         return decode(z.to(torch.float32), *args, **kwargs)
 
-    vae.encode, vae.decode = encode_fp32, decode_fp32
+    wrap_vae_io(vae, encode_fp32, decode_fp32)
 
 
 def _latents_as(output, dtype):

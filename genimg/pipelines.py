@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from genimg.errors import UsageError
 from genimg.models.families import FAMILIES, line_of
+from genimg.third_party import KONTEXT_KEEPS_SIZE
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,11 @@ PIPELINES = {
     # Instruction editing: FLUX.1 Kontext reads the input image as tokens beside the picture it makes. Its own
     # resizing (to the sizes Kontext was trained at, and of width × height to max_area) is off: genimg keeps
     # the input's size (or -W/-H).
-    ("flux", "edit", None): PipelineEntry("FluxKontextPipeline", strength=False, fixed=(("_auto_resize", False),),
+    ("flux", "edit", None): PipelineEntry("FluxKontextPipeline", strength=False, fixed=KONTEXT_KEEPS_SIZE,
                                           area_arg="max_area"),
     # Kontext with a mask: the instruction applies inside it, the rest is kept (genimg edit --mask).
     ("flux", "edit", "inpaint"): PipelineEntry("FluxKontextInpaintPipeline", mask_crop=True,
-                                               fixed=(("_auto_resize", False),), area_arg="max_area"),
+                                               fixed=KONTEXT_KEEPS_SIZE, area_arg="max_area"),
     # FLUX.2: text to image, and editing from up to ten reference images (the input first). diffusers has no
     # strength-based img2img for it; [klein] has an inpainting pipeline that also takes references.
     ("flux2", "txt2img", None): PipelineEntry("Flux2Pipeline"),

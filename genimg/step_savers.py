@@ -56,11 +56,11 @@ def step_savers(pipe, preset, seed: int = 0):
             import tomesd
             import torch
 
-            from genimg.diffusers_private import execution_device
+            from genimg.third_party import execution_device, seed_tome
 
             tomesd.apply_patch(pipe, ratio=preset.tome)
             undo.append(lambda: tomesd.remove_patch(pipe))
-            pipe.unet._tome_info["args"]["generator"] = torch.Generator(execution_device(pipe)).manual_seed(seed)
+            seed_tome(pipe.unet, torch.Generator(execution_device(pipe)).manual_seed(seed))
         if preset.deepcache:
             from DeepCache import DeepCacheSDHelper
 

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from genimg.third_party import swap_module
+
 SMALL_IMAGE = 32 * 32  # output pixels at or under which a 3×3 conv pays for its transforms at 320 channels
 WIDE_LAYER = 640  # channels in and out from which it pays at any size
 
@@ -131,10 +133,10 @@ def winograd_convs(root: torch.nn.Module, inputs: tuple, enabled: bool = True):
     for parent in list(root.modules()):
         for name, child in list(parent.named_children()):
             if child in sizes and pays(child.in_channels, child.out_channels, *sizes[child]):
-                setattr(parent, name, Winograd3x3(child))
+                swap_module(parent, name, Winograd3x3(child))
                 swapped.append((parent, name, child))
     try:
         yield len(swapped)
     finally:
         for parent, name, child in swapped:
-            setattr(parent, name, child)
+            swap_module(parent, name, child)

@@ -91,3 +91,9 @@ def test_no_private_name_is_imported_from_another_module():
                        for source, name in _imports(m, f, modules)
                        if name and name.startswith("_") and not name.startswith("__") and source != m)
     assert crossings == []
+
+
+def test_no_module_of_the_package_is_over_450_lines():
+    """A module past 450 lines does several things: split it by what it does."""
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in _modules().items()}
+    assert not {name: n for name, n in sizes.items() if n > 450}

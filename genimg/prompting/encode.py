@@ -15,7 +15,7 @@ to the pipeline, whose encoding is the same for them.
 
 from __future__ import annotations
 
-from genimg.diffusers_private import execution_device
+from genimg.third_party import execution_device
 from genimg.prompting.weighting import has_syntax, parse
 
 CHUNK = 75

@@ -27,7 +27,7 @@ class FluxObjective(Objective):
         import torch
         from torch.nn import functional as F
 
-        from genimg.diffusers_private import flux_image_ids, pack_flux_latents, unpack_flux_latents
+        from genimg.third_party import flux_image_ids, pack_flux_latents, unpack_flux_latents
 
         b, c, h, w = latents.shape
         noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)

@@ -21,7 +21,7 @@ class Flux2Objective(FluxObjective):
     stacked hidden states; [dev] takes the guidance as an embedding, [klein] none."""
 
     def encode_latents(self, pixels):
-        from genimg.diffusers_private import flux2_image_latents
+        from genimg.third_party import flux2_image_latents
 
         return flux2_image_latents(self.pipe, pixels.to(self.device, self.pipe.vae.dtype)).float()
 
@@ -36,7 +36,7 @@ class Flux2Objective(FluxObjective):
         import torch
         from torch.nn import functional as F
 
-        from genimg.diffusers_private import flux2_tokens
+        from genimg.third_party import flux2_tokens
 
         b = latents.shape[0]
         noise = draw_each(generators, lambda g: torch.randn(latents.shape[1:], generator=g)).to(latents)
