@@ -123,10 +123,37 @@ def _shared(
     """The options every generating command takes (a template: never called)."""
 
 
+def _text(value):
+    return str(value) if value else None
+
+
+def _texts(values) -> list[str]:
+    return [str(v) for v in values or []]
+
+
+def _items(values) -> list:
+    return list(values or [])
+
+
+# The one flag table: what each shared flag becomes. Preset flags become preset_overrides; output and run flags
+# are the command's own, never settings; every other flag is the spec field of its name unless named here, with
+# the conversion named here (the same for every flag typed or left at its default, and for --from's overrides).
 _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention_slicing", "vae_slicing",
                  "vae_tiling", "channels_last", "vae_fp32", "max_megapixels", "deepcache", "tome")
 _OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control", "server", "local")
-_RENAMED = {"config": "model_config", "lora": "loras", "embedding": "embeddings", "ip_adapter": "ip_adapters"}
+_SETTINGS = {"config": ("model_config", _text), "denoiser": ("denoiser", _text), "lora": ("loras", _items),
+             "embedding": ("embeddings", _texts), "ip_adapter": ("ip_adapters", _items), "redux": ("redux", _items)}
+
+
+def _as_settings(flags: dict) -> dict:
+    """Flag name -> value as settings (spec field names), the preset flags given as ``preset_overrides``."""
+    out = {}
+    for flag, value in flags.items():
+        if flag not in _PRESET_FLAGS and flag not in _OUTPUT_FLAGS:
+            field, convert = _SETTINGS.get(flag, (flag, None))
+            out[field] = convert(value) if convert else value
+    overrides = {k: v for k, v in flags.items() if k in _PRESET_FLAGS and v is not None}
+    return out | ({"preset_overrides": overrides} if overrides else {})
 
 
 @dataclass
@@ -135,28 +162,13 @@ class Common:
     given: frozenset = frozenset()  # the flags typed on the command line (not left at their defaults)
 
     def settings(self) -> dict:
-        """The shared flags as settings (spec field names), ``preset_overrides`` from the preset flags; flags
-        not typed are None, and the library fills in the user's config (genimg.config.generation_defaults)."""
-        v = dict(self.values)
-        out = {_RENAMED.get(k, k): val for k, val in v.items()
-               if k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
-        out["model_config"] = str(v["config"]) if v["config"] else None
-        out["denoiser"] = str(v["denoiser"]) if v["denoiser"] else None
-        out["loras"] = list(v["lora"] or [])
-        out["embeddings"] = [str(p) for p in v["embedding"] or []]
-        out["ip_adapters"] = list(v["ip_adapter"] or [])
-        out["redux"] = list(v["redux"] or [])
-        out["preset_overrides"] = {k: v[k] for k in _PRESET_FLAGS if v[k] is not None}
-        return out
+        """The shared flags as settings; flags not typed are None, and the library fills in the user's config
+        (genimg.config.generation_defaults)."""
+        return {"preset_overrides": {}} | _as_settings(self.values)
 
     def given_settings(self, settings: dict) -> dict:
-        """Of ``settings`` (flag name -> value), the ones typed on the command line, as setting names."""
-        out = {_RENAMED.get(k, k): v for k, v in settings.items()
-               if k in self.given and k not in _PRESET_FLAGS and k not in _OUTPUT_FLAGS}
-        overrides = {k: self.values[k] for k in _PRESET_FLAGS if k in self.given}
-        if overrides:
-            out["preset_overrides"] = overrides
-        return out
+        """Of ``settings`` (flag name -> value), the ones typed on the command line, as settings."""
+        return _as_settings({k: v for k, v in settings.items() if k in self.given})
 
     def __getattr__(self, name):
         try:
