@@ -23,7 +23,7 @@ def show(json: o.Json = False) -> None:
         print(_json.dumps({"file": str(config_file()),
                            "settings": {k: {"value": s.value, "source": s.source} for k, s in found.items()}}, indent=2))
         return
-    from rich.console import Console
+    from genimg.cli.render import console
     from rich.table import Table
 
     view = Table(title=f"genimg settings ({config_file()})")
@@ -31,7 +31,7 @@ def show(json: o.Json = False) -> None:
         view.add_column(column, overflow="fold")
     for key, setting in found.items():
         view.add_row(key, "" if setting.value is None else str(setting.value), setting.source, KEYS[key].help)
-    Console().print(view)
+    console().print(view)
 
 
 @app.command("path")

@@ -16,16 +16,16 @@ def doctor(json: o.Json = False) -> None:
 
         print(_json.dumps(found, indent=2))
         return
-    from rich.console import Console
+    from genimg.cli.render import console, styled
 
-    console = Console(highlight=False)
+    out = console(highlight=False)
     for section, value in found.items():
         if isinstance(value, dict):
-            console.print(f"[bold]{section}[/]")
+            out.print(styled((section, "bold")))
             for key, item in value.items():
-                console.print(f"  {key}: {_plain(item)}", markup=False)
+                out.print(f"  {key}: {_plain(item)}")
         else:
-            console.print(f"[bold]{section}[/]: {_plain(value)}")
+            out.print(styled((section, "bold"), f": {_plain(value)}"))
 
 
 def _plain(value) -> str:

@@ -35,7 +35,7 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
                            "cache": [asdict(c) for c in cached], "files": [asdict(f) for f in files]},
                           indent=2, default=str))
         return
-    from rich.console import Console
+    from genimg.cli.render import console as plain_console
     from rich.table import Table
 
     local = {c.repo for c in cached}
@@ -53,7 +53,7 @@ def models(ctx: typer.Context, json: o.Json = False) -> None:
     for name, row in vaes.items():
         rows.append((f"{name} (--vae)", row["family"], row["repo"], "yes" if row["repo"] in local else "-",
                      row.get("description", "")))
-    console = Console()
+    console = plain_console()
     view = Table(title="Model aliases")
     if console.width >= 110:
         for column in ("alias", "family", "source", "local", "description"):
@@ -247,7 +247,7 @@ def conversions(
         if not kept:
             print(f"No OpenVINO conversions in {folder}.")
             return
-        from rich.console import Console
+        from genimg.cli.render import console
         from rich.table import Table
 
         view = Table(title=f"OpenVINO conversions in {folder}")
@@ -255,7 +255,7 @@ def conversions(
             view.add_column(column, overflow="fold")
         for c in kept:
             view.add_row(c.key[:12], c.model, ", ".join(c.sizes) or "-", f"{c.bytes / 1e9:.2f} GB", age(c.last_used))
-        Console().print(view)
+        console().print(view)
         print(f"{sum(c.bytes for c in kept) / 1e9:.2f} GB in all; free it with: genimg models conversions --rm MODEL|KEY|all")
         return
     chosen = matching(kept, remove)

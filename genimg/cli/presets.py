@@ -28,7 +28,6 @@ def presets(
                            "presets": {n: p.settings() | {"description": p.description, "vram_gb": p.vram_gb}
                                        for n, p in table.items()}}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     view = Table(title=f"VRAM presets{f' for {family}' if family else ''}")
@@ -43,9 +42,11 @@ def presets(
         savers = [word for word, on in (("attn slicing", p.attention_slicing), ("vae slicing", p.vae_slicing),
                                         ("vae tiling", p.vae_tiling)) if on]
         view.add_row(name + mark, p.device, p.dtype, p.offload, ", ".join(savers) or "-", p.compile, p.quantize)
-    console = Console()
-    console.print(view)
+    from genimg.cli.render import console, styled
+
+    out = console()
+    out.print(view)
     for name, p in table.items():
-        console.print(f"[bold]{name}[/]: {p.description}")
-    console.print(f"auto picks [bold]{chosen.name}[/]: {reason}")
+        out.print(styled((name, "bold"), f": {p.description}"))
+    out.print(styled("auto picks ", (chosen.name, "bold"), f": {reason}"))
 

@@ -7,8 +7,21 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.text import Text
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line
+# Nothing genimg prints is read as Rich markup or emoji codes: prompts, file and model names are full of [ and ] (A1111's
+# prompt syntax), and a "[/x]" in one would end the line with a MarkupError. Styles are given as Text.
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # one line each
+
+
+def console(**options) -> Console:
+    """A console for stdout (tables, reports) that reads no markup either."""
+    return Console(markup=False, emoji=False, **options)
+
+
+def styled(*parts) -> Text:
+    """Text from (text, style) pairs and plain strings, none of it read as markup."""
+    return Text.assemble(*parts)
 
 
 def error_line(message: str, command: str | None = None) -> None:
@@ -17,7 +30,7 @@ def error_line(message: str, command: str | None = None) -> None:
 
 
 def warning_line(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}")
+    stderr.print(styled(("warning:", "yellow"), " ", message))
 
 
 class Reporter:
@@ -123,12 +136,18 @@ def progress_reporter(quiet: bool):
         with PlainTicker(reporter, _plain_interval()):
             yield reporter
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import Progress
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=False) as progress:
+    with Progress(*progress_columns(), console=stderr, transient=False) as progress:
         yield Reporter(progress, quiet)
+
+
+def progress_columns() -> tuple:
+    """The progress display's columns; a task's description (a model's or a file's name) is not markup."""
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn())
 
 
 def _force_progress() -> bool:

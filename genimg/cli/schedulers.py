@@ -16,7 +16,7 @@ def schedulers(json: o.Json = False) -> None:
         print(_json.dumps({n: {"class": s.class_name, "config": s.config, "families": list(s.families)}
                            for n, s in rows.items()}, indent=2))
         return
-    from rich.console import Console
+    from genimg.cli.render import console
     from rich.table import Table
 
     view = Table(title="Schedulers")
@@ -25,4 +25,4 @@ def schedulers(json: o.Json = False) -> None:
     for name, s in rows.items():
         settings = ", ".join(f"{k}={v}" for k, v in s.config.items())
         view.add_row(name, s.class_name, settings, ", ".join(s.families))
-    Console().print(view)
+    console().print(view)
