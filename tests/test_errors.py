@@ -92,14 +92,26 @@ def test_gpu_preset_without_a_gpu(cli, tmp_path, tiny_models, monkeypatch):
                         "no GPU", "--preset auto")
 
 
-def test_debug_shows_the_traceback(cli, tmp_path):
-    from genimg.errors import UsageError
-
-    with pytest.raises(UsageError, match="model 'sdx1' is not an alias") as raised:
-        cli("--debug", "txt2img", "x", "--model", "sdx1", "-o", tmp_path / "a.png")
-    assert raised.traceback[-1].name == "resolve_model"  # the real frame where it was raised, not a re-raise
+@pytest.mark.parametrize("where", ["first", "after the command", "last"])
+def test_debug_anywhere_shows_the_traceback_and_keeps_the_exit_code(cli, tmp_path, where):
+    args = ["txt2img", "x", "--model", "sdx1", "-o", str(tmp_path / "a.png")]
+    args.insert({"first": 0, "after the command": 1, "last": len(args)}[where], "--debug")
+    shown = cli(*args)
+    assert shown.code == 2, shown  # a usage error is 2 with --debug too
+    assert "Traceback" in shown.err and "in resolve_model" in shown.err  # the frame where it was raised
+    assert shown.err.rstrip().splitlines()[-1].startswith("genimg txt2img: error: model 'sdx1' is not an alias")
     quiet = cli("txt2img", "x", "--model", "sdx1", "-o", tmp_path / "a.png")
     assert quiet.code == 2 and "Traceback" not in quiet.err
+
+
+def test_debug_with_a_bad_flag_is_a_usage_error_with_its_traceback(cli, tmp_path):
+    shown = cli("txt2img", "x", "-W", "65", "--debug", "--no-such-flag", "-o", tmp_path / "a.png")
+    assert shown.code == 2 and "No such option: --no-such-flag" in shown.err and "Traceback" in shown.err
+
+
+def test_a_prompt_after_the_separator_may_be_the_word_debug(cli, tmp_path):
+    made = cli("txt2img", "--steps", "1", "--seed", "1", "-o", tmp_path / "d.png", "--", "--debug")
+    assert made.code == 0 and (tmp_path / "d.png").is_file(), made
 
 
 @pytest.mark.parametrize("family,pipeline", [("sd", "StableDiffusionPipeline"), ("sdxl", "StableDiffusionXLPipeline")])

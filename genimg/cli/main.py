@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     from genimg.errors import GenimgError
 
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    # --debug is the root's flag, taken wherever it stands before a "--" (after one it is a prompt's text)
+    end = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:end]
+    if debug:
+        args = ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
     if not debug:
         # peft imports bitsandbytes when it is installed, and on some CPUs that logs a missing optional kernel
         logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
@@ -100,8 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except click.UsageError as e:
-        if debug:
-            raise
+        _traceback(debug)
         hint = f" (see `genimg {command} --help`)" if command else " (see `genimg --help`)"
         error_line(e.format_message().replace("\n", " ") + hint, command)
         sys.exit(2)
@@ -112,15 +115,21 @@ def main(argv: list[str] | None = None) -> None:
         error_line("interrupted", command)
         sys.exit(130)
     except GenimgError as e:
-        if debug:
-            raise
+        _traceback(debug)
         error_line(str(e), command)
         sys.exit(e.exit_code)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-        if debug:
-            raise
-        error_line(f"{type(e).__name__}: {e} (run again with --debug for the traceback)", command)
+        _traceback(debug)
+        error_line(f"{type(e).__name__}: {e}" + ("" if debug else " (run again with --debug for the traceback)"), command)
         sys.exit(1)
+
+
+def _traceback(debug: bool) -> None:
+    """With --debug, the traceback of the error being handled, before its one line (the exit code stays)."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def entry() -> None:
