@@ -77,3 +77,10 @@ def test_an_edit_with_a_mask_changes_only_inside_it_and_is_kontext_inpaints_pict
     assert np.abs(edited[inside] - (expected * 255).round()[inside]).max() <= 1
     again = cli("edit", photo, "make it night", "--from", tmp_path / "m.png", "-o", tmp_path / "m2.png")
     assert again.code == 0 and np.array_equal(pixels(tmp_path / "m2.png"), edited)
+
+
+def test_edit_from_its_png_needs_neither_image_nor_instruction(cli, tmp_path, tiny_models, photo):
+    _edit(cli, tmp_path / "e.png", photo, tiny_models["flux"], "make it night")
+    again = cli("edit", "--from", tmp_path / "e.png", "-o", tmp_path / "f.png")
+    assert again.code == 0, again
+    assert np.array_equal(pixels(tmp_path / "e.png"), pixels(tmp_path / "f.png"))

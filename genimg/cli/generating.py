@@ -14,7 +14,12 @@ def build_spec(own: dict, common):
     from genimg.spec import GenerationSpec
 
     settings = {**common.settings(), **own}
+    task = own.get("task", "txt2img")
     if common.from_image is None:
+        if task not in ("txt2img", "controlnet") and own.get("image") is None:
+            from genimg.errors import UsageError
+
+            raise UsageError(f"give the input image: genimg {task} IMAGE ... (or --from a PNG whose input it takes)")
         return GenerationSpec.from_dict(settings)
     from genimg.output.metadata import spec_from_png
 
@@ -25,15 +30,36 @@ def build_spec(own: dict, common):
         for message in read.warnings:
             warning_line(message)
     base = read.spec.to_dict()
-    task = own.get("task", "txt2img")
+    if task not in ("txt2img", "controlnet") and own.get("image") is None:  # IMAGE left out: the one the record names, unchanged
+        own = {**own, "image": _recorded_input(read, common.from_image)}
     if base.get("task", "txt2img") != task:
         base = {k: v for k, v in base.items() if k not in _TASK_SETTINGS}
+    base["task"] = task  # the command's own task, whatever the image was made by
     typed = common.given_settings({**common.values, **own})
     if "preset_overrides" in typed:
         typed["preset_overrides"] = {**base.get("preset_overrides", {}), **typed["preset_overrides"]}
     # A command's own arguments that are not flags (the input image, a prompt) count as typed when present.
     typed.update({k: v for k, v in own.items() if v is not None and k in ("task", "image", "prompt")})
     return GenerationSpec.from_dict({**base, **typed})
+
+
+def _recorded_input(read, png) -> str:
+    """The input image a PNG's record names, when it is still there unchanged (its hash as recorded): as
+    written, else beside the PNG. One line says which file is missing or changed."""
+    from pathlib import Path
+
+    from genimg.errors import UsageError
+    from genimg.inputs import file_hash
+
+    recorded = read.spec.image
+    if not recorded:
+        raise UsageError(f"--from {png}: it records no input image (made by txt2img); give IMAGE")
+    found = next((p for p in (Path(recorded), Path(png).parent / Path(recorded).name) if p.is_file()), None)
+    if found is None:
+        raise UsageError(f"--from {png}: its input image {recorded} is not here (nor beside it); give IMAGE")
+    if read.source_hash and file_hash(found) != read.source_hash:
+        raise UsageError(f"--from {png}: its input image {found} has changed since (its hash differs); give IMAGE")
+    return str(found)
 
 
 def generate_and_report(own: dict, common) -> None:

@@ -26,14 +26,14 @@ def _run(image, prompt, common, *, strength, resize, mask=None, mask_from_alpha=
     from genimg.cli.generating import generate_and_report
 
     generate_and_report({
-        "prompt": prompt, "task": "inpaint", "image": str(image), "strength": strength, "resize": resize,
+        "prompt": prompt, "task": "inpaint", "image": str(image) if image else None, "strength": strength, "resize": resize,
         "mask": str(mask) if mask else None, "mask_from_alpha": mask_from_alpha, "mask_rect": mask_rect,
         "invert_mask": invert_mask, "mask_blur": mask_blur, "mask_padding": mask_padding,
         "extend": extend, "fill": fill, "control": control}, common)
 
 
 @o.generation_command
-def inpaint(image: Image, common: o.Common, prompt: o.Prompt = None, mask: Mask = None,
+def inpaint(common: o.Common, image: Image = None, prompt: o.Prompt = None, mask: Mask = None,
             mask_from_alpha: MaskFromAlpha = False, mask_rect: MaskRect = None, invert_mask: InvertMask = False,
             mask_blur: MaskBlur = 4, mask_padding: MaskPadding = None, extend: Extend = None, fill: Fill = "edge",
             strength: Strength = None, resize: Resize = "fit", control: o.Controls = None) -> None:
@@ -44,9 +44,9 @@ def inpaint(image: Image, common: o.Common, prompt: o.Prompt = None, mask: Mask 
 
 
 @o.generation_command
-def outpaint(image: Image, common: o.Common,
+def outpaint(common: o.Common,
              extend: Annotated[tuple[str, int], typer.Option("--extend", help="Sides to grow (e.g. left,right or left,right,top,bottom) and by how many pixels.", metavar="SIDES PIXELS", rich_help_panel=MASK)],
-             prompt: o.Prompt = None, fill: Fill = "edge", mask_blur: MaskBlur = 4, strength: Strength = None,
+             image: Image = None, prompt: o.Prompt = None, fill: Fill = "edge", mask_blur: MaskBlur = 4, strength: Strength = None,
              control: o.Controls = None) -> None:
     """Grow an image's canvas and paint the new area (same as `inpaint --extend`)."""
     _run(image, prompt, common, strength=strength, resize="fit", mask_blur=mask_blur, extend=extend, fill=fill,

@@ -201,6 +201,7 @@ class PngSettings:
     source: str  # "genimg" (genimg's own record) or "parameters" (A1111's text)
     unmapped: dict
     warnings: tuple[str, ...] = ()  # e.g. a damaged genimg record, read from A1111's text instead
+    source_hash: str | None = None  # the recorded input image's hash (genimg records of img2img, inpaint, edit)
 
 
 # A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
@@ -224,7 +225,8 @@ def spec_from_png(path) -> PngSettings:
     if GENIMG_KEY in text:
         try:
             record = json.loads(text[GENIMG_KEY])
-            return PngSettings(GenerationSpec.from_dict(record["spec"], where=f"--from {path}"), "genimg", {})
+            return PngSettings(GenerationSpec.from_dict(record["spec"], where=f"--from {path}"), "genimg", {},
+                               source_hash=record.get("source_hash"))
         except (ValueError, KeyError, TypeError) as e:
             damage = f"--from {path}: its genimg record is damaged ({type(e).__name__}: {str(e)[:80]})"
             if PARAMETERS_KEY not in text:

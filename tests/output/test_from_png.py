@@ -102,3 +102,56 @@ def test_a1111_from_with_a_model_flag_generates(cli, tmp_path, tiny_models):
         ("a blue square", "blur", 2, "Euler", 5)
     with Image.open(tmp_path / "out.png") as im:
         assert im.size == (64, 48)
+
+
+def _noise(path, seed=3, size=64):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_from_an_edited_png_takes_its_recorded_input_when_unchanged(cli, tmp_path):
+    from genimg.testing.images import pixels
+
+    source = _noise(tmp_path / "in.png")
+    made = cli("img2img", source, "a ring", "--steps", "4", "--seed", "2", "-o", tmp_path / "x-img2img.png")
+    assert made.code == 0, made
+    again = cli("img2img", "--from", tmp_path / "x-img2img.png", "-o", tmp_path / "again.png")  # no IMAGE, no prompt
+    assert again.code == 0, again
+    assert np.array_equal(pixels(tmp_path / "x-img2img.png"), pixels(tmp_path / "again.png"))
+    # txt2img from an img2img PNG: its prompt and seed, no input image (and no "img2img needs an input image")
+    text = cli("txt2img", "--from", tmp_path / "x-img2img.png", "-o", tmp_path / "t.png")
+    assert text.code == 0, text
+    from genimg.output.metadata import read_metadata
+
+    recorded = read_metadata(tmp_path / "t.png")["genimg"]["spec"]
+    assert recorded.get("task", "txt2img") == "txt2img" and "image" not in recorded and recorded["prompt"] == "a ring"
+
+
+def test_from_an_outpainted_png_remakes_a_txt2img(cli, tmp_path):
+    source = _noise(tmp_path / "in.png")
+    made = cli("outpaint", source, "--extend", "right", "16", "a ring", "--steps", "2", "--seed", "2",
+               "-o", tmp_path / "o.png")
+    assert made.code == 0, made
+    text = cli("txt2img", "--from", tmp_path / "o.png", "-o", tmp_path / "t.png")
+    assert text.code == 0 and "needs" not in text.err, text
+
+
+@pytest.mark.parametrize("change,words", [("moved", "is not here"), ("changed", "has changed since")])
+def test_from_names_a_recorded_input_that_is_gone_or_changed(cli, tmp_path, change, words):
+    source = _noise(tmp_path / "in.png")
+    assert cli("img2img", source, "a ring", "--steps", "2", "--seed", "2", "-o", tmp_path / "made" / "x.png").code == 0
+    if change == "moved":
+        source.rename(tmp_path / "elsewhere.png")
+    else:
+        _noise(source, seed=9)
+    result = cli("img2img", "--from", tmp_path / "made" / "x.png", "-o", tmp_path / "again.png")
+    assert result.code == 2 and words in result.err and "give IMAGE" in result.err and result.err.count("\n") == 1, result
+    assert not (tmp_path / "again.png").exists()
+
+
+def test_an_image_command_without_an_image_says_so(cli, tmp_path):
+    result = cli("img2img", "-o", tmp_path / "x.png")
+    assert result.code == 2 and "give the input image" in result.err, result
