@@ -10,12 +10,25 @@ from genimg.cli import options as o
 
 
 def info(
-    image: Path = typer.Argument(..., help="A PNG written by genimg, A1111, Forge or ComfyUI."),
+    images: list[Path] = typer.Argument(..., help="PNGs written by genimg, A1111, Forge or ComfyUI.", show_default=False),
     json: o.Json = False,
 ) -> None:
-    """Show the prompt and settings stored in an image, and what `--from` would take from them."""
+    """Show the prompt and settings stored in images, and what `--from` would take from them. With --json: one
+    object for one image, a list (each with its "path") for several."""
     import json as _json
 
+    found = [_read(image) for image in images]  # every file checked before anything is printed
+    if json:
+        print(_json.dumps(found[0] if len(found) == 1 else [{"path": str(p), **m} for p, m in zip(images, found)],
+                          indent=2, ensure_ascii=False))
+        return
+    for n, (image, meta) in enumerate(zip(images, found)):
+        if len(images) > 1:
+            print(f"{chr(10) if n else ''}== {image} ==")
+        _show(meta)
+
+
+def _read(image: Path) -> dict:
     from genimg.errors import GenimgError, UsageError
     from genimg.output.metadata import read_metadata, spec_from_png
 
@@ -35,9 +48,12 @@ def info(
                         "warnings": list(read.warnings)}
     except GenimgError as e:
         meta["from"] = {"error": str(e)}
-    if json:
-        print(_json.dumps(meta, indent=2, ensure_ascii=False))
-        return
+    return meta
+
+
+def _show(meta: dict) -> None:
+    import json as _json
+
     print(meta.get("parameters_text") or _json.dumps(meta.get("genimg"), indent=2, ensure_ascii=False))
     taken = meta["from"]
     if "error" in taken:

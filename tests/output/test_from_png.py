@@ -155,3 +155,14 @@ def test_from_names_a_recorded_input_that_is_gone_or_changed(cli, tmp_path, chan
 def test_an_image_command_without_an_image_says_so(cli, tmp_path):
     result = cli("img2img", "-o", tmp_path / "x.png")
     assert result.code == 2 and "give the input image" in result.err, result
+
+
+def test_info_takes_several_images(cli, tmp_path):
+    first = _a1111_png(tmp_path / "a.png", A1111_TEXT)
+    second = _a1111_png(tmp_path / "b.png", A1111_TEXT.replace("Steps: 28", "Steps: 9"))
+    shown = json.loads(cli("info", first, second, "--json").out)
+    assert [(s["path"], s["from"]["spec"]["steps"]) for s in shown] == [(str(first), 28), (str(second), 9)]
+    text = cli("info", first, second).out
+    assert text.index(f"== {first} ==") < text.index(f"== {second} ==") and text.count("--from reads") == 2
+    missing = cli("info", first, tmp_path / "nope.png")
+    assert missing.code == 2 and "nope.png does not exist" in missing.err and missing.out == ""
