@@ -24,7 +24,8 @@ def batch(
     grid: Annotated[bool, typer.Option("--grid", help="Also write a contact sheet per row (its repeats and wildcard picks together).", rich_help_panel=BATCH)] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Run share i of n (i/n, from 0); default: from accelerate's RANK/WORLD_SIZE.", rich_help_panel=BATCH)] = None,
 ) -> None:
-    """Generate from a prompt file; every generation option sets the default for all rows."""
+    """Generate from a prompt file; every generation option sets the default for all rows. --seed is the
+    batch seed each job's seed is drawn from (not seed, seed+1, ...: a row's own seed fixes its own)."""
     import json
 
     from genimg.batch.plan import plan_batch, run_plan

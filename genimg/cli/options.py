@@ -62,7 +62,7 @@ ToMe = Annotated[Optional[float], typer.Option("--tome", metavar="RATIO", help="
 MaxMegapixels = Annotated[Optional[float], typer.Option("--max-megapixels", help="Largest image the preset accepts, in MP (raise it to try a larger size).", rich_help_panel=MODEL)]
 VaeFp32 = Annotated[Optional[bool], typer.Option("--vae-fp32/--no-vae-fp32", help="Decode in float32 (cures black images from fp16 VAEs).", show_default=False, rich_help_panel=MODEL)]
 
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder, or file name template with {prompt} {seed} {index} {model} {width} {height} {steps} {date} {time}. Default: ./outputs/", rich_help_panel=OUT)]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder, or file name template with {prompt} {seed} {index} {model} {width} {height} {steps} {date} {time}; a plain name with --count above 1 gets -SEED before its suffix (one-4.png, one-5.png). Default: ./outputs/", rich_help_panel=OUT)]
 SaveControl = Annotated[bool, typer.Option("--save-control", help="Also write each control map beside the first image (NAME-control0-TYPE.png).", rich_help_panel=OUT)]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing files.", rich_help_panel=OUT)]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per image on stdout.", rich_help_panel=OUT)]
