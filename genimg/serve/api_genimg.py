@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from genimg.errors import UsageError
-from genimg.serve.common import b64, body, job_or_404, submit, worker_of
+from genimg.serve.common import NotFound, b64, body, job_or_404, submit, worker_of
 from genimg.serve.jobs import Worker
 from genimg.serve.safety import checked_spec, decoded_image
 from genimg.spec import GenerationSpec
@@ -71,7 +71,7 @@ async def cancel_job(job_id: str, worker: Worker = Depends(worker_of)):
 async def job_image(job_id: str, index: int, worker: Worker = Depends(worker_of)):
     job = job_or_404(worker, job_id)
     if not 0 <= index < len(job.results):
-        raise UsageError(f"job {job_id} has no image {index}")
+        raise NotFound(f"job {job_id} has no image {index}")
     return FileResponse(job.results[index][0], media_type="image/png")
 
 

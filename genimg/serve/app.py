@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from genimg.errors import UsageError
 from genimg.serve import api_a1111, api_genimg, api_openai, page
-from genimg.serve.common import RETRY_AFTER
+from genimg.serve.common import RETRY_AFTER, NotFound, api_of, in_api_words
 from genimg.serve.jobs import QueueFull, Worker
 from genimg.serve.safety import MAX_BODY
 
@@ -32,7 +32,9 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(UsageError)
     async def usage_error(request, error: UsageError):
-        return JSONResponse({"error": str(error)}, status_code=400)
+        """A bad request in the words of the API it came through (its field names, not the CLI's flags)."""
+        status = 404 if isinstance(error, NotFound) else 400
+        return JSONResponse({"error": in_api_words(str(error), api_of(request.url.path))}, status_code=status)
 
     @app.exception_handler(QueueFull)
     async def queue_full(request, error: QueueFull):

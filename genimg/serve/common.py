@@ -18,6 +18,44 @@ from genimg.serve.safety import MAX_BODY, checked_spec
 RETRY_AFTER = "5"  # seconds a client waits after a 503 (queue full)
 
 
+class NotFound(UsageError):
+    """What a request names (a job, an image of a job) does not exist: a 404."""
+
+
+# The library's messages name the CLI's flags (or, from the one coercion step, a spec field first); a server's
+# client sent fields. Each API's names for the flags and fields its checks mention (a flag not named here
+# becomes its spec field: --mask-blur -> mask_blur; a field not named is the API's own word already).
+FIELD_NAMES = {
+    "genimg": {"--cfg": "guidance", "--width/--height": "width/height", "--lora": "loras", "--control": "controls",
+               "--hires": "hires", "--ref": "references"},
+    "a1111": {"--cfg": "cfg_scale", "--count": "batch_size × n_iter", "--strength": "denoising_strength",
+              "--clip-skip": "CLIP_stop_at_last_layers", "--hires": "hr_scale", "--hires-steps": "hr_second_pass_steps",
+              "--hires-strength": "denoising_strength", "--width/--height": "width/height", "--lora": "<lora:…>",
+              "--control": "alwayson_scripts.controlnet", "--scheduler": "sampler_name",
+              "guidance": "cfg_scale", "strength": "denoising_strength", "scheduler": "sampler_name",
+              "negative": "negative_prompt", "count": "batch_size × n_iter", "clip_skip": "CLIP_stop_at_last_layers"},
+    "openai": {"--count": "n", "--width/--height": "size", "--width": "size", "--height": "size", "count": "n"},
+}
+
+
+def api_of(path: str) -> str:
+    return "a1111" if path.startswith("/sdapi/") else "openai" if path.startswith("/v1/images/") else "genimg"
+
+
+def in_api_words(message: str, api: str) -> str:
+    """``message`` with each CLI flag it names as the API's field (``--width 65 must be …`` -> ``width 65 …``)."""
+    import re
+
+    names = FIELD_NAMES[api]
+
+    def field(match):
+        flag = match.group(0)
+        return names.get(flag, flag[2:].replace("-", "_"))
+
+    message = re.sub(r"--[a-z][a-z0-9-]*(?:/--[a-z][a-z0-9-]*)?", field, message)
+    return re.sub(r"^[a-z_]+(?= )", lambda m: names.get(m.group(0), m.group(0)), message)  # a field named first
+
+
 def worker_of(request: Request) -> Worker:
     return request.app.state.worker
 
@@ -60,7 +98,7 @@ def failed(job: Job):
 
 def job_or_404(worker: Worker, job_id: str) -> Job:
     if job_id not in worker.jobs:
-        raise UsageError(f"no job {job_id}")
+        raise NotFound(f"no job {job_id} (finished jobs are kept while they are among the server's latest)")
     return worker.jobs[job_id]
 
 

@@ -63,6 +63,8 @@ def decoded_image(data: bytes, name: str) -> bytes:
             if image.width * image.height > MAX_PIXELS:
                 raise UsageError(f"{name}: {image.width}x{image.height} is more than {MAX_PIXELS:,} pixels")
             image.load()
+    except Image.UnidentifiedImageError:  # its own text names the BytesIO object, which says nothing to a client
+        raise UsageError(f"{name} is not an image (send a PNG, JPEG or WebP, base64-encoded)") from None
     except (OSError, Image.DecompressionBombError, ValueError) as e:
         raise UsageError(f"{name} is not an image this server reads ({e})") from None
     return data

@@ -100,3 +100,27 @@ def test_a_batch_with_auto_fallback_retries_each_job_that_runs_out(cli, tmp_path
     assert done.code == 0, done
     records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [r["settings"]["preset"] for r in records if "settings" in r] == ["8gb", "8gb"]
+
+
+@pytest.mark.parametrize("route,body,words,unwanted", [
+    ("/v1/jobs", {"spec": {**DEMO, "prompt": "x", "width": 65}}, "width 65 must be a multiple of 8", "--"),
+    ("/v1/jobs", {"spec": {**DEMO, "prompt": "x", "count": 0}}, "count must be at least 1", "--"),
+    ("/sdapi/v1/txt2img", {"prompt": "x", "width": 65, "steps": 2}, "width 65 must be a multiple of 8", "--"),
+    ("/sdapi/v1/txt2img", {"prompt": "x", "batch_size": -1, "steps": 2}, "batch_size", "--"),
+    ("/sdapi/v1/txt2img", {"prompt": "x", "cfg_scale": "lots", "steps": 2}, "cfg_scale", "--cfg"),
+    ("/v1/images/generations", {"prompt": "x", "n": 0, "model": "demo"}, "n must be at least 1", "--count"),
+    ("/sdapi/v1/img2img", {"prompt": "x", "init_images": ["aGVsbG8="]}, "is not an image (send a PNG", "BytesIO"),
+])
+def test_a_bad_request_is_told_in_its_own_apis_words(tmp_path, route, body, words, unwanted):
+    client = TestClient(create_app(Worker(tmp_path)))
+    answer = client.post(route, json=body)
+    assert answer.status_code == 400, answer.text
+    assert words in answer.json()["error"] and unwanted not in answer.json()["error"], answer.json()
+
+
+def test_an_unknown_job_or_image_is_404(tmp_path):
+    client = TestClient(create_app(Worker(tmp_path)))
+    assert client.get("/v1/jobs/nope").status_code == 404 and "no job nope" in client.get("/v1/jobs/nope").json()["error"]
+    job = client.post("/v1/jobs", json={"spec": {**DEMO, "prompt": "x"}}).json()["id"]
+    assert client.get(f"/v1/jobs/{job}/images/3").status_code == 404
+    assert client.delete("/v1/jobs/nope").status_code == 404
