@@ -49,7 +49,17 @@ def serve(
     import uvicorn
 
     worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,))).start()
-    server = uvicorn.Server(uvicorn.Config(create_app(worker, token), host=host, port=port, log_level="warning"))
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # The first Ctrl-C or SIGTERM stops the worker at once (queued jobs cancelled, the running one at its
+            # next step), so the requests uvicorn waits for are answered (503, "server stopping") in seconds.
+            worker.begin_stop()
+            super().handle_exit(sig, frame)
+
+    # timeout_graceful_shutdown: a request still open after that (a client reading slowly) does not hold the stop
+    server = Server(uvicorn.Config(create_app(worker, token), host=host, port=port, log_level="warning",
+                                  timeout_graceful_shutdown=5))
 
     def say_where():
         while not server.started and not server.should_exit:
@@ -68,6 +78,8 @@ def serve(
     with stops_by_itself():  # uvicorn stops on Ctrl-C and SIGTERM; the running job is cancelled below
         try:
             asyncio.run(server.serve())
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            pass  # a second Ctrl-C while shutting down: stop now, still with the summary and the runtime file gone
         finally:
             counts = worker.stop(wait=10)
             withdraw(os.getpid())

@@ -33,7 +33,7 @@ async def a1111(worker: Worker, request: Request, task: str):
     settings, uploads = a1111_settings(data, task, request.app.state.options)
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
-        return failed(job)
+        return failed(worker, job)
     images = [png_b64(path) for path, _ in job.results]
     return {"images": images, "parameters": {k: v for k, v in data.items() if k not in ("init_images", "mask")},
             "info": json.dumps(a1111_info(job))}
@@ -107,7 +107,7 @@ async def a1111_extra_single_image(request: Request, worker: Worker = Depends(wo
     settings = a1111_upscale_settings(data, image_width(image))
     job = await finished(worker, worker.submit_upscale(settings, "image.png", image), request)
     if job.status != "done":
-        return failed(job)
+        return failed(worker, job)
     return {"html_info": f"Postprocess upscaler: {job.results[0][1]['upscaler']}",
             "image": png_b64(job.results[0][0])}
 
@@ -125,7 +125,7 @@ async def a1111_extra_batch_images(request: Request, worker: Worker = Depends(wo
     for job in jobs:
         job = await finished(worker, job, request)
         if job.status != "done":
-            return failed(job)
+            return failed(worker, job)
         images.append(png_b64(job.results[0][0]))
     return {"html_info": "", "images": images}
 

@@ -28,7 +28,7 @@ async def openai_generations(request: Request, worker: Worker = Depends(worker_o
         settings["size"] = data["size"]
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, {}), request)
     if job.status != "done":
-        return failed(job)
+        return failed(worker, job)
     return {"created": int(time.time()),
             "data": [{"b64_json": png_b64(path),
                       "revised_prompt": summary["settings"]["prompt"]} for path, summary in job.results]}
@@ -59,7 +59,7 @@ async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
         settings["task"] = edit_task(settings.get("model"))
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
-        return failed(job)
+        return failed(worker, job)
     return {"created": int(time.time()),
             "data": [{"b64_json": png_b64(path)} for path, _ in job.results]}
 

@@ -91,7 +91,12 @@ async def finished(worker: Worker, job: Job, request: Request) -> Job:
     return job
 
 
-def failed(job: Job):
+def failed(worker: Worker, job: Job):
+    """A job that did not finish as an answer: 400 a bad request, 503 the server stopping, 499 cancelled by
+    its client, else 500 with the reason."""
+    if job.status == "cancelled" and not worker.accepting:
+        return JSONResponse({"error": "server stopping: the job was cancelled; send it again once the server is back",
+                             "status": job.status}, status_code=503, headers={"Retry-After": RETRY_AFTER})
     status = 400 if job.error_code == 2 else 499 if job.status == "cancelled" else 500
     return JSONResponse({"error": job.error or job.status, "status": job.status}, status_code=status)
 

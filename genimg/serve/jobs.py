@@ -176,21 +176,20 @@ class Worker:
                 self._finish(job, "cancelled")
         return job
 
-    def stop(self, wait: float = 30.0) -> dict:
-        """Take no more jobs, cancel the waiting ones, let the running one finish (or cancel it after
-        ``wait`` seconds); returns how many jobs ended in each state."""
+    def begin_stop(self) -> None:
+        """Take no more jobs, cancel the waiting ones and stop the running ones at their next step; returns at
+        once (the server's first Ctrl-C: clients waiting on their jobs are answered while it winds down)."""
         self.accepting = False
         for job in list(self.jobs.values()):
-            if job.status == "queued":
-                self.cancel(job.id)
-        running = self.running
-        deadline = time.monotonic() + wait
-        for job in running:
-            job.finished.wait(max(0.0, deadline - time.monotonic()))
-        for job in running:
             if not job.finished.is_set():
-                job.cancel.set()
-                job.finished.wait(wait)
+                self.cancel(job.id)
+
+    def stop(self, wait: float = 30.0) -> dict:
+        """:meth:`begin_stop`, then wait up to ``wait`` seconds for the running jobs to reach their next step
+        and the workers to end; returns how many jobs ended in each state."""
+        self.begin_stop()
+        for job in self.running:
+            job.finished.wait(wait)
         for _ in self.lanes:
             self.queue.put(None)
         # The workers must be out of torch before the interpreter exits: a thread still in a native

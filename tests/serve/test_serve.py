@@ -482,3 +482,35 @@ def test_a_name_clash_fails_before_the_server_runs_anything(cli, tmp_path, serve
     assert again.code == 2 and "already exists" in again.err and again.err.count("\n") == 1, again
     assert len(httpx.get(f"{url}/v1/gallery").json()["images"]) == made  # no job made an image
     assert cli(*args, "--overwrite").code == 0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_answers_waiting_clients_and_stops_within_seconds(tmp_path, stop_signal):
+    """The first Ctrl-C (or SIGTERM) stops taking jobs, cancels the waiting one, stops the running one at its next
+    step, answers the clients waiting on them (503, "server stopping"), says what was done and removes its
+    runtime file — in seconds, not when the running job would have ended."""
+    url, process, state = _start(tmp_path)
+    answers = {}
+
+    def ask(name, steps):
+        answers[name] = httpx.post(f"{url}/sdapi/v1/txt2img", json={"prompt": "a dot", "steps": steps, "width": 64,
+                                                                    "height": 64, "sampler_name": "Euler"}, timeout=120)
+
+    clients = [threading.Thread(target=ask, args=("running", 5000)), threading.Thread(target=ask, args=("queued", 2))]
+    clients[0].start()
+    deadline = time.time() + 60
+    while httpx.get(f"{url}/sdapi/v1/progress").json()["state"]["sampling_step"] < 1 and time.time() < deadline:
+        time.sleep(0.1)
+    clients[1].start()
+    while httpx.get(f"{url}/v1/health").json()["queued"] < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    began = time.time()
+    process.send_signal(stop_signal)
+    for client in clients:
+        client.join(timeout=30)
+    out, err = process.communicate(timeout=30)
+    assert time.time() - began < 15, err
+    for name in ("running", "queued"):
+        assert answers[name].status_code == 503 and "server stopping" in answers[name].json()["error"], answers[name].text
+    assert process.returncode == 0 and "stopped; 0 jobs done, 0 failed, 2 cancelled" in err, err
+    assert "Traceback" not in err and not (state / "server.json").exists()
