@@ -18,6 +18,7 @@ def serve(
     token: Annotated[Optional[str], typer.Option("--token", help="Every request must send Authorization: Bearer TOKEN.")] = None,
     keep: Annotated[int, typer.Option("--keep", help="Models kept loaded between jobs (least recently used go first).")] = 1,
     queue: Annotated[int, typer.Option("--queue", help="Jobs that may wait; more get 503 and Retry-After.")] = 64,
+    max_images: Annotated[int, typer.Option("--max-images", help="Images one request may ask for (count, A1111's batch_size × n_iter, OpenAI's n); more is a 400.")] = 16,
     preset: o.PresetName = None,
     device: Annotated[Optional[list[str]], typer.Option("--device", help="A worker on each of these devices (repeatable: --device cuda:0 --device cuda:1); default: one, on the preset's.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the server's images (default: genimg's cache folder, served/).")] = None,
@@ -40,15 +41,15 @@ def serve(
     if host not in LOOPBACK and not token:
         raise UsageError(f"--host {host} opens the server to other machines; give --token TOKEN too (every "
                          "request must then send it), or keep the default 127.0.0.1")
-    if keep < 1 or queue < 1 or not 0 <= port < 65536:
-        raise UsageError("--keep and --queue must be at least 1, and --port between 0 and 65535")
+    if keep < 1 or queue < 1 or max_images < 1 or not 0 <= port < 65536:
+        raise UsageError("--keep, --queue and --max-images must be at least 1, and --port between 0 and 65535")
     from genimg.presets import get_preset
 
     for name in device or ():
         get_preset("cpu").with_overrides(device=name)  # the same check as --device of a generating command
     import uvicorn
 
-    worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,))).start()
+    worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,)), max_images).start()
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):

@@ -20,7 +20,7 @@ router = APIRouter()
 
 @router.get("/v1/health")
 async def health(worker: Worker = Depends(worker_of)):
-    return {"status": "ok", "queued": worker.queue.qsize(), "running": len(worker.running),
+    return {"status": "ok", "queued": worker.waiting, "running": len(worker.running),
             "loaded": worker.loaded(), "done": worker.counts["done"]}
 
 

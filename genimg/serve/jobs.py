@@ -24,6 +24,7 @@ from genimg.serve.warm import WarmModels
 from genimg.spec import GenerationSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
+MAX_IMAGES = 16  # images one request may ask for unless `genimg serve --max-images` says otherwise
 
 
 class Cancelled(GenimgError):
@@ -72,12 +73,13 @@ class Worker:
     (``devices``: e.g. cuda:0 and cuda:1; by default the preset's one device)."""
 
     def __init__(self, output: Path, keep: int = 1, max_queue: int = 64, preset: str | None = None,
-                 devices: tuple = (None,)):
+                 devices: tuple = (None,), max_images: int = MAX_IMAGES):
         self.output = Path(output)
         self.preset = preset
         self.lanes = [Lane(device, WarmModels(keep)) for device in devices or (None,)]
         self.queue: queue.Queue = queue.Queue()
         self.max_queue = max_queue
+        self.max_images = max_images  # images one request may ask for
         self.jobs: dict[str, Job] = {}
         self.accepting = True
         self.counts = {state: 0 for state in STATES}
@@ -90,6 +92,11 @@ class Worker:
         for thread in self.threads:
             thread.start()
         return self
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a worker (not the cancelled ones still in the queue)."""
+        return sum(job.status == "queued" for job in self.jobs.values())
 
     @property
     def running(self) -> list[Job]:
@@ -125,6 +132,9 @@ class Worker:
                 "seeds": planned.seeds, "model": planned.ref.name}
 
     def _served(self, spec, uploads: dict[str, bytes]):
+        if spec.count > self.max_images:
+            raise UsageError(f"--count {spec.count} is more images than this server makes for one request "
+                             f"(at most {self.max_images}); ask in several requests")
         missing = [name for name in image_fields(spec) if name not in uploads]
         if missing:
             raise UsageError(f"the spec names {missing[0]!r}, which was not uploaded: send every input image in "
@@ -148,8 +158,8 @@ class Worker:
     def _queue(self, spec, uploads: dict[str, bytes], fallback: bool = False) -> Job:
         if not self.accepting:
             raise QueueFull("the server is stopping")
-        if self.queue.qsize() >= self.max_queue:
-            raise QueueFull(f"{self.queue.qsize()} jobs are waiting; try again in a while")
+        if self.waiting >= self.max_queue:
+            raise QueueFull(f"{self.waiting} jobs are waiting; try again in a while")
         with self._lock:
             job_id = f"{next(self._ids)}-{secrets.token_hex(4)}"
         folder = self.output / job_id

@@ -124,3 +124,15 @@ def test_an_unknown_job_or_image_is_404(tmp_path):
     job = client.post("/v1/jobs", json={"spec": {**DEMO, "prompt": "x"}}).json()["id"]
     assert client.get(f"/v1/jobs/{job}/images/3").status_code == 404
     assert client.delete("/v1/jobs/nope").status_code == 404
+
+
+@pytest.mark.parametrize("route,body,words", [
+    ("/v1/jobs", {"spec": {**DEMO, "prompt": "x", "count": 5}}, "count 5 is more images"),
+    ("/sdapi/v1/txt2img", {"prompt": "x", "steps": 2, "batch_size": 3, "n_iter": 2}, "batch_size × n_iter 6 is more images"),
+    ("/v1/images/generations", {"prompt": "x", "n": 1000000, "model": "demo"}, "n 1000000 is more images"),
+])
+def test_a_request_for_more_images_than_the_server_makes_at_once_is_refused_when_it_arrives(tmp_path, route, body, words):
+    worker = Worker(tmp_path, max_images=4)
+    answer = TestClient(create_app(worker)).post(route, json=body)
+    assert answer.status_code == 400 and words in answer.json()["error"] and "at most 4" in answer.json()["error"]
+    assert worker.jobs == {}
