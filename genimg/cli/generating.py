@@ -64,6 +64,7 @@ def _recorded_input(read, png) -> str:
 
 def generate_and_report(own: dict, common) -> None:
     from genimg.cli.render import print_result, progress_reporter
+    from genimg.errors import GenimgError
 
     spec = build_spec(own, common)
     as_json, quiet = common.json, common.quiet
@@ -81,6 +82,12 @@ def generate_and_report(own: dict, common) -> None:
         raise Interrupted(f"interrupted: {len(written)} of {spec.count} images written"
                           + (f" (last {written[-1]})" if written else "")
                           + f"; {left} not made, nothing half-written") from None
+    except GenimgError as e:
+        if not written:
+            raise
+        # What was made before the failure stays made: say so, or the user remakes it (or thinks it lost).
+        raise type(e)(f"{e}; {len(written)} of {spec.count} images were written before it (last {written[-1]})",
+                      exit_code=e.exit_code) from e
 
 
 def _generate(spec, common, report):

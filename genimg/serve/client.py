@@ -119,6 +119,9 @@ def _job(address: ServerAddress, route: str, request: dict, progress) -> Iterato
         except (KeyboardInterrupt, GeneratorExit):
             client.delete(f"/v1/jobs/{job['id']}")  # the server stops it at its next step
             raise
+        except httpx.HTTPError as e:  # the server went away mid-job (stopped, killed, the network)
+            raise RunFailure(f"the genimg server at {address.url} stopped answering ({type(e).__name__}); start it "
+                             "again with `genimg serve`, or pass --local") from None
 
 
 def _client(address: ServerAddress):
@@ -162,7 +165,8 @@ def _follow(client, job_id: str, progress) -> Iterator[tuple[bytes, dict]]:
                 state = client.get(f"/v1/jobs/{job_id}").json()
                 raise (UsageError if state.get("error_code") == 2 else RunFailure)(error)
             elif kind == "cancelled":
-                raise RunFailure("the server cancelled the job")
+                raise RunFailure("the server cancelled the job (it is stopping, or it was cancelled there); start the "
+                                 "server again, or pass --local")
             elif kind == "done":
                 return
             elif progress and kind in ("step", "tile", "image", "load", "loaded", "warning", "download"):

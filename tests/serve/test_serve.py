@@ -514,3 +514,23 @@ def test_ctrl_c_answers_waiting_clients_and_stops_within_seconds(tmp_path, stop_
         assert answers[name].status_code == 503 and "server stopping" in answers[name].json()["error"], answers[name].text
     assert process.returncode == 0 and "stopped; 0 jobs done, 0 failed, 2 cancelled" in err, err
     assert "Traceback" not in err and not (state / "server.json").exists()
+
+
+@pytest.mark.parametrize("stop_signal,words", [(signal.SIGKILL, "stopped answering"), (signal.SIGTERM, "cancelled the job")])
+def test_the_cli_says_what_it_wrote_when_its_server_goes_away(tmp_path, stop_signal, words):
+    import re
+
+    url, server, state = _start(tmp_path)
+    out = tmp_path / "out"
+    env = {**os.environ, "GENIMG_STATE_DIR": str(state)}
+    cli = subprocess.Popen([sys.executable, "-m", "genimg", "txt2img", "a dot", "-m", "demo", "--count", "12", "--steps", "60",
+                            "--seed", "1", "--preset", "cpu", "--json", "-o", str(out)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    made = [cli.stdout.readline() for _ in range(2)]
+    assert all(line.startswith("{") for line in made), (made, cli.stderr.read() if cli.poll() is not None else "")
+    server.send_signal(stop_signal)
+    rest, err = cli.communicate(timeout=60)
+    server.communicate(timeout=60)
+    written = re.search(r"(\d+) of 12 images were written before it \(last ", err)
+    assert cli.returncode == 1 and words in err and written and err.count("\n") == 1, err
+    assert int(written.group(1)) == len(list(out.glob("*.png"))) >= 2 and "--local" in err
