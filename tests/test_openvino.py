@@ -82,6 +82,7 @@ def test_on_a_cpu_with_bf16_the_route_converts_and_computes_in_bf16(cli, tmp_pat
     assert difference.mean() < 3 and difference.max() < 40, (difference.mean(), difference.max())
 
 
+@pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
 def test_a_lora_is_a_new_conversion_and_a_controlnet_runs_on_torch(cli, tmp_path, tiny_models, tiny_controlnets):
     from genimg.testing.images import save_ring
     from genimg.testing.loras import save_random_lora
@@ -112,6 +113,7 @@ def test_flux_says_it_stays_on_torch(cli, tmp_path, tiny_models):
     assert made.code == 0 and "FLUX.1 runs on torch; running as preset cpu" in made.err, made
 
 
+@pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
 def test_models_optimize_converts_ahead_of_time_so_the_first_image_does_not(cli, tmp_path, tiny_models):
     model = tiny_models["sd"]
     before = _ir_files()
@@ -125,6 +127,7 @@ def test_models_optimize_converts_ahead_of_time_so_the_first_image_does_not(cli,
     assert wrong.code == 2 and "--for cpu" in wrong.err
 
 
+@pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
 def test_only_the_recent_compiled_graphs_stay_in_memory(tiny_models):
     from genimg.factory import PipelineFactory
     from genimg.generation import plan, run
@@ -181,6 +184,7 @@ def _mapped_from(path) -> list[tuple[int, int]]:
     return ranges
 
 
+@pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
 def test_once_compiled_the_torch_weights_are_read_from_disk_and_a_fused_lora_never_writes_there(
         tiny_models, tmp_path, monkeypatch):
     import hashlib
@@ -264,6 +268,7 @@ def test_a_conversion_that_would_fill_the_disk_is_refused_with_the_room_it_needs
     assert not list((tmp_path / "cache").rglob("*.bin"))
 
 
+@pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
 def test_models_conversions_lists_each_weights_conversions_and_frees_them(cli, tmp_path, tiny_models, monkeypatch):
     from genimg.openvino_cache import UNKNOWN
 
