@@ -45,6 +45,18 @@ class BatchPlan:
                 "another are jobs of their own")
 
 
+def batch_folder(output=None) -> Path:
+    """The folder a batch writes into: ``output``, else the default (``./outputs/``)."""
+    from genimg.output.naming import default_output
+
+    return Path(output) if output is not None else default_output()
+
+
+def batch_shard(shard: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(index, count) of the share this process runs: ``shard``, else accelerate's RANK/WORLD_SIZE, else (0, 1)."""
+    return shard or shard_from_env()
+
+
 def plan_batch(file, output=None, settings: dict | None = None, seed: int | None = None,
                combinatorial: bool = False, repeat: int = 1, shard: tuple[int, int] | None = None,
                batch_size: int = 1) -> BatchPlan:
@@ -55,11 +67,10 @@ def plan_batch(file, output=None, settings: dict | None = None, seed: int | None
         raise UsageError(f"--repeat must be at least 1 (got {repeat})")
     from genimg.files import check_folder
 
-    from genimg.output.naming import default_output
 
-    file, folder = Path(file), Path(output) if output is not None else default_output()
+    file, folder = Path(file), batch_folder(output)
     check_folder(folder)
-    index, count = shard or shard_from_env()
+    index, count = batch_shard(shard)
     settings = dict(settings or {})
     if count > 1 and "LOCAL_RANK" in os.environ and "device" not in settings.get("preset_overrides", {}):
         from genimg.device import detect
@@ -168,6 +179,9 @@ def run_file(file, output=None, *, settings: dict | None = None, seed: int | Non
              combinatorial: bool = False, repeat: int = 1, shard: tuple[int, int] | None = None,
              batch_size: int = 1, fail_fast: bool = False, grid: bool = False, progress=None) -> BatchResult:
     """Plan and run a batch file: the Python twin of ``genimg batch FILE -o OUTPUT``."""
-    plan = plan_batch(file, output, settings, seed, combinatorial, repeat, shard, batch_size)
-    with StopFlag() as stop:
-        return run_plan(plan, fail_fast, grid, progress, stop)
+    from genimg.batch.lock import batch_lock
+
+    with batch_lock(batch_folder(output), batch_shard(shard)):
+        plan = plan_batch(file, output, settings, seed, combinatorial, repeat, shard, batch_size)
+        with StopFlag() as stop:
+            return run_plan(plan, fail_fast, grid, progress, stop)

@@ -26,16 +26,29 @@ def batch(
 ) -> None:
     """Generate from a prompt file; every generation option sets the default for all rows. --seed is the
     batch seed each job's seed is drawn from (not seed, seed+1, ...: a row's own seed fixes its own)."""
+    from contextlib import ExitStack
+
+    from genimg.batch.lock import batch_lock
+    from genimg.batch.plan import batch_folder, batch_shard
+
+    settings = common.given_settings({**common.values, "control": control})
+    settings.pop("seed", None)
+    share = _parse_shard(shard) if shard else None
+    locked = ExitStack()  # from planning (it reads what the folder's manifest has done) to the end of the run
+    if not check_only:
+        locked.enter_context(batch_lock(batch_folder(common.output), batch_shard(share)))
+    with locked:
+        _run(file, common, settings, share, combinatorial, repeat, check_only, fail_fast, grid)
+
+
+def _run(file, common, settings, share, combinatorial, repeat, check_only, fail_fast, grid) -> None:
     import json
 
     from genimg.batch.plan import plan_batch, run_plan
     from genimg.interrupts import StopFlag
     from genimg.cli.render import error_line, print_result, progress_reporter, stderr
 
-    settings = common.given_settings({**common.values, "control": control})
-    settings.pop("seed", None)
-    plan = plan_batch(file, common.output, settings, common.seed, combinatorial, repeat,
-                      _parse_shard(shard) if shard else None, common.batch_size)
+    plan = plan_batch(file, common.output, settings, common.seed, combinatorial, repeat, share, common.batch_size)
     for problem in plan.problems:
         error_line(f"{problem.where}: {problem.message}", "batch")
     if check_only:

@@ -334,3 +334,60 @@ def test_a_jobs_identity_is_its_content_not_its_line(cli, tmp_path, tiny_models)
     (tmp_path / "a.txt").write_text("a {small|big} star\na red circle, at dusk\n")
     _, _, summary = _batch(cli, tmp_path / "a.txt", *run)
     assert (summary["done"], summary["skipped"]) == (1, 1)
+
+
+@pytest.mark.slow  # two processes, the first outlasting the second's start-up: about a minute on 2 cores
+def test_a_second_batch_into_the_same_folder_refuses_and_each_image_is_made_once(tmp_path):
+    """Two `genimg batch` processes into one folder at once: the second says so in one line, the first makes
+    each image once and records it once."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    rows = "".join(json.dumps({"prompt": f"ring {n}", "model": "demo", "steps": 150, "seed": n}) + "\n" for n in range(4))
+    (tmp_path / "four.jsonl").write_text(rows)
+    command = [sys.executable, "-m", "genimg", "batch", str(tmp_path / "four.jsonl"), "-o", str(tmp_path / "par"),
+               "--preset", "cpu", "-q"]
+    env = {**os.environ, "GENIMG_STATE_DIR": str(tmp_path / "state")}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "state" / "batch-locks").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=300)
+    assert second.returncode == 2 and "another genimg batch (pid" in second.stderr, second.stderr
+    assert second.stderr.count("\n") == 1 and first.returncode == 0, err
+    records = [json.loads(line) for line in (tmp_path / "par" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["path"] for r in records if "path" in r) == sorted(p.name for p in (tmp_path / "par").glob("*.png"))
+    assert len([r for r in records if "path" in r]) == 4
+
+
+def test_the_lock_is_per_folder_and_shard(tmp_path):
+    from genimg.batch.lock import batch_lock
+
+    with batch_lock(tmp_path / "a", (0, 2)):
+        with batch_lock(tmp_path / "a", (1, 2)), batch_lock(tmp_path / "b", (0, 2)):
+            pass  # another shard of the folder, or another folder: free
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(1) as pool:
+            message = pool.apply(_try_lock, (str(tmp_path / "a"), (0, 2)))
+        assert "another genimg batch (pid" in message and "(shard 0/2)" in message
+    with batch_lock(tmp_path / "a", (0, 2)):  # released: taken again
+        pass
+
+
+def _try_lock(folder, shard):
+    from pathlib import Path
+
+    from genimg.batch.lock import batch_lock
+    from genimg.errors import UsageError
+
+    try:
+        with batch_lock(Path(folder), shard):
+            return "taken"
+    except UsageError as e:
+        return str(e)
