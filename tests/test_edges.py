@@ -64,3 +64,20 @@ def test_learn_sample_does_not_overwrite_and_demo_controlnet_refuses_zero_steps(
     assert cli("learn", "sample", run, "--count", "4", "--steps", "2", "--overwrite").code == 0
     zero = cli("learn", "demo-controlnet", "-o", tmp_path / "cn", "--steps", "0")
     assert zero.code == 2 and "--steps must be at least 1" in zero.err and not (tmp_path / "cn").exists(), zero
+
+
+def test_a_dataset_that_does_not_exist_is_said_before_its_labels(cli, tmp_path):
+    result = cli("learn", "ddpm", "--dataset", "nosuch", "-o", tmp_path / "run")
+    assert result.code == 2 and "'nosuch' is neither one of digits" in result.err and "labels" not in result.err
+
+
+def test_a_used_port_is_one_line_naming_it_and_port_0(cli, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", port, "-o", tmp_path / "served")
+    assert result.code == 1 and f"127.0.0.1:{port}" in result.err and "--port 0" in result.err, result
+    assert result.err.count("\n") == 1

@@ -120,5 +120,7 @@ def lora_train(
     else:
         print(record.get("weights", f"stopped at step {record['steps']}"))
         if not quiet and "eval_loss_after" in record:
-            stderr.print(f"{record['steps']} steps in {record['seconds']:.0f} s; loss on the training images "
+            resumed = f" (resumed at step {record['steps'] - record['steps_run']}, now {record['steps']})" \
+                if record["steps_run"] < record["steps"] else ""
+            stderr.print(f"{record['steps_run']} steps in {record['seconds']:.0f} s{resumed}; loss on the training images "
                          f"{record['eval_loss_before']} -> {record['eval_loss_after']}")

@@ -12,6 +12,22 @@ from genimg.cli import options as o
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _check_port(host: str, port: int) -> None:
+    """The port is free, said in one line before anything starts (uvicorn's own "[Errno 98]" exits 3)."""
+    import socket
+
+    from genimg.errors import RunFailure
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise RunFailure(f"cannot listen on {host}:{port}: {e.strerror or e} (another genimg serve?); pick "
+                             "another with --port N, or --port 0 for any free one") from None
+
+
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; another than loopback needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one, printed).")] = 7860,
@@ -47,6 +63,7 @@ def serve(
 
     for name in device or ():
         get_preset("cpu").with_overrides(device=name)  # the same check as --device of a generating command
+    _check_port(host, port)
     import uvicorn
 
     worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,)), max_images).start()

@@ -80,11 +80,16 @@ def load(name: str, size: int = 32, limit: int | None = None, seed: int = 0) -> 
     return data
 
 
+def check_dataset(name: str) -> None:
+    """``name`` is a dataset the course has, or a folder."""
+    if name not in NAMED and not Path(name).is_dir():
+        raise UsageError(f"dataset {name!r} is neither one of {', '.join(NAMED)} nor a folder of images")
+
+
 def _folder(folder: Path, size: int) -> ImageSet:
     from PIL import Image, ImageOps
 
-    if not folder.is_dir():
-        raise UsageError(f"dataset {str(folder)!r} is neither one of {', '.join(NAMED)} nor a folder of images")
+    check_dataset(str(folder))
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
     if not files:
         raise UsageError(f"{folder} holds no images (.png, .jpg, .jpeg, .webp, .bmp)")

@@ -53,8 +53,9 @@ _BEFORE_A_CHECKPOINT = {"config.json", "samples", "forward_noising.png", "loss.c
 def check_run(run: Path, config, resume: bool, overwrite: bool):
     """Check the run folder, writing nothing: a fresh one, one to resume (its own config wins), or one to
     replace. A folder with no checkpoint is no run to resume, and a new run may replace it."""
-    from genimg.learn.datasets import LABELLED
+    from genimg.learn.datasets import LABELLED, check_dataset
 
+    check_dataset(config.dataset)  # what it is comes before whether it has labels
     if config.conditional and config.dataset not in LABELLED:
         raise UsageError(f"dataset {config.dataset} has no labels; pass --unconditional, or use a labelled one "
                          f"({', '.join(LABELLED)})")

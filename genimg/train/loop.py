@@ -108,7 +108,8 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
         board.close()
     if stop.stop and step < run.max_steps:
         _interrupted(run, step)
-    record = {"steps": step, "seconds": round(time.perf_counter() - began, 2)}
+    # steps: where the run stands; steps_run and seconds: what this process did (a resumed run did only the rest)
+    record = {"steps": step, "steps_run": step - start_step, "seconds": round(time.perf_counter() - began, 2)}
     if step >= run.max_steps and accelerator.is_main_process:
         record = _finish(run, {**record, "eval_loss_before": eval_before})
     return record

@@ -60,7 +60,8 @@ def test_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one(cli, tmp_p
     train_lora(config(tmp_path / "whole"))
     train_lora(config(tmp_path / "parts"), stop_after=5)
     assert not (tmp_path / "parts" / "pytorch_lora_weights.safetensors").exists()
-    train_lora(config(tmp_path / "parts"), resume="latest")
+    resumed = train_lora(config(tmp_path / "parts"), resume="latest")
+    assert (resumed["steps"], resumed["steps_run"]) == (10, 5)  # where the run stands, and what this process did
     a = load_file(str(tmp_path / "whole" / "pytorch_lora_weights.safetensors"))
     b = load_file(str(tmp_path / "parts" / "pytorch_lora_weights.safetensors"))
     assert a.keys() == b.keys()
@@ -88,7 +89,8 @@ def test_8bit_adam_trains_and_resumes_exactly(tmp_path, tiny_models, photos):
     moments = [v for s in halfway["optimizer"]["state"].values() for inner in s.values() if isinstance(inner, dict)
                for v in inner.values() if torch.is_tensor(v)]
     assert any(v.dtype == torch.uint8 for v in moments)
-    train_lora(config(tmp_path / "parts"), resume="latest")
+    resumed = train_lora(config(tmp_path / "parts"), resume="latest")
+    assert (resumed["steps"], resumed["steps_run"]) == (10, 5)  # where the run stands, and what this process did
     a = load_file(str(tmp_path / "whole" / "pytorch_lora_weights.safetensors"))
     b = load_file(str(tmp_path / "parts" / "pytorch_lora_weights.safetensors"))
     for key in a:
