@@ -12,19 +12,13 @@ from fastapi import APIRouter, Depends, Request
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
 from genimg.serve.common import b64, body, failed, finished, image_width, png_b64, submit, worker_of
+from genimg.serve.a1111_request import a1111_settings, upscaler_name
 from genimg.serve.jobs import Job, Worker
 from genimg.serve.safety import decoded_image
 
 router = APIRouter()
 log = logging.getLogger("genimg.serve")
 
-# A1111 request fields genimg maps (to GenerationSpec names); the rest are ignored with a note.
-A1111_FIELDS = {"prompt": "prompt", "negative_prompt": "negative", "steps": "steps", "cfg_scale": "guidance",
-                "width": "width", "height": "height", "seed": "seed", "sampler_name": "scheduler",
-                "denoising_strength": "strength", "batch_size": "batch_size", "styles": "styles"}
-A1111_HANDLED = set(A1111_FIELDS) | {"n_iter", "scheduler", "init_images", "mask", "override_settings",
-                                     "send_images", "save_images", "inpainting_mask_invert", "mask_blur",
-                                     "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale"}
 
 
 
@@ -33,8 +27,9 @@ async def a1111(worker: Worker, request: Request, task: str):
     settings, uploads = a1111_settings(data, task, request.app.state.options)
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
-        return failed(worker, job)
-    images = [png_b64(path) for path, _ in job.results]
+        return failed(worker, job, "a1111")
+    # send_images false: the answer carries no images (A1111's own behaviour; they stay in the job's history)
+    images = [png_b64(path) for path, _ in job.results] if data.get("send_images", True) else []
     return {"images": images, "parameters": {k: v for k, v in data.items() if k not in ("init_images", "mask")},
             "info": json.dumps(a1111_info(job))}
 
@@ -107,7 +102,7 @@ async def a1111_extra_single_image(request: Request, worker: Worker = Depends(wo
     settings = a1111_upscale_settings(data, image_width(image))
     job = await finished(worker, worker.submit_upscale(settings, "image.png", image), request)
     if job.status != "done":
-        return failed(worker, job)
+        return failed(worker, job, "a1111")
     return {"html_info": f"Postprocess upscaler: {job.results[0][1]['upscaler']}",
             "image": png_b64(job.results[0][0])}
 
@@ -125,22 +120,51 @@ async def a1111_extra_batch_images(request: Request, worker: Worker = Depends(wo
     for job in jobs:
         job = await finished(worker, job, request)
         if job.status != "done":
-            return failed(worker, job)
+            return failed(worker, job, "a1111")
         images.append(png_b64(job.results[0][0]))
     return {"html_info": "", "images": images}
 
 
+# A1111's options that its clients read, with A1111's defaults; a posted key is kept (and returned) as posted.
+OPTION_DEFAULTS = {"sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "samples_format": "png", "send_seed": True,
+                   "send_size": True, "eta_noise_seed_delta": 0, "img2img_fix_steps": False, "enable_pnginfo": True,
+                   "save_images_add_number": True, "jpeg_quality": 80, "show_progress_every_n_steps": 10,
+                   "sd_checkpoint_cache": 0, "upscaler_for_img2img": None, "outdir_samples": ""}
+
+
 @router.get("/sdapi/v1/options")
 async def a1111_options(request: Request):
-    return dict(request.app.state.options)
+    """A1111's options: its keys with their defaults, the keys clients posted, and the model a request without
+    its own uses (the one set here, else the server's default model)."""
+    from genimg import config
+
+    options = {**OPTION_DEFAULTS, **request.app.state.options}
+    options["sd_model_checkpoint"] = options.get("sd_model_checkpoint") or config.generation_defaults({})["model"]
+    return options
 
 
 @router.post("/sdapi/v1/options")
 async def a1111_set_options(request: Request):
+    """Keep the posted options; ``sd_model_checkpoint`` must name a model this server has (an alias, a hub id in
+    its cache, a name in its folders): a path or an unknown name is a 400 and changes nothing."""
     data = await body(request)
-    if "sd_model_checkpoint" in data:
-        request.app.state.options["sd_model_checkpoint"] = data["sd_model_checkpoint"]
+    if data.get("sd_model_checkpoint") is not None:
+        await asyncio.to_thread(_check_model, str(data["sd_model_checkpoint"]).split(" [")[0])
+    request.app.state.options.update(data)
     return None
+
+
+def _check_model(name: str) -> None:
+    from genimg.models import resolve_model
+    from genimg.serve.safety import is_path
+
+    if is_path(name):
+        raise UsageError(f"sd_model_checkpoint {name!r} is a filesystem path; name the model by alias, hub id or a "
+                         "name in the server's folders (the server opens no path a client names)")
+    try:
+        resolve_model(name)
+    except UsageError as e:
+        raise UsageError(f"sd_model_checkpoint: {e}") from None
 
 
 @router.get("/sdapi/v1/progress")
@@ -160,98 +184,11 @@ async def a1111_interrupt(worker: Worker = Depends(worker_of)):
     return None
 
 
-def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
-    """An A1111 request as genimg settings and uploads; fields genimg does not map are logged and ignored."""
-    from genimg.output.metadata import sampler_name
-
-    unknown = sorted(set(data) - A1111_HANDLED)
-    if unknown:
-        log.info("A1111 request: ignored fields %s", ", ".join(unknown))
-    settings = {name: data[key] for key, name in A1111_FIELDS.items() if key in data and data[key] not in (None, "")}
-    if settings.get("seed") == -1:
-        settings.pop("seed")  # A1111's "random"
-    if "scheduler" in settings:
-        settings["scheduler"] = sampler_name(settings["scheduler"], str(data.get("scheduler") or ""))
-    settings["count"] = int(data.get("batch_size") or 1) * int(data.get("n_iter") or 1)
-    model = (data.get("override_settings") or {}).get("sd_model_checkpoint") or options.get("sd_model_checkpoint")
-    if model:
-        settings["model"] = str(model).split(" [")[0]  # A1111 titles read "name [hash]"
-    uploads = {}
-    if task == "img2img":
-        images = data.get("init_images") or []
-        if not images:
-            raise UsageError("init_images: img2img needs an image (base64)")
-        uploads["init.png"] = decoded_image(b64(images[0], "init_images[0]"), "init_images[0]")
-        settings.update(task="img2img", image="init.png")
-        if data.get("mask"):
-            uploads["mask.png"] = decoded_image(b64(data["mask"], "mask"), "mask")
-            settings.update(task="inpaint", mask="mask.png", invert_mask=bool(data.get("inpainting_mask_invert")),
-                            mask_blur=data.get("mask_blur", 4))
-    controls, control_uploads = a1111_controls(data, uploads)
-    if controls:
-        settings["control"] = controls
-        uploads.update(control_uploads)
-    return settings, uploads
-
-
-# sd-webui-controlnet's preprocessor ("module") names -> genimg's control types.
-A1111_MODULES = {"none": "none", "canny": "canny", "depth": "depth", "depth_midas": "depth_midas",
-                 "depth_zoe": "depth", "depth_anything": "depth", "depth_anything_v2": "depth", "openpose": "openpose",
-                 "openpose_full": "openpose_full", "dw_openpose_full": "openpose_full", "lineart_realistic": "lineart",
-                 "lineart_standard": "lineart", "lineart_coarse": "lineart_coarse", "lineart_anime": "lineart_anime",
-                 "softedge_hed": "softedge", "softedge_hedsafe": "softedge", "softedge_pidinet": "softedge_pidinet",
-                 "softedge_pidisafe": "softedge_pidinet", "scribble_hed": "scribble", "scribble_pidinet": "scribble_pidinet",
-                 "mlsd": "mlsd", "normal_bae": "normal", "seg_ofade20k": "seg", "seg_ufade20k": "seg",
-                 "shuffle": "shuffle", "tile_resample": "tile", "mediapipe_face": "mediapipe_face"}
-
-
-def a1111_controls(data: dict, uploads: dict) -> tuple[list[dict], dict]:
-    """``alwayson_scripts.controlnet.args`` (sd-webui-controlnet's API) as genimg controls and their uploads:
-    module -> type, model "name [hash]" -> a ControlNet alias, lllyasviel's hub id or a name in the server's
-    folders, weight, guidance_start/end, canny's threshold_a/b. A unit without its own image takes the
-    img2img input, as the extension does."""
-    from genimg.models.controlnets import controlnet_aliases
-
-    units = ((data.get("alwayson_scripts") or {}).get("controlnet") or {}).get("args") or []
-    controls, files = [], {}
-    for n, unit in enumerate(units):
-        if not isinstance(unit, dict) or not unit.get("enabled", True):
-            continue
-        module = str(unit.get("module") or "none")
-        if module not in A1111_MODULES:
-            raise UsageError(f"alwayson_scripts.controlnet.args[{n}].module: {module!r} is not one genimg has "
-                             f"(it has {', '.join(sorted(A1111_MODULES))})")
-        image = unit.get("image", unit.get("input_image"))
-        if isinstance(image, dict):
-            image = image.get("image")
-        if image:
-            name = f"control-{n}.png"
-            files[name] = decoded_image(b64(image, f"alwayson_scripts.controlnet.args[{n}].image"), name)
-        elif "init.png" in uploads:
-            name = "init.png"
-        else:
-            raise UsageError(f"alwayson_scripts.controlnet.args[{n}].image: a ControlNet unit needs an image")
-        control = {"type": A1111_MODULES[module], "image": name, "scale": float(unit.get("weight", 1.0)),
-                   "start": float(unit.get("guidance_start", 0.0)), "end": float(unit.get("guidance_end", 1.0))}
-        model = str(unit.get("model") or "None").split(" [")[0]
-        if model != "None":
-            known = model in controlnet_aliases()
-            control["model"] = model if known or not model.startswith("control_v11") else f"lllyasviel/{model}"
-        if control["type"] == "canny":
-            for key, setting in (("threshold_a", "low"), ("threshold_b", "high")):
-                if unit.get(key) not in (None, -1):
-                    control[setting] = int(unit[key])
-        controls.append(control)
-    return controls, files
-
-
 def a1111_upscale_settings(data: dict, width: int | None = None):
     """A1111's extras request (``upscaling_resize``, ``upscaler_1``; with ``resize_mode`` 1 a target
     ``upscaling_resize_w``, taken as the scale from the image's ``width``) as genimg's upscale settings; an
     upscaler of "None" is plain Lanczos, as A1111 resizes then."""
-    upscaler = data.get("upscaler_1") or "demo-upscaler"
-    if upscaler in ("None", "Lanczos", "Nearest"):
-        upscaler = "lanczos"
+    upscaler = upscaler_name(data.get("upscaler_1") or "demo-upscaler")
     scale = data.get("upscaling_resize", 2)
     if data.get("resize_mode") == 1 and data.get("upscaling_resize_w") and width:
         scale = float(data["upscaling_resize_w"]) / width

@@ -103,8 +103,11 @@ async def job_events(job_id: str, request: Request, worker: Worker = Depends(wor
 async def models(worker: Worker = Depends(worker_of)):
     from genimg.models.resolve import aliases
 
+    table = aliases()
     return {"models": [{"name": name, "family": row.get("family"), "description": row.get("description", "")}
-                       for name, row in aliases().items()], "loaded": worker.loaded()}
+                       for name, row in table.items()], "loaded": worker.loaded(),
+            # OpenAI's list (what its SDK's models.list() reads), beside genimg's own fields
+            "object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "genimg"} for name in table]}
 
 
 @router.get("/v1/presets")

@@ -16,52 +16,78 @@ from genimg.serve.safety import decoded_image
 router = APIRouter()
 
 
+# OpenAI's own model names (what front-ends send when no model is set) run the server's default model.
+OPENAI_MODELS = ("dall-e-", "gpt-image-")
+
+
+def _common_fields(data, settings: dict) -> None:
+    """What the generation and edit requests share: the model (OpenAI's names: the default model), the size,
+    and stream, which this server does not do."""
+    if str(data.get("stream", "false")).lower() == "true":
+        raise UsageError("stream: this server does not stream partial images; send stream false (or leave it out)")
+    model = data.get("model")
+    if model and not str(model).startswith(OPENAI_MODELS):
+        settings["model"] = model
+    if data.get("size") and data["size"] != "auto":
+        settings["size"] = data["size"]
+    if data.get("response_format", "b64_json") not in ("b64_json", "url"):
+        raise UsageError(f"response_format: {data['response_format']!r} is not b64_json or url")
+
+
+def _images(request: Request, job, data, revised: bool = False) -> dict:
+    """OpenAI's answer: each image as base64, or (response_format url) as a URL of the job's image on this
+    server, valid while the server keeps the job."""
+    out = []
+    for n, (path, summary) in enumerate(job.results):
+        item = {"url": f"{str(request.base_url).rstrip('/')}/v1/jobs/{job.id}/images/{n}"} \
+            if data.get("response_format") == "url" else {"b64_json": png_b64(path)}
+        if revised:
+            item["revised_prompt"] = summary["settings"]["prompt"]
+        out.append(item)
+    return {"created": int(time.time()), "data": out}
+
+
 @router.post("/v1/images/generations")
 async def openai_generations(request: Request, worker: Worker = Depends(worker_of)):
     data = await body(request)
-    if data.get("response_format", "b64_json") != "b64_json":
-        raise UsageError("response_format: this server answers b64_json only")
     settings = {"prompt": data.get("prompt"), "count": data.get("n", 1)}
-    if data.get("model"):
-        settings["model"] = data["model"]
-    if data.get("size") and data["size"] != "auto":
-        settings["size"] = data["size"]
+    _common_fields(data, settings)
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, {}), request)
     if job.status != "done":
-        return failed(worker, job)
-    return {"created": int(time.time()),
-            "data": [{"b64_json": png_b64(path),
-                      "revised_prompt": summary["settings"]["prompt"]} for path, summary in job.results]}
+        return failed(worker, job, "openai")
+    return _images(request, job, data, revised=True)
 
 
 @router.post("/v1/images/edits")
 async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
     """OpenAI's edits, as a form: ``image`` (or ``image[]``), an optional ``mask`` whose transparent
     pixels mark what to repaint (inpaint), ``prompt``, ``model``, ``n``, ``size``. Without a mask the
-    image is edited by instruction where the model has an editor (FLUX.1 Kontext), else redrawn (img2img)."""
+    image is edited by instruction where the model has an editor (FLUX.1 Kontext, FLUX.2: several images are
+    its references), else redrawn (img2img)."""
     form = await request.form()
     images = form.getlist("image") or form.getlist("image[]")
     if not images or isinstance(images[0], str):
         raise UsageError("image: send the image to edit as a file in the form (multipart/form-data)")
-    if form.get("response_format", "b64_json") != "b64_json":
-        raise UsageError("response_format: this server answers b64_json only")
     uploads = {"image.png": decoded_image(await images[0].read(), "image")}
     settings = {"prompt": form.get("prompt"), "count": form.get("n", 1), "image": "image.png"}
-    if form.get("model"):
-        settings["model"] = form["model"]
-    if form.get("size") and form["size"] != "auto":
-        settings["size"] = form["size"]
+    _common_fields(form, settings)
     mask = form.get("mask")
     if mask is not None and not isinstance(mask, str):
         uploads["mask.png"] = openai_mask(decoded_image(await mask.read(), "mask"))
         settings.update(task="inpaint", mask="mask.png")
     else:
-        settings["task"] = edit_task(settings.get("model"))
+        settings["task"] = await asyncio.to_thread(edit_task, settings.get("model"))
+    if len(images) > 1:  # FLUX.2 edits from several images; any other model from one, and says so
+        if settings["task"] != "edit" or "mask.png" in uploads:
+            raise UsageError(f"image[]: {len(images)} images sent, but this model edits one image; several are "
+                             "references for FLUX.2 models (model flux2-klein, flux2-dev)")
+        for n, extra in enumerate(images[1:], 1):
+            uploads[f"reference-{n}.png"] = decoded_image(await extra.read(), f"image[{n}]")
+        settings["references"] = [f"reference-{n}.png" for n in range(1, len(images))]
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
-        return failed(worker, job)
-    return {"created": int(time.time()),
-            "data": [{"b64_json": png_b64(path)} for path, _ in job.results]}
+        return failed(worker, job, "openai")
+    return _images(request, job, form)
 
 
 def openai_mask(data: bytes) -> bytes:

@@ -12,9 +12,27 @@ from fastapi.responses import JSONResponse
 
 from genimg.errors import UsageError
 from genimg.serve import api_a1111, api_genimg, api_openai, page
-from genimg.serve.common import RETRY_AFTER, NotFound, api_of, in_api_words
+from genimg.serve.common import RETRY_AFTER, NotFound, api_of, error_response, in_api_words
 from genimg.serve.jobs import QueueFull, Worker
 from genimg.serve.safety import MAX_BODY
+
+
+def authorized(header: str, token: str) -> bool:
+    """``Authorization: Bearer TOKEN``, or HTTP Basic with any user name and TOKEN as the password (what A1111
+    clients such as Open WebUI and webuiapi can send), compared in constant time."""
+    import base64
+    import binascii
+    import hmac
+
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            value = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.encode(), token.encode())
 
 
 def create_app(worker: Worker, token: str | None = None) -> FastAPI:
@@ -24,8 +42,9 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if token and request.headers.get("authorization") != f"Bearer {token}":
-            return JSONResponse({"error": "a token is required: send Authorization: Bearer TOKEN"}, status_code=401)
+        if token and not authorized(request.headers.get("authorization", ""), token):
+            return error_response("a token is required: send Authorization: Bearer TOKEN (or HTTP Basic with the "
+                                  "token as the password)", 401, api_of(request.url.path))
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
             return JSONResponse({"error": f"the request is larger than {MAX_BODY // 2**20} MB"}, status_code=413)
         return await call_next(request)
@@ -33,12 +52,12 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
     @app.exception_handler(UsageError)
     async def usage_error(request, error: UsageError):
         """A bad request in the words of the API it came through (its field names, not the CLI's flags)."""
-        status = 404 if isinstance(error, NotFound) else 400
-        return JSONResponse({"error": in_api_words(str(error), api_of(request.url.path))}, status_code=status)
+        api = api_of(request.url.path)
+        return error_response(in_api_words(str(error), api), 404 if isinstance(error, NotFound) else 400, api)
 
     @app.exception_handler(QueueFull)
     async def queue_full(request, error: QueueFull):
-        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": RETRY_AFTER})
+        return error_response(str(error), 503, api_of(request.url.path), {"Retry-After": RETRY_AFTER})
 
     for module in (page, api_genimg, api_a1111, api_openai):
         app.include_router(module.router)

@@ -91,14 +91,23 @@ async def finished(worker: Worker, job: Job, request: Request) -> Job:
     return job
 
 
-def failed(worker: Worker, job: Job):
+def failed(worker: Worker, job: Job, api: str = "genimg"):
     """A job that did not finish as an answer: 400 a bad request, 503 the server stopping, 499 cancelled by
     its client, else 500 with the reason."""
     if job.status == "cancelled" and not worker.accepting:
-        return JSONResponse({"error": "server stopping: the job was cancelled; send it again once the server is back",
-                             "status": job.status}, status_code=503, headers={"Retry-After": RETRY_AFTER})
+        return error_response("server stopping: the job was cancelled; send it again once the server is back", 503,
+                              api, {"Retry-After": RETRY_AFTER})
     status = 400 if job.error_code == 2 else 499 if job.status == "cancelled" else 500
-    return JSONResponse({"error": job.error or job.status, "status": job.status}, status_code=status)
+    return error_response(in_api_words(job.error or job.status, api), status, api)
+
+
+def error_response(message: str, status: int, api: str, headers: dict | None = None) -> JSONResponse:
+    """An error as the API's clients read it: OpenAI's SDK an object with message and type, the others a line."""
+    if api == "openai":
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}},
+                            status_code=status, headers=headers)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def job_or_404(worker: Worker, job_id: str) -> Job:

@@ -524,7 +524,7 @@ def test_the_cli_says_what_it_wrote_when_its_server_goes_away(tmp_path, stop_sig
     out = tmp_path / "out"
     env = {**os.environ, "GENIMG_STATE_DIR": str(state)}
     cli = subprocess.Popen([sys.executable, "-m", "genimg", "txt2img", "a dot", "-m", "demo", "--count", "12", "--steps", "60",
-                            "--seed", "1", "--preset", "cpu", "--json", "-o", str(out)],
+                            "--seed", "1", "--preset", "cpu", "--json", "-q", "-o", str(out)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     made = [cli.stdout.readline() for _ in range(2)]
     assert all(line.startswith("{") for line in made), (made, cli.stderr.read() if cli.poll() is not None else "")

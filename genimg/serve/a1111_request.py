@@ -1,0 +1,151 @@
+"""What an AUTOMATIC1111 API request asks for, as genimg settings: its fields (A1111's names and defaults), its
+uploads, its ControlNet units, and its errors in A1111's words. The routes are in :mod:`genimg.serve.api_a1111`."""
+
+from __future__ import annotations
+
+import logging
+
+from genimg.errors import UsageError
+from genimg.serve.common import b64
+from genimg.serve.safety import decoded_image
+
+log = logging.getLogger("genimg.serve")
+
+# A1111 request fields genimg maps (to GenerationSpec names); the rest are ignored with a note.
+A1111_FIELDS = {"prompt": "prompt", "negative_prompt": "negative", "steps": "steps", "cfg_scale": "guidance",
+                "width": "width", "height": "height", "seed": "seed", "denoising_strength": "strength", "batch_size": "batch_size", "styles": "styles"}
+A1111_HANDLED = set(A1111_FIELDS) | {
+    "n_iter", "scheduler", "init_images", "mask", "override_settings", "send_images", "save_images",
+    "inpainting_mask_invert", "mask_blur", "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale",
+    "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers"}
+# img2img's resize_mode: just resize, crop and resize, resize and fill (A1111's "latent upscale": a resize too)
+RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}
+
+
+def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
+    """An A1111 request as genimg settings and uploads, each field checked in A1111's words; fields genimg does
+    not map are logged at info level (shown by `genimg serve`) and ignored."""
+    from genimg.output.metadata import sampler_name
+
+    unknown = sorted(set(data) - A1111_HANDLED)
+    if unknown:
+        log.info("A1111 %s request: fields genimg does not map, ignored: %s", task, ", ".join(unknown))
+    override = _table(data, "override_settings")
+    settings = {name: data[key] for key, name in A1111_FIELDS.items() if key in data and data[key] not in (None, "")}
+    sampler = data.get("sampler_name") or data.get("sampler_index")  # A1111 reads either
+    if sampler:
+        settings["scheduler"] = sampler_name(str(sampler), str(data.get("scheduler") or ""))
+    if settings.get("seed") == -1:
+        settings.pop("seed")  # A1111's "random"
+    settings["count"] = _whole(data, "batch_size", 1) * _whole(data, "n_iter", 1)
+    clip = data.get("CLIP_stop_at_last_layers", override.get("CLIP_stop_at_last_layers"))
+    if clip not in (None, "", 1):
+        settings["clip_skip"] = clip
+    model = override.get("sd_model_checkpoint") or options.get("sd_model_checkpoint")
+    if model:
+        settings["model"] = str(model).split(" [")[0]  # A1111 titles read "name [hash]"
+    if task == "txt2img" and data.get("enable_hr"):
+        settings.update(_hires(data))
+    uploads = {}
+    if task == "img2img":
+        images = data.get("init_images") or []
+        if not isinstance(images, list) or not images:
+            raise UsageError("init_images: img2img needs a list with an image (base64)")
+        uploads["init.png"] = decoded_image(b64(images[0], "init_images[0]"), "init_images[0]")
+        settings.update(task="img2img", image="init.png", resize=RESIZE_MODES.get(data.get("resize_mode", 0), "stretch"))
+        if data.get("mask"):
+            uploads["mask.png"] = decoded_image(b64(data["mask"], "mask"), "mask")
+            settings.update(task="inpaint", mask="mask.png", invert_mask=bool(data.get("inpainting_mask_invert")),
+                            mask_blur=data.get("mask_blur", 4))
+    controls, control_uploads = a1111_controls(data, uploads)
+    if controls:
+        settings["control"] = controls
+        uploads.update(control_uploads)
+    return settings, uploads
+
+
+def _hires(data: dict) -> dict:
+    """A1111's hires fix: hr_scale (or hr_resize_x/y as the target size), hr_upscaler, hr_second_pass_steps,
+    and denoising_strength as the second pass's strength (A1111's default 0.7)."""
+    scale = data.get("hr_scale", 2)
+    if data.get("hr_resize_x") and data.get("width"):
+        scale = float(data["hr_resize_x"]) / float(data["width"])
+    hires = {"hires_scale": scale, "hires_strength": data.get("denoising_strength") or 0.7,
+             "hires_upscaler": upscaler_name(data.get("hr_upscaler"))}
+    if data.get("hr_second_pass_steps"):
+        hires["hires_steps"] = data["hr_second_pass_steps"]
+    return hires
+
+
+def upscaler_name(name) -> str:
+    """An A1111 upscaler name as genimg's: its plain resamplers and latent upscales are Lanczos here; any other
+    name (an upscaler alias, a file in the server's upscaler folders) is looked up as it is."""
+    name = str(name or "Latent")
+    return "lanczos" if name in ("None", "Lanczos", "Nearest") or name.startswith("Latent") else name
+
+
+def _whole(data: dict, key: str, default: int) -> int:
+    value = data.get(key)
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or not str(value).lstrip("-").isdigit():
+        raise UsageError(f"{key}: expected a whole number (got {value!r})")
+    return int(value)
+
+
+def _table(data: dict, key: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{key}: expected an object (got {type(value).__name__})")
+    return value
+
+
+# sd-webui-controlnet's preprocessor ("module") names -> genimg's control types.
+A1111_MODULES = {"none": "none", "canny": "canny", "depth": "depth", "depth_midas": "depth_midas",
+                 "depth_zoe": "depth", "depth_anything": "depth", "depth_anything_v2": "depth", "openpose": "openpose",
+                 "openpose_full": "openpose_full", "dw_openpose_full": "openpose_full", "lineart_realistic": "lineart",
+                 "lineart_standard": "lineart", "lineart_coarse": "lineart_coarse", "lineart_anime": "lineart_anime",
+                 "softedge_hed": "softedge", "softedge_hedsafe": "softedge", "softedge_pidinet": "softedge_pidinet",
+                 "softedge_pidisafe": "softedge_pidinet", "scribble_hed": "scribble", "scribble_pidinet": "scribble_pidinet",
+                 "mlsd": "mlsd", "normal_bae": "normal", "seg_ofade20k": "seg", "seg_ufade20k": "seg",
+                 "shuffle": "shuffle", "tile_resample": "tile", "mediapipe_face": "mediapipe_face"}
+
+
+def a1111_controls(data: dict, uploads: dict) -> tuple[list[dict], dict]:
+    """``alwayson_scripts.controlnet.args`` (sd-webui-controlnet's API) as genimg controls and their uploads:
+    module -> type, model "name [hash]" -> a ControlNet alias, lllyasviel's hub id or a name in the server's
+    folders, weight, guidance_start/end, canny's threshold_a/b. A unit without its own image takes the
+    img2img input, as the extension does."""
+    from genimg.models.controlnets import controlnet_aliases
+
+    units = ((data.get("alwayson_scripts") or {}).get("controlnet") or {}).get("args") or []
+    controls, files = [], {}
+    for n, unit in enumerate(units):
+        if not isinstance(unit, dict) or not unit.get("enabled", True):
+            continue
+        module = str(unit.get("module") or "none")
+        if module not in A1111_MODULES:
+            raise UsageError(f"alwayson_scripts.controlnet.args[{n}].module: {module!r} is not one genimg has "
+                             f"(it has {', '.join(sorted(A1111_MODULES))})")
+        image = unit.get("image", unit.get("input_image"))
+        if isinstance(image, dict):
+            image = image.get("image")
+        if image:
+            name = f"control-{n}.png"
+            files[name] = decoded_image(b64(image, f"alwayson_scripts.controlnet.args[{n}].image"), name)
+        elif "init.png" in uploads:
+            name = "init.png"
+        else:
+            raise UsageError(f"alwayson_scripts.controlnet.args[{n}].image: a ControlNet unit needs an image")
+        control = {"type": A1111_MODULES[module], "image": name, "scale": float(unit.get("weight", 1.0)),
+                   "start": float(unit.get("guidance_start", 0.0)), "end": float(unit.get("guidance_end", 1.0))}
+        model = str(unit.get("model") or "None").split(" [")[0]
+        if model != "None":
+            known = model in controlnet_aliases()
+            control["model"] = model if known or not model.startswith("control_v11") else f"lllyasviel/{model}"
+        if control["type"] == "canny":
+            for key, setting in (("threshold_a", "low"), ("threshold_b", "high")):
+                if unit.get(key) not in (None, -1):
+                    control[setting] = int(unit[key])
+        controls.append(control)
+    return controls, files
