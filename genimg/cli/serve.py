@@ -34,6 +34,7 @@ def serve(
     token: Annotated[Optional[str], typer.Option("--token", help="Every request must send Authorization: Bearer TOKEN.")] = None,
     keep: Annotated[int, typer.Option("--keep", help="Models kept loaded between jobs (least recently used go first).")] = 1,
     queue: Annotated[int, typer.Option("--queue", help="Jobs that may wait; more get 503 and Retry-After.")] = 64,
+    history: Annotated[int, typer.Option("--history", help="Finished jobs kept (their images at /v1/jobs/ID and in the gallery); older ones are deleted.")] = 50,
     max_images: Annotated[int, typer.Option("--max-images", help="Images one request may ask for (count, A1111's batch_size × n_iter, OpenAI's n); more is a 400.")] = 16,
     preset: o.PresetName = None,
     device: Annotated[Optional[list[str]], typer.Option("--device", help="A worker on each of these devices (repeatable: --device cuda:0 --device cuda:1); default: one, on the preset's.")] = None,
@@ -57,8 +58,8 @@ def serve(
     if host not in LOOPBACK and not token:
         raise UsageError(f"--host {host} opens the server to other machines; give --token TOKEN too (every "
                          "request must then send it), or keep the default 127.0.0.1")
-    if keep < 1 or queue < 1 or max_images < 1 or not 0 <= port < 65536:
-        raise UsageError("--keep, --queue and --max-images must be at least 1, and --port between 0 and 65535")
+    if min(keep, queue, max_images, history) < 1 or not 0 <= port < 65536:
+        raise UsageError("--keep, --queue, --max-images and --history must be at least 1, and --port between 0 and 65535")
     from genimg.presets import get_preset
 
     for name in device or ():
@@ -66,7 +67,8 @@ def serve(
     _check_port(host, port)
     import uvicorn
 
-    worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,)), max_images).start()
+    worker = Worker(output or cache_dir() / "served", keep, queue, preset, tuple(device or (None,)), max_images,
+                    history).start()
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):

@@ -172,7 +172,7 @@ async def a1111_progress(worker: Worker = Depends(worker_of)):
     job = worker.current
     steps = [e for e in (job.events if job else []) if e["event"] == "step"]
     last = steps[-1] if steps else None
-    return {"progress": last["step"] / last["total"] if last else 0.0, "eta_relative": 0.0,
+    return {"progress": last["step"] / last["total"] if last else 0.0, "eta_relative": last.get("eta", 0.0) if last else 0.0,
             "state": {"job_count": worker.waiting + bool(job), "sampling_step": last["step"] if last else 0,
                       "sampling_steps": last["total"] if last else 0}, "current_image": None}
 

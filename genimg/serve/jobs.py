@@ -25,6 +25,7 @@ from genimg.spec import GenerationSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_IMAGES = 16  # images one request may ask for unless `genimg serve --max-images` says otherwise
+HISTORY = 50  # finished jobs a server keeps unless `genimg serve --history` says otherwise
 
 
 class Cancelled(GenimgError):
@@ -73,18 +74,19 @@ class Worker:
     (``devices``: e.g. cuda:0 and cuda:1; by default the preset's one device)."""
 
     def __init__(self, output: Path, keep: int = 1, max_queue: int = 64, preset: str | None = None,
-                 devices: tuple = (None,), max_images: int = MAX_IMAGES):
+                 devices: tuple = (None,), max_images: int = MAX_IMAGES, history: int = HISTORY):
         self.output = Path(output)
         self.preset = preset
         self.lanes = [Lane(device, WarmModels(keep)) for device in devices or (None,)]
         self.queue: queue.Queue = queue.Queue()
         self.max_queue = max_queue
         self.max_images = max_images  # images one request may ask for
+        self.history = max(1, history)  # finished jobs kept (their images, events, folders); older ones go
         self.jobs: dict[str, Job] = {}
         self.accepting = True
         self.counts = {state: 0 for state in STATES}
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # cancel() finishes a queued job while holding it
         self.threads = [threading.Thread(target=self._loop, args=(lane,), name=f"genimg-worker-{n}", daemon=True)
                         for n, lane in enumerate(self.lanes)]
 
@@ -220,6 +222,16 @@ class Worker:
         job.events.append({"event": status, **({"error": error} if error else {})})
         self.counts[status] += 1
         job.finished.set()
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Only the ``history`` latest finished jobs are kept: older ones leave the job table and their folder
+        (uploads and images) is deleted, so a long-running server's memory and disk stay bounded."""
+        with self._lock:
+            done = [job for job in self.jobs.values() if job.finished.is_set()]
+            for job in done[:max(0, len(done) - self.history)]:
+                del self.jobs[job.id]
+                shutil.rmtree(job.folder, ignore_errors=True)
 
     def _loop(self, lane: Lane) -> None:
         while True:

@@ -142,3 +142,21 @@ def test_a_request_for_more_images_than_the_server_makes_at_once_is_refused_when
     answer = TestClient(create_app(worker)).post(route, json=body)
     assert answer.status_code == 400 and words in _message(answer) and "at most 4" in _message(answer)
     assert worker.jobs == {}
+
+
+def test_a_server_keeps_only_its_latest_finished_jobs_and_their_folders(tmp_path):
+    from genimg.spec import GenerationSpec
+
+    worker = Worker(tmp_path, history=2).start()
+    try:
+        jobs = []
+        for seed in range(4):
+            job = worker.submit(GenerationSpec("a dot", model="demo", steps=2, seed=seed, preset="cpu"), {})
+            assert job.finished.wait(120) and job.status == "done"
+            jobs.append(job)
+    finally:
+        worker.stop(wait=5)
+    assert list(worker.jobs) == [job.id for job in jobs[2:]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(job.id for job in jobs[2:])
+    assert all(path.is_file() for job in jobs[2:] for path, _ in job.results)
+    assert TestClient(create_app(worker)).get(f"/v1/jobs/{jobs[0].id}").status_code == 404
