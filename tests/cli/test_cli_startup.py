@@ -101,3 +101,13 @@ def test_the_preset_and_model_lists_are_whole_at_80_columns(cli, monkeypatch):
         assert re.search(rf"│ {re.escape(name)}\s", models.out), name
         if "repo" in row:
             assert row["repo"] in models.out, row["repo"]
+
+
+def test_demo_model_help_gives_the_smoke_run_the_readme_shows(cli):
+    import re
+    from pathlib import Path
+
+    shown = " ".join(cli("learn", "demo-model", "--help").out.split())
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    smoke = re.search(r"`(--unet-steps [^`]+)`\s+is a smoke run", readme.replace("\n", " ")).group(1)
+    assert " ".join(smoke.split()) in shown
