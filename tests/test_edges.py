@@ -81,3 +81,26 @@ def test_a_used_port_is_one_line_naming_it_and_port_0(cli, tmp_path):
         result = cli("serve", "--port", port, "-o", tmp_path / "served")
     assert result.code == 1 and f"127.0.0.1:{port}" in result.err and "--port 0" in result.err, result
     assert result.err.count("\n") == 1
+
+
+def test_a_toml_jobs_bad_setting_is_named_at_its_own_line(cli, tmp_path):
+    (tmp_path / "jobs.toml").write_text('[defaults]\nsteps = 2\n\n[[jobs]]\nprompt = "a ring"\ncfg = "lots"\n\n'
+                                        '[[jobs]]\nprompt = "a dot"\nsteps = "many"\n')
+    result = cli("batch", tmp_path / "jobs.toml", "--check", "-o", tmp_path / "out")
+    assert result.code == 2
+    assert "jobs.toml:6: guidance must be a number" in result.err and "jobs.toml:10: steps must be" in result.err
+
+
+def test_an_unknown_wildcard_is_our_one_line_without_the_librarys_first(cli, tmp_path):
+    (tmp_path / "w.txt").write_text("a __nosuchwild__ ring\n")
+    result = cli("batch", tmp_path / "w.txt", "--check", "-o", tmp_path / "out")
+    assert result.code == 2 and result.err.startswith("genimg batch: error: w.txt:1: unknown wildcard"), result.err
+
+
+def test_a_control_the_demo_model_has_no_controlnet_for_says_so_without_a_download(cli, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "red.png")
+    result = cli("txt2img", "x", "--control", f"depth={tmp_path / 'red.png'}", "-o", tmp_path / "x.png")
+    assert result.code == 2 and "demo model has ControlNets for canny, none only" in result.err, result
+    assert "hf download" not in result.err and "lllyasviel" not in result.err

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genimg.errors import UsageError
@@ -19,6 +19,14 @@ from genimg.errors import UsageError
 class Row:
     line: int  # 1-based line (or entry number for TOML/YAML lists)
     data: dict
+    key_lines: dict = field(default_factory=dict)  # a TOML job's keys -> their lines, where known
+
+    def line_of(self, message: str) -> int:
+        """The line of the setting an error names first (``steps must be …``), else the row's."""
+        from genimg.spec import ALIASES
+
+        word = message.split(" ", 1)[0]
+        return next((n for key, n in self.key_lines.items() if word in (key, ALIASES.get(key))), self.line)
 
 
 def read_rows(path: Path) -> tuple[list[Row], dict]:
@@ -96,9 +104,9 @@ def _jsonl(text: str, path: Path):
     return rows, {}
 
 
-def _document(data, path: Path, lines: list[int] | None = None):
+def _document(data, path: Path, lines: list[int] | None = None, key_lines: list[dict] | None = None):
     """Rows of a ``defaults`` + ``jobs`` document; ``lines``: the line each job starts on, where known
-    (errors then name the line, not the job's place in the list)."""
+    (errors then name the line, not the job's place in the list), ``key_lines`` each job's keys' lines."""
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise UsageError(f"{path}: expected a `defaults` table and a `jobs` list")
     unknown = set(data) - {"defaults", "jobs"}
@@ -110,7 +118,8 @@ def _document(data, path: Path, lines: list[int] | None = None):
             job = {"prompt": job}
         if not isinstance(job, dict):
             raise UsageError(f"{path}: job {n} must be a table or a prompt string")
-        rows.append(Row(lines[n - 1] if lines and len(lines) == len(data["jobs"]) else n, job))
+        known = lines and len(lines) == len(data["jobs"])
+        rows.append(Row(lines[n - 1] if known else n, job, key_lines[n - 1] if known and key_lines else {}))
     return rows, dict(data.get("defaults") or {})
 
 
@@ -122,8 +131,19 @@ def _toml(text: str, path: Path):
     except TOMLDecodeError as e:
         raise UsageError(f"{path}: {e}") from None
     # [[jobs]] tables: each job starts on its header's line (inline lists keep their place numbers)
-    headers = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*jobs\s*\]\]", line)]
-    return _document(data, path, headers)
+    text_lines = text.splitlines()
+    headers = [n for n, line in enumerate(text_lines, 1) if re.match(r"\s*\[\[\s*jobs\s*\]\]", line)]
+    keys = []  # each [[jobs]] table's keys and their lines, up to the next table header
+    for start in headers:
+        found = {}
+        for n in range(start + 1, len(text_lines) + 1):
+            if re.match(r"\s*\[", text_lines[n - 1]):
+                break
+            key = re.match(r"\s*([A-Za-z0-9_-]+)\s*=", text_lines[n - 1])
+            if key:
+                found[key.group(1)] = n
+        keys.append(found)
+    return _document(data, path, headers, keys)
 
 
 def _yaml(text: str, path: Path):

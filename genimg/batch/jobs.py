@@ -143,7 +143,8 @@ def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: P
                     jobs.append(BatchJob(job_id, row, spec, template))
             except UsageError as e:
                 message = str(e)
-                problems.append(RowProblem(where, message[len(where) + 2:] if message.startswith(where) else message))
+                message = message[len(where) + 2:] if message.startswith(where) else message
+                problems.append(RowProblem(f"{source}:{row.line_of(message)}", message))  # the setting's own line
     return jobs, problems
 
 

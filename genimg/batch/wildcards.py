@@ -48,6 +48,9 @@ class Wildcards:
             from dynamicprompts.generators import CombinatorialPromptGenerator, RandomPromptGenerator
         except ImportError:
             raise UsageError("wildcards need dynamicprompts: pip install dynamicprompts") from None
+        import logging
+
+        logging.getLogger("dynamicprompts").setLevel(logging.ERROR)  # its own warning would come before ours
         manager = self._wildcard_manager()
         try:
             if combinatorial:

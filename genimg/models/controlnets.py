@@ -78,14 +78,20 @@ DEFAULTS_FILE = Path(__file__).with_name("controlnet_defaults.toml")
 
 
 def default_controlnet(control_type: str, model) -> str:
-    """The ControlNet a ``control_type`` control uses on ``model`` (a ModelRef) when none is named:
-    the model alias's own, else its family's; one line when there is none."""
+    """The ControlNet a ``control_type`` control uses on ``model`` (a ModelRef) when none is named: the model
+    alias's own when it has a table of them (a model of its own make, like the demo, takes none of its family's),
+    else its family's; one line when there is none."""
     from genimg.datafiles import load_toml
 
     table = load_toml(DEFAULTS_FILE)
-    for row in (table.get("alias", {}).get(model.ref, {}), table.get(model.family, {})):
-        if control_type in row:
-            return row[control_type]
+    own = table.get("alias", {}).get(model.ref)
+    row = own if own is not None else table.get(model.family, {})
+    if control_type in row:
+        return row[control_type]
+    if own is not None:
+        raise UsageError(f"the {model.ref} model has ControlNets for {', '.join(sorted(own))} only (its family's "
+                         f"do not fit it); for {control_type}, use a full-size model (e.g. -m sd15) or name a ControlNet "
+                         f"made for it: {control_type}=IMAGE,model=NAME_OR_PATH")
     raise UsageError(f"no ControlNet is configured for {control_type} controls on {model.family.upper()} models; "
                      f"name one: {control_type}=IMAGE,model=NAME_OR_PATH (defaults: {DEFAULTS_FILE.name})")
 
