@@ -276,9 +276,9 @@ def test_bad_rows_of_every_kind_are_named_and_the_good_rows_run(cli, tmp_path, t
                                       '{"prompt": "bad cfg", "cfg": [1]}\n')
     checked = cli("batch", tmp_path / "p.toml", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "o", "--check")
     assert checked.code == 2 and "5 jobs" not in checked.out
-    # a [[jobs]] table is named by the line of its header
-    assert "p.toml:4: steps must be a whole number (got 'many')" in checked.err
-    assert "p.toml:15: extend 'up:16'" in checked.err and len(checked.err.strip().splitlines()) == 2
+    # a [[jobs]] table's bad setting is named by its own line (not the table's header's: 4 and 15)
+    assert "p.toml:6: steps must be a whole number (got 'many')" in checked.err
+    assert "p.toml:19: extend 'up:16'" in checked.err and len(checked.err.strip().splitlines()) == 2
     result, images, summary = _batch(cli, tmp_path / "p.toml", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "o")
     assert result.code == 1 and summary["done"] == 3 and summary["failed"] == 2
     grown = next(r for r in images if r["settings"]["prompt"] == "grown")
