@@ -229,6 +229,10 @@ def _load_error(ref: ModelRef, e: Exception) -> Exception:
     if ref.kind == "hub":
         from huggingface_hub import constants
 
+        from genimg.models.hub import not_cached_offline
+
+        if "local_files_only" in text or "outgoing traffic has been disabled" in text:
+            return not_cached_offline(ref.location, name=ref.name)
         return UsageError(f"could not load {ref.location} from the Hugging Face cache ({constants.HF_HUB_CACHE}): {text}; "
                           f"download it with `hf download {ref.location}` where there is network, or pass a local folder")
     return RunFailure(f"could not load {ref.location}: {text}")

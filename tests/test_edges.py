@@ -104,3 +104,9 @@ def test_a_control_the_demo_model_has_no_controlnet_for_says_so_without_a_downlo
     result = cli("txt2img", "x", "--control", f"depth={tmp_path / 'red.png'}", "-o", tmp_path / "x.png")
     assert result.code == 2 and "demo model has ControlNets for canny, none only" in result.err, result
     assert "hf download" not in result.err and "lllyasviel" not in result.err
+
+
+def test_an_uncached_alias_offline_is_our_line_not_huggingface_hubs_advice(cli, tmp_path):
+    result = cli("txt2img", "x", "-m", "sd15", "-o", tmp_path / "x.png")  # the tests' hub cache is empty and offline
+    assert result.code == 2 and "sd15 (stable-diffusion-v1-5/stable-diffusion-v1-5) is not in the Hugging Face cache" \
+        in result.err and "local_files_only" not in result.err, result

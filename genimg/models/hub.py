@@ -101,3 +101,14 @@ def hub_error(repo: str, e: Exception, name: str | None = None) -> Exception:
     if isinstance(e, EntryNotFoundError):
         return UsageError(f"{repo} has no file {name}")
     return RunFailure(f"downloading {name or repo} failed: {text}; run the command again to resume")
+
+
+def not_cached_offline(repo_id: str, what: str = "model", name: str | None = None) -> UsageError:
+    """The one line for a hub model that is not in the cache while the hub cannot be reached (never
+    huggingface_hub's own advice to pass local_files_only=False, which a genimg user cannot)."""
+    from huggingface_hub import constants
+
+    named = f"{name} ({repo_id})" if name and name != repo_id else repo_id
+    return UsageError(f"{what} {named} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub "
+                      f"cannot be reached (offline); on a machine with network run `hf download {repo_id}` and copy "
+                      "the cache, or pass a local folder or .safetensors file")

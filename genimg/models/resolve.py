@@ -237,10 +237,7 @@ def _from_hub(repo_id: str) -> ModelRef:
     try:
         index = hf_hub_download(repo_id, "model_index.json", local_files_only=local)
     except LocalEntryNotFoundError:
-        raise UsageError(
-            f"model {repo_id} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub cannot be "
-            f"reached (offline); on a machine with network run `hf download {repo_id}` and copy the cache, "
-            "or pass a local folder or .safetensors file") from None
+        raise hub.not_cached_offline(repo_id) from None
     except RepositoryNotFoundError:
         raise UsageError(f"no model {repo_id} on the Hugging Face hub (or it is gated: log in with `hf auth login`)") from None
     except EntryNotFoundError:
