@@ -247,12 +247,14 @@ def _check_strength(spec: GenerationSpec, ref: ModelRef, family) -> None:
 def checked_preset(spec: GenerationSpec, ref: ModelRef, warn) -> Preset:
     """The preset the spec runs as, checked against this machine, the model, the size and the compiler."""
     preset = _preset_for(spec, ref.family)
+    chosen = preset.name
     if preset.compile == "openvino":
         why = _openvino_refusal(spec, ref.family, preset)
         if why or (spec.preset == "auto" and ref.defaults.get("cpu_route") == "torch"):
             preset = torch_instead(spec.preset, spec.preset_overrides, ref.family)
         if why:  # auto's own choice by the model's cpu_route (where the route does not pay or fit) is not worth a line
-            warn(f"{why}; running as preset {preset.name}")
+            warn(f"{why}; running as preset {preset.name} instead of {chosen}"
+                 + (" (auto's choice on this CPU)" if spec.preset == "auto" else ""))
     elif preset.compile != "off":
         from genimg.device import compiler_missing
 
@@ -264,7 +266,8 @@ def checked_preset(spec: GenerationSpec, ref: ModelRef, warn) -> Preset:
     lifted = preset.tiling_lifts_limit and preset.vae_tiling
     if preset.max_megapixels and megapixels > preset.max_megapixels and not lifted:
         how = "--vae-tiling" if preset.tiling_lifts_limit else "--max-megapixels N to try anyway"
-        raise UsageError(f"{spec.width}x{spec.height} ({megapixels:.1f} MP) is more than preset {preset.name} "
+        named = f"{preset.name} (what --preset auto runs this model as here)" if spec.preset == "auto" else preset.name
+        raise UsageError(f"{spec.width}x{spec.height} ({megapixels:.1f} MP) is more than preset {named} "
                          f"handles ({preset.max_megapixels:g} MP); use a smaller --width/--height, or {how}")
     return preset
 

@@ -110,3 +110,10 @@ def test_an_uncached_alias_offline_is_our_line_not_huggingface_hubs_advice(cli, 
     result = cli("txt2img", "x", "-m", "sd15", "-o", tmp_path / "x.png")  # the tests' hub cache is empty and offline
     assert result.code == 2 and "sd15 (stable-diffusion-v1-5/stable-diffusion-v1-5) is not in the Hugging Face cache" \
         in result.err and "local_files_only" not in result.err, result
+
+
+def test_a_size_auto_cannot_take_names_the_preset_as_autos_choice(cli, tmp_path):
+    result = cli("txt2img", "x", "-W", "4096", "-H", "4096", "-o", tmp_path / "x.png")
+    assert result.code == 2 and "(what --preset auto runs this model as here)" in result.err, result
+    named = cli("txt2img", "x", "-W", "4096", "-H", "4096", "--preset", "cpu", "-o", tmp_path / "x.png")
+    assert named.code == 2 and "more than preset cpu handles" in named.err

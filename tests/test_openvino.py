@@ -102,7 +102,7 @@ def test_a_lora_is_a_new_conversion_and_a_controlnet_runs_on_torch(cli, tmp_path
     steered = cli("controlnet", ring, "a ring", *model, "--controlnet", tiny_controlnets["sd"], *FAST,
                   "--preset", "cpu-openvino", "-o", tmp_path / "cn.png")
     assert steered.code == 0 and "ControlNets add residuals" in steered.err, steered
-    assert steered.err.endswith("; running as preset cpu\n")
+    assert steered.err.endswith("; running as preset cpu instead of cpu-openvino\n")
     plain = cli("controlnet", ring, "a ring", *model, "--controlnet", tiny_controlnets["sd"], *FAST, "--preset", "cpu",
                 "-o", tmp_path / "cn-torch.png")
     assert plain.code == 0 and np.abs(pixels(tmp_path / "cn.png") - pixels(tmp_path / "cn-torch.png")).max() <= 1
@@ -110,7 +110,7 @@ def test_a_lora_is_a_new_conversion_and_a_controlnet_runs_on_torch(cli, tmp_path
 
 def test_flux_says_it_stays_on_torch(cli, tmp_path, tiny_models):
     made = cli("txt2img", "a ring", "-m", tiny_models["flux"], *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "f.png")
-    assert made.code == 0 and "FLUX.1 runs on torch; running as preset cpu" in made.err, made
+    assert made.code == 0 and "FLUX.1 runs on torch; running as preset cpu instead of cpu-openvino" in made.err, made
 
 
 @pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
@@ -162,7 +162,7 @@ def test_auto_sends_what_openvino_cannot_run_to_the_torch_preset(fake_device, ti
     flux = planned("flux")
     assert (flux.preset.name, flux.preset.compile) == (on_torch, "off")
     assert flux.warnings == (f"only UNet models (SD 1.x/2.x, SDXL) have an OpenVINO route; FLUX.1 runs on torch; "
-                             f"running as preset {on_torch}",)
+                             f"running as preset {on_torch} instead of cpu-openvino (auto's choice on this CPU)",)
     cached = planned("sd", preset_overrides={"deepcache": 2})  # DeepCache patches the torch UNet
     assert (cached.preset.name, cached.preset.deepcache) == (on_torch, 2) and "DeepCache" in cached.warnings[0]
     demo = plan(GenerationSpec(prompt="a red circle", seed=1))  # the built-in model: too small to gain
