@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from genimg.errors import UsageError
 from genimg.serve import api_a1111, api_genimg, api_openai, page
-from genimg.serve.common import RETRY_AFTER, NotFound, api_of, error_response, in_api_words
+from genimg.serve.common import RETRY_AFTER, DisconnectWatch, NotFound, api_of, error_response, in_api_words
 from genimg.serve.jobs import QueueFull, Worker
 from genimg.serve.safety import MAX_BODY
 
@@ -61,4 +61,5 @@ def create_app(worker: Worker, token: str | None = None) -> FastAPI:
 
     for module in (page, api_genimg, api_a1111, api_openai):
         app.include_router(module.router)
+    app.add_middleware(DisconnectWatch)
     return app

@@ -82,13 +82,55 @@ def submit(worker: Worker, settings: dict, uploads: dict[str, bytes], fallback: 
 
 
 async def finished(worker: Worker, job: Job, request: Request) -> Job:
-    """Wait for ``job``; a client that goes away cancels it."""
+    """Wait for ``job``; a client that goes away cancels it (seen by :class:`DisconnectWatch`)."""
+    gone = request.scope.get(CLIENT_GONE)
     while not job.finished.is_set():
-        if await request.is_disconnected():
+        if gone is not None and gone.is_set():
             worker.cancel(job.id)
             break
         await asyncio.sleep(0.05)
     return job
+
+
+CLIENT_GONE = "genimg.client_gone"  # the scope key of the event DisconnectWatch sets
+
+
+class DisconnectWatch:
+    """ASGI middleware: once a request's body is read, keep listening on its connection and set
+    ``scope[CLIENT_GONE]`` when the client leaves. (FastAPI reads the body before the route runs, so
+    ``Request.is_disconnected`` never sees the server's disconnect message: a client that went away while its
+    job ran was never noticed.) The app's own later reads get the disconnect once it happens."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        gone = scope[CLIENT_GONE] = asyncio.Event()
+        watcher = None
+
+        async def watch():
+            if (await receive())["type"] == "http.disconnect":
+                gone.set()
+
+        async def app_receive():
+            nonlocal watcher
+            if watcher is not None:  # the body was read: the watcher owns the connection now
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            elif not message.get("more_body"):
+                watcher = asyncio.create_task(watch())
+            return message
+
+        try:
+            await self.app(scope, app_receive, send)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
 
 def failed(worker: Worker, job: Job, api: str = "genimg"):

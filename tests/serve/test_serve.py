@@ -371,6 +371,9 @@ def test_openai_edits_inpaint_where_the_mask_is_clear_and_keep_the_rest(server, 
     outside[8:56, 8:56] = False  # away from the hole and its blurred edge
     kept = np.abs(edited - original)[outside]
     assert edited.shape == (64, 64, 3) and kept.max() <= 4 and kept.mean() < 0.1
+    beyond_the_seam = np.ones((64, 64), bool)
+    beyond_the_seam[4:60, 4:60] = False  # past the feathered seam (12 px for mask_blur 4): the CLI's paste-back, exact
+    assert np.abs(edited - original)[beyond_the_seam].max() == 0
     assert np.abs(edited - original)[20:44, 20:44].mean() > 20
     with open(source, "rb") as image:
         whole = httpx.post(f"{url}/v1/images/edits", timeout=120, data={"prompt": "a ring", "model": "demo"},
@@ -534,3 +537,17 @@ def test_the_cli_says_what_it_wrote_when_its_server_goes_away(tmp_path, stop_sig
     written = re.search(r"(\d+) of 12 images were written before it \(last ", err)
     assert cli.returncode == 1 and words in err and written and err.count("\n") == 1, err
     assert int(written.group(1)) == len(list(out.glob("*.png"))) >= 2 and "--local" in err
+
+
+@pytest.mark.parametrize("route,request_body", [
+    ("/sdapi/v1/txt2img", {"prompt": "a dot", "steps": 5000, "width": 64, "height": 64}),
+    ("/v1/images/generations", {"prompt": "a dot", "model": "demo", "size": "512x512", "n": 16}),
+])
+def test_a_client_that_goes_away_cancels_its_job(server, route, request_body):
+    url, _ = server
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{url}{route}", json=request_body, timeout=4)
+    deadline = time.time() + 20
+    while httpx.get(f"{url}/v1/health").json()["running"] and time.time() < deadline:
+        time.sleep(0.2)
+    assert httpx.get(f"{url}/v1/health").json()["running"] == 0
