@@ -147,3 +147,41 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def eight_gb_fits(monkeypatch, tiny_models):
+    """A fake 12 GB CUDA device whose pipelines run out of memory above the 8 GB tier; the presets asked for, in
+    order, are returned."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    from transformers import CLIPTokenizer
+
+    from genimg import device, presets
+    from genimg import factory as factory_module
+    from genimg.factory import LoadedModel
+
+    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 12 GB", 12.0, 11.0))
+    monkeypatch.setattr(presets, "_AUTO", {})
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
+    asked = []
+
+    class Pipe:
+        scheduler = None
+
+        def __init__(self, fits):
+            self.fits, self.tokenizer = fits, tokenizer
+
+        def __call__(self, **kwargs):
+            if not self.fits:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
+
+    def get(self, ref, preset, choice=None, progress=None):
+        asked.append(preset.name)
+        return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
+
+    monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
+    return asked

@@ -145,36 +145,11 @@ def test_out_of_gpu_memory_is_one_line_naming_a_smaller_preset(cli, tmp_path, ti
     assert not (tmp_path / "a.png").exists()
 
 
-def test_auto_fallback_retries_once_on_the_next_smaller_preset(cli, tmp_path, tiny_models, monkeypatch):
-    from types import SimpleNamespace
-
-    from transformers import CLIPTokenizer
-
+def test_auto_fallback_retries_once_on_the_next_smaller_preset(cli, tmp_path, tiny_models, monkeypatch, eight_gb_fits):
     from genimg import device, presets
-    from genimg import factory as factory_module
     from genimg.output.metadata import read_metadata
 
-    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 12 GB", 12.0, 11.0))
-    monkeypatch.setattr(presets, "_AUTO", {})
-    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
-    asked = []
-
-    class Pipe:
-        scheduler = None
-
-        def __init__(self, fits):
-            self.fits, self.tokenizer = fits, tokenizer
-
-        def __call__(self, **kwargs):
-            if not self.fits:
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
-
-    def get(self, ref, preset, choice=None, progress=None):
-        asked.append(preset.name)
-        return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
-
-    monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
+    asked = eight_gb_fits
     args = ("txt2img", "x", "-m", tiny_models["sd"], "-W", "64", "-H", "64", "--steps", "2", "-n", "")
     result = cli(*args, "--auto-fallback", "-o", tmp_path / "a.png")
     assert result.code == 0, result

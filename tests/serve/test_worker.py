@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
-import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from genimg.serve.app import create_app
@@ -42,39 +39,6 @@ def test_the_plan_endpoint_names_what_a_job_would_make_and_runs_nothing(tmp_path
     assert answer.json()["seeds"] == [5, 6, 7] and answer.json()["model"] == "demo"
     assert answer.json()["settings"]["scheduler"] and answer.json()["settings"]["steps"] == 2
     assert worker.jobs == {} and list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture
-def eight_gb_fits(monkeypatch, tiny_models):
-    """A fake 12 GB CUDA device whose pipelines run out of memory above the 8 GB tier."""
-    from transformers import CLIPTokenizer
-
-    from genimg import device, presets
-    from genimg import factory as factory_module
-    from genimg.factory import LoadedModel
-
-    monkeypatch.setattr(device, "detect", lambda _=None: device.DeviceInfo("cuda", "Fake 12 GB", 12.0, 11.0))
-    monkeypatch.setattr(presets, "_AUTO", {})
-    tokenizer = CLIPTokenizer.from_pretrained(tiny_models["sd"] / "tokenizer")
-    asked = []
-
-    class Pipe:
-        scheduler = None
-
-        def __init__(self, fits):
-            self.fits, self.tokenizer = fits, tokenizer
-
-        def __call__(self, **kwargs):
-            if not self.fits:
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            return SimpleNamespace(images=np.full((len(kwargs["prompt"]), 64, 64, 3), 0.25, dtype=np.float32))
-
-    def get(self, ref, preset, choice=None, progress=None):
-        asked.append(preset.name)
-        return Pipe(fits=preset.vram_gb <= 8), LoadedModel(ref=ref, preset=preset, scheduler_config={})
-
-    monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
-    return asked
 
 
 def test_a_server_job_asked_to_fall_back_retries_on_the_next_smaller_preset(tmp_path, tiny_models, eight_gb_fits):
