@@ -26,11 +26,16 @@ def server(tmp_path_factory):
     process = subprocess.Popen([sys.executable, "-m", "genimg", "serve", "--port", "0", "--token", TOKEN,
                                 "-o", str(tmp / "served"), "--preset", "cpu"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    assert line.startswith("serving on "), (line, process.stderr.read() if process.poll() is not None else "")
-    yield line.split()[-1]
-    process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving on "), (line, process.stderr.read() if process.poll() is not None else "")
+        yield line.split()[-1]
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    finally:  # never a server left behind, whatever failed
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def _png(data: bytes) -> Image.Image:

@@ -21,11 +21,27 @@ from PIL import Image
 DEMO = {"model": "demo", "steps": 2, "width": 64, "height": 64}
 
 
+_STARTED: list = []  # every server process a test or fixture started
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_behind():
+    """A test that fails half-way must not leave the servers it started running (module fixtures' servers
+    are started before this records, and stopped by their fixtures)."""
+    before = len(_STARTED)
+    yield
+    for process in _STARTED[before:]:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _start(tmp_path, *args, env=None):
     state = tmp_path / "state"
     env = {**os.environ, "GENIMG_STATE_DIR": str(state), **(env or {})}
     process = subprocess.Popen([sys.executable, "-m", "genimg", "serve", "--port", "0", "-o", str(tmp_path / "served"),
                                 *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _STARTED.append(process)
     line = process.stdout.readline()
     assert line.startswith("serving on "), (line, process.stderr.read() if process.poll() is not None else "")
     return line.split()[-1], process, state
@@ -529,11 +545,17 @@ def test_the_cli_says_what_it_wrote_when_its_server_goes_away(tmp_path, stop_sig
     cli = subprocess.Popen([sys.executable, "-m", "genimg", "txt2img", "a dot", "-m", "demo", "--count", "12", "--steps", "60",
                             "--seed", "1", "--preset", "cpu", "--json", "-q", "-o", str(out)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    made = [cli.stdout.readline() for _ in range(2)]
-    assert all(line.startswith("{") for line in made), (made, cli.stderr.read() if cli.poll() is not None else "")
-    server.send_signal(stop_signal)
-    rest, err = cli.communicate(timeout=60)
-    server.communicate(timeout=60)
+    try:
+        made = [cli.stdout.readline() for _ in range(2)]
+        assert all(line.startswith("{") for line in made), (made, cli.stderr.read() if cli.poll() is not None else "")
+        server.send_signal(stop_signal)
+        rest, err = cli.communicate(timeout=60)
+        server.communicate(timeout=60)
+    finally:  # a failed assertion must not leave either process behind
+        for process in (cli, server):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     written = re.search(r"(\d+) of 12 images were written before it \(last ", err)
     assert cli.returncode == 1 and words in err and written and err.count("\n") == 1, err
     assert int(written.group(1)) == len(list(out.glob("*.png"))) >= 2 and "--local" in err
