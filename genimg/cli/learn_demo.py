@@ -28,7 +28,8 @@ def demo_model(
 
     \b
     A smoke run of a few seconds:
-      --unet-steps 2 --vae-steps 2 --decoder-steps 1 --images 64 --batch 4 --vae-batch 4"""
+      --unet-steps 2 --vae-steps 2 --decoder-steps 1
+      --images 64 --batch 4 --vae-batch 4"""
     from dataclasses import replace
 
     from genimg.cli.render import progress_reporter

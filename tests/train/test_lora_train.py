@@ -90,7 +90,7 @@ def test_8bit_adam_trains_and_resumes_exactly(tmp_path, tiny_models, photos):
                for v in inner.values() if torch.is_tensor(v)]
     assert any(v.dtype == torch.uint8 for v in moments)
     resumed = train_lora(config(tmp_path / "parts"), resume="latest")
-    assert (resumed["steps"], resumed["steps_run"]) == (10, 5)  # where the run stands, and what this process did
+    assert (resumed["steps"], resumed["steps_run"]) == (6, 3)  # where the run stands, and what this process did
     a = load_file(str(tmp_path / "whole" / "pytorch_lora_weights.safetensors"))
     b = load_file(str(tmp_path / "parts" / "pytorch_lora_weights.safetensors"))
     for key in a:
