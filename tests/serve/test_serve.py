@@ -573,3 +573,26 @@ def test_a_client_that_goes_away_cancels_its_job(server, route, request_body):
     while httpx.get(f"{url}/v1/health").json()["running"] and time.time() < deadline:
         time.sleep(0.2)
     assert httpx.get(f"{url}/v1/health").json()["running"] == 0
+
+
+def test_a_second_ctrl_c_still_says_what_happened_and_leaves_nothing_behind(tmp_path):
+    url, process, state = _start(tmp_path)
+    answers = {}
+
+    def ask():
+        answers["running"] = httpx.post(f"{url}/sdapi/v1/txt2img", timeout=120, json={
+            "prompt": "a dot", "steps": 5000, "width": 64, "height": 64, "sampler_name": "Euler"})
+
+    client = threading.Thread(target=ask)
+    client.start()
+    deadline = time.time() + 60
+    while httpx.get(f"{url}/sdapi/v1/progress").json()["state"]["sampling_step"] < 1 and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    client.join(timeout=30)
+    assert "stopped;" in err and "Traceback" not in err and "CancelledError" not in err, err
+    assert not (state / "server.json").exists()
+    assert answers["running"].status_code == 503, answers["running"].text
