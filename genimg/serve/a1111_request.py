@@ -32,6 +32,14 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
         log.info("A1111 %s request: fields genimg does not map, ignored: %s", task, ", ".join(unknown))
     override = _table(data, "override_settings")
     settings = {name: data[key] for key, name in A1111_FIELDS.items() if key in data and data[key] not in (None, "")}
+    if settings.get("styles"):  # A1111 skips a style it does not have; so does genimg, with a line in the log
+        from genimg.prompting.styles import load_styles
+
+        known = load_styles()
+        wanted = [settings["styles"]] if isinstance(settings["styles"], str) else list(settings["styles"])
+        for name in (n for n in wanted if n not in known):
+            log.info("A1111 %s request: style %r is not one genimg has; skipped", task, name)
+        settings["styles"] = [n for n in wanted if n in known]
     sampler = data.get("sampler_name") or data.get("sampler_index")  # A1111 reads either
     if sampler:
         settings["scheduler"] = sampler_name(str(sampler), str(data.get("scheduler") or ""))

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
@@ -208,3 +210,76 @@ def a1111_info(job: Job) -> dict:
 
 
 # The command line that remakes an image, flag by flag, for the settings a spec records.
+
+
+# -- what A1111's clients probe when they connect, in A1111's shapes (empty where genimg has none) ----------
+@router.get("/sdapi/v1/prompt-styles")
+async def a1111_styles():
+    from genimg.prompting.styles import load_styles
+
+    return [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative} for s in load_styles().values()]
+
+
+@router.get("/sdapi/v1/embeddings")
+def a1111_embeddings():
+    """The textual inversions in the embedding folders, by name (the word that calls each), never a path."""
+    from genimg import config
+    from genimg.models.checkpoint import safetensors_header
+    from genimg.paths import config_dir
+
+    folders = [*(Path(p).expanduser() for p in config.get("embedding_dirs")), config_dir() / "embeddings"]
+    loaded = {}
+    for path in (p for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.safetensors"))):
+        shapes = [info["shape"] for key, info in safetensors_header(path).items() if key != "__metadata__"]
+        loaded[path.stem] = {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None,
+                             "shape": shapes[0][-1] if shapes else None, "vectors": shapes[0][0] if shapes else None}
+    return {"loaded": loaded, "skipped": {}}
+
+
+@router.get("/sdapi/v1/cmd-flags")
+async def a1111_cmd_flags(request: Request):
+    return {"api": True, "nowebui": True, "listen": request.url.hostname not in ("127.0.0.1", "localhost", "::1"),
+            "port": request.url.port, "api_auth": None}
+
+
+@router.get("/sdapi/v1/face-restorers")
+@router.get("/sdapi/v1/hypernetworks")
+async def a1111_none():
+    return []  # genimg has no face restorers (yet) and no hypernetworks
+
+
+@router.get("/sdapi/v1/realesrgan-models")
+async def a1111_realesrgan_models():
+    from genimg.upscale.models import upscaler_aliases
+
+    return [{"name": name, "path": None, "scale": row.get("scale")} for name, row in upscaler_aliases().items()]
+
+
+@router.get("/sdapi/v1/memory")
+async def a1111_memory():
+    import psutil
+
+    ram = psutil.virtual_memory()
+    return {"ram": {"free": ram.available, "used": ram.total - ram.available, "total": ram.total},
+            "cuda": {"error": "no CUDA device"} if not _cuda() else _cuda()}
+
+
+def _cuda() -> dict | None:
+    import sys
+
+    torch = sys.modules.get("torch")  # only when a model is loaded: this route imports nothing heavy
+    if torch is None or not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return {"system": {"free": free, "used": total - free, "total": total}}
+
+
+@router.post("/sdapi/v1/refresh-checkpoints")
+async def a1111_refresh_checkpoints():
+    return None  # genimg reads its folders at every request: nothing to refresh
+
+
+@router.post("/sdapi/v1/interrogate")
+async def a1111_interrogate():
+    return JSONResponse({"error": "interrogate: genimg has no captioning model yet (see the issue \"A1111's everyday "
+                                  "extras\")"}, status_code=501)

@@ -124,3 +124,40 @@ def test_a_server_keeps_only_its_latest_finished_jobs_and_their_folders(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(job.id for job in jobs[2:])
     assert all(path.is_file() for job in jobs[2:] for path, _ in job.results)
     assert TestClient(create_app(worker)).get(f"/v1/jobs/{jobs[0].id}").status_code == 404
+
+
+def test_the_small_endpoints_a1111_clients_probe_answer_in_a1111s_shapes(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from genimg.paths import config_dir
+
+    (config_dir() / "embeddings").mkdir(parents=True, exist_ok=True)
+    save_file({"emb_params": torch.zeros(2, 32)}, str(config_dir() / "embeddings" / "my-style.safetensors"))
+    try:
+        client = TestClient(create_app(Worker(tmp_path)))
+        styles = client.get("/sdapi/v1/prompt-styles").json()
+        assert {"name", "prompt", "negative_prompt"} <= set(styles[0]) and "negative-sd" in {s["name"] for s in styles}
+        embedded = client.get("/sdapi/v1/embeddings").json()
+        assert embedded["loaded"]["my-style"]["shape"] == 32 and embedded["loaded"]["my-style"]["vectors"] == 2
+        assert str(config_dir()) not in str(embedded)  # names, never the server's paths
+        assert client.get("/sdapi/v1/face-restorers").json() == [] and client.get("/sdapi/v1/hypernetworks").json() == []
+        assert "demo-upscaler" in {m["name"] for m in client.get("/sdapi/v1/realesrgan-models").json()}
+        assert client.get("/sdapi/v1/memory").json()["ram"]["total"] > 0
+        assert client.get("/sdapi/v1/cmd-flags").json()["api"] is True
+        assert client.post("/sdapi/v1/refresh-checkpoints").status_code == 200
+        refused = client.post("/sdapi/v1/interrogate", json={"image": ""})
+        assert refused.status_code == 501 and "no captioning model" in refused.json()["error"]
+    finally:
+        (config_dir() / "embeddings" / "my-style.safetensors").unlink()
+
+
+def test_an_unknown_a1111_style_is_skipped_with_a_log_line(caplog):
+    import logging
+
+    from genimg.serve.a1111_request import a1111_settings
+
+    with caplog.at_level(logging.INFO, logger="genimg.serve"):
+        settings, _ = a1111_settings({"prompt": "x", "styles": ["negative-sd", "no-such-style"]}, "txt2img", {})
+    assert settings["styles"] == ["negative-sd"]
+    assert any("'no-such-style' is not one genimg has; skipped" in r.getMessage() for r in caplog.records)
