@@ -15,8 +15,9 @@ def build_spec(own: dict, common):
 
     settings = {**common.settings(), **own}
     task = own.get("task", "txt2img")
+    image_left_out = task not in ("txt2img", "controlnet") and own.get("image") is None
     if common.from_image is None:
-        if task not in ("txt2img", "controlnet") and own.get("image") is None:
+        if image_left_out:
             from genimg.errors import UsageError
 
             raise UsageError(f"give the input image: genimg {task} IMAGE ... (or --from a PNG whose input it takes)")
@@ -30,7 +31,7 @@ def build_spec(own: dict, common):
         for message in read.warnings:
             warning_line(message)
     base = read.spec.to_dict()
-    if task not in ("txt2img", "controlnet") and own.get("image") is None:  # IMAGE left out: the one the record names, unchanged
+    if image_left_out:  # the input the record names, if it is still there unchanged
         own = {**own, "image": _recorded_input(read, common.from_image)}
     if base.get("task", "txt2img") != task:
         base = {k: v for k, v in base.items() if k not in _TASK_SETTINGS}

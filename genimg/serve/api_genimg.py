@@ -10,10 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from genimg.errors import UsageError
-from genimg.serve.common import NotFound, b64, body, job_or_404, submit, worker_of
+from genimg.serve.common import NotFound, b64, body, job_or_404, spec_of, submit, worker_of
 from genimg.serve.jobs import Worker
-from genimg.serve.safety import checked_spec, decoded_image
-from genimg.spec import GenerationSpec
+from genimg.serve.safety import decoded_image
 
 router = APIRouter()
 
@@ -24,26 +23,28 @@ async def health(worker: Worker = Depends(worker_of)):
             "loaded": worker.loaded(), "done": worker.counts["done"]}
 
 
-@router.post("/v1/jobs", status_code=202)
-async def post_job(request: Request, worker: Worker = Depends(worker_of)):
+async def _spec_request(request: Request) -> tuple[dict, dict[str, bytes], dict]:
+    """A ``{"spec": {...}, "files": {name: base64}}`` body: the spec's settings, the decoded uploads, the body."""
     data = await body(request)
     if not isinstance(data.get("spec"), dict):
         raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
     uploads = {name: decoded_image(b64(text, f"files[{name!r}]"), name)
                for name, text in (data.get("files") or {}).items()}
-    return (await asyncio.to_thread(submit, worker, data["spec"], uploads, bool(data.get("fallback")))).view()
+    return data["spec"], uploads, data
+
+
+@router.post("/v1/jobs", status_code=202)
+async def post_job(request: Request, worker: Worker = Depends(worker_of)):
+    settings, uploads, data = await _spec_request(request)
+    return (await asyncio.to_thread(submit, worker, settings, uploads, bool(data.get("fallback")))).view()
 
 
 @router.post("/v1/plan")
 async def post_plan(request: Request, worker: Worker = Depends(worker_of)):
     """A spec planned as its job would be, nothing run (the CLI names and checks its files with this before
     it sends the job): ``{"settings": ..., "seeds": [...], "model": NAME}``."""
-    data = await body(request)
-    if not isinstance(data.get("spec"), dict):
-        raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
-    uploads = {name: decoded_image(b64(text, f"files[{name!r}]"), name) for name, text in (data.get("files") or {}).items()}
-    spec = checked_spec(GenerationSpec.from_dict(data["spec"]))
-    return await asyncio.to_thread(worker.check, spec, uploads)
+    settings, uploads, _ = await _spec_request(request)
+    return await asyncio.to_thread(lambda: worker.check(spec_of(settings), uploads))
 
 
 @router.post("/v1/upscale", status_code=202)

@@ -73,12 +73,16 @@ async def body(request: Request) -> dict:
     return data
 
 
-def submit(worker: Worker, settings: dict, uploads: dict[str, bytes], fallback: bool = False) -> Job:
-    """``settings`` as a spec, checked and planned (a blocking call: routes run it in a thread), and queued."""
+def spec_of(settings: dict):
+    """A request's settings as the spec a server runs (no path opened, pickle never allowed)."""
     from genimg.spec import GenerationSpec
 
-    spec = checked_spec(GenerationSpec.from_dict(settings))
-    return worker.submit(spec, uploads, fallback)
+    return checked_spec(GenerationSpec.from_dict(settings))
+
+
+def submit(worker: Worker, settings: dict, uploads: dict[str, bytes], fallback: bool = False) -> Job:
+    """``settings`` as a spec, checked and planned (a blocking call: routes run it in a thread), and queued."""
+    return worker.submit(spec_of(settings), uploads, fallback)
 
 
 async def finished(worker: Worker, job: Job, request: Request) -> Job:

@@ -51,6 +51,7 @@ class Job:
     finished: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.time)
     fallback: bool = False  # out of GPU memory: retry once on the next smaller preset (--auto-fallback)
+    plan: object = None  # the Plan made at submission (its input images let go until it runs)
 
     def view(self) -> dict:
         """The job as the API shows it."""
@@ -166,16 +167,17 @@ class Worker:
             job_id = f"{next(self._ids)}-{secrets.token_hex(4)}"
         folder = self.output / job_id
         copies = saved_uploads(uploads, folder / "inputs")
+        planned = None
         if isinstance(spec, GenerationSpec):  # its input images become the server's copies
             spec = renamed(spec, copies)
-            try:
+            try:  # every check planning makes, now: a bad request is answered when it arrives
                 from genimg.generation import plan
 
-                plan(spec)  # every check planning makes, now: a bad request is answered when it arrives
+                planned = replace(plan(spec, output=folder / "images"), inputs=None)  # read again when it runs
             except GenimgError:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()}, fallback=fallback)
+        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()}, fallback=fallback, plan=planned)
         self.jobs[job_id] = job
         self.queue.put(job)
         return job
@@ -258,7 +260,7 @@ class Worker:
 
     def _run(self, job: Job, lane: Lane) -> None:
         from genimg.api import Executor
-        from genimg.generation import plan
+        from genimg.generation import with_inputs
         from genimg.upscale.run import UpscaleSettings
 
         began = {}
@@ -275,7 +277,7 @@ class Worker:
         if isinstance(job.spec, UpscaleSettings):
             self._upscale(job, lane, progress)
             return
-        the_plan = plan(job.spec, output=job.folder / "images")
+        the_plan = with_inputs(job.plan)  # planned at submission; its input images read again now
         if lane.device:  # the lane's device, without changing the spec the image records
             the_plan = replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device))
         executor = Executor(None, lane.models.factory_for(the_plan), progress, job.fallback,
