@@ -82,3 +82,13 @@ def seed_tome(unet, generator) -> None:
     UNet's private ``_tome_info`` and forks torch's global generator when it has none."""
     unet._tome_info["args"]["generator"] = generator
 
+
+
+def fresh_accelerator_state() -> None:
+    """accelerate's per-process singletons cleared of the mixed-precision setting and accumulation plugin an
+    earlier ``Accelerator`` fixed (a second one with another setting raises), keeping the process group's
+    state (``AcceleratorState._reset_state``, ``GradientState._reset_state``)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()

@@ -1,6 +1,7 @@
 """What genimg relies on in other libraries' private names and in patching their objects
 (genimg/third_party.py), pinned: a release of diffusers, torch or tomesd that changes one fails here."""
 
+import pytest
 import torch
 
 from genimg.third_party import execution_device, flux_image_ids, pack_flux_latents, unpack_flux_latents
@@ -98,3 +99,18 @@ def test_tomesd_keeps_its_generator_where_genimg_seeds_it(tiny_models):
                            generator=torch.Generator().manual_seed(0)).images)
     tomesd.remove_patch(pipe)
     assert (images[0] == images[1]).all()
+
+
+def test_a_fresh_accelerator_state_lets_a_second_accelerator_change_mixed_precision():
+    from accelerate import Accelerator
+
+    from genimg.third_party import fresh_accelerator_state
+
+    fresh_accelerator_state()
+    assert Accelerator(mixed_precision="bf16", cpu=True, gradient_accumulation_steps=3).mixed_precision == "bf16"
+    with pytest.raises(ValueError, match="already been initialized"):  # why genimg resets it
+        Accelerator(mixed_precision="no", cpu=True)
+    fresh_accelerator_state()
+    second = Accelerator(mixed_precision="no", cpu=True)
+    assert second.mixed_precision == "no" and second.gradient_accumulation_steps == 1
+    fresh_accelerator_state()

@@ -43,14 +43,33 @@ class TrainingRun:
     max_steps: int
     optimizer: object
     lr_schedule: object
-    scaler: object
-    autocast: object
     ema: object | None
     text_cache: dict | None
+    model: object  # LossModel as accelerate prepared it (under DDP when several processes run)
 
     @property
     def device(self):
         return self.accelerator.device
+
+    @property
+    def scaler(self):
+        """fp16 loss scaling (accelerate's GradScaler on a GPU); None otherwise."""
+        return self.accelerator.scaler
+
+
+class LossModel(torch.nn.Module):
+    """The trained modules as one module whose forward is the loss: what accelerate prepares, so DDP averages
+    every LoRA gradient (the denoiser's and the text encoders') and the text encoding runs under the same
+    mixed-precision autocast as the denoiser."""
+
+    def __init__(self, objective, trained: list, text_cache: dict | None):
+        super().__init__()
+        self.trained = torch.nn.ModuleList(trained)
+        self.objective = objective
+        self.text_cache = text_cache
+
+    def forward(self, latents, captions: list[str], generators: list, size):
+        return self.objective.loss(latents, _text(self.objective, captions, self.text_cache), generators, size)
 
 
 def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bool = False,
@@ -63,15 +82,20 @@ def train_lora(config: LoraTrainConfig, resume: str | None = None, overwrite: bo
     from genimg.models import resolve_model
 
     config.validate()
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise UsageError("--mixed-precision fp16 needs a GPU; on a CPU use bf16 or no")
     out = Path(config.output)
     check_folder(out)  # before the model loads: an unwritable folder fails in a second
     ref = resolve_model(config.model, config=config.model_config, allow_pickle=config.allow_pickle)
     config = config.with_family_defaults(ref.family, max(ref.defaults["width"], ref.defaults["height"]))
     examples = _examples(config, ref)
-    # accelerate keeps one mixed-precision setting per process, which a second run in the same process
-    # (the Python API, the tests) could not change; so autocast and fp16 loss scaling are torch's own,
-    # and accelerate does processes, accumulation and reductions.
-    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
+    from genimg.third_party import fresh_accelerator_state
+
+    # accelerate keeps one mixed-precision setting per process; a second run in the same process (the
+    # Python API, a server, the tests) starts from a fresh one, keeping the processes' group.
+    fresh_accelerator_state()
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, mixed_precision=config.mixed_precision,
+                              cpu=not torch.cuda.is_available())
     checkpoint = prepare_output(out, resume, overwrite, accelerator.is_main_process)
     accelerator.wait_for_everyone()
     report = progress or (lambda *a, **k: None)
@@ -196,21 +220,21 @@ def _build(config, out, ref, accelerator, examples, warn, report) -> TrainingRun
 
     lr_schedule = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                                 num_training_steps=max_steps)
-    # Only the optimizer goes through accelerate (mixed-precision scaling, skipped steps while
-    # accumulating). Gradients are averaged across processes by hand (_average_gradients), which works
-    # for the denoiser and the text encoders alike, and the schedule steps once per optimizer step.
-    optimizer = accelerator.prepare(optimizer)
-    scaler = torch.amp.GradScaler(device.type, enabled=weight_dtype == torch.float16)
-    autocast = torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32)
+    # accelerate prepares the loss module (DDP across processes, autocast under mixed precision) and the
+    # optimizer (fp16 loss scaling, no step while accumulating). The schedule stays outside: prepared, it
+    # would step once per process, and N processes should train what one process with N× the batch does.
+    text_cache = {} if not (config.shuffle_captions or config.train_text_encoder) else None
+    # device_placement off: the modules are where the preset loaded them (a quantized model cannot move)
+    model = accelerator.prepare_model(LossModel(objective, trained, text_cache), device_placement=False)
+    optimizer = accelerator.prepare_optimizer(optimizer)
     ema = None
     if config.ema_decay:
         from diffusers.training_utils import EMAModel
 
         # min_decay = decay: a constant decay from the second step on (the first copies the weights)
         ema = EMAModel([p for _, p in named_trainable(trained)], decay=config.ema_decay, min_decay=config.ema_decay)
-    text_cache = {} if not (config.shuffle_captions or config.train_text_encoder) else None
     return TrainingRun(config, out, ref, accelerator, pipe, objective, trained, params, items, order_units,
-                       steps_per_epoch, max_steps, optimizer, lr_schedule, scaler, autocast, ema, text_cache)
+                       steps_per_epoch, max_steps, optimizer, lr_schedule, ema, text_cache, model)
 
 
 def _encode_images(config, objective, examples, factor: int, warn) -> list:
@@ -248,10 +272,8 @@ def _train_step(run: TrainingRun, step: int) -> float:
         latents = torch.stack([run.items[p][0] for p in picks]).to(run.device)
         captions = [caption_for(run.items[p][1], config.caption_prefix, config.shuffle_captions, config.caption_dropout,
                                 random.Random(f"{config.seed}-{step}-{j}")) for p, j in zip(picks, slots)]
-        with accelerator.accumulate(*run.trained):
-            with run.autocast:
-                cond = _text(run.objective, captions, run.text_cache)
-                per_sample = run.objective.loss(latents, cond, generators, size)
+        with accelerator.accumulate(run.model):
+            per_sample = run.model(latents, captions, generators, size)
             weights = torch.tensor([config.prior_weight if run.items[p][1].is_prior else 1.0 for p in picks],
                                    device=run.device)
             loss = (per_sample * weights).mean()
@@ -259,15 +281,11 @@ def _train_step(run: TrainingRun, step: int) -> float:
                 last = sorted((run.out / CHECKPOINTS).glob("step-*.safetensors"))
                 raise RunFailure(f"the loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint "
                                  f"is {last[-1] if last else 'none'}; try a lower --lr or --mixed-precision bf16")
-            accelerator.backward(run.scaler.scale(loss))
-            if accelerator.sync_gradients:
-                if accelerator.num_processes > 1:
-                    _average_gradients(accelerator, run.params)
-                if config.max_grad_norm:
-                    run.scaler.unscale_(run.optimizer)
-                    accelerator.clip_grad_norm_(run.params, config.max_grad_norm)
-                run.scaler.step(run.optimizer)
-                run.scaler.update()
+            accelerator.backward(loss)  # scaled under fp16, divided by the accumulation steps
+            if accelerator.sync_gradients and config.max_grad_norm:
+                accelerator.clip_grad_norm_(run.params, config.max_grad_norm)  # unscales first under fp16
+            run.optimizer.step()  # accelerate's: only when the gradients are synced, skipped on fp16 overflow
+            if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
                 run.lr_schedule.step()
             run.optimizer.zero_grad(set_to_none=True)
         step_loss += accelerator.reduce(loss.detach(), "mean").item() / config.grad_accum
@@ -371,15 +389,6 @@ def _runs_8bit_adam(bnb, device) -> bool:
         return False
     return True
 
-
-def _average_gradients(accelerator, params) -> None:
-    """All-reduce the LoRA gradients (one flat tensor: one message per step, not one per layer)."""
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = accelerator.reduce(torch.cat([g.flatten() for g in grads]), "mean")
-    offset = 0
-    for p, g in zip(params, grads):
-        p.grad = flat[offset:offset + g.numel()].view_as(g).to(g.dtype)
-        offset += g.numel()
 
 
 @torch.no_grad()

@@ -107,7 +107,7 @@ def save_checkpoint(out, step, trained, optimizer, lr_schedule, ema, scaler, kee
     path = folder / f"step-{step:06d}.safetensors"
     names = [n for n, _ in named_trainable(trained)]
     save_state(path, {"lora": {n: p.detach() for n, p in named_trainable(trained)}, "optimizer": optimizer.state_dict(),
-                      "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict(),
+                      "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
                       "ema": dict(zip(names, ema.shadow_params)) if ema else {},
                       "ema_step": ema.optimization_step if ema else 0, "step": step})
     for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
@@ -124,7 +124,7 @@ def load_checkpoint(path, trained, optimizer, lr_schedule, ema, scaler) -> int:
             p.copy_(state["lora"][name])
     optimizer.load_state_dict(state["optimizer"])
     lr_schedule.load_state_dict(state["lr_schedule"])
-    if state.get("scaler"):
+    if state.get("scaler") and scaler is not None:
         scaler.load_state_dict(state["scaler"])
     if ema is not None and state["ema"]:
         with torch.no_grad():

@@ -196,6 +196,21 @@ def test_lora_weights_stay_fp32_under_bf16_mixed_precision(tmp_path, tiny_models
     assert {v.dtype for v in state["lora"].values()} == {torch.float32}
 
 
+def test_runs_in_one_process_may_change_mixed_precision_and_fp16_needs_a_gpu(cli, tmp_path, tiny_models, photos):
+    """accelerate fixes one mixed-precision setting per process; genimg's Python API and server run many."""
+    from genimg.train.loop import train_lora
+
+    bf16 = train_lora(_config(photos, tiny_models, tmp_path / "bf16", max_steps=1, mixed_precision="bf16"))
+    plain = train_lora(_config(photos, tiny_models, tmp_path / "no", max_steps=1))
+    again = train_lora(_config(photos, tiny_models, tmp_path / "again", max_steps=1))
+    assert bf16["steps"] == plain["steps"] == 1
+    assert _same_weights(_weights(tmp_path / "no"), _weights(tmp_path / "again"), atol=0)
+    assert not _same_weights(_weights(tmp_path / "no"), _weights(tmp_path / "bf16"), atol=1e-7)  # bf16 did run in bf16
+    result = cli("lora-train", photos, "--model", tiny_models["sd"], "-o", tmp_path / "fp16", "--mixed-precision", "fp16",
+                 "--max-steps", "1")
+    assert result.code == 2 and "needs a GPU" in result.err and not (tmp_path / "fp16").exists()
+
+
 def test_dataset_layouts(tmp_path, photos):
     from genimg.train.dataset import collect
 
