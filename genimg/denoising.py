@@ -7,15 +7,19 @@ from typing import Callable, Sequence
 
 from genimg.call_arguments import cut_prompts, pipeline_arguments, prompt_embeddings
 from genimg.errors import RunFailure, is_out_of_memory
+from genimg.interrupts import FinishEarly
 from genimg.models.families import line_of
 from genimg.planning import Plan, PlannedImage
 from genimg.presets import Preset, load_presets
 from genimg.step_savers import step_savers
+from genimg.third_party import finish_early
 
 Progress = Callable[..., None]
 
 
-def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int]:
+def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int, bool]:
+    """The batch's images, the steps run, and whether a progress callback asked to finish early
+    (:class:`FinishEarly`: the images are as far as they got)."""
     import numpy as np
     import torch
     from PIL import Image
@@ -23,15 +27,18 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
     spec = plan.spec
     if plan.inputs is not None and spec.strength == 0:
         # Strength 0 asks for no change at all: the (resized) input, without a trip through the VAE.
-        return [plan.inputs.image.copy() for _ in batch], 0
-    steps = 0
+        return [plan.inputs.image.copy() for _ in batch], 0, False
+    steps, early = 0, []
 
     def on_step(pipeline, step, _timestep, tensors):
         nonlocal steps
         steps = step + 1
         if progress:
-            # The pipeline's own count: img2img and inpaint run part of the schedule, rounded per family.
-            progress("step", step=step + 1, total=pipeline.num_timesteps)
+            try:  # the pipeline's own count: img2img and inpaint run part of the schedule, rounded per family
+                progress("step", step=step + 1, total=pipeline.num_timesteps)
+            except FinishEarly:
+                finish_early(pipeline)
+                early.append(step + 1)
         return tensors
 
     kwargs = prompt_embeddings(pipe, plan, pipeline_arguments(plan, batch))
@@ -62,7 +69,7 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
     results = [Image.fromarray((a * 255).round().clip(0, 255).astype("uint8")) for a in arrays]
     if plan.inputs is not None:
         results = [plan.inputs.finish(im) for im in results]
-    return results, steps
+    return results, steps, bool(early)
 
 
 def apply_image_prompts(pipe, loaded, plan: Plan) -> None:

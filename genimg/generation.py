@@ -71,8 +71,8 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
         try:
             if pipe is None:
                 pipe, loaded, lora_layers = _pipeline(plan, factory, progress)
-            images, steps = denoise(pipe, loaded, plan, batch, progress)
-            if plan.spec.hires:
+            images, steps, early = denoise(pipe, loaded, plan, batch, progress)  # early: as far as they got
+            if plan.spec.hires and not early:
                 images, more = hires_fix(plan, factory, batch, images, progress)
                 steps += more
         except OutOfMemory as e:
@@ -95,6 +95,8 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
             if progress:
                 progress("image", done=planned.index + 1, total=len(plan.images))
             yield GeneratedImage(image, spec, plan, planned.index, seconds, steps, lora_layers)
+        if early:
+            return
         start += size
 
 

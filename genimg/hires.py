@@ -33,6 +33,6 @@ def hires_fix(plan: Plan, factory, batch, images, progress) -> tuple[list, int]:
             big = big.resize((width, height))
         inputs = TaskInputs(big, None, "")
         second = replace(plan, spec=spec, inputs=inputs, controls=(), images=(planned,), choice=plan.hires_choice)
-        [result], steps = denoise(pipe, loaded, second, [planned], progress)
+        [result], steps, _ = denoise(pipe, loaded, second, [planned], progress)
         finished.append(result)
     return finished, steps

@@ -80,3 +80,8 @@ def stop_promptly_on_ctrl_c(grace: float = 3.0) -> None:
                 os._exit(130)
 
     threading.Thread(target=watch, name="genimg-ctrl-c", daemon=True).start()
+
+
+class FinishEarly(Exception):
+    """Raised by a progress callback at a denoising step: the images are finished as far as they got — the
+    remaining steps skipped, the latents decoded — and nothing more is made (A1111's interrupt)."""

@@ -92,3 +92,10 @@ def fresh_accelerator_state() -> None:
 
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
+
+
+def finish_early(pipe) -> None:
+    """Tell a running diffusers pipeline to skip its remaining steps and decode the latents it has: its loop
+    ``continue``s while ``pipe.interrupt`` (``_interrupt``) is set; each call starts with it cleared."""
+    pipe._interrupt = True
+

@@ -181,8 +181,8 @@ async def a1111_progress(worker: Worker = Depends(worker_of)):
 
 @router.post("/sdapi/v1/interrupt")
 async def a1111_interrupt(worker: Worker = Depends(worker_of)):
-    if worker.current is not None:
-        worker.cancel(worker.current.id)
+    if worker.current is not None:  # it answers 200 with its image as far as it got
+        worker.interrupt(worker.current.id)
     return None
 
 

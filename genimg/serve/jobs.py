@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genimg.errors import GenimgError, UsageError
+from genimg.interrupts import FinishEarly
 from genimg.serve.safety import image_fields
 from genimg.serve.uploads import client_spec, renamed, saved_uploads
 from genimg.serve.warm import WarmModels
@@ -48,6 +49,7 @@ class Job:
     events: list = field(default_factory=list)  # progress, in order: what /events streams
     results: list = field(default_factory=list)  # (path, summary) per image made
     cancel: threading.Event = field(default_factory=threading.Event)
+    interrupt: threading.Event = field(default_factory=threading.Event)  # finish as far as it got (A1111's)
     finished: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.time)
     fallback: bool = False  # out of GPU memory: retry once on the next smaller preset (--auto-fallback)
@@ -190,6 +192,17 @@ class Worker:
                 self._finish(job, "cancelled")
         return job
 
+    def interrupt(self, job_id: str) -> Job:
+        """A1111's interrupt: a running job skips its remaining steps, decodes what it has and makes nothing
+        more (it ends done, with that image); a queued one is cancelled."""
+        job = self.jobs[job_id]
+        with self._lock:
+            job.interrupt.set()
+            if job.status == "queued":
+                job.cancel.set()
+                self._finish(job, "cancelled")
+        return job
+
     def begin_stop(self) -> None:
         """Take no more jobs, cancel the waiting ones and stop the running ones at their next step; returns at
         once (the server's first Ctrl-C: clients waiting on their jobs are answered while it winds down)."""
@@ -268,6 +281,10 @@ class Worker:
         def progress(event, **info):
             if job.cancel.is_set():
                 raise Cancelled("cancelled")
+            if job.interrupt.is_set() and event in ("step", "tile"):
+                if event == "tile":  # an upscale has no image half-made: it stops
+                    raise Cancelled("interrupted")
+                raise FinishEarly
             if event in ("step", "tile", "image", "load", "loaded", "warning", "download"):
                 extra = {}
                 if event in ("step", "tile") and info.get("total"):
@@ -285,6 +302,8 @@ class Worker:
         for written in executor.run(the_plan):
             job.results.append((written.path, written.summary))
             job.events.append({"event": "image_ready", "index": len(job.results) - 1})
+            if job.interrupt.is_set():
+                return
 
     def _upscale(self, job: Job, lane: Lane, progress) -> None:
         from genimg.upscale.run import upscale_files

@@ -122,3 +122,27 @@ def test_webuiapi_img2img_with_a_mask_and_extras_and_a_wrong_password(server):
         api.txt2img(prompt="a dot", steps=2, width=64, height=64)
     assert refused.value.args[0] == 401
     assert httpx.get(f"{server}/sdapi/v1/options", auth=httpx.BasicAuth("anyone", "wrong")).status_code == 401
+
+
+def test_webuiapi_interrupt_ends_the_running_txt2img_with_its_image_so_far(server):
+    import threading
+    import time
+
+    import webuiapi
+
+    host, port = server.rsplit("//", 1)[1].rsplit(":", 1)
+    api = webuiapi.WebUIApi(host=host, port=int(port))
+    api.set_auth("anyone", TOKEN)
+    made = []
+    running = threading.Thread(target=lambda: made.append(api.txt2img(prompt="a dot", steps=1000, width=64, height=64,
+                                                                      seed=7, n_iter=2)))
+    running.start()
+    deadline = time.monotonic() + 120
+    while api.get_progress()["state"]["sampling_step"] < 2:
+        assert time.monotonic() < deadline and running.is_alive(), "the request never got going"
+        time.sleep(0.05)
+    api.interrupt()
+    running.join(120)
+    [result] = made
+    assert len(result.images) == 1 and result.image.size == (64, 64)  # the second image was not begun
+    assert result.info["steps"] == 1000 and result.info["all_seeds"] == [7]  # what was asked, as A1111 says

@@ -161,3 +161,38 @@ def test_an_unknown_a1111_style_is_skipped_with_a_log_line(caplog):
         settings, _ = a1111_settings({"prompt": "x", "styles": ["negative-sd", "no-such-style"]}, "txt2img", {})
     assert settings["styles"] == ["negative-sd"]
     assert any("'no-such-style' is not one genimg has; skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_a1111s_interrupt_answers_200_with_the_image_as_far_as_it_got(tmp_path):
+    """A1111's /interrupt: the running request still answers 200, with one image made of the steps done
+    (the batch's other images and the hires pass are not made); genimg's own cancel stays a cancel."""
+    import base64
+    import io
+    import threading
+    import time
+
+    from PIL import Image
+
+    worker = Worker(tmp_path).start()
+    client = TestClient(create_app(worker))
+    answers = []
+    body = {"prompt": "a ring", "steps": 400, "width": 64, "height": 64, "n_iter": 3, "seed": 2,
+            "enable_hr": True, "hr_scale": 2, "denoising_strength": 0.5}
+    request = threading.Thread(target=lambda: answers.append(client.post("/sdapi/v1/txt2img", json=body)))
+    try:
+        request.start()
+        deadline = time.monotonic() + 120
+        while not any(e["event"] == "step" for job in list(worker.jobs.values()) for e in job.events):
+            assert time.monotonic() < deadline, "no step was ever made"
+            time.sleep(0.01)
+        assert client.post("/sdapi/v1/interrupt").status_code == 200
+        request.join(120)
+    finally:
+        worker.stop(wait=5)
+    [answer] = answers
+    assert answer.status_code == 200, answer.text
+    [image] = answer.json()["images"]
+    assert Image.open(io.BytesIO(base64.b64decode(image))).size == (64, 64)  # no hires pass
+    [job] = worker.jobs.values()
+    assert job.status == "done" and len(job.results) == 1
+    assert 1 <= job.results[0][1]["steps_run"] < 400
