@@ -114,3 +114,24 @@ def test_a_fresh_accelerator_state_lets_a_second_accelerator_change_mixed_precis
     second = Accelerator(mixed_precision="no", cpu=True)
     assert second.mixed_precision == "no" and second.gradient_accumulation_steps == 1
     fresh_accelerator_state()
+
+
+def test_a_pipeline_told_to_finish_early_skips_its_remaining_steps_and_still_decodes(tiny_models):
+    from diffusers import StableDiffusionPipeline
+
+    from genimg.third_party import finish_early
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models["sd"])
+    calls = []
+
+    def stop_at_second(pipeline, step, _t, tensors):
+        calls.append(step)
+        if step == 1:
+            finish_early(pipeline)
+        return tensors
+
+    out = pipe("x", num_inference_steps=6, height=64, width=64, output_type="np", callback_on_step_end=stop_at_second)
+    assert calls == [0, 1] and out.images.shape == (1, 64, 64, 3)
+    again = []
+    pipe("x", num_inference_steps=3, height=64, width=64, callback_on_step_end=lambda p, s, t, k: again.append(s) or k)
+    assert again == [0, 1, 2]  # the next call starts with it cleared
