@@ -85,11 +85,26 @@ def _hires(data: dict) -> dict:
     return hires
 
 
-def upscaler_name(name) -> str:
-    """An A1111 upscaler name as genimg's: its plain resamplers and latent upscales are Lanczos here; any other
-    name (an upscaler alias, a file in the server's upscaler folders) is looked up as it is."""
+def upscaler_name(name, field: str = "hr_upscaler") -> str:
+    """An A1111 upscaler name as genimg's: its plain resamplers and latent upscales are Lanczos here; its model
+    names (``R-ESRGAN 4x+``, ``ESRGAN_4x`` …) the file its users have for them in an upscaler folder; an alias
+    or a file's name as it is. Anything else is a 400 naming what this server has."""
+    from genimg import config
+    from genimg.upscale.models import a1111_file_of, a1111_upscaler, folder_upscalers, upscaler_aliases
+
     name = str(name or "Latent")
-    return "lanczos" if name in ("None", "Lanczos", "Nearest") or name.startswith("Latent") else name
+    if name in ("None", "Lanczos", "Nearest") or name.startswith("Latent"):
+        return "lanczos"
+    if name in upscaler_aliases() or config.search(name, "upscaler_dirs", (".safetensors",)) is not None:
+        return name
+    found = a1111_upscaler(name)
+    if found:
+        return found
+    file = a1111_file_of(name)
+    how = (f" (A1111's {name} is {file}.pth: put {file}.safetensors in an upscaler folder, config upscaler_dirs)"
+           if file else "")
+    have = ["None", "Lanczos", "Latent", *upscaler_aliases(), *folder_upscalers()]
+    raise UsageError(f"{field}: {name!r} is not an upscaler this server has{how}; it has: {', '.join(have)}")
 
 
 def _whole(data: dict, key: str, default: int) -> int:

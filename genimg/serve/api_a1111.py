@@ -76,9 +76,11 @@ async def a1111_loras():
 
 @router.get("/sdapi/v1/upscalers")
 async def a1111_upscalers():
-    from genimg.upscale.models import upscaler_aliases
+    from genimg.upscale.models import a1111_names_present, folder_upscalers, upscaler_aliases
 
-    return [{"name": name, "model_name": name, "scale": None} for name in upscaler_aliases()]
+    names = ["None", "Lanczos", "Nearest", *upscaler_aliases(), *a1111_names_present(), *folder_upscalers()]
+    return [{"name": name, "model_name": name, "model_path": None, "model_url": None, "scale": None}
+            for name in dict.fromkeys(names)]
 
 
 @router.post("/sdapi/v1/png-info")
@@ -190,7 +192,7 @@ def a1111_upscale_settings(data: dict, width: int | None = None):
     """A1111's extras request (``upscaling_resize``, ``upscaler_1``; with ``resize_mode`` 1 a target
     ``upscaling_resize_w``, taken as the scale from the image's ``width``) as genimg's upscale settings; an
     upscaler of "None" is plain Lanczos, as A1111 resizes then."""
-    upscaler = upscaler_name(data.get("upscaler_1") or "demo-upscaler")
+    upscaler = upscaler_name(data.get("upscaler_1") or "demo-upscaler", "upscaler_1")
     scale = data.get("upscaling_resize", 2)
     if data.get("resize_mode") == 1 and data.get("upscaling_resize_w") and width:
         scale = float(data["upscaling_resize_w"]) / width

@@ -11,6 +11,7 @@ from genimg.errors import UsageError, did_you_mean
 from genimg.models.checkpoint import PICKLE_SUFFIXES, safetensors_header
 
 ALIAS_FILE = Path(__file__).with_name("upscalers.toml")
+A1111_NAMES = Path(__file__).with_name("a1111_names.toml")  # A1111's upscaler names -> file names
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT = "demo-upscaler"
 # model_index.json classes of the diffusion upscalers.
@@ -34,6 +35,38 @@ def upscaler_aliases() -> dict[str, dict]:
     from genimg.datafiles import load_toml
 
     return load_toml(ALIAS_FILE)
+
+
+def folder_upscalers() -> list[str]:
+    """The safetensors upscalers in the upscaler folders (config ``upscaler_dirs``), by name (file stem)."""
+    from genimg import config
+
+    return sorted({p.stem for folder in config.get("upscaler_dirs") for p in Path(folder).expanduser().glob("*.safetensors")})
+
+
+def a1111_upscaler(name: str) -> str | None:
+    """The upscaler an A1111 name (``R-ESRGAN 4x+``, ``ESRGAN_4x`` …) means here: the file its users have
+    for it, when an upscaler folder holds it as safetensors; else None."""
+    from genimg.datafiles import load_toml
+
+    present = folder_upscalers()
+    return next((stem for stem in load_toml(A1111_NAMES).get(name, ()) if stem in present), None)
+
+
+def a1111_names_present() -> list[str]:
+    """A1111's upscaler names whose files an upscaler folder holds."""
+    from genimg.datafiles import load_toml
+
+    present = folder_upscalers()
+    return [name for name, stems in load_toml(A1111_NAMES).items() if any(s in present for s in stems)]
+
+
+def a1111_file_of(name: str) -> str | None:
+    """The file A1111 keeps for its upscaler ``name``, when it is one of A1111's."""
+    from genimg.datafiles import load_toml
+
+    stems = load_toml(A1111_NAMES).get(name)
+    return stems[0] if stems else None
 
 
 def resolve_upscaler(text: str | None, allow_pickle: bool = False) -> UpscalerRef:

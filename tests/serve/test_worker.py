@@ -196,3 +196,56 @@ def test_a1111s_interrupt_answers_200_with_the_image_as_far_as_it_got(tmp_path):
     [job] = worker.jobs.values()
     assert job.status == "done" and len(job.results) == 1
     assert 1 <= job.results[0][1]["steps_run"] < 400
+
+
+def test_a1111_upscaler_names_are_the_files_its_users_have_in_an_upscaler_folder(tmp_path, monkeypatch):
+    """`R-ESRGAN 4x+` is RealESRGAN_x4plus.safetensors in an upscaler folder (here genimg's built-in compact
+    Real-ESRGAN under that name); without the file, a 400 that says which file and what the server has."""
+    import base64
+    import io
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from genimg.upscale.models import resolve_upscaler
+
+    folder = tmp_path / "upscalers"
+    folder.mkdir()
+    monkeypatch.setenv("GENIMG_UPSCALER_DIRS", str(folder))
+    worker = Worker(tmp_path / "served").start()
+    try:
+        _upscaler_names(TestClient(create_app(worker)), folder)
+    finally:
+        worker.stop(wait=5)
+
+
+def _upscaler_names(client, folder):
+    import base64
+    import io
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from genimg.upscale.models import resolve_upscaler
+
+    photo = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(photo, "PNG")
+    body = {"image": base64.b64encode(photo.getvalue()).decode(), "upscaler_1": "R-ESRGAN 4x+", "upscaling_resize": 4}
+    missing = client.post("/sdapi/v1/extra-single-image", json=body)
+    assert missing.status_code == 400
+    assert "upscaler_1: 'R-ESRGAN 4x+'" in missing.json()["error"] and "RealESRGAN_x4plus.safetensors" in missing.json()["error"]
+    assert "demo-upscaler" in missing.json()["error"]  # what it has
+    shutil.copy(resolve_upscaler("demo-upscaler").location, folder / "RealESRGAN_x4plus.safetensors")
+    names = [u["name"] for u in client.get("/sdapi/v1/upscalers").json()]
+    assert {"R-ESRGAN 4x+", "RealESRGAN_x4plus", "demo-upscaler", "None", "Lanczos"} <= set(names)
+    made = client.post("/sdapi/v1/extra-single-image", json=body)
+    assert made.status_code == 200, made.text
+    big = Image.open(io.BytesIO(base64.b64decode(made.json()["image"])))
+    direct = client.post("/sdapi/v1/extra-single-image", json={**body, "upscaler_1": "demo-upscaler"})
+    same = Image.open(io.BytesIO(base64.b64decode(direct.json()["image"])))
+    assert big.size == (128, 128) and np.array_equal(np.asarray(big), np.asarray(same))  # that very model ran
+    hires = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "steps": 2, "width": 64, "height": 64,
+                                                    "enable_hr": True, "hr_upscaler": "SwinIR 4x"})
+    assert hires.status_code == 400 and hires.json()["error"].startswith("hr_upscaler: 'SwinIR 4x'")
