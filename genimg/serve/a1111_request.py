@@ -72,6 +72,28 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
     return settings, uploads
 
 
+def rounded_size(spec):
+    """``spec`` at a size the model makes: A1111 makes a width or height that is not a multiple of the
+    latent factor at the multiple below (100 → 96 on SD), where genimg refuses it; so an A1111 request is
+    rounded so, with a log line, and its ``info`` names the size used. ``spec`` is checked already (no path)."""
+    if spec.width is None and spec.height is None:
+        return spec
+    from genimg import config
+    from genimg.models import resolve_model
+    from genimg.models.families import FAMILIES
+
+    name = spec.model or config.generation_defaults({"model": None})["model"]
+    factor = FAMILIES[resolve_model(name, allow_pickle=False).family].factor
+    sizes = {}
+    for key in ("width", "height"):
+        value = getattr(spec, key)
+        if value is not None and value > 0 and value % factor:
+            sizes[key] = max(factor, value // factor * factor)
+            log.info("A1111 request: %s %d is made at %d (a multiple of %d), as A1111 makes it", key, value,
+                     sizes[key], factor)
+    return spec.replace(**sizes) if sizes else spec
+
+
 def _hires(data: dict) -> dict:
     """A1111's hires fix: hr_scale (or hr_resize_x/y as the target size), hr_upscaler, hr_second_pass_steps,
     and denoising_strength as the second pass's strength (A1111's default 0.7)."""

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
-from genimg.serve.common import b64, body, failed, finished, image_width, png_b64, submit, worker_of
-from genimg.serve.a1111_request import a1111_settings, upscaler_name
+from genimg.serve.common import b64, body, failed, finished, image_width, png_b64, spec_of, worker_of
+from genimg.serve.a1111_request import a1111_settings, rounded_size, upscaler_name
 from genimg.serve.jobs import Job, Worker
 from genimg.serve.safety import decoded_image
 
@@ -27,13 +27,17 @@ log = logging.getLogger("genimg.serve")
 async def a1111(worker: Worker, request: Request, task: str):
     data = await body(request)
     settings, uploads = a1111_settings(data, task, request.app.state.options)
-    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
+    job = await finished(worker, await asyncio.to_thread(_submit, worker, settings, uploads), request)
     if job.status != "done":
         return failed(worker, job, "a1111")
     # send_images false: the answer carries no images (A1111's own behaviour; they stay in the job's history)
     images = [png_b64(path) for path, _ in job.results] if data.get("send_images", True) else []
     return {"images": images, "parameters": {k: v for k, v in data.items() if k not in ("init_images", "mask")},
             "info": json.dumps(a1111_info(job))}
+
+
+def _submit(worker: Worker, settings: dict, uploads: dict):
+    return worker.submit(rounded_size(spec_of(settings)), uploads)
 
 
 @router.post("/sdapi/v1/txt2img")

@@ -249,3 +249,25 @@ def _upscaler_names(client, folder):
     hires = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "steps": 2, "width": 64, "height": 64,
                                                     "enable_hr": True, "hr_upscaler": "SwinIR 4x"})
     assert hires.status_code == 400 and hires.json()["error"].startswith("hr_upscaler: 'SwinIR 4x'")
+
+
+def test_an_a1111_size_off_the_models_grid_is_made_at_the_multiple_below_as_a1111_makes_it(tmp_path, caplog):
+    import base64
+    import io
+    import json
+    import logging
+
+    from PIL import Image
+
+    worker = Worker(tmp_path).start()
+    try:
+        client = TestClient(create_app(worker))
+        with caplog.at_level(logging.INFO, logger="genimg.serve"):
+            answer = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "steps": 2, "width": 100, "height": 71})
+    finally:
+        worker.stop(wait=5)
+    assert answer.status_code == 200, answer.text
+    assert Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0]))).size == (96, 64)
+    info = json.loads(answer.json()["info"])
+    assert (info["width"], info["height"]) == (96, 64)
+    assert "width 100 is made at 96" in caplog.text and "height 71 is made at 64" in caplog.text
