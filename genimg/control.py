@@ -11,6 +11,7 @@ default since torch 2.6 refuses anything but tensors).
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: 
         return Image.fromarray(edges).convert("RGB")
     if entry.kind == "segment":
         return _segment(image, entry.repo, allow_pickle)
-    detector = _depth_estimator(entry.repo) if entry.kind == "depth" else _detector(entry, allow_pickle)
+    with _LOADING:
+        detector = _depth_estimator(entry.repo) if entry.kind == "depth" else _detector(entry, allow_pickle)
     if entry.kind == "depth":
         depth = detector(image)["depth"]
         out = depth.convert("RGB")
@@ -55,22 +57,29 @@ def preprocess(image, mode: str, allow_pickle: bool = False, detect_resolution: 
 
 _MAPS: dict = {}  # (source hash, size, type, settings) -> map: the last few made
 _MAPS_KEPT = 8
+# A server's device lanes make maps at once: the table, numpy's global generator and the loading of a
+# detector (one copy, not one per lane) are each taken under a lock.
+_MAPS_LOCK, _NUMPY_RNG, _LOADING = threading.Lock(), threading.Lock(), threading.Lock()
 
 
 def forget_maps() -> None:
     """Drop the remembered control maps (the next generation makes its maps anew)."""
-    _MAPS.clear()
+    with _MAPS_LOCK:
+        _MAPS.clear()
 
 
 def control_map(image, source_hash: str, mode: str, settings: dict, allow_pickle: bool = False):
     """:func:`preprocess` of ``image`` (a fitted control image whose file hashes to ``source_hash``),
     remembered for the next generation that asks for the same map."""
     key = (source_hash, image.size, mode, tuple(sorted(settings.items())))
-    if key not in _MAPS:
+    with _MAPS_LOCK:
+        if key in _MAPS:
+            return _MAPS[key]
+    made = preprocess(image, mode, allow_pickle, settings=settings)  # outside the lock: lanes work side by side
+    with _MAPS_LOCK:
         while len(_MAPS) >= _MAPS_KEPT:
             _MAPS.pop(next(iter(_MAPS)))
-        _MAPS[key] = preprocess(image, mode, allow_pickle, settings=settings)
-    return _MAPS[key]
+        return _MAPS.setdefault(key, made)
 
 
 def check_preprocessor(mode: str, allow_pickle: bool) -> None:
@@ -96,12 +105,13 @@ def _seeded(seed: int, call):
     """``call()`` with numpy's global generator seeded (shuffle draws its flow field from it), then restored."""
     import numpy as np
 
-    state = np.random.get_state()
-    np.random.seed(seed % 2**32)
-    try:
-        return call()
-    finally:
-        np.random.set_state(state)
+    with _NUMPY_RNG:  # the generator is the process's: another lane's draws would change this map
+        state = np.random.get_state()
+        np.random.seed(seed % 2**32)
+        try:
+            return call()
+        finally:
+            np.random.set_state(state)
 
 
 def weights_folder(entry: Preprocessor, allow_pickle: bool) -> Path | None:
@@ -191,7 +201,8 @@ def _segment(image, repo: str, allow_pickle: bool):
 
     from genimg.datafiles import load_toml
 
-    processor, model = _segmenter(repo, allow_pickle)
+    with _LOADING:
+        processor, model = _segmenter(repo, allow_pickle)
     with torch.inference_mode():
         outputs = model(**processor(image, return_tensors="pt"))
     labels = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])[0].numpy()

@@ -185,12 +185,12 @@ def test_an_unreachable_hub_is_said_once_and_quickly(cli, tmp_path, monkeypatch)
         port = s.getsockname()[1]
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
-    hub.unreachable_reason.cache_clear()
+    hub.forget_probes()
     began = time.perf_counter()
     result = cli("txt2img", "x", "-m", "someone/not-downloaded", "-o", tmp_path / "a.png")
     assert time.perf_counter() - began < 5
     _assert_usage_error(result, "someone/not-downloaded", f"127.0.0.1:{port}", "cannot be reached", "hf download")
-    hub.unreachable_reason.cache_clear()
+    hub.forget_probes()
 
 
 def test_a_damaged_safetensors_controlnet_is_called_damaged_not_pickle(cli, tmp_path, tiny_models, tiny_controlnets):

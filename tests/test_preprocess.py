@@ -186,3 +186,40 @@ def test_a_segmentation_map_is_painted_in_the_ade20k_palette(cli, tmp_path, anno
     found = {tuple(c) for c in pixels(Path(row["path"])).reshape(-1, 3).tolist()}
     assert len(palette) == 150 and found <= {tuple(c) for c in palette}  # every pixel one of the classes' colours
     assert len(found) > 1  # more than one class found in a photograph
+
+
+def test_seeded_maps_made_at_once_on_two_lanes_are_the_maps_each_makes_alone():
+    """A server's device lanes preprocess side by side; shuffle draws from numpy's process-wide generator."""
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from genimg.control import preprocess
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    alone = {seed: np.asarray(preprocess(image, "shuffle", detect_resolution=64, seed=seed)) for seed in (1, 2)}
+    assert not np.array_equal(alone[1], alone[2])
+    made = {1: [], 2: []}
+
+    def lane(seed):
+        for _ in range(15):
+            made[seed].append(np.asarray(preprocess(image, "shuffle", detect_resolution=64, seed=seed)))
+
+    lanes = [threading.Thread(target=lane, args=(seed,)) for seed in (1, 2)]
+    for thread in lanes:
+        thread.start()
+    for thread in lanes:
+        thread.join()
+    assert all(np.array_equal(m, alone[seed]) for seed in (1, 2) for m in made[seed])
+
+
+def test_a_servers_warm_models_count_a_preprocessors_weight_files(annotators):
+    from genimg.control import weights_folder
+    from genimg.preprocessors import preprocessors
+    from genimg.serve.warm import preprocessor_bytes
+
+    entry = preprocessors()["softedge"]
+    folder = weights_folder(entry, allow_pickle=True)
+    assert preprocessor_bytes("softedge") == sum((folder / f).stat().st_size for f in entry.files) > 1000
+    assert preprocessor_bytes("canny") == 0  # no weights

@@ -6,7 +6,7 @@ connection attempt tells the same thing, once, before anything is fetched.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import time
 from urllib.parse import urlparse
 
 from genimg.errors import RunFailure, UsageError
@@ -18,18 +18,32 @@ def offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-@lru_cache(maxsize=None)
+PROBE_TTL = 30.0  # seconds a probe's answer is kept: a long-running server notices the network come back
+_PROBES: dict[str, tuple[float, str | None]] = {}
+
+
 def unreachable_reason(endpoint: str, timeout: float = 3.0) -> str | None:
-    """None when a TCP connection to ``endpoint`` opens within ``timeout``; else why not."""
+    """None when a TCP connection to ``endpoint`` opens within ``timeout``; else why not. The answer is kept
+    for :data:`PROBE_TTL` seconds (one probe per burst of requests, not one per process's life)."""
     import socket
 
+    kept = _PROBES.get(endpoint)
+    if kept is not None and time.monotonic() - kept[0] < PROBE_TTL:
+        return kept[1]
     url = urlparse(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname, port), timeout=timeout):
-            return None
+            reason = None
     except OSError as e:
-        return e.strerror or type(e).__name__
+        reason = e.strerror or type(e).__name__
+    _PROBES[endpoint] = (time.monotonic(), reason)
+    return reason
+
+
+def forget_probes() -> None:
+    """Probe the hub afresh at the next check (after the endpoint or the network changed)."""
+    _PROBES.clear()
 
 
 def endpoint() -> str:

@@ -26,18 +26,24 @@ log = logging.getLogger("genimg.serve")
 
 async def a1111(worker: Worker, request: Request, task: str):
     data = await body(request)
-    settings, uploads = a1111_settings(data, task, request.app.state.options)
-    job = await finished(worker, await asyncio.to_thread(_submit, worker, settings, uploads), request)
+    job = await finished(worker, await asyncio.to_thread(_submit, worker, data, task, request.app.state.options),
+                         request)
     if job.status != "done":
         return failed(worker, job, "a1111")
+    return await asyncio.to_thread(_answer, job, data)
+
+
+def _submit(worker: Worker, data: dict, task: str, options: dict) -> Job:
+    """The request decoded, checked, planned and queued (blocking work: run in a thread)."""
+    settings, uploads = a1111_settings(data, task, options)
+    return worker.submit(rounded_size(spec_of(settings)), uploads)
+
+
+def _answer(job: Job, data: dict) -> dict:
     # send_images false: the answer carries no images (A1111's own behaviour; they stay in the job's history)
     images = [png_b64(path) for path, _ in job.results] if data.get("send_images", True) else []
     return {"images": images, "parameters": {k: v for k, v in data.items() if k not in ("init_images", "mask")},
             "info": json.dumps(a1111_info(job))}
-
-
-def _submit(worker: Worker, settings: dict, uploads: dict):
-    return worker.submit(rounded_size(spec_of(settings)), uploads)
 
 
 @router.post("/sdapi/v1/txt2img")
@@ -51,14 +57,14 @@ async def a1111_img2img(request: Request, worker: Worker = Depends(worker_of)):
 
 
 @router.get("/sdapi/v1/sd-models")
-async def a1111_models():
+def a1111_models():
     from genimg.models.resolve import aliases
 
     return [{"title": name, "model_name": name, "hash": None, "filename": name} for name in aliases()]
 
 
 @router.get("/sdapi/v1/samplers")
-async def a1111_samplers():
+def a1111_samplers():
     from genimg.schedulers import schedulers as table
 
     return [{"name": name, "aliases": [], "options": {}} for name in table()]
@@ -71,7 +77,7 @@ async def a1111_schedulers():
 
 
 @router.get("/sdapi/v1/loras")
-async def a1111_loras():
+def a1111_loras():
     from genimg.prompting.inline import lora_dirs
 
     files = [p for d in lora_dirs() if d.is_dir() for p in sorted(d.rglob("*.safetensors"))]
@@ -79,7 +85,7 @@ async def a1111_loras():
 
 
 @router.get("/sdapi/v1/upscalers")
-async def a1111_upscalers():
+def a1111_upscalers():
     from genimg.upscale.models import a1111_names_present, folder_upscalers, upscaler_aliases
 
     names = ["None", "Lanczos", "Nearest", *upscaler_aliases(), *a1111_names_present(), *folder_upscalers()]
@@ -96,32 +102,43 @@ async def a1111_png_info(request: Request):
     from genimg.output.metadata import parse_parameters
 
     data = await body(request)
-    png = decoded_image(b64(data.get("image", ""), "image"), "image")
-    with Image.open(io.BytesIO(png)) as image:
-        text = dict(getattr(image, "text", {}) or {})
-    info = text.get("parameters", "")
-    return {"info": info, "items": text, "parameters": parse_parameters(info) if info else {}}
+
+    def read():
+        png = decoded_image(b64(data.get("image", ""), "image"), "image")
+        with Image.open(io.BytesIO(png)) as image:
+            text = dict(getattr(image, "text", {}) or {})
+        info = text.get("parameters", "")
+        return {"info": info, "items": text, "parameters": parse_parameters(info) if info else {}}
+
+    return await asyncio.to_thread(read)
 
 
 @router.post("/sdapi/v1/extra-single-image")
 async def a1111_extra_single_image(request: Request, worker: Worker = Depends(worker_of)):
     data = await body(request)
-    image = decoded_image(b64(data.get("image", ""), "image"), "image")
-    settings = a1111_upscale_settings(data, image_width(image))
-    job = await finished(worker, worker.submit_upscale(settings, "image.png", image), request)
+
+    def submit_one():
+        image = decoded_image(b64(data.get("image", ""), "image"), "image")
+        return worker.submit_upscale(a1111_upscale_settings(data, image_width(image)), "image.png", image)
+
+    job = await finished(worker, await asyncio.to_thread(submit_one), request)
     if job.status != "done":
         return failed(worker, job, "a1111")
     return {"html_info": f"Postprocess upscaler: {job.results[0][1]['upscaler']}",
-            "image": png_b64(job.results[0][0])}
+            "image": await asyncio.to_thread(png_b64, job.results[0][0])}
 
 
 @router.post("/sdapi/v1/extra-batch-images")
 async def a1111_extra_batch_images(request: Request, worker: Worker = Depends(worker_of)):
     data = await body(request)
-    settings = a1111_upscale_settings(data)
-    jobs = [worker.submit_upscale(settings, str(item.get("name") or f"{n}.png"),
-                                  decoded_image(b64(item.get("data", ""), f"imageList[{n}]"), f"imageList[{n}]"))
-            for n, item in enumerate(data.get("imageList") or [])]
+
+    def submit_all():
+        settings = a1111_upscale_settings(data)
+        return [worker.submit_upscale(settings, str(item.get("name") or f"{n}.png"),
+                                      decoded_image(b64(item.get("data", ""), f"imageList[{n}]"), f"imageList[{n}]"))
+                for n, item in enumerate(data.get("imageList") or [])]
+
+    jobs = await asyncio.to_thread(submit_all)
     if not jobs:
         raise UsageError("imageList: give at least one image ({\"data\": BASE64, \"name\": ...})")
     images = []
@@ -129,7 +146,7 @@ async def a1111_extra_batch_images(request: Request, worker: Worker = Depends(wo
         job = await finished(worker, job, request)
         if job.status != "done":
             return failed(worker, job, "a1111")
-        images.append(png_b64(job.results[0][0]))
+        images.append(await asyncio.to_thread(png_b64, job.results[0][0]))
     return {"html_info": "", "images": images}
 
 
@@ -141,7 +158,7 @@ OPTION_DEFAULTS = {"sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "sample
 
 
 @router.get("/sdapi/v1/options")
-async def a1111_options(request: Request):
+def a1111_options(request: Request):
     """A1111's options: its keys with their defaults, the keys clients posted, and the model a request without
     its own uses (the one set here, else the server's default model)."""
     from genimg import config
@@ -220,7 +237,7 @@ def a1111_info(job: Job) -> dict:
 
 # -- what A1111's clients probe when they connect, in A1111's shapes (empty where genimg has none) ----------
 @router.get("/sdapi/v1/prompt-styles")
-async def a1111_styles():
+def a1111_styles():
     from genimg.prompting.styles import load_styles
 
     return [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative} for s in load_styles().values()]
@@ -243,7 +260,7 @@ def a1111_embeddings():
 
 
 @router.get("/sdapi/v1/cmd-flags")
-async def a1111_cmd_flags(request: Request):
+def a1111_cmd_flags(request: Request):
     return {"api": True, "nowebui": True, "listen": request.url.hostname not in ("127.0.0.1", "localhost", "::1"),
             "port": request.url.port, "api_auth": None}
 
@@ -255,14 +272,14 @@ async def a1111_none():
 
 
 @router.get("/sdapi/v1/realesrgan-models")
-async def a1111_realesrgan_models():
+def a1111_realesrgan_models():
     from genimg.upscale.models import upscaler_aliases
 
     return [{"name": name, "path": None, "scale": row.get("scale")} for name, row in upscaler_aliases().items()]
 
 
 @router.get("/sdapi/v1/memory")
-async def a1111_memory():
+def a1111_memory():
     import psutil
 
     ram = psutil.virtual_memory()

@@ -28,8 +28,8 @@ async def _spec_request(request: Request) -> tuple[dict, dict[str, bytes], dict]
     data = await body(request)
     if not isinstance(data.get("spec"), dict):
         raise UsageError("spec: give the generation as a JSON object (the settings `--from` reads)")
-    uploads = {name: decoded_image(b64(text, f"files[{name!r}]"), name)
-               for name, text in (data.get("files") or {}).items()}
+    uploads = await asyncio.to_thread(lambda: {name: decoded_image(b64(text, f"files[{name!r}]"), name)
+                                               for name, text in (data.get("files") or {}).items()})
     return data["spec"], uploads, data
 
 
@@ -53,8 +53,12 @@ async def post_upscale(request: Request, worker: Worker = Depends(worker_of)):
     settings of `genimg upscale`: scale, model, tile …)."""
     data = await body(request)
     name = str(data.get("name") or "image.png")
-    image = decoded_image(b64(data.get("image", ""), "image"), "image")
-    return worker.submit_upscale(upscale_settings(data.get("settings") or {}), name, image).view()
+
+    def submit_one():
+        image = decoded_image(b64(data.get("image", ""), "image"), "image")
+        return worker.submit_upscale(upscale_settings(data.get("settings") or {}), name, image).view()
+
+    return await asyncio.to_thread(submit_one)
 
 
 @router.get("/v1/jobs/{job_id}")
@@ -92,7 +96,7 @@ async def job_events(job_id: str, request: Request, worker: Worker = Depends(wor
                     yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
                 if job.finished.is_set() and sent >= len(job.events):
                     return
-                await asyncio.sleep(0.05)
+                await job.changed(sent)
         finally:
             if not job.finished.is_set():
                 worker.cancel(job.id)
@@ -101,7 +105,7 @@ async def job_events(job_id: str, request: Request, worker: Worker = Depends(wor
 
 
 @router.get("/v1/models")
-async def models(worker: Worker = Depends(worker_of)):
+def models(worker: Worker = Depends(worker_of)):
     from genimg.models.resolve import aliases
 
     table = aliases()
@@ -112,21 +116,21 @@ async def models(worker: Worker = Depends(worker_of)):
 
 
 @router.get("/v1/presets")
-async def presets():
+def presets():
     from genimg.presets import load_presets
 
     return {"presets": {name: p.settings() | {"description": p.description} for name, p in load_presets().items()}}
 
 
 @router.get("/v1/schedulers")
-async def schedulers():
+def schedulers():
     from genimg.schedulers import schedulers as table
 
     return {"schedulers": [{"name": s.name, "families": list(s.families)} for s in table().values()]}
 
 
 @router.get("/v1/styles")
-async def styles():
+def styles():
     from genimg.prompting.styles import load_styles
 
     return {"styles": [{"name": s.name, "prompt": s.prompt, "negative": s.negative} for s in load_styles().values()]}

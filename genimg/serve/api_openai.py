@@ -55,7 +55,7 @@ async def openai_generations(request: Request, worker: Worker = Depends(worker_o
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, {}), request)
     if job.status != "done":
         return failed(worker, job, "openai")
-    return _images(request, job, data, revised=True)
+    return await asyncio.to_thread(_images, request, job, data, True)
 
 
 @router.post("/v1/images/edits")
@@ -68,12 +68,13 @@ async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
     images = form.getlist("image") or form.getlist("image[]")
     if not images or isinstance(images[0], str):
         raise UsageError("image: send the image to edit as a file in the form (multipart/form-data)")
-    uploads = {"image.png": decoded_image(await images[0].read(), "image")}
+    uploads = {"image.png": await asyncio.to_thread(decoded_image, await images[0].read(), "image")}
     settings = {"prompt": form.get("prompt"), "count": form.get("n", 1), "image": "image.png"}
     _common_fields(form, settings)
     mask = form.get("mask")
     if mask is not None and not isinstance(mask, str):
-        uploads["mask.png"] = openai_mask(decoded_image(await mask.read(), "mask"))
+        data = await mask.read()
+        uploads["mask.png"] = await asyncio.to_thread(lambda: openai_mask(decoded_image(data, "mask")))
         settings.update(task="inpaint", mask="mask.png")
     else:
         settings["task"] = await asyncio.to_thread(edit_task, settings.get("model"))
@@ -82,12 +83,12 @@ async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
             raise UsageError(f"image[]: {len(images)} images sent, but this model edits one image; several are "
                              "references for FLUX.2 models (model flux2-klein, flux2-dev)")
         for n, extra in enumerate(images[1:], 1):
-            uploads[f"reference-{n}.png"] = decoded_image(await extra.read(), f"image[{n}]")
+            uploads[f"reference-{n}.png"] = await asyncio.to_thread(decoded_image, await extra.read(), f"image[{n}]")
         settings["references"] = [f"reference-{n}.png" for n in range(1, len(images))]
     job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
     if job.status != "done":
         return failed(worker, job, "openai")
-    return _images(request, job, form)
+    return await asyncio.to_thread(_images, request, job, form)
 
 
 def openai_mask(data: bytes) -> bytes:

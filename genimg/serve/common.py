@@ -86,13 +86,21 @@ def submit(worker: Worker, settings: dict, uploads: dict[str, bytes], fallback: 
 
 
 async def finished(worker: Worker, job: Job, request: Request) -> Job:
-    """Wait for ``job``; a client that goes away cancels it (seen by :class:`DisconnectWatch`)."""
+    """Wait for ``job`` (woken by its events, not polling); a client that goes away cancels it (seen by
+    :class:`DisconnectWatch`)."""
     gone = request.scope.get(CLIENT_GONE)
     while not job.finished.is_set():
-        if gone is not None and gone.is_set():
+        waits = [asyncio.ensure_future(job.changed(len(job.events)))]
+        if gone is not None:
+            waits.append(asyncio.ensure_future(gone.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if gone is not None and gone.is_set() and not job.finished.is_set():
             worker.cancel(job.id)
             break
-        await asyncio.sleep(0.05)
     return job
 
 

@@ -54,6 +54,28 @@ class Job:
     submitted: float = field(default_factory=time.time)
     fallback: bool = False  # out of GPU memory: retry once on the next smaller preset (--auto-fallback)
     plan: object = None  # the Plan made at submission (its input images let go until it runs)
+    watchers: list = field(default_factory=list)  # (event loop, asyncio.Event) of each request waiting on it
+
+    def emit(self, event: dict, end: bool = False) -> None:
+        """Record a progress event (``end``: the job's last, after which it is finished) and wake the requests
+        waiting on this job (from any thread)."""
+        self.events.append(event)
+        if end:
+            self.finished.set()
+        for loop, woken in list(self.watchers):
+            loop.call_soon_threadsafe(woken.set)
+
+    async def changed(self, seen: int) -> None:
+        """Return once the job has more than ``seen`` events or is finished: no polling."""
+        import asyncio
+
+        watcher = (asyncio.get_running_loop(), asyncio.Event())
+        self.watchers.append(watcher)  # before the check: an event emitted in between still wakes it
+        try:
+            if len(self.events) <= seen and not self.finished.is_set():
+                await watcher[1].wait()
+        finally:
+            self.watchers.remove(watcher)
 
     def view(self) -> dict:
         """The job as the API shows it."""
@@ -231,12 +253,12 @@ class Worker:
         return any(thread.is_alive() for thread in self.threads)
 
     def _finish(self, job: Job, status: str, error: str | None = None, code: int = 0) -> None:
-        if job.finished.is_set():
-            return
-        job.status, job.error, job.error_code = status, error, code
-        job.events.append({"event": status, **({"error": error} if error else {})})
-        self.counts[status] += 1
-        job.finished.set()
+        with self._lock:  # a worker thread finishes a job while a request may cancel it
+            if job.finished.is_set():
+                return
+            job.status, job.error, job.error_code = status, error, code
+            self.counts[status] += 1
+            job.emit({"event": status, **({"error": error} if error else {})}, end=True)
         self._forget_old()
 
     def _forget_old(self) -> None:
@@ -257,7 +279,7 @@ class Worker:
                 if job.finished.is_set():  # cancelled while it waited
                     continue
                 lane.job, job.status = job, "running"
-            job.events.append({"event": "running", **({"device": lane.device} if lane.device else {})})
+            job.emit({"event": "running", **({"device": lane.device} if lane.device else {})})
             try:
                 self._run(job, lane)
                 self._finish(job, "done")
@@ -289,7 +311,7 @@ class Worker:
                 extra = {}
                 if event in ("step", "tile") and info.get("total"):
                     extra["eta"] = _eta(began, event, info)
-                job.events.append({"event": event, **{k: v for k, v in info.items() if _plain(v)}, **extra})
+                job.emit({"event": event, **{k: v for k, v in info.items() if _plain(v)}, **extra})
 
         if isinstance(job.spec, UpscaleSettings):
             self._upscale(job, lane, progress)
@@ -301,7 +323,7 @@ class Worker:
                             recorded=lambda image: replace(image, spec=client_spec(image.spec, job.client_paths)))
         for written in executor.run(the_plan):
             job.results.append((written.path, written.summary))
-            job.events.append({"event": "image_ready", "index": len(job.results) - 1})
+            job.emit({"event": "image_ready", "index": len(job.results) - 1})
             if job.interrupt.is_set():
                 return
 
@@ -313,7 +335,7 @@ class Worker:
                                   loader=lane.models.upscaler_for):
             job.results.append((done.path, {"source": name, "size": list(done.size), "upscaler": done.upscaler,
                                             "seconds": round(done.seconds, 4)}))
-            job.events.append({"event": "image_ready", "index": len(job.results) - 1})
+            job.emit({"event": "image_ready", "index": len(job.results) - 1})
 
 
 def _eta(began: dict, event: str, info: dict) -> float:

@@ -13,7 +13,7 @@ router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse)
-async def page():
+def page():
     from genimg.models.resolve import aliases
     from genimg.prompting.styles import load_styles
 

@@ -35,7 +35,7 @@ class WarmModels:
         if key in self.factories:
             self.factories.move_to_end(key)
         else:
-            need = weights_bytes(plan.ref.location) * HEADROOM
+            need = plan_bytes(plan) * HEADROOM
             while self.factories and (len(self.factories) >= self.keep or memory_free(plan.preset.device) < need):
                 _, old = self.factories.popitem(last=False)
                 old.release()
@@ -62,12 +62,41 @@ def weights_bytes(location: str) -> int:
     return next((repo.size_bytes for repo in cached_repos() if repo.repo == location), 0)
 
 
+def plan_bytes(plan) -> int:
+    """What a plan loads: the model's weights, its ControlNets' and its preprocessors' (their weight files)."""
+    total = weights_bytes(plan.ref.location)
+    for control in plan.controls:
+        if control.controlnet is not None and control.controlnet.location != plan.ref.location:
+            total += weights_bytes(control.controlnet.location)
+        total += preprocessor_bytes(control.spec.type)
+    return total
+
+
+def preprocessor_bytes(kind: str) -> int:
+    """The weight files of a control type's preprocessor (0: none, or not on this machine yet)."""
+    from genimg.control import weights_folder
+    from genimg.errors import UsageError
+    from genimg.preprocessors import preprocessors
+
+    entry = preprocessors().get(kind)
+    if entry is None or not entry.files:
+        return 0
+    try:
+        folder = weights_folder(entry, allow_pickle=True)
+    except UsageError:
+        return 0
+    return sum((folder / f).stat().st_size for f in entry.files if (folder / f).is_file())
+
+
 def memory_free(device: str) -> int:
-    """Bytes the device can still take: the GPU's free memory, or the RAM the system can give."""
+    """Bytes the device can still take: the GPU's free memory and the blocks torch's allocator keeps cached
+    but unused (free to this process, not to the driver), or the RAM the system can give."""
     if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.mem_get_info(torch.device(device).index or 0)[0]
+        index = torch.device(device).index or 0
+        cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+        return torch.cuda.mem_get_info(index)[0] + cached
     import psutil
 
     return psutil.virtual_memory().available

@@ -46,7 +46,7 @@ def hub(served_repo, monkeypatch):
         # What HF_ENDPOINT sets when huggingface_hub is imported (the tests imported it long before).
         monkeypatch.setattr(constants, "ENDPOINT", url)
         monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
-        genimg_hub.unreachable_reason.cache_clear()
+        genimg_hub.forget_probes()
         yield state
 
 
@@ -315,3 +315,21 @@ def hub_url(state) -> str:
     from huggingface_hub import constants
 
     return constants.ENDPOINT
+
+
+def test_the_hubs_reachability_is_kept_for_a_while_then_probed_again(monkeypatch):
+    """A long-running server must notice the network come back: a probe's answer lives PROBE_TTL seconds."""
+    import socket
+
+    from genimg.models import hub as genimg_hub
+
+    genimg_hub.forget_probes()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        assert genimg_hub.unreachable_reason(endpoint, timeout=1)  # bound, not listening: refused
+        listener.listen()
+        assert genimg_hub.unreachable_reason(endpoint, timeout=1)  # the kept answer, within its time
+        monkeypatch.setattr(genimg_hub, "PROBE_TTL", 0.0)
+        assert genimg_hub.unreachable_reason(endpoint, timeout=1) is None  # probed again: it answers now
+    genimg_hub.forget_probes()

@@ -201,15 +201,6 @@ def test_a1111s_interrupt_answers_200_with_the_image_as_far_as_it_got(tmp_path):
 def test_a1111_upscaler_names_are_the_files_its_users_have_in_an_upscaler_folder(tmp_path, monkeypatch):
     """`R-ESRGAN 4x+` is RealESRGAN_x4plus.safetensors in an upscaler folder (here genimg's built-in compact
     Real-ESRGAN under that name); without the file, a 400 that says which file and what the server has."""
-    import base64
-    import io
-    import shutil
-
-    import numpy as np
-    from PIL import Image
-
-    from genimg.upscale.models import resolve_upscaler
-
     folder = tmp_path / "upscalers"
     folder.mkdir()
     monkeypatch.setenv("GENIMG_UPSCALER_DIRS", str(folder))

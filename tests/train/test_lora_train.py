@@ -202,7 +202,7 @@ def test_runs_in_one_process_may_change_mixed_precision_and_fp16_needs_a_gpu(cli
 
     bf16 = train_lora(_config(photos, tiny_models, tmp_path / "bf16", max_steps=1, mixed_precision="bf16"))
     plain = train_lora(_config(photos, tiny_models, tmp_path / "no", max_steps=1))
-    again = train_lora(_config(photos, tiny_models, tmp_path / "again", max_steps=1))
+    train_lora(_config(photos, tiny_models, tmp_path / "again", max_steps=1))
     assert bf16["steps"] == plain["steps"] == 1
     assert _same_weights(_weights(tmp_path / "no"), _weights(tmp_path / "again"), atol=0)
     assert not _same_weights(_weights(tmp_path / "no"), _weights(tmp_path / "bf16"), atol=1e-7)  # bf16 did run in bf16
