@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from genimg.generation import GeneratedImage, Plan, Progress, plan, run
+from genimg.output.metadata import names_only
 from genimg.output.sink import ImageSink
 from genimg.spec import GenerationSpec
 
@@ -38,10 +39,10 @@ class Executor:
     server names the client's input files, not its own copies of them)."""
 
     def __init__(self, server=None, factory=None, progress: Progress | None = None, fallback: bool = False,
-                 overwrite: bool = False, recorded=None):
+                 overwrite: bool = False, recorded=None, served: bool = False):
         self.server, self.factory, self.progress, self.fallback = server, factory, progress, fallback
         self.recorded = recorded or (lambda image: image)
-        self.sink = ImageSink(overwrite)
+        self.sink = ImageSink(overwrite, served)
 
     @property
     def remote(self) -> bool:
@@ -80,7 +81,8 @@ class Executor:
             if save_controls and image.index == 0:
                 for n, control in enumerate(image.plan.controls):  # the run's plan: its maps made
                     self.sink.picture(control.image, path.with_name(f"{path.stem}-control{n}-{control.spec.type}.png"))
-            yield Written(path, image.summary(), image)
+            summary = image.summary()
+            yield Written(path, names_only(summary) if self.sink.served else summary, image)
 
     def _generate_remote(self, spec: GenerationSpec, output) -> Iterator[Written]:
         from genimg.files import check_writable

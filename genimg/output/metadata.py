@@ -129,7 +129,23 @@ def a1111_extra(image) -> dict:
     return extra
 
 
-def pnginfo(image):
+def names_only(value):
+    """``value`` (a record, a spec's dict, a summary) with every path of this machine in it replaced by its
+    file or folder name: what a server sends its clients names models, LoRAs and VAEs, never its paths."""
+    import os
+
+    if isinstance(value, dict):
+        return {k: names_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(names_only(v) for v in value)
+    if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+        return os.path.basename(value.rstrip(os.sep)) or value
+    return value
+
+
+def pnginfo(image, served: bool = False):
+    """The PNG text chunks of a generated image; ``served`` (made by a server for a client): the paths of
+    the server's machine in them named by file name only."""
     from PIL.PngImagePlugin import PngInfo
 
     plan = image.plan
@@ -139,9 +155,23 @@ def pnginfo(image):
     planned = plan.images[image.index]
     used = image.spec.replace(prompt=planned.text or image.spec.prompt, negative=planned.negative_text or image.spec.negative,
                               styles=(), negative_template=None)
-    info.add_text(PARAMETERS_KEY, a1111_parameters(used, plan.ref.name, plan.ref.model_hash(), a1111_extra(image)))
-    info.add_text(GENIMG_KEY, json.dumps(genimg_record(image), ensure_ascii=False))
+    parameters = a1111_parameters(used, plan.ref.name, plan.ref.model_hash(), a1111_extra(image))
+    record = genimg_record(image)
+    if served:
+        parameters, record = _names_in_text(parameters), names_only(record)
+    info.add_text(PARAMETERS_KEY, parameters)
+    info.add_text(GENIMG_KEY, json.dumps(record, ensure_ascii=False))
     return info
+
+
+def _names_in_text(text: str) -> str:
+    """A1111's text with each path of this machine in its ``Key: value`` pairs named by its file name."""
+    lines = text.split("\n")
+    pairs = [(key.strip(), value.strip()) for key, value in _PAIR.findall(lines[-1])]
+    if not pairs:
+        return text
+    shown = [(k, quote(names_only(json.loads(v) if v.startswith('"') else v))) for k, v in pairs]
+    return "\n".join([*lines[:-1], ", ".join(f"{k}: {v}" for k, v in shown)])
 
 
 def postprocess_pnginfo(source, pairs: dict):

@@ -14,15 +14,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageSink:
-    def __init__(self, overwrite: bool = False):
+    def __init__(self, overwrite: bool = False, served: bool = False):
         self.overwrite = overwrite
+        self.served = served  # made by a server for a client: no path of the server's machine in the metadata
 
     def generated(self, made, path: Path | None = None) -> Path:
         """A :class:`~genimg.generation.GeneratedImage` at its planned path (or ``path``), its spec and
         A1111's text in the metadata."""
         from genimg.output.metadata import pnginfo
 
-        info = pnginfo(made)
+        info = pnginfo(made, self.served)
         return atomic_save(Path(path or made.path), lambda tmp: made.image.save(tmp, format="PNG", pnginfo=info),
                            self.overwrite)
 

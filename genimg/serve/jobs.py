@@ -319,7 +319,7 @@ class Worker:
         the_plan = with_inputs(job.plan)  # planned at submission; its input images read again now
         if lane.device:  # the lane's device, without changing the spec the image records
             the_plan = replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device))
-        executor = Executor(None, lane.models.factory_for(the_plan), progress, job.fallback,
+        executor = Executor(None, lane.models.factory_for(the_plan), progress, job.fallback, served=True,
                             recorded=lambda image: replace(image, spec=client_spec(image.spec, job.client_paths)))
         for written in executor.run(the_plan):
             job.results.append((written.path, written.summary))

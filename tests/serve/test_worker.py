@@ -262,3 +262,32 @@ def test_an_a1111_size_off_the_models_grid_is_made_at_the_multiple_below_as_a111
     info = json.loads(answer.json()["info"])
     assert (info["width"], info["height"]) == (96, 64)
     assert "width 100 is made at 96" in caplog.text and "height 71 is made at 64" in caplog.text
+
+
+def test_what_a_server_sends_names_its_models_by_name_never_by_its_paths(tmp_path, tiny_models, monkeypatch):
+    """The server's default model is a folder on its machine: the answer, the PNG's A1111 text and genimg's
+    record name it by the folder's name."""
+    import json
+
+    from genimg.output.metadata import read_text_chunks
+
+    folder = str(tiny_models["sd"])
+    monkeypatch.setenv("GENIMG_MODEL", folder)
+    worker = Worker(tmp_path).start()
+    try:
+        client = TestClient(create_app(worker))
+        job = client.post("/v1/jobs", json={"spec": {"prompt": "x", "steps": 2, "width": 64, "height": 64, "seed": 1}})
+        assert job.status_code == 202, job.text
+        assert worker.jobs[job.json()["id"]].finished.wait(60)
+        view = client.get(f"/v1/jobs/{job.json()['id']}").json()
+        png = client.get(view["images"][0]["url"])
+        a1111 = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "steps": 2, "width": 64, "height": 64})
+    finally:
+        worker.stop(wait=5)
+    (tmp_path / "got.png").write_bytes(png.content)
+    chunks = read_text_chunks(tmp_path / "got.png")
+    sent = [json.dumps(view), chunks["parameters"], chunks["genimg"], a1111.text]
+    assert not [text for text in sent if folder in text]
+    record = json.loads(chunks["genimg"])
+    assert record["model"]["location"] == record["spec"]["model"] == tiny_models["sd"].name
+    assert f"Model: {tiny_models['sd'].name}" in chunks["parameters"]
