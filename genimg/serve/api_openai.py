@@ -1,4 +1,4 @@
-"""OpenAI's images API (``/v1/images/generations`` and ``/edits``) as the ``openai`` SDK and the front-ends
+"""OpenAI's images API (``/v1/images/generations``, ``/edits`` and ``/variations``) as the ``openai`` SDK and the front-ends
 built on it send it."""
 
 from __future__ import annotations
@@ -89,6 +89,43 @@ async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
     if job.status != "done":
         return failed(worker, job, "openai")
     return await asyncio.to_thread(_images, request, job, form)
+
+
+# A variation is the image redrawn by img2img at this strength: the picture's layout and colours kept, its
+# details drawn anew (OpenAI's dall-e-2 variations look about this far from their source). Its prompt is the
+# image's own when it carries one (a PNG made by genimg or A1111), else this.
+VARIATION_STRENGTH = 0.6
+VARIATION_PROMPT = "an image"
+
+
+@router.post("/v1/images/variations")
+async def openai_variations(request: Request, worker: Worker = Depends(worker_of)):
+    """OpenAI's variations, as a form: ``image``, ``n``, ``size``, ``model``, ``response_format``: each a
+    redraw of the image by img2img at :data:`VARIATION_STRENGTH` with its own seed."""
+    form = await request.form()
+    image = form.get("image")
+    if image is None or isinstance(image, str):
+        raise UsageError("image: send the image to vary as a file in the form (multipart/form-data)")
+    uploads = {"image.png": await asyncio.to_thread(decoded_image, await image.read(), "image")}
+    settings = {"prompt": await asyncio.to_thread(_own_prompt, uploads["image.png"]), "count": form.get("n", 1),
+                "image": "image.png", "task": "img2img", "strength": VARIATION_STRENGTH}
+    _common_fields(form, settings)
+    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
+    if job.status != "done":
+        return failed(worker, job, "openai")
+    return await asyncio.to_thread(_images, request, job, form)
+
+
+def _own_prompt(png: bytes) -> str:
+    import io
+
+    from PIL import Image
+
+    from genimg.output.metadata import parse_parameters
+
+    with Image.open(io.BytesIO(png)) as image:
+        text = (getattr(image, "text", None) or {}).get("parameters", "")
+    return (parse_parameters(text)["prompt"] if text else "").strip() or VARIATION_PROMPT
 
 
 def openai_mask(data: bytes) -> bytes:

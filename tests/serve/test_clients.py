@@ -78,6 +78,38 @@ def test_the_openai_sdk_edits_and_reads_errors_as_it_reads_openais(server, tmp_p
     assert getattr(unauthorized.value, "status_code", None) == 401
 
 
+def test_the_openai_sdk_makes_variations_as_img2img_redraws_of_the_image(server, tmp_path):
+    import json
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server}/v1", api_key=TOKEN)
+    source = np.zeros((64, 64, 3), dtype=np.uint8)
+    source[:, :32] = (230, 30, 30)  # left red, right blue: a layout a redraw keeps
+    source[:, 32:] = (30, 30, 230)
+    Image.fromarray(source).save(tmp_path / "in.png")
+    with open(tmp_path / "in.png", "rb") as image:
+        made = client.images.create_variation(model="dall-e-2", image=image, n=2, size="64x64",
+                                              response_format="b64_json")
+    pictures = [_png(base64.b64decode(item.b64_json)) for item in made.data]
+    assert [p.size for p in pictures] == [(64, 64), (64, 64)]
+    records = [json.loads(p.text["genimg"])["spec"] for p in pictures]
+    assert {(r["task"], r["strength"], r["prompt"]) for r in records} == {("img2img", 0.6, "an image")}
+    assert records[0]["seed"] != records[1]["seed"]
+    for picture in pictures:  # the layout kept: red stays left of blue
+        rgb = np.asarray(picture.convert("RGB"), dtype=float)
+        assert rgb[:, :32, 0].mean() > rgb[:, 32:, 0].mean() and rgb[:, 32:, 2].mean() > rgb[:, :32, 2].mean()
+    from PIL.PngImagePlugin import PngInfo
+
+    said = PngInfo()  # a PNG that says its prompt (A1111's text) is varied with that prompt
+    said.add_text("parameters", "a red and blue flag\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64")
+    Image.fromarray(source).save(tmp_path / "said.png", pnginfo=said)
+    with open(tmp_path / "said.png", "rb") as image:
+        second = client.images.create_variation(image=image, size="64x64", response_format="b64_json")
+    record = json.loads(_png(base64.b64decode(second.data[0].b64_json)).text["genimg"])
+    assert record["spec"]["prompt"] == "a red and blue flag"
+
+
 def test_webuiapi_with_a_token_as_its_password_txt2img_with_hires_options_and_png_info(server):
     import webuiapi
 
