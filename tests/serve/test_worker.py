@@ -75,7 +75,7 @@ def test_a_batch_with_auto_fallback_retries_each_job_that_runs_out(cli, tmp_path
 @pytest.mark.parametrize("route,body,words,unwanted", [
     ("/v1/jobs", {"spec": {**DEMO, "prompt": "x", "width": 65}}, "width 65 must be a multiple of 8", "--"),
     ("/v1/jobs", {"spec": {**DEMO, "prompt": "x", "count": 0}}, "count must be at least 1", "--"),
-    ("/sdapi/v1/txt2img", {"prompt": "x", "width": 65, "steps": 2}, "width 65 must be a multiple of 8", "--"),
+    ("/sdapi/v1/txt2img", {"prompt": "x", "n_iter": "x", "steps": 2}, "n_iter: expected a whole number", "--"),
     ("/sdapi/v1/txt2img", {"prompt": "x", "batch_size": -1, "steps": 2}, "batch_size", "--"),
     ("/sdapi/v1/txt2img", {"prompt": "x", "cfg_scale": "lots", "steps": 2}, "cfg_scale", "--cfg"),
     ("/v1/images/generations", {"prompt": "x", "n": 0, "model": "demo"}, "n must be at least 1", "--count"),
