@@ -17,7 +17,8 @@ A1111_FIELDS = {"prompt": "prompt", "negative_prompt": "negative", "steps": "ste
 A1111_HANDLED = set(A1111_FIELDS) | {
     "n_iter", "scheduler", "init_images", "mask", "override_settings", "send_images", "save_images",
     "inpainting_mask_invert", "mask_blur", "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale",
-    "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers"}
+    "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers",
+    "inpaint_full_res", "inpaint_full_res_padding"}
 # img2img's resize_mode: just resize, crop and resize, resize and fill (A1111's "latent upscale": a resize too)
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}
 
@@ -65,6 +66,8 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
             uploads["mask.png"] = decoded_image(b64(data["mask"], "mask"), "mask")
             settings.update(task="inpaint", mask="mask.png", invert_mask=bool(data.get("inpainting_mask_invert")),
                             mask_blur=data.get("mask_blur", 4))
+            if data.get("inpaint_full_res"):  # A1111's "Inpaint area: Only masked", its padding 32 by default
+                settings["mask_padding"] = _whole(data, "inpaint_full_res_padding", 32)
     controls, control_uploads = a1111_controls(data, uploads)
     if controls:
         settings["control"] = controls

@@ -147,6 +147,11 @@ def test_webuiapi_img2img_with_a_mask_and_extras_and_a_wrong_password(server):
     assert painted.image.size == (64, 64)
     outside = np.asarray(painted.image.convert("RGB"), dtype=np.int16)[:8]  # far from the mask: kept
     assert np.abs(outside - np.asarray(photo, dtype=np.int16)[:8]).max() <= 1
+    only = api.img2img(images=[photo], mask_image=mask, prompt="a ring", steps=4, denoising_strength=0.9, width=64,
+                       height=64, seed=5, mask_blur=0, inpaint_full_res=True, inpaint_full_res_padding=8)
+    assert "Inpaint area: Only masked, Masked area padding: 8" in api.png_info(only.image).info  # A1111's words
+    outside = np.asarray(only.image.convert("RGB"), dtype=np.int16)[:8]
+    assert np.abs(outside - np.asarray(photo, dtype=np.int16)[:8]).max() <= 1
     bigger = api.extra_single_image(image=photo, upscaler_1="Lanczos", upscaling_resize=2)
     assert bigger.image.size == (128, 128)
     api.set_auth("anyone", "wrong")
