@@ -65,7 +65,8 @@ class Executor:
         its own spec: ``wire_specs`` (one per image: the settings as the caller wrote them, which the
         server resolves with its own defaults), else the plan's."""
         if self.remote:
-            specs = wire_specs or [the_plan.spec.replace(seed=im.seed, count=1, batch_size=1, prompt=im.prompt,
+            specs = wire_specs or [the_plan.spec.replace(seed=im.seed, variation_seed=im.variation_seed, count=1,
+                                                         batch_size=1, prompt=im.prompt,
                                                          negative=im.negative) for im in the_plan.images]
             for planned, spec in zip(the_plan.images, specs):
                 for data, summary in self._remote_images(spec):
@@ -93,7 +94,9 @@ class Executor:
             spec = spec.replace(seed=secrets.randbelow(2**32))
         planned = remote_plan(self.server, spec)
         first = GenerationSpec.from_dict(planned["settings"])
-        paths = output_paths(output, [first.replace(seed=seed) for seed in planned["seeds"]], planned["model"])
+        variations = planned.get("variation_seeds") or [None] * len(planned["seeds"])
+        paths = output_paths(output, [first.replace(seed=seed, variation_seed=variation)
+                                      for seed, variation in zip(planned["seeds"], variations)], planned["model"])
         check_writable(paths, self.sink.overwrite)
         for index, (data, summary) in enumerate(self._remote_images(spec)):
             yield Written(self.sink.received(data, paths[index]), summary)

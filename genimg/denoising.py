@@ -13,6 +13,7 @@ from genimg.planning import Plan, PlannedImage
 from genimg.presets import Preset, load_presets
 from genimg.step_savers import step_savers
 from genimg.third_party import finish_early
+from genimg.tiling import seamless
 
 Progress = Callable[..., None]
 
@@ -42,6 +43,11 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
         return tensors
 
     kwargs = prompt_embeddings(pipe, plan, pipeline_arguments(plan, batch))
+    if spec.varied:  # A1111's variation seed or seed resize: the noise made here, as the pipeline would draw it
+        from genimg.noise import initial_noise
+
+        denoiser = pipe.unet if hasattr(pipe, "unet") else pipe.transformer
+        kwargs["latents"] = initial_noise(pipe, line_of(plan.ref.family), spec, batch, denoiser.dtype)
     for message in cut_prompts(pipe, plan, kwargs):
         if progress:
             progress("warning", message=message)
@@ -51,7 +57,7 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
         with torch.inference_mode():
             kwargs = redux_prompts(prior_for(loaded, pipe, plan.redux[0].location), kwargs, plan.redux)
     try:
-        with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed):
+        with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed), seamless(pipe, spec.tiling):
             images = pipe(**kwargs, callback_on_step_end=on_step).images
     except (IndexError, RuntimeError, ValueError) as e:
         if not is_out_of_memory(e):

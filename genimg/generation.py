@@ -90,7 +90,8 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
             continue
         seconds = (time.perf_counter() - began) / len(batch)
         for planned, image in zip(batch, images):
-            spec = plan.spec.replace(seed=planned.seed, count=1, batch_size=1, prompt=planned.prompt,
+            spec = plan.spec.replace(seed=planned.seed, variation_seed=planned.variation_seed, count=1, batch_size=1,
+                                     prompt=planned.prompt,
                                      negative=planned.negative)
             if progress:
                 progress("image", done=planned.index + 1, total=len(plan.images))

@@ -39,6 +39,7 @@ class PlannedImage:
     path: Path | None = None
     text: str | None = None  # what the pipeline reads: the prompt with its styles applied
     negative_text: str | None = None
+    variation_seed: int | None = None  # A1111's variation seed, when the spec varies the noise
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     resolved = _resolved(spec, ref, inputs, seed)
     resolved.validate(family.factor)
     _check_strength(resolved, ref, family)
+    if resolved.tiling and not line_of(ref.family).seamless_tiling:
+        raise UsageError(f"--tiling wraps a UNet's convolutions; {family.label}'s transformer has none to wrap "
+                         "(use an SD 1.x/2.x or SDXL model)")
     scheduler = lookup(spec.scheduler or ref.defaults["scheduler"], ref.family)
     resolved = resolved.replace(scheduler=scheduler.name)
     with _naming_the_setting("preset", given):
@@ -147,7 +151,8 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
                 _embeddings(spec, ref), _ip_adapters_of(spec, ref), read_redux(spec.redux, ref), hires_upscaler,
                 hires_size, choice, hires_choice)
     if images is None:
-        images = [PlannedImage(i, seed + i, resolved.prompt, resolved.negative) for i in range(spec.count)]
+        images = [PlannedImage(i, image_seed, resolved.prompt, resolved.negative, variation_seed=variation)
+                  for i, (image_seed, variation) in enumerate(resolved.image_seeds(seed, resolved.variation_seed))]
         if output is not None:
             images = _with_paths(images, resolved, ref, output, overwrite)
     return for_images(base, images)
@@ -229,6 +234,8 @@ def _resolved(spec: GenerationSpec, ref: ModelRef, inputs, seed: int) -> Generat
         guidance=d["guidance"] if spec.guidance is None else spec.guidance,
         max_sequence_length=spec.max_sequence_length or d.get("max_sequence_length"),
         seed=seed,
+        variation_seed=(spec.variation_seed if spec.variation_seed is not None or not spec.variation_strength
+                        else secrets.randbelow(2**32)),  # A1111's random variation seed (-1)
         strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(
             "inpaint" if masked_edit(spec) else spec.task),
     )
@@ -344,7 +351,8 @@ def _with_paths(images, resolved: GenerationSpec, ref: ModelRef, output, overwri
     from genimg.output.naming import output_paths
     from genimg.files import check_writable
 
-    paths = output_paths(output, [resolved.replace(seed=im.seed) for im in images], ref.name)
+    paths = output_paths(output, [resolved.replace(seed=im.seed, variation_seed=im.variation_seed) for im in images],
+                         ref.name)
     check_writable(paths, overwrite)
     return [replace(im, path=path) for im, path in zip(images, paths)]
 

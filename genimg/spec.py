@@ -64,6 +64,13 @@ class GenerationSpec:
     mask: MaskSpec | None = None
     outpaint: OutpaintSpec | None = None
     hires: HiresSpec | None = None  # txt2img: A1111's hires fix
+    # A1111's variation seed (subseed): the initial noise slerped from the seed's toward this seed's by
+    # variation_strength (0: the seed's image, 1: the variation seed's); its noise drawn as if the image were
+    # seed_resize_from ("WxH") big, to keep a seed's composition at another size
+    variation_seed: int | None = None
+    variation_strength: float = 0.0
+    seed_resize_from: str | None = None
+    tiling: str | None = None  # A1111's "Tiling": seamless along "xy" (both axes), "x" or "y"
 
     def __post_init__(self):
         # The Python API builds specs directly: the same coercion as flags and file rows, so
@@ -83,6 +90,33 @@ class GenerationSpec:
             elif value is not None:
                 value = coerce(f.name, value, _TYPES[f.name])
             object.__setattr__(self, f.name, value)
+
+    @property
+    def varied(self) -> bool:
+        """Whether the initial noise is A1111's variation of the seed's (a variation or a seed resize)."""
+        return bool(self.variation_strength) or self.seed_resize_from is not None
+
+    def image_seeds(self, first: int, variation: int | None) -> list[tuple[int, int | None]]:
+        """(seed, variation seed) of each of ``count`` images as A1111 numbers them: seed, seed+1, … — or, with a
+        variation, the one seed and variation seeds variation, variation+1, …"""
+        if not self.variation_strength:
+            return [(first + i, None) for i in range(self.count)]
+        return [(first, variation + i) for i in range(self.count)]
+
+    def _validate_noise(self) -> None:
+        import re
+
+        if not 0.0 <= self.variation_strength <= 1.0:
+            raise UsageError(f"--variation-strength must be between 0 and 1 (got {self.variation_strength})")
+        if self.variation_seed is not None and not 0 <= self.variation_seed < 2**63:
+            raise UsageError(f"--variation-seed must be between 0 and 2^63-1 (got {self.variation_seed})")
+        if self.seed_resize_from is not None and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", self.seed_resize_from):
+            raise UsageError(f"--seed-resize-from must be WIDTHxHEIGHT, e.g. 512x512 (got {self.seed_resize_from!r})")
+        if self.tiling is not None and self.tiling not in ("xy", "x", "y"):
+            raise UsageError(f"--tiling-axis must be x or y, or both (xy) (got {self.tiling!r})")
+        if self.varied and self.task != "txt2img":
+            raise UsageError("--variation-seed and --seed-resize-from vary txt2img's initial noise; "
+                             f"{self.task} starts from its input image")
 
     # -- serialisation ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -163,6 +197,7 @@ class GenerationSpec:
                              f"{self.task} takes none")
         if self.strength is not None and not 0.0 <= self.strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1 (got {self.strength})")
+        self._validate_noise()
         if self.mask and (self.mask.blur < 0 or (self.mask.padding is not None and self.mask.padding < 0)):
             raise UsageError("--mask-blur and --mask-padding must be 0 or more")
         for control in self.controls:

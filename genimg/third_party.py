@@ -99,3 +99,20 @@ def finish_early(pipe) -> None:
     ``continue``s while ``pipe.interrupt`` (``_interrupt``) is set; each call starts with it cleared."""
     pipe._interrupt = True
 
+
+
+def pad_circularly(conv, x_axis: bool, y_axis: bool):
+    """A torch ``Conv2d`` that pads circularly along the axes named (zeros along the other) — seamless
+    tiling — on this instance, until the returned function is called: ``Conv2d.forward`` calls
+    ``self._conv_forward``, replaced here on the instance and removed again to restore the class's."""
+    import torch.nn.functional as F
+
+    pad_y, pad_x = conv.padding
+
+    def forward(input, weight, bias):
+        x = F.pad(input, (pad_x, pad_x, 0, 0), mode="circular" if x_axis else "constant")
+        x = F.pad(x, (0, 0, pad_y, pad_y), mode="circular" if y_axis else "constant")
+        return F.conv2d(x, weight, bias, conv.stride, 0, conv.dilation, conv.groups)
+
+    conv._conv_forward = forward
+    return lambda: conv.__dict__.pop("_conv_forward", None)

@@ -135,3 +135,17 @@ def test_a_pipeline_told_to_finish_early_skips_its_remaining_steps_and_still_dec
     again = []
     pipe("x", num_inference_steps=3, height=64, width=64, callback_on_step_end=lambda p, s, t, k: again.append(s) or k)
     assert again == [0, 1, 2]  # the next call starts with it cleared
+
+
+def test_a_conv2d_pads_circularly_through_its_instance_conv_forward_until_restored():
+    from genimg.third_party import pad_circularly
+
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    wrapped = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False, padding_mode="circular")
+    wrapped.weight.data.copy_(conv.weight.data)
+    x = torch.randn(1, 1, 6, 7)
+    plain = conv(x)
+    restore = pad_circularly(conv, True, True)
+    assert torch.allclose(conv(x), wrapped(x), atol=1e-6)  # torch's own circular padding, through forward
+    restore()
+    assert torch.equal(conv(x), plain) and "_conv_forward" not in conv.__dict__

@@ -32,7 +32,11 @@ class BatchJob:
     template: str  # the row's prompt before wildcards: what a contact sheet groups by
 
     def seeds(self) -> list[int]:
-        return [self.spec.seed + i for i in range(self.spec.count)]
+        return [seed for seed, _ in self.spec.image_seeds(self.spec.seed, self.spec.variation_seed)]
+
+    def variation_seed(self, index: int) -> int | None:
+        """Image ``index``'s variation seed, when the row varies its noise (A1111's subseed)."""
+        return self.spec.image_seeds(self.spec.seed, self.spec.variation_seed)[index][1]
 
 
 @dataclass(frozen=True)

@@ -132,12 +132,14 @@ def run_batch(units: list[Unit], plans: dict, folder: Path, fail_fast: bool, pro
         first_job = unit.items[0][0]
         try:
             images = [PlannedImage(n, seed, job.spec.prompt, job.spec.negative,
-                                   folder / f"{job.id}-{index}-{sanitize(job.spec.prompt, 48)}-{seed}.png")
+                                   folder / f"{job.id}-{index}-{sanitize(job.spec.prompt, 48)}-{seed}.png",
+                                   variation_seed=job.variation_seed(index))
                       for n, (job, index, seed) in enumerate(unit.items)]
             planned = plans[first_job.id] if executor.remote else with_inputs(plans[first_job.id])
             the_plan = for_images(planned, images)
             the_plan = replace(the_plan, spec=the_plan.spec.replace(batch_size=len(images)))
-            wire = [job.spec.replace(seed=seed, count=1, batch_size=1) for job, _, seed in unit.items]
+            wire = [job.spec.replace(seed=seed, variation_seed=job.variation_seed(index), count=1, batch_size=1)
+                    for job, index, seed in unit.items]
             made = ((w.path, w.image or w.summary) for w in executor.run(the_plan, wire_specs=wire))
             for (path, image), (batch_job, index, seed) in zip(made, unit.items):
                 summary = image if isinstance(image, dict) else image.summary()

@@ -34,6 +34,11 @@ NegativeTemplate = Annotated[Optional[str], typer.Option("--negative-template", 
 FromImage = Annotated[Optional[Path], typer.Option("--from", help="Start from the settings stored in this PNG (genimg's or A1111's); flags given override them.", rich_help_panel=GEN)]
 Controls = Annotated[Optional[list[str]], typer.Option("--control", help="A ControlNet steering the image: TYPE=IMAGE[,scale=S][,start=A][,end=B],model=NAME (repeatable; TYPE: none, canny, depth, softedge, scribble, lineart, openpose … see `genimg preprocess --help`).", rich_help_panel="ControlNet")]
 ClipSkip = Annotated[Optional[int], typer.Option("--clip-skip", help="A1111's Clip skip: 2 reads CLIP's penultimate layer (most anime models); 1 = none (SD/SDXL).", rich_help_panel=GEN)]
+VariationSeed = Annotated[Optional[int], typer.Option("--variation-seed", help="A1111's variation seed: the noise moves toward this seed's by --variation-strength (--count steps it).", rich_help_panel=GEN)]
+VariationStrength = Annotated[Optional[float], typer.Option("--variation-strength", help="0: the seed's image, 1: the variation seed's; between: a variation of the seed's.", rich_help_panel=GEN)]
+SeedResizeFrom = Annotated[Optional[str], typer.Option("--seed-resize-from", metavar="WxH", help="Draw the seed's noise as if the image were WxH (A1111's seed resize): a seed's picture kept at another size.", rich_help_panel=GEN)]
+Tiling = Annotated[bool, typer.Option("--tiling", help="Seamless: the image tiles without a seam (A1111's Tiling).", rich_help_panel=GEN)]
+TilingAxis = Annotated[Optional[str], typer.Option("--tiling-axis", help="Tile along one axis only: x or y (implies --tiling).", rich_help_panel=GEN)]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sd-turbo, lcm-sd15, flux-schnell, flux-dev …: `genimg models`), hub id, diffusers folder or .safetensors file.", autocompletion=complete.models, rich_help_panel=MODEL)]
@@ -85,6 +90,11 @@ def _shared(
     scheduler: Scheduler = None,
     max_sequence_length: MaxSeqLen = None,
     clip_skip: ClipSkip = None,
+    variation_seed: VariationSeed = None,
+    variation_strength: VariationStrength = None,
+    seed_resize_from: SeedResizeFrom = None,
+    tiling: Tiling = False,
+    tiling_axis: TilingAxis = None,
     from_image: FromImage = None,
     style: Style = None,
     negative_template: NegativeTemplate = None,
@@ -142,18 +152,24 @@ _PRESET_FLAGS = ("device", "dtype", "offload", "compile", "quantize", "attention
                  "vae_tiling", "channels_last", "vae_fp32", "max_megapixels", "deepcache", "tome")
 _OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fallback", "save_control", "server", "local")
 _SETTINGS = {"config": ("model_config", _text), "denoiser": ("denoiser", _text), "lora": ("loras", _items),
-             "embedding": ("embeddings", _texts), "ip_adapter": ("ip_adapters", _items), "redux": ("redux", _items)}
+             "embedding": ("embeddings", _texts), "ip_adapter": ("ip_adapters", _items), "redux": ("redux", _items),
+             "tiling": ("tiling", lambda on: "xy" if on else None), "tiling_axis": ("tiling", lambda axis: axis),
+             "variation_strength": ("variation_strength", lambda v: v or 0.0)}
 
 
 def _as_settings(flags: dict) -> dict:
-    """Flag name -> value as settings (spec field names), the preset flags given as ``preset_overrides``."""
+    """Flag name -> value as settings (spec field names), the preset flags given as ``preset_overrides``. Two
+    flags of one field (--tiling, --tiling-axis): the one that says something wins."""
     out = {}
     for flag, value in flags.items():
         if flag not in _PRESET_FLAGS and flag not in _OUTPUT_FLAGS:
             field, convert = _SETTINGS.get(flag, (flag, None))
-            out[field] = convert(value) if convert else value
+            value = convert(value) if convert else value
+            if value is not None or out.get(field) is None:
+                out[field] = value
     overrides = {k: v for k, v in flags.items() if k in _PRESET_FLAGS and v is not None}
     return out | ({"preset_overrides": overrides} if overrides else {})
+
 
 
 @dataclass

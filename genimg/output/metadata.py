@@ -113,8 +113,15 @@ def a1111_extra(image) -> dict:
         h = image.spec.hires
         extra.update({"Denoising strength": h.strength, "Hires upscale": f"{h.scale:g}",
                       "Hires steps": h.steps or image.spec.steps, "Hires upscaler": h.upscaler})
+    if image.spec.variation_strength and image.spec.variation_seed is not None:
+        extra.update({"Variation seed": image.spec.variation_seed,
+                      "Variation seed strength": _number(image.spec.variation_strength)})
+    if image.spec.seed_resize_from:
+        extra["Seed resize from"] = image.spec.seed_resize_from
     if image.spec.clip_skip and image.spec.clip_skip > 1:
         extra["Clip skip"] = image.spec.clip_skip
+    if image.spec.tiling:
+        extra["Tiling"] = "True" if image.spec.tiling == "xy" else image.spec.tiling
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
@@ -129,17 +136,23 @@ def a1111_extra(image) -> dict:
     return extra
 
 
+CLIENT_NAMED = ("image", "references", "path")  # input images: named as the client named them, left as they are
+
+
 def names_only(value):
-    """``value`` (a record, a spec's dict, a summary) with every path of this machine in it replaced by its
-    file or folder name: what a server sends its clients names models, LoRAs and VAEs, never its paths."""
+    """``value`` (a record, a spec's dict, a summary) with every path of this machine in it — a model, a LoRA
+    (``path:weight`` too), a VAE — replaced by its file or folder name: what a server sends its clients never
+    names its paths. The input images keep the names their client gave them."""
     import os
 
     if isinstance(value, dict):
-        return {k: names_only(v) for k, v in value.items()}
+        return {k: v if k in CLIENT_NAMED else names_only(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(names_only(v) for v in value)
-    if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
-        return os.path.basename(value.rstrip(os.sep)) or value
+    if isinstance(value, str) and os.path.isabs(value):
+        path, weight = (value.rsplit(":", 1) + [""])[:2] if not os.path.exists(value) else (value, "")
+        if os.path.exists(path):
+            return os.path.basename(path.rstrip(os.sep)) + (f":{weight}" if weight else "")
     return value
 
 
@@ -237,7 +250,9 @@ class PngSettings:
 # A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
 A1111_KEYS = {"Steps": "steps", "Sampler": "scheduler", "CFG scale": "cfg", "Seed": "seed", "Size": "size",
               "Model": "model", "Denoising strength": "strength", "Hires upscale": "hires",
-              "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler", "Clip skip": "clip_skip"}
+              "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler", "Clip skip": "clip_skip",
+              "Variation seed": "variation_seed", "Variation seed strength": "variation_strength",
+              "Seed resize from": "seed_resize_from", "Tiling": "tiling"}
 
 
 def spec_from_png(path) -> PngSettings:
@@ -275,6 +290,8 @@ def spec_from_png(path) -> PngSettings:
             data[A1111_KEYS[key]] = value
         else:
             unmapped[key] = value
+    if "tiling" in data:  # A1111 writes Tiling: True (both axes); genimg writes x or y for one
+        data["tiling"] = {"true": "xy", "false": None}.get(str(data["tiling"]).lower(), data["tiling"])
     if "scheduler" in data:
         data["scheduler"] = sampler_name(data["scheduler"], schedule)
     elif schedule:

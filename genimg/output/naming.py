@@ -59,7 +59,9 @@ def output_paths(target: str | Path | None, specs: list, model_name: str) -> lis
     now = time.localtime()
     paths = []
     for index, spec in enumerate(specs):
-        values = {"prompt": sanitize(spec.prompt), "seed": spec.seed, "index": index,
+        # variations share their seed: the variation seed tells them apart, as A1111's seed-subseed names do
+        seed = spec.seed if getattr(spec, "variation_seed", None) is None else f"{spec.seed}-{spec.variation_seed}"
+        values = {"prompt": sanitize(spec.prompt), "seed": seed, "index": index,
                   "model": sanitize(model_name, 40), "width": spec.width, "height": spec.height,
                   "steps": spec.steps, "task": task_label(spec), "date": time.strftime("%Y-%m-%d", now), "time": time.strftime("%H%M%S", now)}
         try:

@@ -18,7 +18,8 @@ A1111_HANDLED = set(A1111_FIELDS) | {
     "n_iter", "scheduler", "init_images", "mask", "override_settings", "send_images", "save_images",
     "inpainting_mask_invert", "mask_blur", "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale",
     "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers",
-    "inpaint_full_res", "inpaint_full_res_padding"}
+    "inpaint_full_res", "inpaint_full_res_padding", "subseed", "subseed_strength", "seed_resize_from_w",
+    "seed_resize_from_h", "tiling"}
 # img2img's resize_mode: just resize, crop and resize, resize and fill (A1111's "latent upscale": a resize too)
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}
 
@@ -47,6 +48,7 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
     if settings.get("seed") == -1:
         settings.pop("seed")  # A1111's "random"
     settings["count"] = _whole(data, "batch_size", 1) * _whole(data, "n_iter", 1)
+    settings.update(_noise(data))
     clip = data.get("CLIP_stop_at_last_layers", override.get("CLIP_stop_at_last_layers"))
     if clip not in (None, "", 1):
         settings["clip_skip"] = clip
@@ -97,6 +99,26 @@ def rounded_size(spec):
     return spec.replace(**sizes) if sizes else spec
 
 
+def _noise(data: dict) -> dict:
+    """A1111's variation seed (``subseed``, -1 random; ``subseed_strength``), seed resize and tiling."""
+    out = {}
+    strength = data.get("subseed_strength")
+    if strength not in (None, "", 0):
+        try:
+            out["variation_strength"] = float(strength)
+        except (TypeError, ValueError):
+            raise UsageError(f"subseed_strength: expected a number between 0 and 1 (got {strength!r})") from None
+        subseed = _whole(data, "subseed", -1)
+        if subseed != -1:
+            out["variation_seed"] = subseed
+    width, height = _whole(data, "seed_resize_from_w", -1), _whole(data, "seed_resize_from_h", -1)
+    if width > 0 and height > 0:
+        out["seed_resize_from"] = f"{width}x{height}"
+    if data.get("tiling"):
+        out["tiling"] = "xy"
+    return out
+
+
 def _hires(data: dict) -> dict:
     """A1111's hires fix: hr_scale (or hr_resize_x/y as the target size), hr_upscaler, hr_second_pass_steps,
     and denoising_strength as the second pass's strength (A1111's default 0.7)."""
@@ -117,9 +139,13 @@ def upscaler_name(name, field: str = "hr_upscaler") -> str:
     from genimg import config
     from genimg.upscale.models import a1111_file_of, a1111_upscaler, folder_upscalers, upscaler_aliases
 
+    from genimg.serve.safety import is_path
+
     name = str(name or "Latent")
     if name in ("None", "Lanczos", "Nearest") or name.startswith("Latent"):
         return "lanczos"
+    if is_path(name):  # refused where every model name is checked, with the words for a path
+        return name
     if name in upscaler_aliases() or config.search(name, "upscaler_dirs", (".safetensors",)) is not None:
         return name
     found = a1111_upscaler(name)

@@ -229,7 +229,10 @@ def a1111_info(job: Job) -> dict:
     return {"prompt": first.get("prompt"), "negative_prompt": first.get("negative", ""), "seed": first.get("seed"),
             "all_seeds": [summary["seed"] for _, summary in job.results], "steps": first.get("steps"),
             "cfg_scale": first.get("guidance"), "sampler_name": first.get("scheduler"), "width": first.get("width"),
-            "height": first.get("height"), "sd_model_name": job.results[0][1]["model"], "infotexts": texts}
+            "height": first.get("height"), "sd_model_name": job.results[0][1]["model"], "infotexts": texts,
+            "subseed": first.get("variation_seed", -1), "subseed_strength": first.get("variation_strength", 0),
+            "all_subseeds": [summary["settings"].get("variation_seed", -1) for _, summary in job.results],
+            "tiling": bool(first.get("tiling"))}
 
 
 # The command line that remakes an image, flag by flag, for the settings a spec records.

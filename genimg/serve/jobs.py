@@ -156,7 +156,8 @@ class Worker:
             copies = saved_uploads(uploads, Path(scratch))
             planned = plan(renamed(spec, copies))
         return {"settings": client_spec(planned.spec, {v: k for k, v in copies.items()}).to_dict(),
-                "seeds": planned.seeds, "model": planned.ref.name}
+                "seeds": planned.seeds, "variation_seeds": [im.variation_seed for im in planned.images],
+                "model": planned.ref.name}
 
     def _served(self, spec, uploads: dict[str, bytes]):
         if spec.count > self.max_images:

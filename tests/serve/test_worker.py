@@ -291,3 +291,32 @@ def test_what_a_server_sends_names_its_models_by_name_never_by_its_paths(tmp_pat
     record = json.loads(chunks["genimg"])
     assert record["model"]["location"] == record["spec"]["model"] == tiny_models["sd"].name
     assert f"Model: {tiny_models['sd'].name}" in chunks["parameters"]
+
+
+def test_a1111s_variation_seed_and_tiling_fields_are_honoured(tmp_path):
+    import json
+
+    worker = Worker(tmp_path).start()
+    try:
+        client = TestClient(create_app(worker))
+        base = {"prompt": "a ring", "steps": 3, "width": 64, "height": 64, "sampler_name": "Euler"}
+        varied = client.post("/sdapi/v1/txt2img", json={**base, "seed": 3, "subseed": 9, "subseed_strength": 1.0})
+        plain = client.post("/sdapi/v1/txt2img", json={**base, "seed": 9})
+        tiled = client.post("/sdapi/v1/txt2img", json={**base, "seed": 3, "tiling": True})
+    finally:
+        worker.stop(wait=5)
+    assert varied.status_code == plain.status_code == tiled.status_code == 200, varied.text
+    assert _pixels(varied) == _pixels(plain)  # strength 1: the subseed's image
+    info = json.loads(varied.json()["info"])
+    assert (info["seed"], info["subseed"], info["subseed_strength"], info["all_subseeds"]) == (3, 9, 1.0, [9])
+    assert "Variation seed: 9, Variation seed strength: 1" in info["infotexts"][0]
+    assert "Tiling: True" in json.loads(tiled.json()["info"])["infotexts"][0] and json.loads(tiled.json()["info"])["tiling"]
+
+
+def _pixels(answer) -> bytes:
+    import base64
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0]))).convert("RGB").tobytes()

@@ -47,6 +47,19 @@ class ModelLine:
         """The pipeline arguments for union ControlNets' maps and their modes (one mode per map)."""
         return {control_arg: maps, "control_mode": modes}
 
+    # Seamless tiling wraps the denoiser's convolutions (a UNet's); a transformer line has none to wrap.
+    seamless_tiling = True
+
+    def noise_shape(self, pipe, width: int, height: int) -> tuple[int, ...]:
+        """The shape (without the batch) of the initial noise the line's txt2img pipeline draws for an image of
+        ``width`` × ``height``: a UNet's latents (channels, height / 8, width / 8)."""
+        scale = pipe.vae_scale_factor
+        return (pipe.unet.config.in_channels, height // scale, width // scale)
+
+    def noise_as_latents(self, pipe, noise):
+        """Initial noise ``[B, *noise_shape]`` as the pipeline's ``latents`` argument takes it."""
+        return noise
+
     def black_image_advice(self, ref) -> str:
         """More to try when the VAE decoded NaN, after --vae-fp32 (e.g. a fixed VAE the line has)."""
         return ""

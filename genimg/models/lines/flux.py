@@ -55,6 +55,7 @@ class FluxObjective(Objective):
 
 class FluxLine(ModelLine):
     name = "flux"
+    seamless_tiling = False
     objective = FluxObjective
 
     def cut_prompt(self, pipe, text: str, limit: int) -> str | None:
@@ -63,6 +64,17 @@ class FluxLine(ModelLine):
         if len(ids) <= limit:
             return None
         return pipe.tokenizer_2.decode(ids[limit - 1:-1], skip_special_tokens=True)
+
+    def noise_shape(self, pipe, width: int, height: int) -> tuple[int, ...]:
+        """FluxPipeline.prepare_latents's noise: a quarter of the transformer's input channels, at an even
+        latent size (packed into 2×2 patches after)."""
+        scale = pipe.vae_scale_factor
+        return (pipe.transformer.config.in_channels // 4, 2 * (height // (scale * 2)), 2 * (width // (scale * 2)))
+
+    def noise_as_latents(self, pipe, noise):
+        from genimg.third_party import pack_flux_latents
+
+        return pack_flux_latents(noise)  # FluxPipeline takes its latents packed
 
     def control_mode_arguments(self, control_arg: str, maps: list, modes: list) -> dict:
         """FluxControlNetPipeline takes an int and a map for one ControlNet, lists for several."""

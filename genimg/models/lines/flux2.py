@@ -56,7 +56,13 @@ class Flux2Objective(FluxObjective):
 
 class Flux2Line(ModelLine):
     name = "flux2"
+    seamless_tiling = False
     objective = Flux2Objective
+
+    def noise_shape(self, pipe, width: int, height: int) -> tuple[int, ...]:
+        """Flux2Pipeline.prepare_latents's noise: 2×2 patches already as channels (it packs them itself)."""
+        scale = pipe.vae_scale_factor
+        return (pipe.transformer.config.in_channels, height // (scale * 2), width // (scale * 2))
 
     def check_reference(self, what: str, size: tuple[int, int]) -> None:
         """An image the pipeline reads as a reference (the input of an edit, each --ref) is large enough."""
