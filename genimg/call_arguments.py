@@ -98,3 +98,38 @@ def cut_prompts(pipe, plan: Plan, kwargs: dict) -> list[str]:
     cuts = [line.cut_prompt(pipe, text, limit) for text in dict.fromkeys(kwargs["prompt"])]
     return [f"the prompt is longer than the text encoder reads; past --max-sequence-length {limit} this is cut: "
             f"{cut!r}" for cut in cuts if cut]
+
+
+def prompt_schedule(pipe, plan: Plan, kwargs: dict):
+    """A1111's prompt editing: when a prompt of the batch changes over the steps ([from:to:when], [a|b]), the
+    arguments with the first step's embeddings, and ``switch(step)`` -> the embeddings step ``step`` (from 0)
+    reads when they differ from the step before's, else None. (kwargs, None) when nothing is scheduled."""
+    from genimg.prompting.encode import encode
+    from genimg.prompting.schedule import is_scheduled, schedule, text_at
+
+    prompts, negatives = list(kwargs.get("prompt") or []), list(kwargs.get("negative_prompt") or [])
+    texts = prompts + negatives
+    if not any(is_scheduled(t) for t in texts):
+        return kwargs, None
+    steps = plan.spec.steps
+    pairs = [schedule(t, steps) for t in texts]
+    if plan.spec.task != "txt2img":  # the hires fix's second pass: the prompt as the first pass ended it
+        finals = [p[-1][1] for p in pairs]
+        return {**kwargs, "prompt": finals[:len(prompts)], "negative_prompt": finals[len(prompts):]}, None
+    skip = plan.spec.clip_skip - 1 if plan.spec.clip_skip else None
+    segments, encoded = [], {}
+    for last in sorted({end for p in pairs for end, _ in p}):
+        at = tuple(text_at(p, last) for p in pairs)
+        if at not in encoded:  # each distinct set of texts encoded once
+            encoded[at] = encode(pipe, plan.ref.family, list(at[:len(prompts)]), list(at[len(prompts):]), skip or None)
+        segments.append((last, encoded[at]))
+
+    def embeds_at(step: int) -> dict:
+        return next((e for last, e in segments if step <= last), segments[-1][1])
+
+    def switch(step: int):
+        now = embeds_at(step)
+        return now if step > 0 and now is not embeds_at(step - 1) else None
+
+    rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
+    return {**rest, **embeds_at(0)}, switch

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from genimg.call_arguments import cut_prompts, pipeline_arguments, prompt_embeddings
+from genimg.call_arguments import cut_prompts, pipeline_arguments, prompt_embeddings, prompt_schedule
 from genimg.errors import RunFailure, is_out_of_memory
 from genimg.interrupts import FinishEarly
 from genimg.models.families import line_of
@@ -31,9 +31,18 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
         return [plan.inputs.image.copy() for _ in batch], 0, False
     steps, early = 0, []
 
+    kwargs, switch = prompt_schedule(pipe, plan, pipeline_arguments(plan, batch))
+    if switch is None:
+        kwargs = prompt_embeddings(pipe, plan, kwargs)
+    else:  # the prompt edits itself: its embeddings handed to the pipeline at the steps where they change
+        kwargs["callback_on_step_end_tensor_inputs"] = ["latents", "prompt_embeds"] + (
+            ["add_text_embeds"] if line_of(plan.ref.family).pooled_prompt else [])
+
     def on_step(pipeline, step, _timestep, tensors):
         nonlocal steps
         steps = step + 1
+        if switch is not None and (embeds := switch(step + 1)) is not None:
+            tensors.update(step_tensors(pipeline, embeds, tensors))
         if progress:
             try:  # the pipeline's own count: img2img and inpaint run part of the schedule, rounded per family
                 progress("step", step=step + 1, total=pipeline.num_timesteps)
@@ -42,7 +51,6 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
                 early.append(step + 1)
         return tensors
 
-    kwargs = prompt_embeddings(pipe, plan, pipeline_arguments(plan, batch))
     if spec.varied:  # A1111's variation seed or seed resize: the noise made here, as the pipeline would draw it
         from genimg.noise import initial_noise
 
@@ -76,6 +84,21 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
     if plan.inputs is not None:
         results = [plan.inputs.finish(im) for im in results]
     return results, steps, bool(early)
+
+
+def step_tensors(pipeline, embeds: dict, tensors: dict) -> dict:
+    """A prompt's embeddings as a running SD/SDXL pipeline holds them between steps: negative and positive
+    joined along the batch under classifier-free guidance (and SDXL's pooled ones as ``add_text_embeds``)."""
+    import torch
+
+    def held(negative, positive, like):
+        return (torch.cat([negative, positive]) if pipeline.do_classifier_free_guidance else positive).to(like)
+
+    out = {"prompt_embeds": held(embeds["negative_prompt_embeds"], embeds["prompt_embeds"], tensors["prompt_embeds"])}
+    if "add_text_embeds" in tensors:
+        out["add_text_embeds"] = held(embeds["negative_pooled_prompt_embeds"], embeds["pooled_prompt_embeds"],
+                                      tensors["add_text_embeds"])
+    return out
 
 
 def apply_image_prompts(pipe, loaded, plan: Plan) -> None:

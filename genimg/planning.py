@@ -339,8 +339,17 @@ def _check_prompts(spec: GenerationSpec, family, images, warn) -> None:
     """Weighting syntax read now, so its warnings come before any model loads."""
     from genimg.prompting.weighting import has_syntax, parse
 
+    from genimg.prompting.schedule import is_scheduled
+
     texts = {spec.prompt, spec.negative, *(im.prompt for im in images or ()), *(im.negative for im in images or ())}
     for text in sorted(t for t in texts if t and has_syntax(t)):
+        if is_scheduled(text):  # A1111's prompt editing: SD and SDXL's CLIP prompts, re-encoded as txt2img runs
+            if not family.weighted_prompts:
+                raise UsageError(f"{text!r} edits the prompt over the steps ([from:to:when], [a|b]), which "
+                                 f"{family.label}'s text encoder is not given per step; write the prompt without it")
+            if spec.task != "txt2img":
+                raise UsageError(f"{text!r} edits the prompt over the steps ([from:to:when], [a|b]): txt2img does "
+                                 f"that; {spec.task} reads one prompt")
         parse(text, warn)
         if not family.weighted_prompts:
             warn(f"{family.label}'s T5 encoder has no prompt weights: {text!r} is read as "
