@@ -133,3 +133,25 @@ def prompt_schedule(pipe, plan: Plan, kwargs: dict):
 
     rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
     return {**rest, **embeds_at(0)}, switch
+
+
+def refiner_arguments(plan: Plan, batch: Sequence[PlannedImage], latents) -> dict:
+    """The refiner's call in diffusers' ensemble of experts: the base's latents, the same prompts, steps, guidance
+    and seeds, starting where the base stopped. (The refiner reads the prompts as text: weights and
+    A1111's prompt editing are the base's.)"""
+    import torch
+
+    from genimg.prompting.inline import split_tags
+    from genimg.prompting.schedule import schedule
+    from genimg.prompting.weighting import has_syntax, plain_text
+
+    spec = plan.spec
+
+    def text(t: str) -> str:
+        t = schedule(split_tags(t)[0], spec.steps)[-1][1]
+        return plain_text(t) if has_syntax(t) else t
+
+    return dict(prompt=[text(im.text) for im in batch], negative_prompt=[text(im.negative_text or "") for im in batch],
+                image=latents, num_inference_steps=spec.steps, denoising_start=spec.refiner_switch,
+                guidance_scale=spec.guidance, generator=[torch.Generator("cpu").manual_seed(im.seed) for im in batch],
+                output_type="np")

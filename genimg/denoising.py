@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from genimg.call_arguments import cut_prompts, pipeline_arguments, prompt_embeddings, prompt_schedule
+from genimg.call_arguments import cut_prompts, pipeline_arguments, prompt_embeddings, prompt_schedule, refiner_arguments
 from genimg.errors import RunFailure, is_out_of_memory
 from genimg.interrupts import FinishEarly
 from genimg.models.families import line_of
@@ -18,9 +18,11 @@ from genimg.tiling import seamless
 Progress = Callable[..., None]
 
 
-def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None) -> tuple[list, int, bool]:
+def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: Progress | None,
+            refiner=None) -> tuple[list, int, bool]:
     """The batch's images, the steps run, and whether a progress callback asked to finish early
-    (:class:`FinishEarly`: the images are as far as they got)."""
+    (:class:`FinishEarly`: the images are as far as they got). With ``refiner`` (SDXL's), diffusers' ensemble
+    of experts: the base stops at the switch and hands its latents to the refiner, which denoises the rest."""
     import numpy as np
     import torch
     from PIL import Image
@@ -40,7 +42,7 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
 
     def on_step(pipeline, step, _timestep, tensors):
         nonlocal steps
-        steps = step + 1
+        steps += 1  # both calls of a refined image count
         if switch is not None and (embeds := switch(step + 1)) is not None:
             tensors.update(step_tensors(pipeline, embeds, tensors))
         if progress:
@@ -51,6 +53,8 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
                 early.append(step + 1)
         return tensors
 
+    if refiner is not None:  # the base's latents at the switch, not its picture
+        kwargs.update(denoising_end=spec.refiner_switch, output_type="latent")
     if spec.varied:  # A1111's variation seed or seed resize: the noise made here, as the pipeline would draw it
         from genimg.noise import initial_noise
 
@@ -67,6 +71,8 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
     try:
         with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed), seamless(pipe, spec.tiling):
             images = pipe(**kwargs, callback_on_step_end=on_step).images
+            if refiner is not None:  # interrupted, it stops at its first step and decodes
+                images = refiner(**refiner_arguments(plan, batch, images), callback_on_step_end=on_step).images
     except (IndexError, RuntimeError, ValueError) as e:
         if not is_out_of_memory(e):
             raise RunFailure(f"the pipeline failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e

@@ -47,6 +47,7 @@ class PipelineFactory:
         self.current: LoadedModel | None = None
         self.loads = self.released = 0  # how often a model was loaded and let go (for tests and --debug)
         self.upscalers: dict = {}
+        self.refiners: dict = {}  # (ref, how it runs) -> (img2img pipeline, LoadedModel): SDXL's refiner
 
     def get(self, ref: ModelRef, preset: Preset, choice: PipelineChoice | None = None, progress=None) -> tuple:
         """The pipeline ``choice`` names (planning made it; None: the model's base pipeline) on ``ref`` run as
@@ -92,14 +93,36 @@ class PipelineFactory:
                 progress("loaded", model=ref.name)
         return self.upscalers[key]
 
+    def refiner(self, ref: ModelRef, preset: Preset, progress=None) -> tuple:
+        """A refiner (SDXL's, or any SDXL model used as one) as an img2img pipeline run as ``preset``, kept
+        beside the model and let go with it; (pipeline, its LoadedModel)."""
+        key = (ref.location, ref.vae, preset.device, preset.dtype, preset.offload, preset.quantize)
+        if key not in self.refiners:
+            import diffusers
+
+            from genimg.pipelines import choose_pipeline
+
+            if progress:
+                progress("load", model=ref.name)
+            loaded = _load(ref, preset, progress)
+            choice = choose_pipeline(ref.family, ref.variant, "img2img")
+            pipe = (loaded.base if choice.key == loaded.base_key
+                    else task_pipeline(getattr(diffusers, choice.entry.class_name), loaded.base, {}))
+            pipe.set_progress_bar_config(disable=True)
+            self.refiners = {key: (pipe, loaded)}  # one refiner at a time
+            if progress:
+                progress("loaded", model=ref.name)
+        return self.refiners[key]
+
     def release(self) -> None:
         """Let go of the loaded model, its pipelines and the upscalers, and give their memory back."""
-        if self.current is None and not self.upscalers:
+        if self.current is None and not self.upscalers and not self.refiners:
             return
         if self.current is not None:
             self.released += 1
         self.current = None
         self.upscalers.clear()
+        self.refiners.clear()
         import gc
 
         import torch

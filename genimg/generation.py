@@ -71,7 +71,8 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
         try:
             if pipe is None:
                 pipe, loaded, lora_layers = _pipeline(plan, factory, progress)
-            images, steps, early = denoise(pipe, loaded, plan, batch, progress)  # early: as far as they got
+                refiner = _refiner(plan, factory, progress)
+            images, steps, early = denoise(pipe, loaded, plan, batch, progress, refiner)  # early: as far as they got
             if plan.spec.hires and not early:
                 images, more = hires_fix(plan, factory, batch, images, progress)
                 steps += more
@@ -82,7 +83,7 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
         if retry:
             # Out of the handler: the exception and the frames it held are gone. Now the pipeline and the
             # model are let go too, before the smaller preset loads (else both would be in memory at once).
-            fallback, pipe, loaded = False, None, None
+            fallback, pipe, loaded, refiner = False, None, None, None
             factory.release()
             if progress:
                 progress("warning", message=f"{retry[0]}; retrying once with --preset {retry[1]}")
@@ -99,6 +100,21 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
         if early:
             return
         start += size
+
+
+def _refiner(plan: Plan, factory, progress):
+    """The plan's refiner pipeline with the plan's sampler (None: no refiner)."""
+    if plan.refiner is None:
+        return None
+    try:
+        pipe, loaded = factory.refiner(plan.refiner, plan.preset, progress)
+    except RuntimeError as e:
+        if not is_out_of_memory(e):
+            raise
+        let_go(e)
+        raise OutOfMemory(f"out of GPU memory loading the refiner {plan.refiner.name}", smaller_preset(plan.preset)) from None
+    pipe.scheduler = build(plan.scheduler, loaded.scheduler_config)
+    return pipe
 
 
 def _pipeline(plan: Plan, factory, progress) -> tuple:

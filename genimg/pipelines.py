@@ -124,8 +124,10 @@ def choose_pipeline(family: str, variant: str | None, task: str, controlnets=(),
 
 
 def base_choice(family: str, variant: str | None) -> PipelineChoice:
-    """The pipeline a model is loaded as: its inpainting one for an inpainting model, else txt2img."""
-    return choose_pipeline(family, variant, "inpaint" if variant == "inpaint" else "txt2img")
+    """The pipeline a model is loaded as: its inpainting one for an inpainting model, img2img for a refiner
+    (it starts from latents), else txt2img."""
+    task = {"inpaint": "inpaint", "refiner": "img2img"}.get(variant, "txt2img")
+    return choose_pipeline(family, variant, task)
 
 
 def pipeline_entry(family: str, task: str, variant: str | None = None, controlled: bool = False,

@@ -63,6 +63,7 @@ class Plan:
     hires_size: tuple[int, int] | None = None
     choice: PipelineChoice | None = None  # what runs it: pipeline class, ControlNets to load (made once, here)
     hires_choice: PipelineChoice | None = None  # what repaints the hires fix's second pass
+    refiner: ModelRef | None = None  # SDXL's refiner: takes over at spec.refiner_switch
     prepared: bool = False  # prepare() has fetched the alias's LoRAs and adapters and made the control maps
 
     @property
@@ -92,6 +93,10 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     resolved = _resolved(spec, ref, inputs, seed)
     resolved.validate(family.factor)
     _check_strength(resolved, ref, family)
+    if ref.variant == "refiner":
+        raise UsageError(f"{ref.name} is an SDXL refiner: it finishes a base model's image; pass a base model with "
+                         f"-m and this one with --refiner {ref.name}")
+    refiner = _refiner_of(resolved, ref)
     if resolved.tiling and not line_of(ref.family).seamless_tiling:
         raise UsageError(f"--tiling wraps a UNet's convolutions; {family.label}'s transformer has none to wrap "
                          "(use an SD 1.x/2.x or SDXL model)")
@@ -149,7 +154,7 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
     base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls,
                 _local_loras(spec, ref) + control_loras,
                 _embeddings(spec, ref), _ip_adapters_of(spec, ref), read_redux(spec.redux, ref), hires_upscaler,
-                hires_size, choice, hires_choice)
+                hires_size, choice, hires_choice, refiner)
     if images is None:
         images = [PlannedImage(i, image_seed, resolved.prompt, resolved.negative, variation_seed=variation)
                   for i, (image_seed, variation) in enumerate(resolved.image_seeds(seed, resolved.variation_seed))]
@@ -239,6 +244,19 @@ def _resolved(spec: GenerationSpec, ref: ModelRef, inputs, seed: int) -> Generat
         strength=spec.strength if spec.strength is not None else DEFAULT_STRENGTH.get(
             "inpaint" if masked_edit(spec) else spec.task),
     )
+
+
+def _refiner_of(spec: GenerationSpec, ref: ModelRef) -> ModelRef | None:
+    """The refiner a spec names, an SDXL model, refining an SDXL base."""
+    if not spec.refiner:
+        return None
+    if not line_of(ref.family).refines:
+        raise UsageError(f"--refiner is SDXL's ensemble of experts; {get_family(ref.family).label} has no refiner")
+    refiner = resolve_model(spec.refiner, allow_pickle=spec.allow_pickle)
+    if refiner.family != ref.family:
+        raise UsageError(f"--refiner {spec.refiner} is a {get_family(refiner.family).label} model; an SDXL base "
+                         "takes an SDXL refiner (or another SDXL model)")
+    return refiner
 
 
 def _check_strength(spec: GenerationSpec, ref: ModelRef, family) -> None:

@@ -71,6 +71,10 @@ class GenerationSpec:
     variation_strength: float = 0.0
     seed_resize_from: str | None = None
     tiling: str | None = None  # A1111's "Tiling": seamless along "xy" (both axes), "x" or "y"
+    # SDXL's refiner (A1111's refiner_checkpoint, refiner_switch_at): diffusers' ensemble of experts, the base
+    # denoising up to the switch (a fraction of the steps) and the refiner the rest
+    refiner: str | None = None
+    refiner_switch: float = 0.8
 
     def __post_init__(self):
         # The Python API builds specs directly: the same coercion as flags and file rows, so
@@ -114,6 +118,10 @@ class GenerationSpec:
             raise UsageError(f"--seed-resize-from must be WIDTHxHEIGHT, e.g. 512x512 (got {self.seed_resize_from!r})")
         if self.tiling is not None and self.tiling not in ("xy", "x", "y"):
             raise UsageError(f"--tiling-axis must be x or y, or both (xy) (got {self.tiling!r})")
+        if not 0.0 < self.refiner_switch < 1.0:
+            raise UsageError(f"--refiner-switch must be between 0 and 1, a fraction of the steps (got {self.refiner_switch})")
+        if self.refiner and self.task != "txt2img":
+            raise UsageError(f"--refiner takes over txt2img's last steps; {self.task} has none to hand over")
         if self.varied and self.task != "txt2img":
             raise UsageError("--variation-seed and --seed-resize-from vary txt2img's initial noise; "
                              f"{self.task} starts from its input image")

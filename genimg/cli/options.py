@@ -39,6 +39,8 @@ VariationStrength = Annotated[Optional[float], typer.Option("--variation-strengt
 SeedResizeFrom = Annotated[Optional[str], typer.Option("--seed-resize-from", metavar="WxH", help="Draw the seed's noise as if the image were WxH (A1111's seed resize): a seed's picture kept at another size.", rich_help_panel=GEN)]
 Tiling = Annotated[bool, typer.Option("--tiling", help="Seamless: the image tiles without a seam (A1111's Tiling).", rich_help_panel=GEN)]
 TilingAxis = Annotated[Optional[str], typer.Option("--tiling-axis", help="Tile along one axis only: x or y (implies --tiling).", rich_help_panel=GEN)]
+Refiner = Annotated[Optional[str], typer.Option("--refiner", help="SDXL: a refiner (or another SDXL model) that takes over the last steps (diffusers' ensemble of experts).", rich_help_panel=MODEL)]
+RefinerSwitch = Annotated[Optional[float], typer.Option("--refiner-switch", help="The fraction of the steps after which the refiner takes over (default 0.8).", rich_help_panel=MODEL)]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sd-turbo, lcm-sd15, flux-schnell, flux-dev …: `genimg models`), hub id, diffusers folder or .safetensors file.", autocompletion=complete.models, rich_help_panel=MODEL)]
@@ -95,6 +97,8 @@ def _shared(
     seed_resize_from: SeedResizeFrom = None,
     tiling: Tiling = False,
     tiling_axis: TilingAxis = None,
+    refiner: Refiner = None,
+    refiner_switch: RefinerSwitch = None,
     from_image: FromImage = None,
     style: Style = None,
     negative_template: NegativeTemplate = None,
@@ -154,7 +158,8 @@ _OUTPUT_FLAGS = ("output", "overwrite", "json", "quiet", "from_image", "auto_fal
 _SETTINGS = {"config": ("model_config", _text), "denoiser": ("denoiser", _text), "lora": ("loras", _items),
              "embedding": ("embeddings", _texts), "ip_adapter": ("ip_adapters", _items), "redux": ("redux", _items),
              "tiling": ("tiling", lambda on: "xy" if on else None), "tiling_axis": ("tiling", lambda axis: axis),
-             "variation_strength": ("variation_strength", lambda v: v or 0.0)}
+             "variation_strength": ("variation_strength", lambda v: v or 0.0),
+             "refiner_switch": ("refiner_switch", lambda v: 0.8 if v is None else v)}
 
 
 def _as_settings(flags: dict) -> dict:

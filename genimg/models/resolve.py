@@ -164,9 +164,10 @@ def _folder_settings(path: Path) -> dict:
 
 
 def _family_from_index(index: Path) -> tuple[str, str | None]:
-    """The family, and "inpaint" when the folder holds a dedicated inpainting model."""
+    """The family, and "inpaint" when the folder holds a dedicated inpainting model ("refiner": SDXL's)."""
     try:
-        class_name = json.loads(index.read_text())["_class_name"]
+        model_index = json.loads(index.read_text())
+        class_name = model_index["_class_name"]
     except (OSError, ValueError, KeyError) as e:
         raise UsageError(f"{index} is not a valid model_index.json ({e})") from None
     family = family_from_pipeline_class(class_name)
@@ -177,6 +178,8 @@ def _family_from_index(index: Path) -> tuple[str, str | None]:
     nine_channels = unet_config.is_file() and json.loads(unet_config.read_text()).get("in_channels") == 9
     if "Fill" in class_name or nine_channels:
         return family, "inpaint"
+    if model_index.get("requires_aesthetics_score"):  # SDXL's refiner: it refines a base model's latents
+        return family, "refiner"
     # FLUX.1 Depth/Canny [dev] (not a ControlNet): the transformer reads a control map beside the picture
     return family, "control" if class_name.startswith("FluxControl") and "ControlNet" not in class_name else None
 

@@ -122,6 +122,8 @@ def a1111_extra(image) -> dict:
         extra["Clip skip"] = image.spec.clip_skip
     if image.spec.tiling:
         extra["Tiling"] = "True" if image.spec.tiling == "xy" else image.spec.tiling
+    if plan.refiner is not None:
+        extra.update({"Refiner": plan.refiner.name, "Refiner switch at": _number(image.spec.refiner_switch)})
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
@@ -252,7 +254,8 @@ A1111_KEYS = {"Steps": "steps", "Sampler": "scheduler", "CFG scale": "cfg", "See
               "Model": "model", "Denoising strength": "strength", "Hires upscale": "hires",
               "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler", "Clip skip": "clip_skip",
               "Variation seed": "variation_seed", "Variation seed strength": "variation_strength",
-              "Seed resize from": "seed_resize_from", "Tiling": "tiling"}
+              "Seed resize from": "seed_resize_from", "Tiling": "tiling", "Refiner": "refiner",
+              "Refiner switch at": "refiner_switch"}
 
 
 def spec_from_png(path) -> PngSettings:
@@ -290,6 +293,8 @@ def spec_from_png(path) -> PngSettings:
             data[A1111_KEYS[key]] = value
         else:
             unmapped[key] = value
+    if "refiner" in data:  # A1111 names it "name [hash]"
+        data["refiner"] = str(data["refiner"]).split(" [")[0]
     if "tiling" in data:  # A1111 writes Tiling: True (both axes); genimg writes x or y for one
         data["tiling"] = {"true": "xy", "false": None}.get(str(data["tiling"]).lower(), data["tiling"])
     if "scheduler" in data:

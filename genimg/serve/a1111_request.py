@@ -19,7 +19,7 @@ A1111_HANDLED = set(A1111_FIELDS) | {
     "inpainting_mask_invert", "mask_blur", "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale",
     "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers",
     "inpaint_full_res", "inpaint_full_res_padding", "subseed", "subseed_strength", "seed_resize_from_w",
-    "seed_resize_from_h", "tiling"}
+    "seed_resize_from_h", "tiling", "refiner_checkpoint", "refiner_switch_at"}
 # img2img's resize_mode: just resize, crop and resize, resize and fill (A1111's "latent upscale": a resize too)
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}
 
@@ -116,6 +116,10 @@ def _noise(data: dict) -> dict:
         out["seed_resize_from"] = f"{width}x{height}"
     if data.get("tiling"):
         out["tiling"] = "xy"
+    if data.get("refiner_checkpoint") not in (None, "", "None"):  # A1111's titles read "name [hash]"
+        out["refiner"] = str(data["refiner_checkpoint"]).split(" [")[0]
+        if data.get("refiner_switch_at") not in (None, ""):
+            out["refiner_switch"] = data["refiner_switch_at"]
     return out
 
 

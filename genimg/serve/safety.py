@@ -30,7 +30,7 @@ def is_path(value: str) -> bool:
 
 def named_paths(spec) -> list[tuple[str, str]]:
     """The (what, value) of every model-like setting of ``spec`` that is a filesystem path (see :func:`is_path`)."""
-    named = [("model", spec.model), ("vae", spec.vae), ("denoiser", spec.denoiser),
+    named = [("model", spec.model), ("refiner", spec.refiner), ("vae", spec.vae), ("denoiser", spec.denoiser),
              ("model_config", spec.model_config), *(("embedding", e) for e in spec.embeddings),
              *(("ControlNet", c.model) for c in spec.controls), *(("IP-Adapter", a.model) for a in spec.ip_adapters),
              *(("Redux model", r.model) for r in spec.redux),

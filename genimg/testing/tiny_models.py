@@ -157,7 +157,27 @@ def build_flux2(tmp: Path, seed: int = 0):
                          transformer=transformer)
 
 
-BUILDERS = {"sd": build_sd, "sdxl": build_sdxl, "flux": build_flux,
+def build_sdxl_refiner(tmp: Path, seed: int = 0):
+    """SDXL's refiner: the second text encoder only, and a UNet told the aesthetic score (five time ids)."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+
+    from genimg.testing.tokenizers import clip_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = clip_tokenizer(tmp / "_tok")
+    unet = _unet(cross_attention_dim=32, addition_embed_type="text_time", addition_time_embed_dim=8,
+                 projection_class_embeddings_input_dim=8 * 5 + 32, transformer_layers_per_block=1)
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=_vae(force_upcast=True), text_encoder=None, tokenizer=None, tokenizer_2=tokenizer,
+        text_encoder_2=_clip_text(len(tokenizer), with_projection=True), unet=unet,
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                         steps_offset=1, timestep_spacing="leading"),
+        requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
+    )
+
+
+BUILDERS = {"sd": build_sd, "sdxl": build_sdxl, "flux": build_flux, "sdxl-refiner": build_sdxl_refiner,
             "flux-control": lambda tmp, seed=0: build_flux(tmp, seed, control=True),
             "flux2": build_flux2, "flux2-klein": build_flux2_klein}
 

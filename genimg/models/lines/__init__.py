@@ -49,6 +49,7 @@ class ModelLine:
 
     # Seamless tiling wraps the denoiser's convolutions (a UNet's); a transformer line has none to wrap.
     seamless_tiling = True
+    refines = False  # the line has a refiner that finishes its base model's last steps (SDXL's)
 
     def noise_shape(self, pipe, width: int, height: int) -> tuple[int, ...]:
         """The shape (without the batch) of the initial noise the line's txt2img pipeline draws for an image of

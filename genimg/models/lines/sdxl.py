@@ -29,6 +29,7 @@ class SDXLObjective(Objective):
 
 class SDXLLine(ModelLine):
     name = "sdxl"
+    refines = True
     objective = SDXLObjective
     pooled_prompt = True
     embedding_keys = ("clip_l", "clip_g")
