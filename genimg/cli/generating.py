@@ -91,6 +91,37 @@ def generate_and_report(own: dict, common) -> None:
                       exit_code=e.exit_code) from e
 
 
+def plot_and_report(own: dict, common, axes_text) -> bool:
+    """An X/Y/Z plot (``--xyz``, or ``--from`` a plot's grid): every image and the grids written and reported;
+    False when there is no plot to make."""
+    from genimg.cli.render import print_result, progress_reporter
+    from genimg.errors import UsageError
+    from genimg.output.naming import default_output, is_folder_target
+    from genimg.xyz import make_plot, parse_axis
+
+    if not axes_text:  # --from: a grid's record holds its plot
+        from genimg.output.metadata import spec_from_png
+
+        axes_text = spec_from_png(common.from_image).xyz
+        if not axes_text:
+            return False
+    axes = [parse_axis(text) for text in axes_text]
+    folder = common.output if common.output is not None else default_output()
+    if not is_folder_target(folder):
+        raise UsageError(f"--xyz writes several images and grids: -o must be a folder (got {folder})")
+    spec = build_spec(own, common)
+    from genimg.api import executor
+    from genimg.serve.safety import named_paths
+
+    run = executor(common.server, common.local, named_paths(spec), fallback=common.auto_fallback,
+                   overwrite=common.overwrite)
+    with progress_reporter(common.quiet) as report:
+        run.progress = report
+        for path, summary in make_plot(spec, axes, folder, run):
+            print_result(path, summary, common.json)
+    return True
+
+
 def _generate(spec, common, report):
     """(path, image or its summary) of each image made, through the one executor: by a running genimg server
     when there is one and the spec names no local files (a server opens no path a client names; the

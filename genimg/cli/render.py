@@ -172,5 +172,7 @@ def print_result(path, image, as_json: bool) -> None:
     summary = image if isinstance(image, dict) else image.summary()
     if as_json:
         print(json.dumps({"path": str(path), **summary}, ensure_ascii=False), flush=True)
+    elif "grid" in summary:  # an X/Y/Z plot's grid
+        print(f"{path}  grid of {' × '.join(summary['axes'])}", flush=True)
     else:
         print(f"{path}  seed={summary['seed']}  {summary['seconds']:.2f}s", flush=True)

@@ -247,6 +247,7 @@ class PngSettings:
     unmapped: dict
     warnings: tuple[str, ...] = ()  # e.g. a damaged genimg record, read from A1111's text instead
     source_hash: str | None = None  # the recorded input image's hash (genimg records of img2img, inpaint, edit)
+    xyz: tuple[str, ...] = ()  # an X/Y/Z plot's grid: its axes as written
 
 
 # A1111 keys (as A1111, Forge, Fooocus with A1111 metadata and stable-diffusion.cpp write them) -> spec fields.
@@ -274,7 +275,7 @@ def spec_from_png(path) -> PngSettings:
         try:
             record = json.loads(text[GENIMG_KEY])
             return PngSettings(GenerationSpec.from_dict(record["spec"], where=f"--from {path}"), "genimg", {},
-                               source_hash=record.get("source_hash"))
+                               source_hash=record.get("source_hash"), xyz=tuple(record.get("xyz") or ()))
         except (ValueError, KeyError, TypeError) as e:
             damage = f"--from {path}: its genimg record is damaged ({type(e).__name__}: {str(e)[:80]})"
             if PARAMETERS_KEY not in text:
