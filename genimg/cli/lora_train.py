@@ -19,7 +19,8 @@ def lora_train(
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with any of these settings (flags win).")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print a commented configuration template and exit.")] = False,
     model_config: Annotated[Optional[Path], typer.Option("--model-config", help="Config folder for a single-file base model.")] = None,
-    caption: Annotated[Optional[str], typer.Option("--caption", "--instance-prompt", help="One caption for every image (DreamBooth style).", rich_help_panel=DATA)] = None,
+    caption: Annotated[Optional[str], typer.Option("--caption", "--instance-prompt", help="One caption for every image (DreamBooth style); auto: caption the images that have none first (genimg caption).", rich_help_panel=DATA)] = None,
+    captioner: Annotated[Optional[str], typer.Option("--captioner", help="With --caption auto: the captioning model (default: blip, or your captioner setting).", rich_help_panel=DATA)] = None,
     class_prompt: Annotated[Optional[str], typer.Option("--class-prompt", help="Caption of the class images (prior preservation).", rich_help_panel=DATA)] = None,
     class_images: Annotated[Optional[Path], typer.Option("--class-images", help="Folder of class images for prior preservation.", rich_help_panel=DATA)] = None,
     prior_weight: Annotated[Optional[float], typer.Option("--prior-weight", help="Weight of the class images' loss (default 1).", rich_help_panel=DATA)] = None,
@@ -92,7 +93,13 @@ def lora_train(
 
     config.validate()
     check_folder(Path(config.output))
-    collect(Path(config.dataset), config.caption, config.repeats)
+    if config.caption == "auto":  # captioned when training starts: here only that there are images
+        from genimg.caption import images_of
+
+        if not images_of(Path(config.dataset)):
+            raise UsageError(f"dataset {config.dataset} holds no images to caption")
+    else:
+        collect(Path(config.dataset), config.caption, config.repeats)
     # Under `accelerate launch` / torchrun every process runs this; the first one speaks for them.
     main_process = int(os.environ.get("RANK", "0")) == 0
     quiet = quiet or not main_process

@@ -27,6 +27,7 @@ from genimg.cli.serve import serve
 from genimg.cli.styles import styles
 from genimg.cli.txt2img import txt2img
 from genimg.cli.upscale import upscale
+from genimg.cli.caption import caption
 
 app = App(
     name="genimg",
@@ -46,6 +47,7 @@ app.command("upscale")(upscale)
 app.command("preprocess")(preprocess)
 app.command("batch")(batch)
 app.command("lora-train")(lora_train)
+app.command("caption")(caption)
 app.command("presets")(presets)
 app.command("schedulers")(schedulers)
 app.command("styles")(styles)

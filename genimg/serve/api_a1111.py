@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import json
 import logging
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
@@ -306,6 +306,37 @@ async def a1111_refresh_checkpoints():
 
 
 @router.post("/sdapi/v1/interrogate")
-async def a1111_interrogate():
-    return JSONResponse({"error": "interrogate: genimg has no captioning model yet (see the issue \"A1111's everyday "
-                                  "extras\")"}, status_code=501)
+async def a1111_interrogate(request: Request):
+    """A1111's interrogate: the image's caption by the server's captioner (the ``captioner`` setting, BLIP),
+    whatever ``model`` names (A1111's "clip" is its BLIP captioner too; "deepdanbooru" tags are not genimg's)."""
+    data = await body(request)
+    if str(data.get("model") or "clip") not in ("clip", "blip"):
+        raise UsageError(f"model: {data['model']!r} is not one genimg has; it captions with BLIP (model \"clip\")")
+
+    def caption():
+        import io
+
+        from PIL import Image
+
+        png = decoded_image(b64(data.get("image", ""), "image"), "image")
+        with Image.open(io.BytesIO(png)) as image:
+            return _captioner().caption(image)
+
+    return {"caption": await asyncio.to_thread(caption)}
+
+
+_CAPTIONERS: dict = {}
+_CAPTIONER_LOCK = threading.Lock()
+
+
+def _captioner():
+    """The server's captioner, loaded on the first request and kept."""
+    from genimg import config
+    from genimg.caption import load_captioner
+
+    name = config.get("captioner")
+    with _CAPTIONER_LOCK:
+        if name not in _CAPTIONERS:
+            _CAPTIONERS.clear()
+            _CAPTIONERS[name] = load_captioner(name)
+        return _CAPTIONERS[name]

@@ -361,3 +361,24 @@ def save_tiny_redux(folder: Path, seed: int = 0, text_width: int = 32) -> Path:
                                    image_embedder=ReduxImageEncoder(redux_dim=32, txt_in_features=text_width))
     prior.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def save_tiny_blip(folder: Path, seed: int = 0) -> Path:
+    """A BLIP captioner (transformers' BlipForConditionalGeneration and BlipProcessor) with a 20-word
+    vocabulary and random weights: it writes deterministic nonsense captions through the real classes."""
+    import torch
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "photo", "of", "dog", "cat", "red", "blue",
+             "circle", "on", "the", "grass", "sks", "with", "and"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]")
+    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    config = BlipConfig(text_config=dict(vocab_size=len(words), max_position_embeddings=64, bos_token_id=5,
+                                         pad_token_id=0, sep_token_id=3, eos_token_id=3, **small),
+                        vision_config=dict(image_size=32, patch_size=8, **small), projection_dim=32)
+    torch.manual_seed(seed)
+    BlipForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(folder)
+    return folder

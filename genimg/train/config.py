@@ -18,7 +18,8 @@ class LoraTrainConfig:
     output: str = ""
     model_config: str | None = None
     # data
-    caption: str | None = None  # one caption for every image (DreamBooth's instance prompt)
+    caption: str | None = None  # one caption for every image (DreamBooth's instance prompt); "auto": caption first
+    captioner: str | None = None  # with caption "auto": the model (default: the captioner setting)
     class_prompt: str | None = None  # with class_images: prior preservation
     class_images: str | None = None
     prior_weight: float = 1.0

@@ -152,7 +152,14 @@ def _examples(config: LoraTrainConfig, ref) -> list:
     factor = FAMILIES[ref.family].factor
     if config.resolution % factor:
         raise UsageError(f"--resolution {config.resolution} must be a multiple of {factor} for this model family")
-    examples = collect(Path(config.dataset), config.caption, config.repeats)
+    caption = config.caption
+    if caption == "auto":  # kohya users caption their datasets first: the images without a caption file
+        from genimg.caption import caption_folder, load_captioner
+
+        for _ in caption_folder(Path(config.dataset), load_captioner(config.captioner)):
+            pass
+        caption = None
+    examples = collect(Path(config.dataset), caption, config.repeats)
     if config.class_images:
         from genimg.train.dataset import Example
 
