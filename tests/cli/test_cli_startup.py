@@ -15,7 +15,7 @@ def test_importing_the_cli_leaves_torch_unimported():
 
 
 COMMANDS = ("txt2img", "img2img", "inpaint", "outpaint", "controlnet", "upscale", "batch", "lora-train", "presets",
-            "schedulers", "styles", "models", "info", "doctor", "learn", "config", "preprocess", "serve", "edit")
+            "schedulers", "styles", "models", "info", "doctor", "learn", "config", "preprocess", "serve", "edit", "caption")
 
 
 def test_help_lists_every_command(cli):
