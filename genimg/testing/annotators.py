@@ -19,11 +19,12 @@ def install_annotators(cache: Path, seed: int = 0) -> None:
     from controlnet_aux.lineart import Generator
 
     torch.manual_seed(seed)
-    folder = Path(tempfile.mkdtemp(prefix="annotators-"))
-    torch.save(ControlNetHED_Apache2().state_dict(), folder / "ControlNetHED.pth")
-    for name in ("sk_model.pth", "sk_model2.pth"):
-        torch.save(Generator(3, 1, 3).state_dict(), folder / name)
-    install_in_hf_cache(folder, ANNOTATORS, cache)
+    with tempfile.TemporaryDirectory(prefix="annotators-") as made:  # copied into the cache, then gone
+        folder = Path(made)
+        torch.save(ControlNetHED_Apache2().state_dict(), folder / "ControlNetHED.pth")
+        for name in ("sk_model.pth", "sk_model2.pth"):
+            torch.save(Generator(3, 1, 3).state_dict(), folder / name)
+        install_in_hf_cache(folder, ANNOTATORS, cache)
 
 
 def install_depth_model(cache: Path, seed: int = 0) -> None:
@@ -37,11 +38,12 @@ def install_depth_model(cache: Path, seed: int = 0) -> None:
                             reshape_hidden_states=False)
     config = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
                                  head_hidden_size=8, reassemble_hidden_size=32)
-    folder = Path(tempfile.mkdtemp(prefix="depth-"))
-    DepthAnythingForDepthEstimation(config).save_pretrained(folder, safe_serialization=True)
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14,
-                      do_pad=False).save_pretrained(folder)
-    install_in_hf_cache(folder, DEPTH, cache)
+    with tempfile.TemporaryDirectory(prefix="depth-") as made:
+        folder = Path(made)
+        DepthAnythingForDepthEstimation(config).save_pretrained(folder, safe_serialization=True)
+        DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14,
+                          do_pad=False).save_pretrained(folder)
+        install_in_hf_cache(folder, DEPTH, cache)
 
 
 SEGMENTER = "openmmlab/upernet-convnext-small"
@@ -56,7 +58,8 @@ def install_segmenter(cache: Path, seed: int = 0) -> None:
     backbone = ConvNextConfig(num_channels=3, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
                               out_features=["stage1", "stage2", "stage3", "stage4"])
     config = UperNetConfig(backbone_config=backbone, hidden_size=16, auxiliary_in_channels=32, num_labels=150)
-    folder = Path(tempfile.mkdtemp(prefix="segmenter-"))
-    UperNetForSemanticSegmentation(config).save_pretrained(folder, safe_serialization=True)
-    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
-    install_in_hf_cache(folder, SEGMENTER, cache)
+    with tempfile.TemporaryDirectory(prefix="segmenter-") as made:
+        folder = Path(made)
+        UperNetForSemanticSegmentation(config).save_pretrained(folder, safe_serialization=True)
+        SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+        install_in_hf_cache(folder, SEGMENTER, cache)
