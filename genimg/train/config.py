@@ -131,7 +131,8 @@ output = "my-lora"             # gets pytorch_lora_weights.safetensors, checkpoi
 # model_config = "sd15-config" # for a single .safetensors file: a diffusers config folder to build it with
 allow_pickle = false           # true lets --model load a pickle checkpoint (.ckpt/.bin/.pt); only ones you trust
 
-# caption = "a photo of sks dog"   # one caption for all images (DreamBooth style)
+# caption = "a photo of sks dog"   # one caption for all images (DreamBooth style); "auto": caption them first
+# captioner = "blip"           # with caption = "auto": the captioning model (genimg caption --model)
 # class_images = "dogs"        # prior preservation: a folder of class images ...
 # class_prompt = "a photo of a dog"   # ... and their caption
 prior_weight = 1.0             # weight of the class images' loss
