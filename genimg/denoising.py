@@ -69,7 +69,8 @@ def denoise(pipe, loaded, plan: Plan, batch: Sequence[PlannedImage], progress: P
         with torch.inference_mode():
             kwargs = redux_prompts(prior_for(loaded, pipe, plan.redux[0].location), kwargs, plan.redux)
     try:
-        with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed), seamless(pipe, spec.tiling):
+        with torch.inference_mode(), step_savers(pipe, plan.preset, batch[0].seed), seamless(pipe, spec.tiling), \
+                seamless(refiner, spec.tiling):
             images = pipe(**kwargs, callback_on_step_end=on_step).images
             if refiner is not None:  # interrupted, it stops at its first step and decodes
                 images = refiner(**refiner_arguments(plan, batch, images), callback_on_step_end=on_step).images
