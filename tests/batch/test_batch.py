@@ -391,3 +391,20 @@ def _try_lock(folder, shard):
             return "taken"
     except UsageError as e:
         return str(e)
+
+
+def test_batch_rows_take_a1111s_extras_as_the_cli_does(cli, tmp_path, tiny_models):
+    """A row's variation seed, prompt editing and tiling make what the same flags make."""
+    from genimg.testing.images import pixels
+
+    (tmp_path / "rows.jsonl").write_text(
+        '{"prompt": "a red circle", "seed": 3, "variation_seed": 9, "variation_strength": 1}\n'
+        '{"prompt": "[red:blue:0] circle", "seed": 4, "tiling": "xy"}\n')
+    result, images, summary = _batch(cli, tmp_path / "rows.jsonl", "-m", tiny_models["sd"], *FAST, "-o", tmp_path / "out")
+    assert result.code == 0 and summary["done"] == 2, result
+    first, second = sorted(images, key=lambda r: r["seed"])
+    assert cli("txt2img", "a red circle", "-m", tiny_models["sd"], *FAST, "--seed", "9", "-o", tmp_path / "a.png").code == 0
+    assert cli("txt2img", "blue circle", "-m", tiny_models["sd"], *FAST, "--seed", "4", "--tiling",
+               "-o", tmp_path / "b.png").code == 0
+    assert (pixels(first["path"]) == pixels(tmp_path / "a.png")).all()
+    assert (pixels(second["path"]) == pixels(tmp_path / "b.png")).all()
