@@ -72,10 +72,8 @@ class Executor:
                 for data, summary in self._remote_images(spec):
                     yield Written(self.sink.received(data, planned.path), summary)
             return
-        if self.factory is None:  # one factory for every run of this executor: a model loads once
-            from genimg.factory import PipelineFactory
-
-            self.factory = PipelineFactory()
+        if self.factory is None:  # the process's factory: a model stays loaded for the next run, as a server keeps it
+            self.factory = process_factory()
         for image in run(the_plan, self.factory, self.progress, self.fallback):
             image = self.recorded(image)
             path = self.sink.generated(image)
@@ -105,6 +103,26 @@ class Executor:
         from genimg.serve.client import remote_images
 
         return remote_images(self.server, spec, self.progress, self.fallback)
+
+
+_PROCESS: list = []  # the one PipelineFactory of in-process runs that bring none
+
+
+def process_factory():
+    """The factory in-process runs share when given none: in a notebook or a Python program, the second
+    ``genimg.txt2img`` on the same model does not load it again (as a server keeps it warm). It holds at most
+    one model; :func:`release` lets it go."""
+    if not _PROCESS:
+        from genimg.factory import PipelineFactory
+
+        _PROCESS.append(PipelineFactory())
+    return _PROCESS[0]
+
+
+def release() -> None:
+    """Let go of the model in-process runs keep loaded, and give its memory back."""
+    if _PROCESS:
+        _PROCESS[0].release()
 
 
 def executor(server: str | None = None, local: bool = False, paths=(), factory=None,

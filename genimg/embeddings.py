@@ -86,12 +86,13 @@ def apply_embeddings(pipe, loaded, embeddings: tuple[Embedding, ...]) -> None:
     """Make ``pipe``'s tokenizers and text encoders (shared by its task pipelines) know exactly ``embeddings``."""
     from genimg.models.families import line_of
 
-    wanted = tuple(e.path for e in embeddings)
+    wanted = tuple((e.path, e.token) for e in embeddings)  # a file taught as another word is another embedding
     if loaded.embedding_paths == wanted:
         return
     line = line_of(loaded.ref.family)
-    if loaded.embedding_paths:
-        pipe.unload_textual_inversion()
+    if loaded.embedding_paths:  # from every tokenizer and text encoder they went into (SDXL: both)
+        for tokenizer, encoder in line.prompt_encoders(pipe):
+            pipe.unload_textual_inversion(tokenizer=tokenizer, text_encoder=encoder)
     loaded.embedding_paths = ()
     for embedding in embeddings:
         ids = pipe.tokenizer(embedding.token, add_special_tokens=False).input_ids

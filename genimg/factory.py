@@ -29,7 +29,7 @@ class LoadedModel:
     lora_layers: tuple = ()  # their LoraLayers: how many of each one's layers matched the model
     lora_fused: tuple | None = None  # (path, weight) of the LoRAs merged into the weights (--fuse-lora)
     lora_originals: tuple = ()  # (tensor, its CPU copy) of each weight the fuse changed, put back on unfusing
-    embedding_paths: tuple = ()  # textual inversions loaded into the tokenizers and text encoders
+    embedding_paths: tuple = ()  # (file, token) of the textual inversions loaded into the tokenizers and text encoders
     ip_adapter_paths: tuple = ()  # IP-Adapter weights loaded into the UNet
     ip_encoder: object = None  # their CLIP image encoder, given to every pipeline of the model
     redux: tuple | None = None  # (location, FluxPriorReduxPipeline) of the last --redux, sharing the text encoders

@@ -85,3 +85,38 @@ def test_a_diffusers_embedding_brings_its_token_and_a_token_can_be_named(cli, tm
                  "-o", tmp_path / "c.png")
     assert result.code == 2 and "'x' is already a word" in result.err and result.err.count("\n") == 1, result
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_warm_sdxl_model_takes_an_embedding_off_and_on_again(tmp_path, tiny_models, embeddings):
+    """A server or a Python program keeps the model: with, without, with again — the embedding leaves both
+    of SDXL's tokenizers and text encoders, and comes back to make the first image again."""
+    from genimg.api import Executor
+    from genimg.factory import PipelineFactory
+    from genimg.spec import GenerationSpec
+
+    run = Executor(None, PipelineFactory())
+    spec = GenerationSpec("a red circle, xl-style", model=str(tiny_models["sdxl"]), width=64, height=64, steps=2,
+                          seed=1, preset="cpu")
+    made = [list(run.generate(s, tmp_path / f"{n}.png"))[0].path
+            for n, s in enumerate([spec.replace(embeddings=(str(embeddings["sdxl"]),)), spec,
+                                   spec.replace(embeddings=(str(embeddings["sdxl"]),))])]
+    assert np.array_equal(pixels(made[2]), pixels(made[0])) and not np.array_equal(pixels(made[1]), pixels(made[0]))
+    pipe = run.factory.current.base
+    assert len(pipe.tokenizer_2) == len(pipe.tokenizer)  # one set of added tokens in each, not two
+
+
+def test_a_warm_model_teaches_a_file_again_under_another_word(tmp_path, tiny_models):
+    """The same file as another token is another embedding: checked and loaded again, not taken as loaded."""
+    from genimg.api import Executor
+    from genimg.errors import UsageError
+    from genimg.factory import PipelineFactory
+    from genimg.spec import GenerationSpec
+
+    width = _width(tiny_models["sd"])
+    save_file({"<cat-toy>": torch.randn(width) * 3}, str(tmp_path / "learned.safetensors"))
+    run = Executor(None, PipelineFactory())
+    spec = GenerationSpec("a toy circle", model=str(tiny_models["sd"]), width=64, height=64, steps=2, seed=1,
+                          preset="cpu", embeddings=(f"{tmp_path / 'learned.safetensors'}:toy",))
+    list(run.generate(spec, tmp_path / "a.png"))
+    with pytest.raises(UsageError, match="'x' is already a word"):
+        list(run.generate(spec.replace(embeddings=(f"{tmp_path / 'learned.safetensors'}:x",)), tmp_path / "b.png"))
