@@ -143,3 +143,22 @@ def test_tiling_is_refused_for_a_transformer_and_a_variation_for_img2img(cli, tm
     assert result.code == 2 and "--tiling" in result.err and "transformer" in result.err
     result = cli("txt2img", "x", "--model", tiny_models["sd"], "--variation-strength", "2", "-o", tmp_path / "s.png")
     assert result.code == 2 and "--variation-strength must be between 0 and 1" in result.err
+
+
+def test_a1111s_own_png_text_of_these_extras_is_read_back(tmp_path):
+    """A PNG made by A1111 (its text only, no genimg record): the variation seed, seed resize, tiling and refiner."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from genimg.output.metadata import spec_from_png
+
+    info = PngInfo()
+    info.add_text("parameters", "a lighthouse\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 64x64, "
+                                "Variation seed: 9, Variation seed strength: 0.5, Seed resize from: 512x512, "
+                                "Tiling: True, Refiner: sd_xl_refiner_1.0 [7440042bbd], Refiner switch at: 0.8")
+    Image.new("RGB", (64, 64)).save(tmp_path / "a1111.png", pnginfo=info)
+    read = spec_from_png(tmp_path / "a1111.png")
+    spec = read.spec
+    assert (spec.seed, spec.variation_seed, spec.variation_strength, spec.seed_resize_from) == (3, 9, 0.5, "512x512")
+    assert (spec.tiling, spec.refiner, spec.refiner_switch) == ("xy", "sd_xl_refiner_1.0", 0.8)
+    assert read.unmapped == {}
