@@ -1,7 +1,7 @@
 """A loaded model stays what its preset made it, whatever jobs a server or a batch runs on it.
 
 Every sequence of tasks on one warm model — img2img, inpaint, ControlNet, the hires fix, LoRAs on and off,
-textual inversions, IP-Adapters — leaves each component's parameters as loaded (names, dtypes, devices), and
+textual inversions, IP-Adapters, seamless tiling, prompt editing, variation seeds — leaves each component's parameters as loaded (names, dtypes, devices), and
 the last txt2img equals the first bit for bit. bf16 stands in for a GPU's half precision: the cast that once
 turned a warm model float32 after one img2img (diffusers' ``from_pipe``) shows the same on either."""
 
@@ -69,6 +69,9 @@ def _jobs(base: GenerationSpec, files: dict) -> list[tuple[str, GenerationSpec]]
         ("ip-adapter", base.replace(ip_adapters=[f"{photo},model={files['ip_adapter']}"])),
         ("inpaint with a lora", base.replace(task="inpaint", image=photo, mask={"rect": (0, 0, 32, 32)},
                                              loras=[str(files["lora"])])),
+        ("tiling", base.replace(tiling="xy")),
+        ("prompt editing and a variation seed", base.replace(prompt="a [red|blue] circle", variation_seed=9,
+                                                             variation_strength=0.5)),
     ]
 
 
