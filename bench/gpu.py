@@ -205,17 +205,17 @@ def main(argv=None) -> None:
     presets = [p for p in args.presets.split(",") if p]
     peak = matmul_peak(device, n=1024 if args.tiny else 8192)
     rows = []
-    work = Path(tempfile.mkdtemp(prefix="genimg-gpu-bench-"))
-    for family in families:
-        if args.tiny:
-            from genimg.testing.tiny_models import save_tiny
+    with tempfile.TemporaryDirectory(prefix="genimg-gpu-bench-") as scratch:  # the tiny models: gone at exit
+        for family in families:
+            if args.tiny:
+                from genimg.testing.tiny_models import save_tiny
 
-            folder, (size, steps) = save_tiny(family, work / family), TINY
-        else:
-            from genimg.testing.full_size import save_full_size
+                folder, (size, steps) = save_tiny(family, Path(scratch) / family), TINY
+            else:
+                from genimg.testing.full_size import save_full_size
 
-            folder, (size, steps) = save_full_size(family, args.cache / family), FULL[family]
-        rows += measure(folder, family, presets, size, args.steps or steps, args.images, device, peak)
+                folder, (size, steps) = save_full_size(family, args.cache / family), FULL[family]
+            rows += measure(folder, family, presets, size, args.steps or steps, args.images, device, peak)
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (no CUDA: GPU presets run on the CPU)"
     if args.json:
         print(json.dumps({"device": gpu, "bf16 GFLOP/s": peak, "torch": torch.__version__, "rows": rows}, default=str))
