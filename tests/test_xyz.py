@@ -68,3 +68,18 @@ def test_a_bad_axis_is_one_line_before_anything_runs(cli, tmp_path):
     assert result.code == 2 and "'green'" in result.err
     result = cli("txt2img", "x", "-m", "demo", "--xyz", "steps=1,2", "-o", tmp_path / "one.png")
     assert result.code == 2 and "-o must be a folder" in result.err
+
+
+def test_a_model_axis_loads_each_model_once(cli, tmp_path, tiny_models):
+    """Cells are made grouped by model: a model axis crossed with another loads each model once, not per cell."""
+    from genimg.api import process_factory, release
+
+    release()
+    factory = process_factory()
+    before = factory.loads
+    result = cli("txt2img", "a red circle", "-W", "64", "-H", "64", "--seed", "1", "--preset", "cpu", "--local",
+                 "--xyz", f"model={tiny_models['sd']},{tiny_models['sdxl']}", "--xyz", "steps=2,3",  # X alternates models
+                 "-o", tmp_path / "plot", "--json")
+    assert result.code == 0, result
+    assert factory.loads - before == 2
+    assert len([line for line in result.out.splitlines() if '"grid"' not in line]) == 4
