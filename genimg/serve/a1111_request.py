@@ -54,7 +54,7 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
         settings["clip_skip"] = clip
     model = override.get("sd_model_checkpoint") or options.get("sd_model_checkpoint")
     if model:
-        settings["model"] = str(model).split(" [")[0]  # A1111 titles read "name [hash]"
+        settings["model"] = checkpoint_name(model)
     if task == "txt2img" and data.get("enable_hr"):
         settings.update(_hires(data))
     uploads = {}
@@ -75,6 +75,11 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
         settings["control"] = controls
         uploads.update(control_uploads)
     return settings, uploads
+
+
+def checkpoint_name(title) -> str:
+    """The model an A1111 title names: its titles read "name [hash]"."""
+    return str(title).split(" [")[0]
 
 
 def rounded_size(spec):
@@ -100,7 +105,7 @@ def rounded_size(spec):
 
 
 def _noise(data: dict) -> dict:
-    """A1111's variation seed (``subseed``, -1 random; ``subseed_strength``), seed resize and tiling."""
+    """A1111's variation seed (``subseed``, -1 random; ``subseed_strength``), seed resize, tiling and refiner."""
     out = {}
     strength = data.get("subseed_strength")
     if strength not in (None, "", 0):
@@ -116,8 +121,8 @@ def _noise(data: dict) -> dict:
         out["seed_resize_from"] = f"{width}x{height}"
     if data.get("tiling"):
         out["tiling"] = "xy"
-    if data.get("refiner_checkpoint") not in (None, "", "None"):  # A1111's titles read "name [hash]"
-        out["refiner"] = str(data["refiner_checkpoint"]).split(" [")[0]
+    if data.get("refiner_checkpoint") not in (None, "", "None"):
+        out["refiner"] = checkpoint_name(data["refiner_checkpoint"])
         if data.get("refiner_switch_at") not in (None, ""):
             out["refiner_switch"] = data["refiner_switch_at"]
     return out
@@ -217,7 +222,7 @@ def a1111_controls(data: dict, uploads: dict) -> tuple[list[dict], dict]:
             raise UsageError(f"alwayson_scripts.controlnet.args[{n}].image: a ControlNet unit needs an image")
         control = {"type": A1111_MODULES[module], "image": name, "scale": float(unit.get("weight", 1.0)),
                    "start": float(unit.get("guidance_start", 0.0)), "end": float(unit.get("guidance_end", 1.0))}
-        model = str(unit.get("model") or "None").split(" [")[0]
+        model = checkpoint_name(unit.get("model") or "None")
         if model != "None":
             known = model in controlnet_aliases()
             control["model"] = model if known or not model.startswith("control_v11") else f"lllyasviel/{model}"

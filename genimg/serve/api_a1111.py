@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
 from genimg.serve.common import b64, body, failed, finished, image_width, png_b64, spec_of, worker_of
-from genimg.serve.a1111_request import a1111_settings, rounded_size, upscaler_name
+from genimg.serve.a1111_request import a1111_settings, checkpoint_name, rounded_size, upscaler_name
 from genimg.serve.jobs import Job, Worker
 from genimg.serve.safety import decoded_image
 
@@ -174,7 +174,7 @@ async def a1111_set_options(request: Request):
     its cache, a name in its folders): a path or an unknown name is a 400 and changes nothing."""
     data = await body(request)
     if data.get("sd_model_checkpoint") is not None:
-        await asyncio.to_thread(_check_model, str(data["sd_model_checkpoint"]).split(" [")[0])
+        await asyncio.to_thread(_check_model, checkpoint_name(data["sd_model_checkpoint"]))
     request.app.state.options.update(data)
     return None
 

@@ -47,15 +47,20 @@ def _images(request: Request, job, data, revised: bool = False) -> dict:
     return {"created": int(time.time()), "data": out}
 
 
+async def _made(request: Request, worker: Worker, settings: dict, uploads: dict, data, revised: bool = False):
+    """Submit the request's job, wait for it, and answer with its images (or OpenAI's error object)."""
+    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
+    if job.status != "done":
+        return failed(worker, job, "openai")
+    return await asyncio.to_thread(_images, request, job, data, revised)
+
+
 @router.post("/v1/images/generations")
 async def openai_generations(request: Request, worker: Worker = Depends(worker_of)):
     data = await body(request)
     settings = {"prompt": data.get("prompt"), "count": data.get("n", 1)}
     _common_fields(data, settings)
-    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, {}), request)
-    if job.status != "done":
-        return failed(worker, job, "openai")
-    return await asyncio.to_thread(_images, request, job, data, True)
+    return await _made(request, worker, settings, {}, data, revised=True)
 
 
 @router.post("/v1/images/edits")
@@ -85,10 +90,7 @@ async def openai_edits(request: Request, worker: Worker = Depends(worker_of)):
         for n, extra in enumerate(images[1:], 1):
             uploads[f"reference-{n}.png"] = await asyncio.to_thread(decoded_image, await extra.read(), f"image[{n}]")
         settings["references"] = [f"reference-{n}.png" for n in range(1, len(images))]
-    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
-    if job.status != "done":
-        return failed(worker, job, "openai")
-    return await asyncio.to_thread(_images, request, job, form)
+    return await _made(request, worker, settings, uploads, form)
 
 
 # A variation is the image redrawn by img2img at this strength: the picture's layout and colours kept, its
@@ -110,10 +112,7 @@ async def openai_variations(request: Request, worker: Worker = Depends(worker_of
     settings = {"prompt": await asyncio.to_thread(_own_prompt, uploads["image.png"]), "count": form.get("n", 1),
                 "image": "image.png", "task": "img2img", "strength": VARIATION_STRENGTH}
     _common_fields(form, settings)
-    job = await finished(worker, await asyncio.to_thread(submit, worker, settings, uploads), request)
-    if job.status != "done":
-        return failed(worker, job, "openai")
-    return await asyncio.to_thread(_images, request, job, form)
+    return await _made(request, worker, settings, uploads, form)
 
 
 def _own_prompt(png: bytes) -> str:

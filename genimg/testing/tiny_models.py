@@ -55,9 +55,16 @@ def build_sd(tmp: Path, seed: int = 0, inpaint: bool = False):
     )
 
 
+def _sdxl_scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                                  timestep_spacing="leading")
+
+
 def build_sdxl(tmp: Path, seed: int = 0):
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from diffusers import StableDiffusionXLPipeline
 
     from genimg.testing.tokenizers import clip_tokenizer
 
@@ -69,8 +76,7 @@ def build_sdxl(tmp: Path, seed: int = 0):
         vae=_vae(force_upcast=True), text_encoder=_clip_text(len(tokenizer)),
         text_encoder_2=_clip_text(len(tokenizer), with_projection=True), tokenizer=tokenizer, tokenizer_2=tokenizer,
         unet=unet,
-        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                         steps_offset=1, timestep_spacing="leading"),
+        scheduler=_sdxl_scheduler(),
     )
 
 
@@ -160,7 +166,7 @@ def build_flux2(tmp: Path, seed: int = 0):
 def build_sdxl_refiner(tmp: Path, seed: int = 0):
     """SDXL's refiner: the second text encoder only, and a UNet told the aesthetic score (five time ids)."""
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+    from diffusers import StableDiffusionXLImg2ImgPipeline
 
     from genimg.testing.tokenizers import clip_tokenizer
 
@@ -171,8 +177,7 @@ def build_sdxl_refiner(tmp: Path, seed: int = 0):
     return StableDiffusionXLImg2ImgPipeline(
         vae=_vae(force_upcast=True), text_encoder=None, tokenizer=None, tokenizer_2=tokenizer,
         text_encoder_2=_clip_text(len(tokenizer), with_projection=True), unet=unet,
-        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                         steps_offset=1, timestep_spacing="leading"),
+        scheduler=_sdxl_scheduler(),
         requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
     )
 
