@@ -132,7 +132,7 @@ def executor(server: str | None = None, local: bool = False, paths=(), factory=N
     here, since a server opens no path a client names (asked for by URL, that is an error)."""
     from genimg.serve.client import server_for
 
-    return Executor(server_for(server, local, paths), factory, progress, fallback, overwrite)
+    return Executor(server_for(server, local, paths, progress), factory, progress, fallback, overwrite)
 
 
 def generate_files(spec: GenerationSpec, output=None, overwrite: bool = False, factory=None,

@@ -17,7 +17,7 @@ from genimg.errors import UsageError, did_you_mean
 
 @dataclass(frozen=True)
 class Key:
-    kind: type  # str, bool or list (of str)
+    kind: type  # str, bool, float or list (of str)
     help: str
     default: object = None
 
@@ -37,7 +37,9 @@ KEYS = {
     "upscaler_dirs": Key(list, "folders searched for genimg upscale --model NAME", []),
     "hf_endpoint": Key(str, "Hugging Face hub or mirror URL (sets HF_ENDPOINT when that is not set)"),
     "hf_offline": Key(bool, "never reach the hub, use the cache only (sets HF_HUB_OFFLINE)", False),
-    "server": Key(str, "a genimg server the generating commands use (URL); empty: the one this machine runs, if any"),
+    "server": Key(str, "a genimg server the generating commands use (URL); auto: the one this machine runs, started "
+                  "in the background when none is; empty: the one this machine runs, if any"),
+    "server_idle_exit": Key(float, "minutes without work after which a server started by server = auto exits", 10.0),
     "server_token": Key(str, "the token of that server (genimg serve --token)"),
 }
 
@@ -74,6 +76,14 @@ def _coerce(key: str, value, where: str):
         if isinstance(value, bool):
             return value
         raise UsageError(f"{where}: {key} = {value!r} must be true or false")
+    if kind is float:
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is not None and number >= 0:
+            return number
+        raise UsageError(f"{where}: {key} = {value!r} must be a number of minutes, 0 or more")
     if isinstance(value, str):
         return value
     raise UsageError(f"{where}: {key} = {value!r} must be text (in quotes)")
@@ -202,6 +212,8 @@ def _write(table: dict) -> Path:
             return "true" if value else "false"
         if isinstance(value, list):
             return "[" + ", ".join(literal(v) for v in value) + "]"
+        if isinstance(value, float):
+            return repr(value)
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     text = "# genimg settings: `genimg config show` lists every key and where its value comes from.\n"

@@ -60,14 +60,27 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = "/proc/cpuinfo"
 
 
-def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU has native bfloat16 instructions (read from Linux's cpuinfo; False elsewhere)."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags (Linux's cpuinfo; empty elsewhere)."""
     try:
         text = open(cpuinfo or CPUINFO, encoding="utf-8", errors="replace").read()
     except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(flag in flags for flag in BF16_FLAGS)
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has native bfloat16 instructions (read from Linux's cpuinfo; False elsewhere)."""
+    return bool(cpu_flags(cpuinfo) & set(BF16_FLAGS))
+
+
+def cpu_kind(cpuinfo: str | None = None) -> str:
+    """What the CPU routes are tuned by: "amx" (AMX-BF16 tile units: Intel Xeon from Sapphire Rapids),
+    "avx512-bf16" (bf16 dot products in AVX-512: AMD Zen 4 and later, Intel Cooper Lake), else "fp32"."""
+    flags = cpu_flags(cpuinfo)
+    if "amx_bf16" in flags:
+        return "amx"
+    return "avx512-bf16" if "avx512_bf16" in flags else "fp32"
 
 
 def openvino_missing() -> str | None:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KINDS = ("winograd", "static")
+KINDS = ("winograd", "static", "winograd.f32", "static.f32")  # the recipe; ".f32": a float32 graph of bf16 weights
 UNKNOWN = "(converted by an earlier genimg)"
 
 
@@ -37,9 +37,10 @@ class Conversion:
     paths: list[Path] = field(default_factory=list)
 
 
-def ir_name(key: str, winograd: bool, shapes) -> str:
-    """The IR's file name without suffix, for the weights ``key`` and the inputs' ``shapes``."""
-    return f"{key}-{KINDS[0] if winograd else KINDS[1]}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
+def ir_name(key: str, winograd: bool, shapes, f32_graph: bool = False) -> str:
+    """The IR's file name without suffix, for the weights ``key``, the recipe and the inputs' ``shapes``."""
+    kind = ("winograd" if winograd else "static") + (".f32" if f32_graph else "")
+    return f"{key}-{kind}-" + "-".join("x".join(map(str, s)) or "1" for s in shapes)
 
 
 def weights_path(folder: Path, key: str) -> Path:

@@ -21,13 +21,48 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record, weights_path
 from genimg.third_party import replace_forward, tensor_version
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the route converts a UNet for one kind of CPU. ``winograd``: its 3×3 convolutions as Winograd's
+    products where they pay (genimg/winograd.py); ``f32_graph``: the IR holds float32 weights even when
+    the preset loaded bf16 ones, and OpenVINO lowers it to bf16 itself (its precision hint), as OpenVINO's
+    own documentation converts models — the graph its fusions are written for."""
+
+    winograd: bool
+    f32_graph: bool
+    why: str
+
+
+# Chosen by the CPU's kind (genimg.device.cpu_kind), each from a side-by-side measurement against plain
+# OpenVINO on that kind (docs/benchmarks.md, "CPU: OpenVINO beside torch"; bench/cpu_presets.py --openvino).
+RECIPES = {
+    # Intel AMX: oneDNN's bf16 convolutions on the tile units outrun Winograd's transforms, and the bf16 graph
+    # ran 0.77-0.83x of OpenVINO's own recipe there (the issue's measurement): the route is OpenVINO's recipe.
+    "amx": Recipe(winograd=False, f32_graph=True, why="AMX: oneDNN's own bf16 kernels, OpenVINO's recipe"),
+    # AVX512-BF16 without AMX (AMD Zen 4): direct convolutions already run near the bf16 peak, so fewer
+    # multiplications (Winograd) is what pays.
+    "avx512-bf16": Recipe(winograd=True, f32_graph=False, why="AVX512-BF16: Winograd's 3x3 convolutions"),
+    # fp32-only CPUs: the UNet is fp32 anyway; Winograd 1.39x plain fp32 there (bench/cpu_presets.py).
+    "fp32": Recipe(winograd=True, f32_graph=True, why="fp32: Winograd's 3x3 convolutions"),
+}
+
+
+def recipe_for_this_cpu() -> Recipe:
+    from genimg.device import cpu_kind
+
+    return RECIPES[cpu_kind()]
+
 
 SAMPLED_VALUES = 4096  # per tensor, for the weights' fingerprint: enough to tell fused LoRAs apart
 KEPT_GRAPHS = 2  # compiled graphs kept in memory (with and without guidance's doubled batch, say); the rest on disk
@@ -45,7 +80,7 @@ def _adapter_state(module: torch.nn.Module) -> str:
     return "".join(parts)
 
 
-def _layout(module: torch.nn.Module) -> tuple:
+def weights_layout(module: torch.nn.Module) -> tuple:
     """What changes when weights are replaced or written in place, cheap to read: which tensor each name
     holds, its version counter, and the adapters' state. While it is unchanged, so is the fingerprint."""
     tensors = tuple((name, t.data_ptr(), tensor_version(t)) for name, t in module.state_dict(keep_vars=True).items())
@@ -83,31 +118,50 @@ class _Traced(torch.nn.Module):
                                   return_dict=False, **kwargs)[0].float()
 
 
-def install(unet, cache: Path, progress=None, note=None, winograd: bool = True, model: str = "",
+@contextmanager
+def in_float32(module: torch.nn.Module, enabled: bool = True):
+    """Within the block, ``module``'s floating-point weights and buffers hold float32 copies of their values;
+    after it, their own tensors again (the same storage, the same values): the conversion traces a float32
+    graph while the shared model stays as its preset loaded it. Nothing else runs the model meanwhile (a
+    lane converts between its steps)."""
+    kept = []
+    if enabled:
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if tensor.is_floating_point() and tensor.dtype != torch.float32:
+                kept.append((tensor, tensor.data))
+                tensor.data = tensor.data.float()
+    try:
+        yield
+    finally:
+        for tensor, data in kept:
+            tensor.data = data
+
+
+def install(unet, cache: Path, progress=None, note=None, recipe: Recipe | None = None, model: str = "",
             scale: int = 8) -> "OpenVINOForward":
     """Make ``unet`` run by OpenVINO: its ``forward`` replaced on this instance, everything else (config,
     LoRA loading, adapters, the pipelines sharing it) left as it is. OpenVINO computes in the precision the
-    UNet was loaded in: bf16 for bf16 weights, fp32 otherwise. ``winograd=False`` converts the 3×3
-    convolutions as they are (the benchmark's side-by-side row). ``model`` and ``scale`` (the VAE's pixels
-    per latent) name the model and image size in the cache's listing."""
+    UNet was loaded in: bf16 for bf16 weights, fp32 otherwise. ``recipe``: how to convert it, by default
+    this CPU kind's (:data:`RECIPES`; the benchmark's side-by-side rows pass others). ``model`` and ``scale``
+    (the VAE's pixels per latent) name the model and image size in the cache's listing."""
     unet.eval()
-    replace_forward(unet, OpenVINOForward(unet, cache, progress, note, winograd, model, scale))
+    replace_forward(unet, OpenVINOForward(unet, cache, progress, note, recipe or recipe_for_this_cpu(), model, scale))
     return unet.forward
 
 
 class OpenVINOForward:
     """A UNet's forward, run by OpenVINO: the same call and return value as ``UNet2DConditionModel.forward``."""
 
-    def __init__(self, unet, cache: Path, progress=None, note=None, winograd: bool = True, model: str = "",
-                 scale: int = 8):
-        self.unet, self.winograd, self.model = unet, winograd, model or unet.config.get("_name_or_path", "")
+    def __init__(self, unet, cache: Path, progress=None, note=None, recipe: Recipe = RECIPES["avx512-bf16"],
+                 model: str = "", scale: int = 8):
+        self.unet, self.recipe, self.model = unet, recipe, model or unet.config.get("_name_or_path", "")
         self.scale = scale
         self.torch_forward = type(unet).forward.__get__(unet)  # the class's own: for tracing, and the fallback
         self.cache, self.precision = Path(cache), "bf16" if unet.dtype == torch.bfloat16 else "f32"
         self.progress, self.note = progress, note
         self.requests: dict = {}
         self.noted: set = set()
-        self.known: tuple = (None, None)  # (the UNet's _layout, its fingerprint then): sampled again only on a change
+        self.known: tuple = (None, None)  # (the UNet's weights_layout, its fingerprint then): sampled again only on a change
         self.weights_on_disk = False
 
     def __call__(self, sample, timestep, encoder_hidden_states, class_labels=None, timestep_cond=None,
@@ -144,36 +198,31 @@ class OpenVINOForward:
         return UNet2DConditionOutput(sample=out) if return_dict else (out,)
 
     def _request(self, inputs: list, sdxl: bool):
-        import openvino as ov
-
         shapes = tuple(tuple(x.shape) for x in inputs)
         key = self._key()  # per call: a LoRA loaded or fused since the last one makes another graph
         if (key, shapes) in self.requests:
             self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
-        # "winograd" or "static" (convolutions as they are) in the name; IRs from before either are not reused
-        xml = self.cache / f"{ir_name(key, self.winograd, shapes)}.xml"
+        # the recipe in the name ("winograd" or "static", ".f32" for a float32 graph): another recipe, another IR
+        f32_graph = self.recipe.f32_graph and self.unet.dtype != torch.float32
+        xml = self.cache / f"{ir_name(key, self.recipe.winograd, shapes, f32_graph)}.xml"
         if not xml.is_file():
             if self.progress:
                 self.progress("warning", message="OpenVINO: converting the UNet for this model and size (once; "
                                                  f"a full-size UNet takes a few minutes), kept in {self.cache}")
-            self._convert(inputs, sdxl, xml)
+            self._convert(inputs, sdxl, xml, self.recipe.winograd, f32_graph)
             record(xml, self.model, shapes, self.scale)
         mark_used(xml)
         if not self.weights_on_disk:
             self._weights_to_disk(key)
         while len(self.requests) >= KEPT_GRAPHS:  # a compiled full-size UNet holds gigabytes: keep the recent ones
             self.requests.pop(next(iter(self.requests)))
-        core = ov.Core()
-        core.set_property({"CACHE_DIR": str(compiled_folder(self.cache, key))})  # OpenVINO's own cache of the compiled graph
-        # Given the path, OpenVINO loads a graph it compiled before without reading the IR at all.
-        compiled = core.compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": self.precision})
-        request = self.requests[(key, shapes)] = compiled.create_infer_request()
+        request = self.requests[(key, shapes)] = compiled_request(xml, compiled_folder(self.cache, key), self.precision)
         return request
 
     def _key(self) -> str:
         """The fingerprint of the UNet's weights now, sampled anew only when a tensor was replaced or written."""
-        layout = _layout(self.unet)
+        layout = weights_layout(self.unet)
         if self.known[0] != layout:
             self.known = (layout, fingerprint(self.unet))
         return self.known[1]
@@ -204,51 +253,77 @@ class OpenVINOForward:
                 self.note(f"OpenVINO: the torch UNet's weights stay in memory: {e}")
             return
         _return_freed_memory()
-        self.known = (_layout(self.unet), key)  # the same values: not sampled again (that would page them all in)
+        self.known = (weights_layout(self.unet), key)  # the same values: not sampled again (that would page them all in)
 
-    def _convert(self, inputs: list, sdxl: bool, xml: Path) -> None:
-        """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``."""
+    def _convert(self, inputs: list, sdxl: bool, xml: Path, winograd: bool, f32_graph: bool = False) -> None:
+        """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``; ``f32_graph``:
+        from float32 copies of its (bf16) weights, made for the trace and freed after it (``in_float32``)."""
         import openvino as ov
 
-        from genimg.errors import DiskFull
-        from genimg.files import check_room, free_space
+        from genimg.files import check_room
         from genimg.winograd import winograd_convs
 
         self.cache.mkdir(parents=True, exist_ok=True)
         # The IR holds the weights once more, and Winograd's filters (16 numbers for a 3x3 kernel's 9) more.
-        needed, elsewhere = 2 * sum(t.nbytes for t in self.unet.state_dict().values()), "set GENIMG_CACHE_DIR to a bigger disk"
-        check_room(self.cache, needed, "converting the UNet for OpenVINO", elsewhere)
+        needed = 2 * sum(t.nbytes for t in self.unet.state_dict().values()) * (2 if f32_graph else 1)
+        check_room(self.cache, needed, "converting the UNet for OpenVINO", "set GENIMG_CACHE_DIR to a bigger disk")
         traced = _Traced(self.unet, self.torch_forward, sdxl).eval()
-        tmp = xml.with_name(f".{xml.name}.tmp.xml")
         # Winograd's 3x3 convolutions where they pay: fewer multiplications, where the direct ones already
         # run near the CPU's peak (genimg/winograd.py). The converted graph shares the torch tensors' memory,
         # Winograd's filters included: it is saved before the context puts the plain convolutions (and
         # frees the filters) back.
-        with torch.no_grad(), warnings.catch_warnings(), winograd_convs(traced, tuple(inputs), self.winograd):
+        with (torch.no_grad(), warnings.catch_warnings(), in_float32(self.unet, f32_graph),
+              winograd_convs(traced, tuple(inputs), winograd)):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
             model = ov.convert_model(traced, example_input=tuple(inputs))
             # Static shapes: the graph is compiled for this call's sizes only (another size is another key
             # anyway), which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size
             # SD1.5 than the dynamic shapes convert_model gives (docs/benchmarks.md).
             model.reshape({port: list(x.shape) for port, x in zip(model.inputs, inputs)})
-            try:
-                ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
-            except BaseException as e:  # Ctrl-C or a full disk: no half-written IR left behind
-                tmp.unlink(missing_ok=True)
-                tmp.with_suffix(".bin").unlink(missing_ok=True)
-                free = free_space(self.cache)
-                if isinstance(e, Exception) and free < needed:  # OpenVINO says only "iostream error"
-                    raise DiskFull(f"saving the converted UNet filled {self.cache} ({free / 1e6:.0f} MB free; it "
-                                   f"needs about {needed / 1e6:.0f} MB); free some space or {elsewhere}") from e
-                raise
+            save_ir(model, xml, needed, "the converted UNet")
             del model
-        tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-        tmp.replace(xml)  # the .xml last: a folder with the .xml holds the whole IR
         del traced
         # The tracer leaves reference cycles holding the Winograd filters (2.6 GB for SD1.5): free them now,
         # before the compiled graph joins them
         gc.collect()
         _return_freed_memory()
+
+
+def compiled_request(xml: Path, compiled: Path, precision: str):
+    """An inference request of the IR at ``xml`` compiled for the CPU in ``precision`` ("bf16" or "f32"),
+    OpenVINO keeping the compiled graph in ``compiled``: given the path, it loads a graph it compiled before
+    without reading the IR at all."""
+    import openvino as ov
+
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(compiled)})
+    # LATENCY: one stream on every core, as one image's steps run one after another (OpenVINO's default for
+    # the CPU today; said so that a change of default does not change the route)
+    return core.compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+
+
+def save_ir(model, xml: Path, needed: int, what: str) -> None:
+    """Save the converted ``model`` as IR at ``xml``, whole or not at all: a temporary name, the ``.xml``
+    renamed last (a folder with the .xml holds the whole IR); a full disk said as one (``needed``: bytes)."""
+    import openvino as ov
+
+    from genimg.errors import DiskFull
+    from genimg.files import free_space
+
+    tmp = xml.with_name(f".{xml.name}.tmp.xml")
+    try:
+        ov.save_model(model, tmp, compress_to_fp16=False)  # the weights as they are: bf16 or fp32
+    except BaseException as e:  # Ctrl-C or a full disk: no half-written IR left behind
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+        free = free_space(xml.parent)
+        if isinstance(e, Exception) and free < needed:  # OpenVINO says only "iostream error"
+            raise DiskFull(f"saving {what} filled {xml.parent} ({free / 1e6:.0f} MB free; it needs about "
+                           f"{needed / 1e6:.0f} MB); free some space or set GENIMG_CACHE_DIR to a bigger disk") from e
+        raise
+    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+    tmp.replace(xml)
 
 
 def _return_freed_memory() -> None:

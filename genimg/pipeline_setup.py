@@ -48,23 +48,27 @@ def apply_preset(pipe, preset: Preset, progress=None, model: str = "", denoiser:
     else:
         pipe.to(preset.device)
     if preset.compile == "openvino":
-        _openvino_unet(pipe, progress, model)
+        _openvino_route(pipe, progress, model)
     elif preset.compile != "off":
         denoiser.compile(mode=None if preset.compile == "default" else preset.compile)
     pipe.set_progress_bar_config(disable=True)
 
 
-def _openvino_unet(pipe, progress, model: str) -> None:
-    """The UNet run by OpenVINO (see ``openvino_unet``), in the dtype the preset loaded it in; planning has
-    already sent the jobs it cannot take, models without a UNet among them, to a torch preset (``generation``)."""
-    from genimg.openvino_unet import install
+def _openvino_route(pipe, progress, model: str) -> None:
+    """The UNet and the VAE's encoder and decoder run by OpenVINO (``openvino_unet``, ``openvino_vae``), in
+    the dtype the preset loaded them in, converted by this CPU kind's recipe; planning has already sent the
+    jobs the route cannot take, models without a UNet among them, to a torch preset (``generation``)."""
+    from genimg.openvino_unet import install, recipe_for_this_cpu
+    from genimg.openvino_vae import install_vae
     from genimg.paths import cache_dir
 
     def note(message):
         if progress:
             progress("warning", message=message)
 
-    install(pipe.unet, cache_dir() / "openvino", progress, note, model=model, scale=pipe.vae_scale_factor)
+    recipe, cache = recipe_for_this_cpu(), cache_dir() / "openvino"
+    install(pipe.unet, cache, progress, note, recipe, model=model, scale=pipe.vae_scale_factor)
+    install_vae(pipe.vae, cache, recipe, note, model=model, scale=pipe.vae_scale_factor)
 
 
 def _upcast_vae(vae) -> None:

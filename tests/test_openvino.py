@@ -13,10 +13,16 @@ pytest.importorskip("openvino")
 FAST = ("-W", "64", "-H", "64", "--steps", "3", "--seed", "4", "--json")
 
 
-def _ir_files():
+def _ir_files(part: str = "UNet"):
+    """The IRs of the route's cache for one part of the model: "UNet", "VAE decoder" or "VAE encoder" (the
+    sidecar beside each names the model and, for the VAE's, the part)."""
     from genimg.paths import cache_dir
 
-    return sorted((cache_dir() / "openvino").glob("*.xml"))
+    def part_of(xml) -> str:
+        model = json.loads(xml.with_suffix(".json").read_text())["model"]
+        return model[model.rindex("(") + 1:-1] if model.endswith("decoder)") or model.endswith("encoder)") else "UNet"
+
+    return sorted(xml for xml in (cache_dir() / "openvino").glob("*.xml") if part_of(xml) == part)
 
 
 def _kernels(xml) -> set:
@@ -50,6 +56,7 @@ def test_openvino_makes_the_cpu_presets_image_and_converts_once(cli, tmp_path, t
     # at 64² every 3×3 convolution is small enough for Winograd's: its 16 products, no 3×3 kernel left
     assert _kernels(converted[0]) == {"16-products"}
     assert np.abs(pixels(tmp_path / "ov.png") - pixels(tmp_path / "torch.png")).max() <= 1
+    assert len(_ir_files("VAE decoder")) == 1 and not _ir_files("VAE encoder")  # the whole image on the route
     assert json.loads(first.out)["settings"]["preset"] == "cpu-openvino"
     again = cli("txt2img", "a ring", *model, *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "again.png")
     assert again.code == 0 and _ir_files() == sorted(before + converted)  # the IR on disk is reused
@@ -80,6 +87,67 @@ def test_on_a_cpu_with_bf16_the_route_converts_and_computes_in_bf16(cli, tmp_pat
     difference = np.abs(pixels(tmp_path / "ov.png").astype(float) - pixels(tmp_path / "torch.png"))
     # bf16 rounds differently in OpenVINO and torch (1.3 and 9 levels here); a CPU without bf16 emulates it
     assert difference.mean() < 3 and difference.max() < 40, (difference.mean(), difference.max())
+
+
+def test_img2img_runs_the_vae_encoder_on_the_route_too_and_a_tiled_decode_stays_on_torch(cli, tmp_path, tiny_models,
+                                                                                          monkeypatch):
+    from genimg.testing.images import save_ring
+
+    monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
+    ring, model = save_ring(tmp_path / "ring.png"), ("-m", tiny_models["sd"])
+    for preset in ("cpu", "cpu-openvino"):
+        made = cli("img2img", ring, "a ring", *model, *FAST, "--strength", "0.6", "--preset", preset,
+                   "-o", tmp_path / f"{preset}.png")
+        assert made.code == 0, made
+    assert [len(_ir_files(part)) for part in ("UNet", "VAE encoder", "VAE decoder")] == [1, 1, 1]
+    assert np.abs(pixels(tmp_path / "cpu-openvino.png") - pixels(tmp_path / "cpu.png")).max() <= 1
+    tiled = cli("txt2img", "a ring", *model, *FAST, "--vae-tiling", "--preset", "cpu-openvino", "-o", tmp_path / "t.png")
+    assert tiled.code == 0 and "(VAE decoder) runs on torch for this call (tiled" in tiled.err, tiled
+
+
+@pytest.mark.parametrize("flags, kind, winograd, f32_graph", [
+    ("avx2 avx512f avx512_bf16 amx_bf16 amx_tile", "amx", False, True),  # Intel Xeon, Sapphire Rapids on
+    ("avx2 avx512f avx512_bf16", "avx512-bf16", True, False),  # AMD Zen 4
+    ("avx2 fma", "fp32", True, True),
+])
+def test_each_cpu_kind_gets_its_recipe(tmp_path, monkeypatch, flags, kind, winograd, f32_graph):
+    from genimg import device
+    from genimg.openvino_unet import recipe_for_this_cpu
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n")
+    monkeypatch.setattr(device, "CPUINFO", str(cpuinfo))
+    assert device.cpu_kind() == kind
+    recipe = recipe_for_this_cpu()
+    assert (recipe.winograd, recipe.f32_graph) == (winograd, f32_graph)
+
+
+def test_on_an_amx_cpu_the_route_converts_a_float32_graph_and_leaves_the_bf16_unet_as_it_was(tmp_path, tiny_models,
+                                                                                              monkeypatch):
+    import openvino as ov
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from genimg.openvino_unet import RECIPES, install
+
+    unet = UNet2DConditionModel.from_pretrained(f"{tiny_models['sd']}/unet", torch_dtype=torch.bfloat16).eval()
+    before = {name: t.clone() for name, t in unet.state_dict().items()}
+    sample, context = torch.randn(2, 4, 8, 8), torch.randn(2, 77, unet.config.cross_attention_dim)
+    with torch.inference_mode():
+        expected = unet(sample.bfloat16(), 500, context.bfloat16()).sample.float()
+        install(unet, tmp_path / "cache", recipe=RECIPES["amx"])
+        got = unet(sample, 500, context).sample.float()
+    [xml] = sorted((tmp_path / "cache").glob("*.xml"))
+    assert "-static.f32-" in xml.name
+    constants = {op.get_output_element_type(0).get_type_name() for op in ov.Core().read_model(xml).get_ops()
+                 if op.get_type_name() == "Constant" and op.get_output_partial_shape(0).rank.get_length() == 4}
+    assert constants == {"f32"}  # the convolutions' weights: a float32 graph, lowered to bf16 by OpenVINO
+    assert _kernels(xml) == {"3x3"}  # no Winograd on AMX
+    after = unet.state_dict()
+    assert all(after[name].dtype == torch.bfloat16 and torch.equal(after[name], t) for name, t in before.items())
+    # OpenVINO computes in fp32 here (conftest's CPU has no bf16) from the bf16 weights: torch's bf16 run
+    # rounds every activation too, so the two agree as far as bf16 does
+    assert (got - expected).norm() / expected.norm() < 0.02
 
 
 @pytest.mark.slow  # 25-90 s each on 2 cores: the route's cache bookkeeping; `pytest -m slow` runs it
@@ -247,7 +315,7 @@ def test_the_graph_is_saved_while_the_winograd_filters_it_shares_are_alive(tiny_
     monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
     spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
     routed = np.asarray(generate(spec, PipelineFactory())[0].image).astype(int)
-    assert len(made) > 5 and alive_when_saved == [len(made)]
+    assert len(made) > 5 and alive_when_saved == [len(made), 0]  # the UNet's save, then the VAE decoder's (no Winograd)
     on_torch = np.asarray(generate(spec.replace(preset="cpu"), PipelineFactory())[0].image).astype(int)
     assert np.abs(routed - on_torch).max() <= 1
 

@@ -60,6 +60,13 @@ class Reporter:
             if not self.quiet:
                 warning_line(info["message"])
             return
+        if event == "server_started":
+            if not self.quiet:
+                ends = (f"exits after {info['idle_minutes']:g} minutes without work or with `genimg serve --stop`"
+                        if info["idle_minutes"] else "runs until `genimg serve --stop`")
+                sys.stderr.write(f"started a genimg server in the background (process {info['pid']}, {info['url']}): "
+                                 f"it keeps the model warm for the next commands and {ends}\n")
+            return
         if event in _DOING:
             self.note(_DOING[event](info))
         if self.progress is None:

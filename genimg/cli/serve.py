@@ -28,10 +28,17 @@ def _check_port(host: str, port: int) -> None:
                              "another with --port N, or --port 0 for any free one") from None
 
 
+def _stop() -> None:
+    from genimg.serve.background import stop
+
+    pid = stop()
+    print(f"genimg serve: stopped the server (process {pid})" if pid else "genimg serve: none is running")
+
+
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; another than loopback needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one, printed).")] = 7860,
-    token: Annotated[Optional[str], typer.Option("--token", help="Every request must send Authorization: Bearer TOKEN.")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", envvar="GENIMG_SERVE_TOKEN", show_envvar=False, help="Every request must send Authorization: Bearer TOKEN (or set GENIMG_SERVE_TOKEN).")] = None,
     keep: Annotated[int, typer.Option("--keep", help="Models kept loaded between jobs (least recently used go first).")] = 1,
     queue: Annotated[int, typer.Option("--queue", help="Jobs that may wait; more get 503 and Retry-After.")] = 64,
     history: Annotated[int, typer.Option("--history", help="Finished jobs kept (their images at /v1/jobs/ID and in the gallery); older ones are deleted.")] = 50,
@@ -39,9 +46,13 @@ def serve(
     preset: o.PresetName = None,
     device: Annotated[Optional[list[str]], typer.Option("--device", help="A worker on each of these devices (repeatable: --device cuda:0 --device cuda:1); default: one, on the preset's.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the server's images (default: genimg's cache folder, served/).")] = None,
+    idle_exit: Annotated[float, typer.Option("--idle-exit", metavar="MINUTES", help="Exit after this many minutes without a job (0: never). A server `server = auto` starts uses the config's server_idle_exit (10).")] = 0.0,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the server this machine runs (the one `genimg serve` or `server = auto` started) and exit.")] = False,
 ) -> None:
     """Serve genimg's API, A1111's API and OpenAI's images API on one process that keeps models warm; the
     generating commands use it when it runs (`--local` to not)."""
+    if stop:
+        return _stop()
     import asyncio
     import os
     import signal
@@ -58,8 +69,9 @@ def serve(
     if host not in LOOPBACK and not token:
         raise UsageError(f"--host {host} opens the server to other machines; give --token TOKEN too (every "
                          "request must then send it), or keep the default 127.0.0.1")
-    if min(keep, queue, max_images, history) < 1 or not 0 <= port < 65536:
-        raise UsageError("--keep, --queue, --max-images and --history must be at least 1, and --port between 0 and 65535")
+    if min(keep, queue, max_images, history) < 1 or not 0 <= port < 65536 or idle_exit < 0:
+        raise UsageError("--keep, --queue, --max-images and --history must be at least 1, --port between 0 and 65535 "
+                         "and --idle-exit 0 or more")
     from genimg.presets import get_preset
 
     for name in device or ():
@@ -90,7 +102,17 @@ def serve(
             announce(ServerAddress(url, token, os.getpid()))
             print(f"serving on {url}", flush=True)
 
+    def exit_when_idle():
+        while not server.should_exit:
+            threading.Event().wait(min(5.0, idle_exit * 60 / 4))
+            if worker.idle_seconds() >= idle_exit * 60 and not server.should_exit:
+                sys.stderr.write(f"genimg serve: no work for {idle_exit:g} minutes; stopping\n")
+                worker.begin_stop()
+                server.should_exit = True
+
     threading.Thread(target=say_where, daemon=True).start()
+    if idle_exit > 0:
+        threading.Thread(target=exit_when_idle, daemon=True).start()
     # uvicorn takes Ctrl-C and SIGTERM while it serves, shuts down, then raises the signal again for the
     # handler it found: that one must let the jobs be wound down and the count said, not kill the process.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):

@@ -15,28 +15,32 @@ from genimg.serve.runtime import ServerAddress
 TIMEOUT = 30.0  # seconds for one request (a job's progress streams for as long as it runs)
 
 
-def find_server(url: str | None, local: bool) -> ServerAddress | None:
+def find_server(url: str | None, local: bool, progress: Callable | None = None) -> ServerAddress | None:
     """The server to use: ``--server URL``, else the config's ``server``, else the one this machine runs
-    (its runtime file); None with ``--local`` or when there is none."""
+    (its runtime file); None with ``--local`` or when there is none. ``auto`` (flag or config): the one this
+    machine runs, started in the background when none is."""
     if local:
         return None
     from genimg import config
     from genimg.serve.runtime import running
 
     url = url or config.get("server")
+    if url == "auto":
+        from genimg.serve.background import started
+
+        return started(config.get("server_idle_exit"), progress)
     if url:
         return ServerAddress(url.rstrip("/"), config.get("server_token") or None)
     return running()
 
 
-def server_for(url: str | None, local: bool, paths=()) -> ServerAddress | None:
+def server_for(url: str | None, local: bool, paths=(), progress: Callable | None = None) -> ServerAddress | None:
     """The server to run on (:func:`find_server`), or None to run in this process — also when the work names
     files on this machine (``paths``: (what, value) pairs), since a server opens no path a client names;
-    asked for by ``--server`` (``url``), that is an error."""
-    server = find_server(url, local)
-    if server is None or not paths:
-        return server
-    if url:
+    asked for by ``--server URL`` (``url``), that is an error."""
+    if not paths:
+        return find_server(url, local, progress)
+    if url and url != "auto" and not local:
         what, value = paths[0]
         raise UsageError(f"{what} {value!r} is a path on this machine, which a server does not open; name it by "
                          "alias or as a name in the server's folders, or leave out --server")

@@ -109,6 +109,7 @@ class Worker:
         self.history = max(1, history)  # finished jobs kept (their images, events, folders); older ones go
         self.jobs: dict[str, Job] = {}
         self.accepting = True
+        self.last_work = time.monotonic()  # when a job last arrived or ended: what --idle-exit counts from
         self.counts = {state: 0 for state in STATES}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()  # cancel() finishes a queued job while holding it
@@ -134,6 +135,12 @@ class Worker:
         """The job running longest (what A1111's /progress reports)."""
         running = self.running
         return min(running, key=lambda job: job.submitted) if running else None
+
+    def idle_seconds(self) -> float:
+        """How long no job has been queued or running (0 while one is)."""
+        if any(not job.finished.is_set() for job in list(self.jobs.values())):
+            return 0.0
+        return time.monotonic() - self.last_work
 
     def loaded(self) -> list[str]:
         return [name for lane in self.lanes for name in lane.models.loaded()]
@@ -204,6 +211,7 @@ class Worker:
                 raise
         job = Job(job_id, spec, folder, {v: k for k, v in copies.items()}, fallback=fallback, plan=planned)
         self.jobs[job_id] = job
+        self.last_work = time.monotonic()
         self.queue.put(job)
         return job
 
@@ -259,6 +267,7 @@ class Worker:
                 return
             job.status, job.error, job.error_code = status, error, code
             self.counts[status] += 1
+            self.last_work = time.monotonic()
             job.emit({"event": status, **({"error": error} if error else {})}, end=True)
         self._forget_old()
 
