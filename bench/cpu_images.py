@@ -5,6 +5,7 @@ for the CPU presets and the few-step models' settings, beside stable-diffusion.c
     python bench/cpu_images.py --rows sd15-fp32,lcm-sd15 --cache /tmp/genimg-full-size --json
     python bench/cpu_images.py --rows sd15-bf16,sd15-bf16+deepcache3,sd15-bf16+tome0.5,sd15-bf16+both
     python bench/cpu_images.py --rows sd15-bf16,sd15-openvino,sdcpp-sd15-f16,sdcpp-sd15-q8_0 --sdcpp-python PY
+    python bench/cpu_images.py --rows sd15-openvino,optimum-sd15,sd-turbo-openvino,optimum-sd-turbo --optimum-python PY
 
 Each row runs in a fresh process (so peak RSS is that row's) through genimg's own plan/run and pipeline
 factory, on the full-size architectures with random weights (genimg.testing.full_size, built once into
@@ -16,6 +17,9 @@ weights). Rows named ``-openvino`` run the ``cpu-openvino`` preset in a fresh ge
 figure includes the UNet's conversion. Rows named ``sdcpp-`` run stable-diffusion.cpp through
 stable-diffusion-cpp-python (``pip install stable-diffusion-cpp-python``, which builds it from source) in
 the Python ``--sdcpp-python`` names, on the same SD1.5 weights written as one original-layout checkpoint.
+Rows named ``optimum-`` run optimum-intel's ``OVStableDiffusionPipeline`` (``pip install "optimum-intel[openvino]"``
+in the Python ``--optimum-python`` names: it pins its own transformers) exporting the same folder, with the
+settings of the genimg row of the same alias; its export and compile are in its cold figure.
 Reported: cold seconds (load + first image), warm seconds per image, seconds per denoising step, and
 memory: peak RSS (what ``getrusage`` reports: it counts memory-mapped file pages, such as the model files
 while loading and the graph OpenVINO maps from its cache, which the OS can drop and read again) and, on
@@ -70,6 +74,12 @@ ARCHITECTURES = {"sd-turbo": "sd2"}
 # same SD1.5 weights written as one original-layout checkpoint, the same image settings as sd15-*.
 # row: (weight type it converts to on loading, its flash attention in the UNet)
 SDCPP_ROWS = {"sdcpp-sd15-f16": ("f16", False), "sdcpp-sd15-f16+fa": ("f16", True), "sdcpp-sd15-q8_0": ("q8_0", False)}
+# The other peer: optimum-intel's OVStableDiffusionPipeline (in the Python --optimum-python names: it pins its
+# own transformers) exporting the same folder as its documentation shows — export=True, reshaped to the
+# image's static shapes (with guidance: its reshape assumes it), compiled with OpenVINO's defaults for the
+# CPU — with the alias's settings of the
+# genimg row of the same name. row: the alias
+OPTIMUM_ROWS = {"optimum-sd15": "sd15", "optimum-sd-turbo": "sd-turbo"}
 
 
 def tiny_autoencoder(cache: Path) -> Path:
@@ -167,6 +177,49 @@ def one_sdcpp_row(name: str, checkpoint: Path) -> dict:
             "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
 
 
+def one_optimum_row(name: str, folder: Path, settings: dict) -> dict:
+    """Cold and warm figures of optimum-intel's pipeline on ``folder``, in this process (its Python: optimum-intel,
+    diffusers, OpenVINO): the export and compile are in the cold figure, as the route's conversion is in its."""
+    import resource
+
+    import diffusers
+    from optimum.intel import OVStableDiffusionPipeline
+
+    stamps = []
+    began = time.perf_counter()
+    pipe = OVStableDiffusionPipeline.from_pretrained(str(folder), export=True, compile=False)
+    if settings["guidance"] > 1:  # optimum's static reshape assumes guidance's doubled UNet batch: without
+        # guidance (sd-turbo) the shapes stay dynamic, the only way its pipeline runs
+        pipe.reshape(batch_size=1, height=settings["height"], width=settings["width"], num_images_per_prompt=1)
+    pipe.compile()
+    scheduler_class, options = SCHEDULERS[settings["scheduler"]]
+    pipe.scheduler = getattr(diffusers, scheduler_class).from_config(pipe.scheduler.config, **options)
+
+    def image():
+        def step(pipeline, index, timestep, kwargs):
+            stamps.append(time.perf_counter())
+            return kwargs
+
+        pipe(PROMPT, num_inference_steps=settings["steps"], guidance_scale=settings["guidance"],
+             height=settings["height"], width=settings["width"], callback_on_step_end=step)
+
+    image()
+    cold = time.perf_counter() - began
+    stamps.clear()
+    began = time.perf_counter()
+    image()
+    warm = time.perf_counter() - began
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return {"row": name, "preset": "optimum-intel", **settings, "cold s": round(cold, 1), "s/image": round(warm, 2),
+            "s/step": round(statistics.median(gaps), 2) if gaps else None,
+            "peak RSS GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+# The schedulers the optimum rows set, by genimg's names for them (genimg/schedulers.toml): class, options
+SCHEDULERS = {"DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+              "Euler a": ("EulerAncestralDiscreteScheduler", {}), "Euler": ("EulerDiscreteScheduler", {})}
+
+
 def sd15_checkpoint(folder: Path) -> Path:
     """The full-size SD1.5 folder as one original-layout fp16 .safetensors: what stable-diffusion.cpp reads."""
     path = folder.parent / "sd15-ldm.safetensors"
@@ -187,12 +240,17 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join([*ROWS, *SDCPP_ROWS])}")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genimg-full-size")
     parser.add_argument("--sdcpp-python", type=Path, help="a Python with stable-diffusion-cpp-python installed (sdcpp-* rows)")
+    parser.add_argument("--optimum-python", type=Path, help="a Python with optimum-intel[openvino] installed (optimum-* rows)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one row, JSON out
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one in SDCPP_ROWS:
         print(json.dumps(one_sdcpp_row(args.one, args.folder)))
+        return
+    if args.one in OPTIMUM_ROWS:
+        print(json.dumps(one_optimum_row(args.one, args.folder, json.loads(args.settings))))
         return
     if args.one:
         from diffusers.utils import logging
@@ -201,11 +259,14 @@ def main() -> None:
         print(json.dumps(one_row(args.one, args.folder)))
         return
     names = [n for n in args.rows.split(",") if n]
-    unknown = [n for n in names if n not in ROWS and n not in SDCPP_ROWS]
+    every = [*ROWS, *SDCPP_ROWS, *OPTIMUM_ROWS]
+    unknown = [n for n in names if n not in every]
     if unknown:
-        parser.error(f"unknown row {unknown[0]!r}; rows: {', '.join([*ROWS, *SDCPP_ROWS])}")
+        parser.error(f"unknown row {unknown[0]!r}; rows: {', '.join(every)}")
     if any(n in SDCPP_ROWS for n in names) and not args.sdcpp_python:
         parser.error("the sdcpp-* rows need --sdcpp-python PATH: a Python with stable-diffusion-cpp-python installed")
+    if any(n in OPTIMUM_ROWS for n in names) and not args.optimum_python:
+        parser.error("the optimum-* rows need --optimum-python PATH: a Python with optimum-intel[openvino] installed")
     import os
 
     from genimg.models.resolve import resolve_model
@@ -213,14 +274,21 @@ def main() -> None:
 
     rows = []
     for name in names:
-        alias = ROWS[name][0] if name in ROWS else "sd15"
+        alias = ROWS[name][0] if name in ROWS else OPTIMUM_ROWS.get(name, "sd15")
         family = ARCHITECTURES.get(alias) or resolve_model(alias).family
         folder = save_full_size(family, args.cache / family)
-        python, target = (args.sdcpp_python, sd15_checkpoint(folder)) if name in SDCPP_ROWS else (sys.executable, folder)
+        python, target, extra = sys.executable, folder, []
+        if name in SDCPP_ROWS:
+            python, target = args.sdcpp_python, sd15_checkpoint(folder)
+        elif name in OPTIMUM_ROWS:  # the genimg row's settings: the alias's, 20 steps for sd15
+            settings = {k: resolve_model(alias).defaults[k] for k in ("width", "height", "steps", "guidance", "scheduler")}
+            settings.update({"steps": 20} if alias == "sd15" else {})
+            python, extra = args.optimum_python, ["--settings", json.dumps(settings)]
         with tempfile.TemporaryDirectory(prefix="genimg-bench-cache-") as fresh:
-            # an OpenVINO row converts into a fresh cache: its cold figure is a first run's
-            env = {**os.environ, "GENIMG_CACHE_DIR": fresh} if name.endswith("-openvino") else None
-            child = subprocess.run([str(python), __file__, "--one", name, "--folder", str(target)],
+            # an OpenVINO row converts into a fresh cache (and optimum exports into a fresh folder): its cold
+            # figure is a first run's
+            env = {**os.environ, "GENIMG_CACHE_DIR": fresh, "TMPDIR": fresh} if "openvino" in name or name in OPTIMUM_ROWS else None
+            child = subprocess.run([str(python), __file__, "--one", name, "--folder", str(target), *extra],
                                    capture_output=True, text=True, env=env)
         if child.returncode:  # one row failing (a crash, memory) must not lose the rows measured before it
             print(f"{name}: failed (exit {child.returncode}):\n{child.stderr[-2000:]}", file=sys.stderr)

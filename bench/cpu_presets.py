@@ -10,14 +10,15 @@ runs the same short Euler denoising loop (batch 2, as classifier-free guidance r
 - ``diffusers fp32``: what a plain ``StableDiffusionPipeline`` on a CPU runs (the ``cpu`` preset);
 - each setting of the ``cpu-bf16`` preset alone and together (genimg's ``apply_preset`` sets them);
 - with ``--compile``: that preset plus ``torch.compile``, with its compile time and payback point;
-- with ``--openvino``: OpenVINO on the same graph: through genimg's own route (the ``cpu-openvino``
-  preset: the UNet converted with ``ov.convert_model`` from its bf16 weights where the CPU has bf16
-  instructions, saved for the call's static shapes and compiled for the CPU in bf16, fp32 elsewhere; its
-  first step includes the conversion) with its 3×3 convolutions as they are, the same IR compiled as
-  OpenVINO's examples and optimum-intel leave it, with dynamic shapes: the peer CPU users are pointed to,
-  and the route as genimg runs it, with Winograd's convolutions (genimg/winograd.py); on a CPU with bf16
-  instructions also the route converted from fp32 weights and computing in fp32, what it runs on CPUs
-  without them;
+- with ``--openvino``: OpenVINO on the same graph. First the peer, **OpenVINO as its documentation
+  converts a model**: ``ov.convert_model`` of the fp32 UNet, static shapes, the bf16 precision hint where
+  the CPU has bf16 and the LATENCY performance hint — the strongest plain configuration — and the same IR
+  with its shapes left dynamic, as ``convert_model`` leaves them. Then genimg's own route (the
+  ``cpu-openvino`` preset, into a fresh cache, from the weights as the preset loads them) under each CPU
+  kind's recipe (``genimg.openvino_unet.RECIPES``: Winograd's 3×3 convolutions or not, a bf16 or a float32
+  graph), this CPU's default marked; on a CPU with bf16 instructions also the route converted from fp32
+  weights and computing in fp32, what it runs on CPUs without them. Every row's speed is also given against
+  OpenVINO as documented, and the CPU's model, kind and flags head the table;
 - with ``--int8`` too: the route's fp32 IR (Winograd's convolutions included) compressed by NNCF (``pip install nncf``) as optimum-intel
   offers it, INT8 weights alone and its hybrid mode for diffusion models (INT8 convolutions, activations
   calibrated); the first step includes the compression.

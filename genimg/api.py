@@ -34,13 +34,15 @@ class Written:
 
 class Executor:
     """Runs generations on ``server`` (a :class:`~genimg.serve.runtime.ServerAddress`), or in this process
-    with ``factory`` when there is none. ``fallback``: out of GPU memory, a run retries once on the next
+    with ``factory`` (or the one ``factory_of`` gives each plan) when there is none. ``fallback``: out of GPU memory, a run retries once on the next
     smaller preset — here, or asked of the server. ``recorded``: each image as its metadata records it (a
     server names the client's input files, not its own copies of them)."""
 
     def __init__(self, server=None, factory=None, progress: Progress | None = None, fallback: bool = False,
-                 overwrite: bool = False, recorded=None, served: bool = False):
+                 overwrite: bool = False, recorded=None, served: bool = False, factory_of=None, place=None):
         self.server, self.factory, self.progress, self.fallback = server, factory, progress, fallback
+        self.factory_of = factory_of  # a plan -> its factory, when runs pick among several (a server's warm models)
+        self.place = place  # a plan -> the plan as it runs here (a server lane's device; the images record the spec)
         self.recorded = recorded or (lambda image: image)
         self.sink = ImageSink(overwrite, served)
 
@@ -72,7 +74,11 @@ class Executor:
                 for data, summary in self._remote_images(spec):
                     yield Written(self.sink.received(data, planned.path), summary)
             return
-        if self.factory is None:  # the process's factory: a model stays loaded for the next run, as a server keeps it
+        if self.place is not None:
+            the_plan = self.place(the_plan)
+        if self.factory_of is not None:
+            self.factory = self.factory_of(the_plan)
+        elif self.factory is None:  # the process's factory: a model stays loaded for the next run, as a server keeps it
             self.factory = process_factory()
         for image in run(the_plan, self.factory, self.progress, self.fallback):
             image = self.recorded(image)

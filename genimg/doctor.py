@@ -36,11 +36,13 @@ def _guarded(what):
 def _devices() -> dict:
     import torch
 
-    from genimg.device import compiler_missing, cpu_has_bf16, openvino_missing
+    from genimg.device import compiler_missing, cpu_has_bf16, cpu_kind, openvino_missing
+    from genimg.openvino_unet import RECIPES
 
     out = {"cuda": torch.cuda.is_available(), "cuda_version": torch.version.cuda, "rocm": torch.version.hip,
            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
-           "cpu": {"threads": torch.get_num_threads(), "bf16_instructions": cpu_has_bf16(),
+           "cpu": {"threads": torch.get_num_threads(), "bf16_instructions": cpu_has_bf16(), "kind": cpu_kind(),
+                   "openvino_recipe": RECIPES[cpu_kind()].why,
                    "compiler_for_compile": compiler_missing("cpu") or "found", "openvino": openvino_missing() or "found"},
            "gpus": []}
     if out["cuda"]:

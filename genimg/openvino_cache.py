@@ -1,4 +1,5 @@
-"""What the OpenVINO route keeps on disk, listed and freed (``genimg models conversions``).
+"""What the OpenVINO route keeps on disk, listed and freed (``genimg models conversions``): the UNet's
+conversions, and its VAE decoder's and encoder's (``openvino_vae``), each listed as "MODEL (VAE decoder)".
 
 The route converts a UNet once per weights (LoRAs fused in) and input size, and never reuses a conversion
 for other weights: another model, LoRA set or size adds files, and nothing else removes them. Per weights
@@ -106,7 +107,11 @@ def matching(kept: list[Conversion], what: str) -> list[Conversion]:
     """The conversions ``what`` names: "all", a weights key or its start, or the model's name as listed."""
     if what == "all":
         return kept
-    return [c for c in kept if c.key.startswith(what) or c.model == what or Path(c.model).name == what]
+
+    def model_of(conversion: Conversion) -> str:  # a VAE part's entry is listed as "MODEL (VAE decoder)"
+        return conversion.model.split(" (VAE ")[0]
+
+    return [c for c in kept if c.key.startswith(what) or model_of(c) == what or Path(model_of(c)).name == what]
 
 
 def remove(conversion: Conversion) -> int:

@@ -32,6 +32,7 @@ import torch
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record, weights_path
 from genimg.third_party import replace_forward, tensor_version
 
+
 @dataclass(frozen=True)
 class Recipe:
     """How the route converts a UNet for one kind of CPU. ``winograd``: its 3×3 convolutions as Winograd's

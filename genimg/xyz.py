@@ -163,6 +163,9 @@ def make_plot(spec, axes: list[Axis], folder, executor):
         grid, _ = draw_grid(pictures, axes, z)
         info = PngInfo()
         first = read_text_chunks(paths[(0, 0, z)]).get(PARAMETERS_KEY, "")
-        info.add_text(PARAMETERS_KEY, f"{first}, Script: X/Y/Z plot" if first else "Script: X/Y/Z plot")
+        # A1111's fields of a plot's grid: the script, then each axis's type and values as written
+        plotted = ", ".join(["Script: X/Y/Z plot", *(f'{letter} Type: {axis.key}, {letter} Values: "{axis.text.partition("=")[2]}"'
+                                                      for letter, axis in zip("XYZ", axes))])
+        info.add_text(PARAMETERS_KEY, f"{first}, {plotted}" if first else plotted)
         info.add_text(GENIMG_KEY, json.dumps(record, ensure_ascii=False))
         yield executor.sink.picture(grid, path, info), {"grid": z, "axes": record["xyz"], "size": list(grid.size)}

@@ -186,7 +186,7 @@ def test_models_optimize_converts_ahead_of_time_so_the_first_image_does_not(cli,
     model = tiny_models["sd"]
     before = _ir_files()
     ready = cli("models", "optimize", model, "--for", "cpu", "-W", "48", "-H", "48")
-    assert ready.code == 0 and "is ready" in ready.out, ready
+    assert ready.code == 0 and "the OpenVINO UNet and VAE decoder for 48x48 are ready" in ready.out, ready
     assert len(_ir_files()) == len(before) + 1
     made = cli("txt2img", "a ring", "-m", model, "-W", "48", "-H", "48", "--steps", "2", "--preset", "cpu-openvino",
                "-o", tmp_path / "o.png")
@@ -350,7 +350,11 @@ def test_models_conversions_lists_each_weights_conversions_and_frees_them(cli, t
 
     listed = cli("models", "conversions", "--json")
     assert listed.code == 0, listed
-    ours, legacy = sorted(json.loads(listed.out), key=lambda c: c["key"] == "compiled")
+    entries = json.loads(listed.out)
+    legacy = next(c for c in entries if c["key"] == "compiled")
+    ours = next(c for c in entries if c["model"] == model.name)  # the UNet's
+    decoder = next(c for c in entries if c["model"] == f"{model.name} (VAE decoder)")
+    assert len(entries) == 3 and sorted(decoder["sizes"]) == ["48x48 batch 1", "64x64 batch 1"]
     files = [p for p in folder.rglob("*") if p.is_file() and (p.name.startswith(ours["key"]) or ours["key"] in p.parts)]
     assert ours["bytes"] == sum(p.stat().st_size for p in files) > 0
     assert sorted(ours["sizes"]) == ["48x48 batch 2", "64x64 batch 2"]  # batch 2: guidance's two halves
@@ -364,6 +368,8 @@ def test_models_conversions_lists_each_weights_conversions_and_frees_them(cli, t
 
     gone = cli("models", "conversions", "--rm", ours["key"][:8], "--yes")
     assert gone.code == 0 and f"{ours['bytes'] / 1e9:.2f} GB freed" in gone.out
+    assert all(not p.name.startswith(ours["key"]) and ours["key"] not in p.parts for p in folder.rglob("*"))
+    assert cli("models", "conversions", "--rm", model.name, "--yes").code == 0  # the model's VAE parts go with it
     assert [p.name for p in folder.rglob("*") if p.is_file()] == ["0123.blob"]
     assert cli("models", "conversions", "--rm", "all", "--yes").code == 0
     assert json.loads(cli("models", "conversions", "--json").out) == []

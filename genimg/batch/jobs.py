@@ -75,6 +75,42 @@ def upscale_row(row: Row, data: dict, where: str, base: Path) -> UpscaleRow:
 
 
 @dataclass(frozen=True)
+class PlotRow:
+    """A row with ``xyz``: an X/Y/Z plot of its settings (every combination and a grid per Z value), made
+    into a folder of its own named from the row's content, so editing other rows never remakes it."""
+
+    row: Row
+    spec: GenerationSpec  # seed set: every cell's, as A1111 keeps it unless seed is an axis
+    axes: tuple[str, ...]  # as --xyz writes them: "steps=10,20"
+    name: str
+
+    @property
+    def cells(self) -> int:
+        from genimg.xyz import cells, parse_axis
+
+        return len(cells(self.spec, [parse_axis(text) for text in self.axes]))
+
+
+def plot_row(row: Row, settings: dict, axes, where: str, source: str, base_seed: int) -> PlotRow:
+    """A row's plot: its settings (defaults applied) and its ``xyz`` axes, each checked now."""
+    from genimg.xyz import cells, parse_axis
+
+    texts = tuple(axes) if isinstance(axes, list) else tuple(t.strip() for t in str(axes).split(";") if t.strip())
+    try:
+        parsed = [parse_axis(text) for text in texts]
+    except UsageError as e:
+        raise UsageError(f"{where}: xyz: {str(e).removeprefix('--xyz ')}") from None
+    content = _content_key(source, {**settings, "xyz": list(texts)})
+    seed = int(settings["seed"]) if settings.get("seed") is not None else _mix(base_seed, content)
+    spec = GenerationSpec.from_dict({**settings, "seed": seed}, where)
+    try:
+        cells(spec, parsed)
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}") from None
+    return PlotRow(row, spec, texts, f"xyz-{_mix_hex(content)[:10]}")
+
+
+@dataclass(frozen=True)
 class RowProblem:
     where: str  # file:line
     message: str
@@ -110,9 +146,11 @@ def normalise(data: dict, where: str, base: Path) -> dict:
 
 def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: Path, source: str,
                base_seed: int, combinatorial: bool = False, repeat: int = 1,
-               wildcard_dirs=(), upscales: list | None = None) -> tuple[list[BatchJob], list[RowProblem]]:
+               wildcard_dirs=(), upscales: list | None = None,
+               plots: list | None = None) -> tuple[list[BatchJob], list[RowProblem]]:
     """Jobs of every row (command-line defaults, then the file's ``defaults``, then the row itself)
-    and the rows that could not become one; ``task = upscale`` rows go to ``upscales``."""
+    and the rows that could not become one; ``task = upscale`` rows go to ``upscales``, rows with ``xyz``
+    (an X/Y/Z plot) to ``plots``."""
     from genimg.batch.wildcards import Wildcards
 
     jobs: list[BatchJob] = []
@@ -130,6 +168,13 @@ def build_jobs(rows: list[Row], file_defaults: dict, cli_defaults: dict, base: P
                     if upscales is None:
                         raise UsageError(f"{where}: upscale rows run only in `genimg batch`")
                     upscales.append(upscale_row(row, row.data, where, base))
+                    continue
+                if row.data.get("xyz"):
+                    if plots is None:
+                        raise UsageError(f"{where}: X/Y/Z plot rows run only in `genimg batch`")
+                    own = normalise({k: v for k, v in row.data.items() if k != "xyz"}, where, base)
+                    plots.append(plot_row(row, {**cli_defaults, **file_defaults, **own}, row.data["xyz"], where,
+                                          source, base_seed))
                     continue
                 settings = {**cli_defaults, **file_defaults, **normalise(row.data, where, base)}
                 template = str(settings.get("prompt") or "")

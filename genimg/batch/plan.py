@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genimg.batch import manifest
-from genimg.batch.jobs import BatchJob, RowProblem, UpscaleRow, build_jobs
+from genimg.batch.jobs import BatchJob, PlotRow, RowProblem, UpscaleRow, build_jobs
 from genimg.batch.runner import (BatchResult, Unit, check, contact_sheets, plan_units, run_batch,
                                  shard_from_env, shard_of)
 from genimg.errors import GenimgError, UsageError
@@ -30,6 +30,7 @@ class BatchPlan:
     upscales: list[UpscaleRow] = field(default_factory=list)  # task = upscale rows still to run
     rows: int = 0  # rows in the file (a row may stand for several jobs: wildcards, --repeat)
     plans: dict = field(default_factory=dict)  # job id -> its Plan (each job planned once, by check)
+    plots: list[PlotRow] = field(default_factory=list)  # rows with xyz whose plot is still to make
 
     @property
     def images(self) -> int:
@@ -38,8 +39,8 @@ class BatchPlan:
     def check_summary(self) -> str:
         """What ``genimg batch --check`` reports: rows, the jobs and images they make, what cannot run."""
         ready = [job for job in self.jobs if job.id in self.plans]
-        images = sum(job.spec.count for job in ready) + len(self.upscales)
-        jobs = len(ready) + len(self.upscales)
+        images = sum(job.spec.count for job in ready) + len(self.upscales) + sum(plot.cells for plot in self.plots)
+        jobs = len(ready) + len(self.upscales) + len(self.plots)
         return (f"{_count(self.rows, 'row')}: {_count(jobs, 'job')} ready ({_count(images, 'image')}, {self.skipped} "
                 f"of them made already), {len(self.problems)} with problems (listed above); rows that repeat "
                 "another are jobs of their own")
@@ -88,10 +89,19 @@ def plan_batch(file, output=None, settings: dict | None = None, seed: int | None
     if seed is None:
         seed = secrets.randbelow(2**31)
     upscales: list[UpscaleRow] = []
+    plots: list[PlotRow] = []
     jobs, problems = build_jobs(rows, file_defaults, settings, file.resolve().parent, file.name, seed,
-                                combinatorial, repeat, upscales=upscales)
+                                combinatorial, repeat, upscales=upscales, plots=plots)
     jobs = shard_of(jobs, index, count)
     upscales = shard_of(upscales, index, count)
+    plots = shard_of(plots, index, count)
+    for plot in list(plots):  # every cell planned now, as every other job is: a bad model fails before any work
+        try:
+            _check_plot(plot)
+        except UsageError as e:
+            problems.append(RowProblem(f"{file.name}:{plot.row.line}", str(e)))
+            plots.remove(plot)
+    made = [plot for plot in plots if _plot_made(plot, folder)]  # resumed: its grids are there
     pending, skipped = [], 0
     for row in upscales:
         try:
@@ -107,7 +117,9 @@ def plan_batch(file, output=None, settings: dict | None = None, seed: int | None
     problems += [RowProblem(f"{file.name}:{job.row.line}", message) for job, message in bad]
     runnable = [job for job in jobs if job.id in plans]
     units, done = plan_units(runnable, manifest.read_done(folder), batch_size)
-    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units, skipped + done, pending, len(rows), plans)
+    return BatchPlan(file, folder, seed, (index, count), jobs, problems, units,
+                     skipped + done + sum(plot.cells for plot in made), pending, len(rows), plans,
+                     [plot for plot in plots if plot not in made])
 
 
 def _count(n: int, noun: str) -> str:
@@ -158,6 +170,16 @@ def run_plan(plan: BatchPlan, fail_fast: bool = False, grid: bool = False, progr
             result.failed.append((f"row {row.row.line} (upscale)", str(e)))
             if progress:
                 progress("warning", message=f"row {row.row.line}: {e}")
+    for row in plan.plots:
+        if (stop is not None and stop.stop) or (fail_fast and result.failed):
+            result.interrupted = stop is not None and stop.stop
+            break
+        try:
+            result.done += _run_plot_row(row, plan.folder, executor, progress)
+        except GenimgError as e:
+            result.failed.append((f"row {row.row.line} (X/Y/Z plot)", str(e)))
+            if progress:
+                progress("warning", message=f"row {row.row.line}: {e}")
     if grid and (plan.folder / manifest.NAME).is_file():
         result.sheets = contact_sheets(plan.folder)
     return result
@@ -173,6 +195,36 @@ def _run_upscale_row(row: UpscaleRow, folder: Path, progress=None) -> None:
     for done in upscale_files([row.image], row.settings, _upscale_path(row, folder), False, quiet_progress):
         if progress:
             progress("upscaled", path=done.path, source=done.source, size=done.size, seconds=done.seconds)
+
+
+def _check_plot(plot: PlotRow) -> None:
+    from genimg.generation import plan
+    from genimg.xyz import cells, parse_axis
+
+    for _, cell in cells(plot.spec, [parse_axis(text) for text in plot.axes]):
+        plan(cell)
+
+
+def _plot_made(plot: PlotRow, folder: Path) -> bool:
+    """Whether a plot row's grids are all written (the last thing its plot writes)."""
+    from genimg.xyz import parse_axis
+
+    axes = [parse_axis(text) for text in plot.axes]
+    zs = len(axes[2].values) if len(axes) > 2 else 1
+    return all((folder / plot.name / f"xyz_grid-{z:02d}.png").is_file() for z in range(zs))
+
+
+def _run_plot_row(plot: PlotRow, folder: Path, executor=None, progress=None) -> int:
+    """Make a plot row's images and grids in its folder (what an interrupted run left there is made again);
+    returns the images made."""
+    from genimg.api import Executor
+    from genimg.xyz import make_plot, parse_axis
+
+    runner = Executor(getattr(executor, "server", None), getattr(executor, "factory", None), progress, overwrite=True)
+    made = 0
+    for _, summary in make_plot(plot.spec, [parse_axis(text) for text in plot.axes], folder / plot.name, runner):
+        made += "grid" not in summary
+    return made
 
 
 def run_file(file, output=None, *, settings: dict | None = None, seed: int | None = None,

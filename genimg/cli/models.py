@@ -188,7 +188,7 @@ def optimize(
     lora: list[str] = typer.Option(None, "--lora", "-l", help="LoRA FILE[:WEIGHT] it will run with (repeatable): another LoRA set is another conversion."),
     quiet: o.Quiet = False,
 ) -> None:
-    """Convert a model's UNet for the OpenVINO route ahead of time (one image's size and LoRAs, batch 1 with
+    """Convert a model's UNet and VAE decoder for the OpenVINO route ahead of time (one image's size and LoRAs, batch 1 with
     guidance), so that the first `--preset cpu-openvino` image does not pay the conversion."""
     import time
 
@@ -217,7 +217,7 @@ def optimize(
     with progress_reporter(quiet) as report:
         for _ in run(the_plan, PipelineFactory(), report):
             pass
-    print(f"{the_plan.ref.name}: the OpenVINO UNet for {the_plan.spec.width}x{the_plan.spec.height} is ready "
+    print(f"{the_plan.ref.name}: the OpenVINO UNet and VAE decoder for {the_plan.spec.width}x{the_plan.spec.height} are ready "
           f"({time.perf_counter() - began:.0f} s); `--preset cpu-openvino` uses it")
 
 

@@ -19,7 +19,8 @@ A1111_HANDLED = set(A1111_FIELDS) | {
     "inpainting_mask_invert", "mask_blur", "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale",
     "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers",
     "inpaint_full_res", "inpaint_full_res_padding", "subseed", "subseed_strength", "seed_resize_from_w",
-    "seed_resize_from_h", "tiling", "refiner_checkpoint", "refiner_switch_at"}
+    "seed_resize_from_h", "tiling", "refiner_checkpoint", "refiner_switch_at", "script_name", "script_args"}
+PLOT_SCRIPT = "x/y/z plot"  # A1111's script_name of its X/Y/Z plot (the only script genimg runs)
 # img2img's resize_mode: just resize, crop and resize, resize and fill (A1111's "latent upscale": a resize too)
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}
 
@@ -75,6 +76,58 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
         settings["control"] = controls
         uploads.update(control_uploads)
     return settings, uploads
+
+
+def a1111_plot(data: dict, task: str) -> tuple[tuple[str, ...], bool]:
+    """A request's ``script_name: "x/y/z plot"`` and ``script_args`` as the plot's axes, written as ``--xyz``
+    writes them (``steps=10,20``), and whether the answer carries every image besides the grids (A1111's
+    "include lone images"); ``((), False)`` for a request without a script."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from genimg.datafiles import load_toml
+
+    name = data.get("script_name")
+    if not name:
+        return (), False
+    if str(name).strip().lower() != PLOT_SCRIPT:
+        raise UsageError(f"script_name {name!r}: the only A1111 script genimg runs is {PLOT_SCRIPT!r}")
+    if task != "txt2img":
+        raise UsageError(f"script_name {name!r}: genimg plots txt2img requests (/sdapi/v1/txt2img)")
+    args = data.get("script_args") or []
+    if not isinstance(args, list):
+        raise UsageError("script_args: a list, as A1111's X/Y/Z plot takes it (x_type, x_values, x_values_dropdown, "
+                         "y_type, …)")
+    args = [*args, *[None] * (18 - len(args))]
+    options = load_toml(Path(__file__).with_name("a1111_xyz.toml"))["axes"]
+    axes = []
+    for n, letter in enumerate("xyz"):
+        kind, values, dropdown = args[3 * n:3 * n + 3]
+        if isinstance(kind, str) and not kind.strip().lstrip("-").isdigit():
+            option = next((o for o in options if o["label"].lower() == kind.strip().lower()), None)
+        else:
+            option = options[int(kind or 0)] if 0 <= int(kind or 0) < len(options) else None
+        if option is None:
+            raise UsageError(f"script_args: {letter}_type {kind!r} is not an axis of A1111's X/Y/Z plot")
+        if option["label"] == "Nothing":
+            continue
+        if "key" not in option:
+            raise UsageError(f"script_args: the {letter.upper()} axis {option['label']!r} varies a setting genimg does not "
+                             "have; plot another")
+        if option.get("choices") and not args[17]:  # A1111 reads a choice axis's dropdown unless csv_mode
+            items = [str(v) for v in (dropdown or [])]
+            if option.get("checkpoint"):
+                items = [checkpoint_name(v) for v in items]
+            line = io.StringIO()
+            csv.writer(line).writerow(items)
+            values = line.getvalue().strip()
+        if not str(values or "").strip():
+            raise UsageError(f"script_args: the {letter.upper()} axis {option['label']!r} has no values")
+        axes.append(f"{option['key']}={values}")
+    if not axes:
+        raise UsageError("script_args: the X/Y/Z plot names no axis (every type is Nothing)")
+    return tuple(axes), bool(args[10])
 
 
 def checkpoint_name(title) -> str:

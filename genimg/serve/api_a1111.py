@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
 from genimg.serve.common import b64, body, failed, finished, image_width, png_b64, spec_of, worker_of
-from genimg.serve.a1111_request import a1111_settings, checkpoint_name, rounded_size, upscaler_name
+from genimg.serve.a1111_request import a1111_plot, a1111_settings, checkpoint_name, rounded_size, upscaler_name
 from genimg.serve.jobs import Job, Worker
 from genimg.serve.safety import decoded_image
 
@@ -36,14 +36,26 @@ async def a1111(worker: Worker, request: Request, task: str):
 def _submit(worker: Worker, data: dict, task: str, options: dict) -> Job:
     """The request decoded, checked, planned and queued (blocking work: run in a thread)."""
     settings, uploads = a1111_settings(data, task, options)
-    return worker.submit(rounded_size(spec_of(settings)), uploads)
+    plot, _ = a1111_plot(data, task)
+    return worker.submit(rounded_size(spec_of(settings)), uploads, plot=plot)
 
 
 def _answer(job: Job, data: dict) -> dict:
     # send_images false: the answer carries no images (A1111's own behaviour; they stay in the job's history)
-    images = [png_b64(path) for path, _ in job.results] if data.get("send_images", True) else []
+    results = _answered(job, data)
+    images = [png_b64(path) for path, _ in results] if data.get("send_images", True) else []
     return {"images": images, "parameters": {k: v for k, v in data.items() if k not in ("init_images", "mask")},
-            "info": json.dumps(a1111_info(job))}
+            "info": json.dumps(a1111_info(job, results))}
+
+
+def _answered(job: Job, data: dict) -> list:
+    """The images an answer carries, in A1111's order: an X/Y/Z plot's grids first, then its images only if
+    the request asked for them ("include lone images")."""
+    if not job.plot:
+        return job.results
+    _, lone = a1111_plot(data, "txt2img")
+    grids = [result for result in job.results if "grid" in result[1]]
+    return grids + ([result for result in job.results if "grid" not in result[1]] if lone else [])
 
 
 @router.post("/sdapi/v1/txt2img")
@@ -220,18 +232,22 @@ def a1111_upscale_settings(data: dict, width: int | None = None):
     return upscale_settings({"scale": scale, "model": upscaler})
 
 
-def a1111_info(job: Job) -> dict:
-    """A1111's ``info``: the first image's settings and every image's seed and infotext."""
+def a1111_info(job: Job, results: list | None = None) -> dict:
+    """A1111's ``info``: the first image's settings and every answered image's seed and infotext (``results``:
+    those the answer carries, by default all; an X/Y/Z plot's grid counts as its first image's)."""
     from genimg.output.metadata import read_text_chunks
 
-    first = job.results[0][1]["settings"]
-    texts = [read_text_chunks(path).get("parameters", "") for path, _ in job.results]
+    results = job.results if results is None else results
+    images = [summary for _, summary in job.results if "settings" in summary]
+    first, fallback = images[0]["settings"], images[0]
+    answered = [summary if "settings" in summary else fallback for _, summary in results]
+    texts = [read_text_chunks(path).get("parameters", "") for path, _ in results]
     return {"prompt": first.get("prompt"), "negative_prompt": first.get("negative", ""), "seed": first.get("seed"),
-            "all_seeds": [summary["seed"] for _, summary in job.results], "steps": first.get("steps"),
+            "all_seeds": [summary["seed"] for summary in answered], "steps": first.get("steps"),
             "cfg_scale": first.get("guidance"), "sampler_name": first.get("scheduler"), "width": first.get("width"),
-            "height": first.get("height"), "sd_model_name": job.results[0][1]["model"], "infotexts": texts,
+            "height": first.get("height"), "sd_model_name": images[0]["model"], "infotexts": texts,
             "subseed": first.get("variation_seed", -1), "subseed_strength": first.get("variation_strength", 0),
-            "all_subseeds": [summary["settings"].get("variation_seed", -1) for _, summary in job.results],
+            "all_subseeds": [summary["settings"].get("variation_seed", -1) for summary in answered],
             "tiling": bool(first.get("tiling"))}
 
 
@@ -266,6 +282,13 @@ def a1111_embeddings():
 def a1111_cmd_flags(request: Request):
     return {"api": True, "nowebui": True, "listen": request.url.hostname not in ("127.0.0.1", "localhost", "::1"),
             "port": request.url.port, "api_auth": None}
+
+
+@router.get("/sdapi/v1/scripts")
+def a1111_scripts():
+    from genimg.serve.a1111_request import PLOT_SCRIPT
+
+    return {"txt2img": [PLOT_SCRIPT], "img2img": []}  # the X/Y/Z plot, on txt2img requests
 
 
 @router.get("/sdapi/v1/face-restorers")

@@ -54,6 +54,7 @@ class Job:
     submitted: float = field(default_factory=time.time)
     fallback: bool = False  # out of GPU memory: retry once on the next smaller preset (--auto-fallback)
     plan: object = None  # the Plan made at submission (its input images let go until it runs)
+    plot: tuple = ()  # an X/Y/Z plot's axes as written ("steps=10,20"): every combination, then the grids
     watchers: list = field(default_factory=list)  # (event loop, asyncio.Event) of each request waiting on it
 
     def emit(self, event: dict, end: bool = False) -> None:
@@ -145,11 +146,22 @@ class Worker:
     def loaded(self) -> list[str]:
         return [name for lane in self.lanes for name in lane.models.loaded()]
 
-    def submit(self, spec, uploads: dict[str, bytes], fallback: bool = False) -> Job:
+    def submit(self, spec, uploads: dict[str, bytes], fallback: bool = False, plot: tuple = ()) -> Job:
         """Queue ``spec``, planned first so a bad request fails now, not when the worker reaches it;
-        ``uploads`` (the client's name -> bytes) are its input images."""
+        ``uploads`` (the client's name -> bytes) are its input images; ``plot``: an X/Y/Z plot of it, its
+        axes as ``--xyz`` writes them (each combination checked now too)."""
         spec = self._served(spec, uploads)
-        return self._queue(spec, uploads, fallback)
+        if plot:
+            from genimg.generation import plan
+            from genimg.xyz import cells, parse_axis
+
+            made = cells(spec, [parse_axis(text) for text in plot])
+            if len(made) > self.max_images:
+                raise UsageError(f"the X/Y/Z plot makes {len(made)} images, more than this server makes for one "
+                                 f"request (at most {self.max_images}); use fewer values")
+            for _, cell in made:
+                plan(cell)
+        return self._queue(spec, uploads, fallback, tuple(plot))
 
     def check(self, spec, uploads: dict[str, bytes]) -> dict:
         """``spec`` planned as its job would be, nothing queued or run: the settings as this server resolves
@@ -190,7 +202,7 @@ class Worker:
         settings.check()
         return self._queue(settings, {name: data})
 
-    def _queue(self, spec, uploads: dict[str, bytes], fallback: bool = False) -> Job:
+    def _queue(self, spec, uploads: dict[str, bytes], fallback: bool = False, plot: tuple = ()) -> Job:
         if not self.accepting:
             raise QueueFull("the server is stopping")
         if self.waiting >= self.max_queue:
@@ -209,7 +221,7 @@ class Worker:
             except GenimgError:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()}, fallback=fallback, plan=planned)
+        job = Job(job_id, spec, folder, {v: k for k, v in copies.items()}, fallback=fallback, plan=planned, plot=plot)
         self.jobs[job_id] = job
         self.last_work = time.monotonic()
         self.queue.put(job)
@@ -326,13 +338,20 @@ class Worker:
         if isinstance(job.spec, UpscaleSettings):
             self._upscale(job, lane, progress)
             return
-        the_plan = with_inputs(job.plan)  # planned at submission; its input images read again now
-        if lane.device:  # the lane's device, without changing the spec the image records
-            the_plan = replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device))
-        executor = Executor(None, lane.models.factory_for(the_plan), progress, job.fallback, served=True,
+        def on_lane(the_plan):  # the lane's device, without changing the spec the image records
+            return replace(the_plan, preset=the_plan.preset.with_overrides(device=lane.device)) if lane.device else the_plan
+
+        executor = Executor(None, None, progress, job.fallback, served=True, factory_of=lane.models.factory_for,
+                            place=on_lane,
                             recorded=lambda image: replace(image, spec=client_spec(image.spec, job.client_paths)))
-        for written in executor.run(the_plan):
-            job.results.append((written.path, written.summary))
+        if job.plot:  # every combination, grouped by model, then a grid per Z value
+            from genimg.xyz import make_plot, parse_axis
+
+            made = make_plot(job.spec, [parse_axis(text) for text in job.plot], job.folder / "images", executor)
+        else:
+            made = ((w.path, w.summary) for w in executor.run(with_inputs(job.plan)))  # its inputs read again now
+        for path, summary in made:
+            job.results.append((path, summary))
             job.emit({"event": "image_ready", "index": len(job.results) - 1})
             if job.interrupt.is_set():
                 return

@@ -408,3 +408,28 @@ def test_batch_rows_take_a1111s_extras_as_the_cli_does(cli, tmp_path, tiny_model
                "-o", tmp_path / "b.png").code == 0
     assert (pixels(first["path"]) == pixels(tmp_path / "a.png")).all()
     assert (pixels(second["path"]) == pixels(tmp_path / "b.png")).all()
+
+
+def test_a_row_with_xyz_makes_its_plot_in_its_own_folder_equal_to_the_cli_plot_and_resumes(cli, tmp_path, tiny_models):
+    model = str(tiny_models["sd"])
+    (tmp_path / "jobs.jsonl").write_text(
+        json.dumps({"prompt": "a red circle", "seed": 3, "xyz": ["steps=1,2", "cfg=3,6"]}) + "\n"
+        + json.dumps({"prompt": "a blue square", "seed": 4}) + "\n"
+        + json.dumps({"prompt": "a ring", "xyz": "stepz=1,2"}) + "\n")
+    args = ("batch", tmp_path / "jobs.jsonl", "-m", model, "-W", "64", "-H", "64", "--preset", "cpu")
+    checked = cli(*args, "-o", tmp_path / "out", "--check")
+    assert checked.code == 2 and "jobs.jsonl:3: xyz: 'stepz=1,2': 'stepz' is not a setting" in checked.err, checked
+    assert "2 jobs ready (5 images" in checked.out  # the plot's four and the plain row's one
+    (tmp_path / "jobs.jsonl").write_text("\n".join((tmp_path / "jobs.jsonl").read_text().splitlines()[:2]) + "\n")
+    assert cli(*args, "-o", tmp_path / "out").code == 0
+    [folder] = [p for p in (tmp_path / "out").iterdir() if p.is_dir() and p.name.startswith("xyz-")]
+    plotted = cli("txt2img", "a red circle", "-m", model, "-W", "64", "-H", "64", "--preset", "cpu", "--seed", "3",
+                  "--xyz", "steps=1,2", "--xyz", "cfg=3,6", "-o", tmp_path / "cli")
+    assert plotted.code == 0, plotted
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "cli").iterdir()) and "xyz_grid-00.png" in names
+    for name in names:
+        assert np.array_equal(pixels(folder / name), pixels(tmp_path / "cli" / name)), name
+    made = (folder / "xyz_grid-00.png").stat().st_mtime_ns
+    again = cli(*args, "-o", tmp_path / "out", "--json")
+    assert again.code == 0 and (folder / "xyz_grid-00.png").stat().st_mtime_ns == made  # resumed: nothing remade

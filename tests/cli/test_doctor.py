@@ -23,6 +23,8 @@ def test_doctor_json_names_the_preset_auto_picks(cli, monkeypatch, kind, total, 
     assert found["hub"]["offline"] is True  # the tests run with HF_HUB_OFFLINE=1
     assert set(found["accelerators"]) == {"xformers", "bitsandbytes", "torchao", "triton", "gguf"}
     assert found["devices"]["cpu"]["openvino"] == "found"  # a dependency: the route auto picks on a CPU
+    # conftest's CPU has no flags: the route's recipe for fp32-only CPUs
+    assert found["devices"]["cpu"]["kind"] == "fp32" and "Winograd" in found["devices"]["cpu"]["openvino_recipe"]
 
 
 def test_doctor_reports_what_fails_instead_of_failing(cli, monkeypatch):

@@ -321,6 +321,39 @@ def test_a_batch_through_the_server_writes_the_same_images_and_manifest(cli, tmp
     assert len(records(tmp_path / "remote")) == 3  # the batch seed line and two images
 
 
+def test_a1111_xyz_plot_script_answers_its_grid_then_each_image_a_plain_request_makes(server):
+    url, _ = server
+    base = {"prompt": "a red circle", "seed": 5, "width": 64, "height": 64, "cfg_scale": 5}
+    #        x: Steps by number        y: Sampler by label, from its dropdown   z: Nothing  legend, lone images, …
+    args = [4, "2-4 (+2)", [], "Sampler", "", ["Euler", "DDIM"], 0, "", [], True, True, False, False, False, False,
+            False, 0, False]
+    with httpx.Client(base_url=url, timeout=120) as client:
+        assert client.get("/sdapi/v1/scripts").json()["txt2img"] == ["x/y/z plot"]
+        made = client.post("/sdapi/v1/txt2img", json={**base, "steps": 3, "script_name": "X/Y/Z plot",
+                                                       "script_args": args})
+        assert made.status_code == 200, made.text
+        body, info = made.json(), json.loads(made.json()["info"])
+        assert len(body["images"]) == 5 and len(info["infotexts"]) == 5  # the grid, then the four images
+        grid = _pixels(base64.b64decode(body["images"][0]))
+        assert grid.shape[0] > 2 * 64 and grid.shape[1] > 2 * 64  # two rows, two columns and their labels
+        assert 'Script: X/Y/Z plot, X Type: steps, X Values: "2-4 (+2)", Y Type: scheduler, Y Values: "Euler,DDIM"' \
+            in info["infotexts"][0]
+        for n, (steps, sampler) in enumerate([(2, "Euler"), (4, "Euler"), (2, "DDIM"), (4, "DDIM")]):  # X fastest
+            alone = client.post("/sdapi/v1/txt2img", json={**base, "steps": steps, "sampler_name": sampler})
+            assert np.array_equal(_pixels(base64.b64decode(alone.json()["images"][0])),
+                                  _pixels(base64.b64decode(body["images"][1 + n])))
+            assert f"Steps: {steps}, Sampler: {sampler}" in info["infotexts"][1 + n]
+        only_grid = client.post("/sdapi/v1/txt2img", json={**base, "steps": 2, "script_name": "x/y/z plot",
+                                                            "script_args": [4, "1,2", [], 0, "", [], 0, "", []]})
+        assert only_grid.status_code == 200 and len(only_grid.json()["images"]) == 1  # lone images not asked for
+        for script_args, words in [([12, "1,2", []], "'Negative Guidance minimum sigma' varies a setting genimg does not have"),
+                                   ([4, "1-20", []], "the X/Y/Z plot makes 20 images, more than this server makes"),
+                                   (["Stepz", "1,2", []], "x_type 'Stepz' is not an axis")]:
+            refused = client.post("/sdapi/v1/txt2img", json={**base, "script_name": "x/y/z plot",
+                                                             "script_args": script_args})
+            assert refused.status_code == 400 and words in refused.json()["error"], refused.text
+
+
 def test_a1111_extras_upscale_one_image_and_a_batch(server, tmp_path):
     url, _ = server
     image = base64.b64encode(_noise_png(tmp_path / "in.png").read_bytes()).decode()

@@ -320,3 +320,20 @@ def _pixels(answer) -> bytes:
     from PIL import Image
 
     return Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0]))).convert("RGB").tobytes()
+
+
+@pytest.mark.parametrize("args, axes, values, lone", [
+    ([4, "10-30 (+10)", [], 0, "", [], 0, "", []], ("steps=10-30 (+10)",), [(10, 20, 30)], False),
+    (["Checkpoint name", "", ["demo [0123abcd]", "sd15"], "CFG Scale", "4,7", [], "Nothing", "", [],
+      True, True], ('model=demo,sd15', "guidance=4,7"), [("demo", "sd15"), (4, 7)], True),
+    # csv_mode (the 18th argument): a choice axis reads its values from the text, not the dropdown
+    ([9, "Euler a, DDIM", ["Euler"]] + [0, "", []] * 2 + [True, False, False, False, False, False, False, 0, True],
+     ("scheduler=Euler a, DDIM",), [("Euler a", "DDIM")], False),
+])
+def test_a1111_plot_arguments_become_the_axes_xyz_takes(args, axes, values, lone):
+    from genimg.serve.a1111_request import a1111_plot
+    from genimg.xyz import parse_axis
+
+    assert a1111_plot({"script_name": "X/Y/Z plot", "script_args": args}, "txt2img") == (axes, lone)
+    assert [parse_axis(axis).values for axis in axes] == values  # each one an axis --xyz takes
+    assert a1111_plot({"prompt": "no script"}, "txt2img") == ((), False)
