@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import print_timings
 
 PROMPT = "a red circle on a blue background"
 
@@ -85,13 +86,8 @@ def main() -> None:
             rss = server_rss(work / "state")
         finally:
             subprocess.run([sys.executable, "-m", "genimg", "serve", "--stop"], env=env, capture_output=True)
-    torch = statistics.median(results['python -c "import torch"'])
     print(f"CPU: {cpu_name()}; {args.runs} runs each, interleaved\n")
-    print("| command | median s | min s | vs import torch |")
-    print("|---|---|---|---|")
-    for name, times in results.items():
-        med = statistics.median(times)
-        print(f"| {name} | {med:.2f} | {min(times):.2f} | {med / torch:.2f}x |")
+    print_timings(results, 'python -c "import torch"', "vs import torch")
     print(f"\nThe command that started the background server: {started:.2f} s. Its resident memory afterwards, "
           f"the demo model warm: {rss / 2**20:.0f} MB.\n")
     print("Heaviest top-level imports of a fresh run (`python -X importtime`, cumulative s):\n")

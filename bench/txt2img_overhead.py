@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import print_timings
 
 PLAIN = """
 import sys, torch
@@ -66,13 +67,8 @@ def main() -> None:
     for i in range(args.runs):
         for name, make in commands.items():
             times[name].append(timed(make(i), env))
-    base = statistics.median(times["plain diffusers script"])
     print(f"tiny SD1.5, {args.size}x{args.size}, {args.steps} steps, {args.runs} runs each, interleaved")
-    print("| command | median s | min s | ratio |")
-    print("|---|---|---|---|")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"| {name} | {med:.2f} | {min(values):.2f} | {med / base:.3f}x |")
+    print_timings(times, "plain diffusers script", "ratio", ratio_digits=3)
 
 
 if __name__ == "__main__":

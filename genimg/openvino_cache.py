@@ -1,5 +1,6 @@
 """What the OpenVINO route keeps on disk, listed and freed (``genimg models conversions``): the UNet's
-conversions, and its VAE decoder's and encoder's (``openvino_vae``), each listed as "MODEL (VAE decoder)".
+conversions, and its VAE's and text encoders' (``openvino_vae``, ``openvino_text``), each listed as
+"MODEL (VAE decoder)", "MODEL (text encoder)" ….
 
 The route converts a UNet once per weights (LoRAs fused in) and input size, and never reuses a conversion
 for other weights: another model, LoRA set or size adds files, and nothing else removes them. Per weights
@@ -108,10 +109,22 @@ def matching(kept: list[Conversion], what: str) -> list[Conversion]:
     if what == "all":
         return kept
 
-    def model_of(conversion: Conversion) -> str:  # a VAE part's entry is listed as "MODEL (VAE decoder)"
-        return conversion.model.split(" (VAE ")[0]
+    def model_of(conversion: Conversion) -> str:  # a part's entry is listed as "MODEL (VAE decoder)"
+        return part_of(conversion.model)[0]
 
     return [c for c in kept if c.key.startswith(what) or model_of(c) == what or Path(model_of(c)).name == what]
+
+
+# The parts of a model the route converts besides its UNet, as the listing names them: "MODEL (PART)"
+PARTS = ("VAE decoder", "VAE encoder", "text encoder", "text encoder 2")
+
+
+def part_of(listed: str) -> tuple[str, str]:
+    """(the model, the part: "UNet" or one of :data:`PARTS`) of a conversion's listed name."""
+    for part in PARTS:
+        if listed.endswith(f" ({part})"):
+            return listed[:-len(part) - 3], part
+    return listed, "UNet"
 
 
 def remove(conversion: Conversion) -> int:
@@ -132,9 +145,12 @@ def age(seconds_since_epoch: float) -> str:
 
 
 def _size(stem: str, scale: int = 8) -> str:
-    """"512x512 batch 2" from an IR's name (its first input is the latents, B×4×H/scale×W/scale)."""
+    """"512x512 batch 2" from an IR's name (its first input is the latents, B×4×H/scale×W/scale, or a VAE
+    encoder's pixels at scale 1); "77 tokens" for a text encoder's."""
     parts = stem.split("-")
     dims = parts[2].split("x") if len(parts) > 2 and parts[1] in KINDS else []
+    if len(dims) == 2 and all(d.isdigit() for d in dims):  # a text encoder's token ids
+        return f"{dims[1]} tokens"
     if len(dims) != 4 or not all(d.isdigit() for d in dims):
         return "?"
     batch, _, h, w = map(int, dims)

@@ -50,12 +50,18 @@ class PartForward:
                 self.note(f"OpenVINO: {self.model} runs on torch for this call (tiled, or with extra inputs)")
             self.noted = True
             return self.torch_forward(sample, *rest, **kwargs)
-        request = self._request(sample)
+        request = self._request((sample.detach().float(),))
         out = request.infer([sample.detach().float().numpy()])[0]
         return torch.from_numpy(out.copy()).to(sample.dtype)
 
-    def _request(self, sample):
-        shapes = (tuple(sample.shape),)
+    def traced(self) -> torch.nn.Module:
+        """The module as OpenVINO traces it: float32 tensors in and out."""
+        return _Traced(self.module, self.torch_forward).eval()
+
+    def _request(self, example: tuple):
+        """The compiled graph for inputs shaped as ``example``'s: converted (``traced``) and saved once per
+        weights and shapes, compiled once per process."""
+        shapes = tuple(tuple(x.shape) for x in example)
         layout = weights_layout(self.module)
         if self.known[0] != layout:
             self.known = (layout, fingerprint(self.module))
@@ -65,7 +71,7 @@ class PartForward:
         f32_graph = self.recipe.f32_graph and self.precision == "bf16"
         xml = self.cache / f"{ir_name(key, False, shapes, f32_graph)}.xml"
         if not xml.is_file():
-            self._convert(sample, xml, f32_graph)
+            self._convert(example, xml, f32_graph)
             record(xml, self.model, shapes, self.scale)
         mark_used(xml)
         while len(self.requests) >= KEPT_GRAPHS:
@@ -73,7 +79,7 @@ class PartForward:
         request = self.requests[(key, shapes)] = compiled_request(xml, compiled_folder(self.cache, key), self.precision)
         return request
 
-    def _convert(self, sample, xml: Path, f32_graph: bool) -> None:
+    def _convert(self, example: tuple, xml: Path, f32_graph: bool) -> None:
         import openvino as ov
 
         from genimg.files import check_room
@@ -82,8 +88,7 @@ class PartForward:
         self.cache.mkdir(parents=True, exist_ok=True)
         needed = 2 * sum(t.nbytes for t in self.module.state_dict().values()) * (2 if f32_graph else 1)
         check_room(self.cache, needed, f"converting the {self.model} for OpenVINO", "set GENIMG_CACHE_DIR to a bigger disk")
-        traced = _Traced(self.module, self.torch_forward).eval()
-        example = (sample.detach().float(),)
+        traced = self.traced()
         with torch.no_grad(), warnings.catch_warnings(), in_float32(self.module, f32_graph):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
             converted = ov.convert_model(traced, example_input=example)

@@ -55,9 +55,11 @@ def apply_preset(pipe, preset: Preset, progress=None, model: str = "", denoiser:
 
 
 def _openvino_route(pipe, progress, model: str) -> None:
-    """The UNet and the VAE's encoder and decoder run by OpenVINO (``openvino_unet``, ``openvino_vae``), in
+    """The UNet, the VAE's encoder and decoder and the text encoders run by OpenVINO (``openvino_unet``,
+    ``openvino_vae``, ``openvino_text``), in
     the dtype the preset loaded them in, converted by this CPU kind's recipe; planning has already sent the
     jobs the route cannot take, models without a UNet among them, to a torch preset (``generation``)."""
+    from genimg.openvino_text import install_text, is_text_encoder
     from genimg.openvino_unet import install, recipe_for_this_cpu
     from genimg.openvino_vae import install_vae
     from genimg.paths import cache_dir
@@ -69,6 +71,9 @@ def _openvino_route(pipe, progress, model: str) -> None:
     recipe, cache = recipe_for_this_cpu(), cache_dir() / "openvino"
     install(pipe.unet, cache, progress, note, recipe, model=model, scale=pipe.vae_scale_factor)
     install_vae(pipe.vae, cache, recipe, note, model=model, scale=pipe.vae_scale_factor)
+    for name, component in pipe.components.items():  # SD's text encoder, SDXL's two
+        if is_text_encoder(component):
+            install_text(component, cache, recipe, note, model=model, part=name.replace("_", " "))
 
 
 def _upcast_vae(vae) -> None:

@@ -14,15 +14,13 @@ FAST = ("-W", "64", "-H", "64", "--steps", "3", "--seed", "4", "--json")
 
 
 def _ir_files(part: str = "UNet"):
-    """The IRs of the route's cache for one part of the model: "UNet", "VAE decoder" or "VAE encoder" (the
-    sidecar beside each names the model and, for the VAE's, the part)."""
+    """The IRs of the route's cache for one part of the model: "UNet", "VAE decoder", "VAE encoder", "text
+    encoder" … (the sidecar beside each names the model and, for the other parts, the part)."""
+    from genimg.openvino_cache import part_of
     from genimg.paths import cache_dir
 
-    def part_of(xml) -> str:
-        model = json.loads(xml.with_suffix(".json").read_text())["model"]
-        return model[model.rindex("(") + 1:-1] if model.endswith("decoder)") or model.endswith("encoder)") else "UNet"
-
-    return sorted(xml for xml in (cache_dir() / "openvino").glob("*.xml") if part_of(xml) == part)
+    return sorted(xml for xml in (cache_dir() / "openvino").glob("*.xml")
+                  if part_of(json.loads(xml.with_suffix(".json").read_text())["model"])[1] == part)
 
 
 def _kernels(xml) -> set:
@@ -57,6 +55,7 @@ def test_openvino_makes_the_cpu_presets_image_and_converts_once(cli, tmp_path, t
     assert _kernels(converted[0]) == {"16-products"}
     assert np.abs(pixels(tmp_path / "ov.png") - pixels(tmp_path / "torch.png")).max() <= 1
     assert len(_ir_files("VAE decoder")) == 1 and not _ir_files("VAE encoder")  # the whole image on the route
+    assert len(_ir_files("text encoder")) == 1 and len(_ir_files("text encoder 2")) == (family == "sdxl")
     assert json.loads(first.out)["settings"]["preset"] == "cpu-openvino"
     again = cli("txt2img", "a ring", *model, *FAST, "--preset", "cpu-openvino", "-o", tmp_path / "again.png")
     assert again.code == 0 and _ir_files() == sorted(before + converted)  # the IR on disk is reused
@@ -103,6 +102,30 @@ def test_img2img_runs_the_vae_encoder_on_the_route_too_and_a_tiled_decode_stays_
     assert np.abs(pixels(tmp_path / "cpu-openvino.png") - pixels(tmp_path / "cpu.png")).max() <= 1
     tiled = cli("txt2img", "a ring", *model, *FAST, "--vae-tiling", "--preset", "cpu-openvino", "-o", tmp_path / "t.png")
     assert tiled.code == 0 and "(VAE decoder) runs on torch for this call (tiled" in tiled.err, tiled
+
+
+@pytest.mark.parametrize("part", ["text_encoder", "text_encoder_2"])
+def test_a_text_encoder_on_the_route_gives_what_transformers_gives(tiny_models, tmp_path, part):
+    import torch
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    from genimg.openvino_text import install_text
+    from genimg.openvino_unet import RECIPES
+
+    cls = CLIPTextModel if part == "text_encoder" else CLIPTextModelWithProjection  # SD's; SDXL's second
+    encoder = cls.from_pretrained(f"{tiny_models['sdxl']}/{part}").eval()
+    ids = torch.randint(0, encoder.config.vocab_size, (1, 77))
+    with torch.inference_mode():
+        expected = encoder(ids, output_hidden_states=True)
+        install_text(encoder, tmp_path, RECIPES["fp32"], model="tiny")
+        got = encoder(ids, output_hidden_states=True)
+        assert type(got) is type(expected) and len(got.hidden_states) == len(expected.hidden_states) > 2
+        pairs = [(got[0], expected[0]), (got[1], expected[1]), *zip(got.hidden_states, expected.hidden_states)]
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in pairs)  # every layer: clip skip reads them
+        assert encoder(ids)[0].shape == expected[0].shape and encoder(ids).hidden_states is None
+        masked = encoder(ids, attention_mask=torch.ones_like(ids))  # not among the graph's inputs: torch runs it
+    assert torch.allclose(masked[0], expected[0], atol=1e-5)
+    assert len(list(tmp_path.glob("*.xml"))) == 1
 
 
 @pytest.mark.parametrize("flags, kind, winograd, f32_graph", [
@@ -315,7 +338,8 @@ def test_the_graph_is_saved_while_the_winograd_filters_it_shares_are_alive(tiny_
     monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
     spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
     routed = np.asarray(generate(spec, PipelineFactory())[0].image).astype(int)
-    assert len(made) > 5 and alive_when_saved == [len(made), 0]  # the UNet's save, then the VAE decoder's (no Winograd)
+    # the text encoder's save (before the UNet's: the prompt is encoded first), the UNet's, the VAE decoder's
+    assert len(made) > 5 and alive_when_saved == [0, len(made), 0]
     on_torch = np.asarray(generate(spec.replace(preset="cpu"), PipelineFactory())[0].image).astype(int)
     assert np.abs(routed - on_torch).max() <= 1
 
@@ -330,7 +354,7 @@ def test_a_conversion_that_would_fill_the_disk_is_refused_with_the_room_it_needs
     monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(files, "free_space", lambda folder: 1000)
     spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
-    with pytest.raises(DiskFull, match=r"converting the UNet for OpenVINO needs about \d+ MB, .* 0 MB free; "
+    with pytest.raises(DiskFull, match=r"converting the .+ for OpenVINO needs about \d+ MB, .* 0 MB free; "
                                        "free some space or set GENIMG_CACHE_DIR to a bigger disk"):
         generate(spec, PipelineFactory())
     assert not list((tmp_path / "cache").rglob("*.bin"))
@@ -354,7 +378,8 @@ def test_models_conversions_lists_each_weights_conversions_and_frees_them(cli, t
     legacy = next(c for c in entries if c["key"] == "compiled")
     ours = next(c for c in entries if c["model"] == model.name)  # the UNet's
     decoder = next(c for c in entries if c["model"] == f"{model.name} (VAE decoder)")
-    assert len(entries) == 3 and sorted(decoder["sizes"]) == ["48x48 batch 1", "64x64 batch 1"]
+    text = next(c for c in entries if c["model"] == f"{model.name} (text encoder)")
+    assert len(entries) == 4 and sorted(decoder["sizes"]) == ["48x48 batch 1", "64x64 batch 1"] and text["sizes"] == ["77 tokens"]
     files = [p for p in folder.rglob("*") if p.is_file() and (p.name.startswith(ours["key"]) or ours["key"] in p.parts)]
     assert ours["bytes"] == sum(p.stat().st_size for p in files) > 0
     assert sorted(ours["sizes"]) == ["48x48 batch 2", "64x64 batch 2"]  # batch 2: guidance's two halves
@@ -400,7 +425,8 @@ def test_a_save_that_fails_midway_leaves_no_part_of_the_ir_and_a_full_disk_says_
     monkeypatch.setattr(files, "free_space", lambda folder: room["bytes"])
     monkeypatch.setenv("GENIMG_CACHE_DIR", str(tmp_path / "cache"))
     spec = GenerationSpec("x", model=str(tiny_models["sd"]), preset="cpu-openvino", width=64, height=64, steps=3, seed=4)
-    with pytest.raises(DiskFull, match=r"saving the converted UNet filled .*cache/openvino \(0 MB free; it needs about "
+    # the first conversion a txt2img makes is its text encoder's (the prompt is encoded first)
+    with pytest.raises(DiskFull, match=r"saving the converted .+ \(text encoder\) filled .*cache/openvino \(0 MB free; it needs about "
                                        r"\d+ MB\); free some space or set GENIMG_CACHE_DIR to a bigger disk"):
         generate(spec, PipelineFactory())
     assert [p.name for p in (tmp_path / "cache" / "openvino").iterdir()] == []
