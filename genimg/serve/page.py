@@ -23,13 +23,15 @@ def page():
 @router.get("/v1/gallery")
 async def gallery(worker: Worker = Depends(worker_of)):
     """Every image this server made, newest first, with its settings and the command that remakes it (an
-    upscale: its source's name and the upscaler)."""
+    upscale: its source's name and the upscaler; an X/Y/Z plot's grid: its axes)."""
     made = [{"url": f"/v1/jobs/{job.id}/images/{n}", "made": job.submitted, **_described(summary)}
             for job in worker.jobs.values() for n, (_, summary) in enumerate(job.results)]
     return {"images": sorted(made, key=lambda image: -image["made"])}
 
 
 def _described(summary: dict) -> dict:
+    if "grid" in summary:  # an X/Y/Z plot's grid: its axes as written
+        return {"plot": summary["axes"], "size": summary["size"]}
     if "settings" not in summary:  # an upscale
         return {"upscaled": summary["source"], "upscaler": summary["upscaler"], "size": summary["size"]}
     return {"settings": summary["settings"], "model": summary["model"], "command": remake_command(summary["settings"])}
@@ -85,6 +87,7 @@ async function show() {
   document.getElementById("gallery").innerHTML = answer.images.map(i =>
     `<figure><img src="${esc(i.url)}" alt=""><figcaption>` + (i.settings
       ? `${esc(i.settings.prompt)} (seed ${esc(i.settings.seed)})<code>${esc(i.command)}</code>`
+      : i.plot ? `X/Y/Z plot: ${esc(i.plot.join(" · "))}`
       : `${esc(i.upscaled)} upscaled (${esc(i.upscaler)})`) + `</figcaption></figure>`).join("");
 }
 form.addEventListener("submit", async event => {

@@ -343,6 +343,10 @@ def test_a1111_xyz_plot_script_answers_its_grid_then_each_image_a_plain_request_
             assert np.array_equal(_pixels(base64.b64decode(alone.json()["images"][0])),
                                   _pixels(base64.b64decode(body["images"][1 + n])))
             assert f"Steps: {steps}, Sampler: {sampler}" in info["infotexts"][1 + n]
+        shown = client.get("/v1/gallery")  # the page's gallery shows the grid with its axes
+        assert shown.status_code == 200
+        assert [(i["plot"], i["size"]) for i in shown.json()["images"] if "plot" in i] == \
+            [(["steps=2-4 (+2)", "scheduler=Euler,DDIM"], [grid.shape[1], grid.shape[0]])]
         only_grid = client.post("/sdapi/v1/txt2img", json={**base, "steps": 2, "script_name": "x/y/z plot",
                                                             "script_args": [4, "1,2", [], 0, "", [], 0, "", []]})
         assert only_grid.status_code == 200 and len(only_grid.json()["images"]) == 1  # lone images not asked for
