@@ -1,11 +1,13 @@
-"""The `compile = "openvino"` route for CPUs: a pipeline's UNet run by OpenVINO, the rest of the diffusers
-pipeline (schedulers, prompt weighting, CFG, img2img/inpaint, the hires fix) unchanged.
+"""The `compile = "openvino"` route for CPUs: a pipeline's UNet run by OpenVINO (its VAE and text encoders too:
+``openvino_vae``, ``openvino_text``), the rest of the diffusers pipeline (schedulers, prompt weighting, CFG,
+img2img/inpaint, the hires fix) unchanged.
 
 The UNet is converted by ``openvino.convert_model`` (traced with example inputs of the call's shapes) from
 its weights as the preset loads them — bf16 on a CPU with bf16 instructions, which halves what the
 conversion and the IR hold — and saved as OpenVINO IR in genimg's cache with those shapes fixed, then
-compiled for the CPU in the preset's precision; its 3×3 convolutions are traced as Winograd's products
-where that pays (``genimg.winograd``). A conversion costs two minutes for SD1.5, six or more for SDXL;
+compiled for the CPU in the preset's precision, by the CPU kind's recipe (:data:`RECIPES`): its 3×3
+convolutions traced as Winograd's products where that pays (``genimg.winograd``), or a float32 graph
+OpenVINO lowers itself, as its own documentation converts. A conversion costs two minutes for SD1.5, six or more for SDXL;
 it is kept on disk under a key of the weights (LoRAs fused into them change it, so another LoRA or model
 is converted anew, never reused) and of the input shapes (another size or batch is another conversion);
 OpenVINO keeps the compiled graph too, so a later process loads it without reading or compiling the IR.

@@ -56,9 +56,9 @@ def apply_preset(pipe, preset: Preset, progress=None, model: str = "", denoiser:
 
 def _openvino_route(pipe, progress, model: str) -> None:
     """The UNet, the VAE's encoder and decoder and the text encoders run by OpenVINO (``openvino_unet``,
-    ``openvino_vae``, ``openvino_text``), in
-    the dtype the preset loaded them in, converted by this CPU kind's recipe; planning has already sent the
-    jobs the route cannot take, models without a UNet among them, to a torch preset (``generation``)."""
+    ``openvino_vae``, ``openvino_text``), in the dtype the preset loaded them in, converted by this CPU
+    kind's recipe; planning has already sent the jobs the route cannot take, models without a UNet among
+    them, to a torch preset (``generation``)."""
     from genimg.openvino_text import install_text, is_text_encoder
     from genimg.openvino_unet import install, recipe_for_this_cpu
     from genimg.openvino_vae import install_vae
