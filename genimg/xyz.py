@@ -128,6 +128,11 @@ def draw_grid(images: dict, axes: list[Axis], z: int):
     return grid, (left, top)
 
 
+def is_grid(summary: dict) -> bool:
+    """Whether ``summary`` (what :func:`make_plot` yields beside a path) is a grid's, not an image's."""
+    return "grid" in summary
+
+
 def make_plot(spec, axes: list[Axis], folder, executor):
     """Every combination made into ``folder`` (grouped by model, so each loads once), then one grid per Z
     value; yields (path, summary) of each image and then of each grid. Every path is checked first."""

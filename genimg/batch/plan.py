@@ -218,12 +218,12 @@ def _run_plot_row(plot: PlotRow, folder: Path, executor=None, progress=None) -> 
     """Make a plot row's images and grids in its folder (what an interrupted run left there is made again);
     returns the images made."""
     from genimg.api import Executor
-    from genimg.xyz import make_plot, parse_axis
+    from genimg.xyz import is_grid, make_plot, parse_axis
 
     runner = Executor(getattr(executor, "server", None), getattr(executor, "factory", None), progress, overwrite=True)
     made = 0
     for _, summary in make_plot(plot.spec, [parse_axis(text) for text in plot.axes], folder / plot.name, runner):
-        made += "grid" not in summary
+        made += not is_grid(summary)
     return made
 
 

@@ -53,9 +53,11 @@ def _answered(job: Job, data: dict) -> list:
     the request asked for them ("include lone images")."""
     if not job.plot:
         return job.results
+    from genimg.xyz import is_grid
+
     _, lone = a1111_plot(data, "txt2img")
-    grids = [result for result in job.results if "grid" in result[1]]
-    return grids + ([result for result in job.results if "grid" not in result[1]] if lone else [])
+    grids = [result for result in job.results if is_grid(result[1])]
+    return grids + ([result for result in job.results if not is_grid(result[1])] if lone else [])
 
 
 @router.post("/sdapi/v1/txt2img")

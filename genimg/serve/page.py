@@ -30,7 +30,9 @@ async def gallery(worker: Worker = Depends(worker_of)):
 
 
 def _described(summary: dict) -> dict:
-    if "grid" in summary:  # an X/Y/Z plot's grid: its axes as written
+    from genimg.xyz import is_grid
+
+    if is_grid(summary):  # an X/Y/Z plot's grid: its axes as written
         return {"plot": summary["axes"], "size": summary["size"]}
     if "settings" not in summary:  # an upscale
         return {"upscaled": summary["source"], "upscaler": summary["upscaler"], "size": summary["size"]}
