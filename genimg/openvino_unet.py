@@ -90,6 +90,24 @@ def weights_layout(module: torch.nn.Module) -> tuple:
     return tensors, _adapter_state(module)
 
 
+class WeightsKey:
+    """The :func:`fingerprint` of a module's weights now, sampled anew only when a tensor was replaced or
+    written (its :func:`weights_layout` changed)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module, self.known = module, (None, None)  # (the layout, its fingerprint then)
+
+    def __call__(self) -> str:
+        layout = weights_layout(self.module)
+        if self.known[0] != layout:
+            self.known = (layout, fingerprint(self.module))
+        return self.known[1]
+
+    def settle(self, key: str) -> None:
+        """The weights were swapped for tensors of the same values: ``key`` still holds, not sampled again."""
+        self.known = (weights_layout(self.module), key)
+
+
 def fingerprint(module: torch.nn.Module) -> str:
     """A key of ``module``'s weights: names, shapes and an evenly spaced sample of each tensor's values,
     and the scales of any LoRA adapters in it (peft keeps those outside the weights). Reading every byte
@@ -164,7 +182,7 @@ class OpenVINOForward:
         self.progress, self.note = progress, note
         self.requests: dict = {}
         self.noted: set = set()
-        self.known: tuple = (None, None)  # (the UNet's weights_layout, its fingerprint then): sampled again only on a change
+        self.key = WeightsKey(unet)
         self.weights_on_disk = False
 
     def __call__(self, sample, timestep, encoder_hidden_states, class_labels=None, timestep_cond=None,
@@ -202,7 +220,7 @@ class OpenVINOForward:
 
     def _request(self, inputs: list, sdxl: bool):
         shapes = tuple(tuple(x.shape) for x in inputs)
-        key = self._key()  # per call: a LoRA loaded or fused since the last one makes another graph
+        key = self.key()  # per call: a LoRA loaded or fused since the last one makes another graph
         if (key, shapes) in self.requests:
             self.requests[(key, shapes)] = self.requests.pop((key, shapes))  # the most recent last
             return self.requests[(key, shapes)]
@@ -222,13 +240,6 @@ class OpenVINOForward:
             self.requests.pop(next(iter(self.requests)))
         request = self.requests[(key, shapes)] = compiled_request(xml, compiled_folder(self.cache, key), self.precision)
         return request
-
-    def _key(self) -> str:
-        """The fingerprint of the UNet's weights now, sampled anew only when a tensor was replaced or written."""
-        layout = weights_layout(self.unet)
-        if self.known[0] != layout:
-            self.known = (layout, fingerprint(self.unet))
-        return self.known[1]
 
     def _weights_to_disk(self, key: str) -> None:
         """Swap the torch UNet's tensors for memory-mapped ones read from a safetensors copy in the cache
@@ -256,7 +267,7 @@ class OpenVINOForward:
                 self.note(f"OpenVINO: the torch UNet's weights stay in memory: {e}")
             return
         _return_freed_memory()
-        self.known = (weights_layout(self.unet), key)  # the same values: not sampled again (that would page them all in)
+        self.key.settle(key)  # the same values: not sampled again (that would page them all in)
 
     def _convert(self, inputs: list, sdxl: bool, xml: Path, winograd: bool, f32_graph: bool = False) -> None:
         """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``; ``f32_graph``:

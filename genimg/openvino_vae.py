@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record
-from genimg.openvino_unet import Recipe, weights_layout, compiled_request, fingerprint, save_ir
+from genimg.openvino_unet import Recipe, WeightsKey, compiled_request, in_float32, save_ir
 from genimg.third_party import replace_forward
 
 KEPT_GRAPHS = 2  # compiled graphs kept in memory per part (two sizes: an image and its hires pass)
@@ -41,7 +41,7 @@ class PartForward:
         self.torch_forward = type(module).forward.__get__(module)
         self.precision = "bf16" if _dtype(module) == torch.bfloat16 else "f32"
         self.requests: dict = {}
-        self.known: tuple = (None, None)
+        self.key = WeightsKey(module)
         self.noted = False
 
     def __call__(self, sample, *rest, **kwargs):
@@ -50,8 +50,8 @@ class PartForward:
                 self.note(f"OpenVINO: {self.model} runs on torch for this call (tiled, or with extra inputs)")
             self.noted = True
             return self.torch_forward(sample, *rest, **kwargs)
-        request = self._request((sample.detach().float(),))
-        out = request.infer([sample.detach().float().numpy()])[0]
+        x = sample.detach().float()
+        out = self._request((x,)).infer([x.numpy()])[0]
         return torch.from_numpy(out.copy()).to(sample.dtype)
 
     def traced(self) -> torch.nn.Module:
@@ -62,10 +62,7 @@ class PartForward:
         """The compiled graph for inputs shaped as ``example``'s: converted (``traced``) and saved once per
         weights and shapes, compiled once per process."""
         shapes = tuple(tuple(x.shape) for x in example)
-        layout = weights_layout(self.module)
-        if self.known[0] != layout:
-            self.known = (layout, fingerprint(self.module))
-        key = self.known[1]
+        key = self.key()
         if (key, shapes) in self.requests:
             return self.requests[(key, shapes)]
         f32_graph = self.recipe.f32_graph and self.precision == "bf16"
@@ -83,7 +80,6 @@ class PartForward:
         import openvino as ov
 
         from genimg.files import check_room
-        from genimg.openvino_unet import in_float32
 
         self.cache.mkdir(parents=True, exist_ok=True)
         needed = 2 * sum(t.nbytes for t in self.module.state_dict().values()) * (2 if f32_graph else 1)
