@@ -35,6 +35,9 @@ KEYS = {
     "model_dirs": Key(list, "folders searched for -m NAME (NAME or NAME.safetensors; checkpoint_dir always is)", []),
     "embedding_dirs": Key(list, "folders searched for --embedding NAME (besides the config folder's embeddings/)", []),
     "upscaler_dirs": Key(list, "folders searched for genimg upscale --model NAME", []),
+    "face_restorer": Key(str, "the face restorer of --restore-faces without a name and the server's restore_faces "
+                         "(a file, a name in face_restorer_dirs, or GFPGAN, CodeFormer, RestoreFormer)"),
+    "face_restorer_dirs": Key(list, "folders searched for --restore-faces NAME", []),
     "hf_endpoint": Key(str, "Hugging Face hub or mirror URL (sets HF_ENDPOINT when that is not set)"),
     "hf_offline": Key(bool, "never reach the hub, use the cache only (sets HF_HUB_OFFLINE)", False),
     "server": Key(str, "a genimg server the generating commands use (URL); auto: the one this machine runs, started "

@@ -76,6 +76,9 @@ def run(plan: Plan, factory=None, progress: Progress | None = None,
             if plan.spec.hires and not early:
                 images, more = hires_fix(plan, factory, batch, images, progress)
                 steps += more
+            if plan.face_restorer and not early:
+                restorer = factory.upscaler(plan.face_restorer, plan.preset, progress)
+                images = [restorer.restore(image, plan.spec.face_strength, plan.spec.face_fidelity) for image in images]
         except OutOfMemory as e:
             if not fallback or e.smaller is None:
                 raise

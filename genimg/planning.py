@@ -64,6 +64,7 @@ class Plan:
     choice: PipelineChoice | None = None  # what runs it: pipeline class, ControlNets to load (made once, here)
     hires_choice: PipelineChoice | None = None  # what repaints the hires fix's second pass
     refiner: ModelRef | None = None  # SDXL's refiner: takes over at spec.refiner_switch
+    face_restorer: object | None = None  # UpscalerRef of --restore-faces
     prepared: bool = False  # prepare() has fetched the alias's LoRAs and adapters and made the control maps
 
     @property
@@ -149,12 +150,17 @@ def plan(spec: GenerationSpec, output=None, overwrite: bool = False,
         hires_size = tuple(max(family.factor, round(v * spec.hires.scale / family.factor) * family.factor)
                            for v in size)
         hires_choice = choose_pipeline(ref.family, ref.variant, "img2img")
+    face_restorer = None
+    if spec.restore_faces:
+        from genimg.upscale.faces import resolve_face_restorer
+
+        face_restorer = resolve_face_restorer(spec.restore_faces, spec.allow_pickle)
     from genimg.redux import read_redux
 
     base = Plan(resolved, ref, preset, scheduler, (), tuple(warnings), inputs, controls,
                 _local_loras(spec, ref) + control_loras,
                 _embeddings(spec, ref), _ip_adapters_of(spec, ref), read_redux(spec.redux, ref), hires_upscaler,
-                hires_size, choice, hires_choice, refiner)
+                hires_size, choice, hires_choice, refiner, face_restorer)
     if images is None:
         images = [PlannedImage(i, image_seed, resolved.prompt, resolved.negative, variation_seed=variation)
                   for i, (image_seed, variation) in enumerate(resolved.image_seeds(seed, resolved.variation_seed))]

@@ -75,6 +75,12 @@ class GenerationSpec:
     # denoising up to the switch (a fraction of the steps) and the refiner the rest
     refiner: str | None = None
     refiner_switch: float = 0.8
+    # A1111's "Restore faces": each face restored by this model (a file, a name in face_restorer_dirs, or
+    # GFPGAN, CodeFormer, RestoreFormer) and blended in by face_strength (A1111's visibility); face_fidelity
+    # is CodeFormer's weight (0: the model's face, 1: closest to the input's)
+    restore_faces: str | None = None
+    face_strength: float = 1.0
+    face_fidelity: float = 0.5
 
     def __post_init__(self):
         # The Python API builds specs directly: the same coercion as flags and file rows, so
@@ -122,6 +128,9 @@ class GenerationSpec:
             raise UsageError(f"--refiner-switch must be between 0 and 1, a fraction of the steps (got {self.refiner_switch})")
         if self.refiner and self.task != "txt2img":
             raise UsageError(f"--refiner takes over txt2img's last steps; {self.task} has none to hand over")
+        for flag, value in (("--face-strength", self.face_strength), ("--face-fidelity", self.face_fidelity)):
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
         if self.varied and self.task != "txt2img":
             raise UsageError("--variation-seed and --seed-resize-from vary txt2img's initial noise; "
                              f"{self.task} starts from its input image")
@@ -225,6 +234,7 @@ ALIASES = {
     "init_image": "image", "denoising_strength": "strength", "num_inference_steps": "steps",
     "lora": "loras", "embedding": "embeddings", "control": "controls", "n_iter": "count", "style": "styles",
     "ip_adapter": "ip_adapters", "ref": "references", "reference": "references",
+    "face_restoration": "restore_faces", "code_former_weight": "face_fidelity",
 }
 # Flat keys (flags and file rows) for the parts of a mask.
 MASK_KEYS = {"mask": "path", "mask_from_alpha": "from_alpha", "mask_rect": "rect", "invert_mask": "invert",

@@ -138,7 +138,7 @@ def _upscale_plan(row: UpscaleRow, folder: Path):
     from genimg.upscale.run import plan_upscale
 
     target = _upscale_path(row, folder)
-    ref, [job] = plan_upscale([row.image], row.settings, target, overwrite=True)
+    ref, _, [job] = plan_upscale([row.image], row.settings, target, overwrite=True)
     return ref, [replace(job, skip=target.exists())]
 
 

@@ -41,6 +41,9 @@ Tiling = Annotated[bool, typer.Option("--tiling", help="Seamless: the image tile
 TilingAxis = Annotated[Optional[str], typer.Option("--tiling-axis", help="Tile along one axis only: x or y (implies --tiling).", rich_help_panel=GEN)]
 Refiner = Annotated[Optional[str], typer.Option("--refiner", help="SDXL: a refiner (or another SDXL model) that takes over the last steps (diffusers' ensemble of experts).", rich_help_panel=MODEL)]
 RefinerSwitch = Annotated[Optional[float], typer.Option("--refiner-switch", help="The fraction of the steps after which the refiner takes over (default 0.8).", rich_help_panel=MODEL)]
+RestoreFaces = Annotated[Optional[str], typer.Option("--restore-faces", metavar="MODEL", help="Restore faces (A1111's Restore faces): GFPGAN, CodeFormer or RestoreFormer weights, a name in face_restorer_dirs, or A1111's name for one.", rich_help_panel=GEN)]
+FaceStrength = Annotated[Optional[float], typer.Option("--face-strength", help="How much of the restored face shows (A1111's visibility; default 1).", rich_help_panel=GEN)]
+FaceFidelity = Annotated[Optional[float], typer.Option("--face-fidelity", help="CodeFormer's weight: 0 the model's face, 1 closest to the image's (default 0.5).", rich_help_panel=GEN)]
 MaxSeqLen = Annotated[Optional[int], typer.Option("--max-sequence-length", help="FLUX: T5 prompt tokens (256 schnell, 512 dev).", rich_help_panel=GEN)]
 
 Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Alias (sd15, sdxl, sd-turbo, lcm-sd15, flux-schnell, flux-dev …: `genimg models`), hub id, diffusers folder or .safetensors file.", autocompletion=complete.models, rich_help_panel=MODEL)]
@@ -99,6 +102,9 @@ def _shared(
     tiling_axis: TilingAxis = None,
     refiner: Refiner = None,
     refiner_switch: RefinerSwitch = None,
+    restore_faces: RestoreFaces = None,
+    face_strength: FaceStrength = None,
+    face_fidelity: FaceFidelity = None,
     from_image: FromImage = None,
     style: Style = None,
     negative_template: NegativeTemplate = None,
@@ -159,7 +165,9 @@ _SETTINGS = {"config": ("model_config", _text), "denoiser": ("denoiser", _text),
              "embedding": ("embeddings", _texts), "ip_adapter": ("ip_adapters", _items), "redux": ("redux", _items),
              "tiling": ("tiling", lambda on: "xy" if on else None), "tiling_axis": ("tiling", lambda axis: axis),
              "variation_strength": ("variation_strength", lambda v: v or 0.0),
-             "refiner_switch": ("refiner_switch", lambda v: 0.8 if v is None else v)}
+             "refiner_switch": ("refiner_switch", lambda v: 0.8 if v is None else v),
+             "face_strength": ("face_strength", lambda v: 1.0 if v is None else v),
+             "face_fidelity": ("face_fidelity", lambda v: 0.5 if v is None else v)}
 
 
 def _as_settings(flags: dict) -> dict:

@@ -25,6 +25,9 @@ def upscale(
     seed: Annotated[int, typer.Option("--seed", "-S", help="SD upscalers: seed.", rich_help_panel=UP)] = 0,
     tile: Annotated[Optional[int], typer.Option("--tile", help="Work in tiles of N input pixels (0: whole images; default: the preset's).", rich_help_panel=UP)] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="Pixels tiles share, blended across.", rich_help_panel=UP)] = 32,
+    restore_faces: o.RestoreFaces = None,
+    face_strength: Annotated[float, typer.Option("--face-strength", help="How much of the restored face shows (A1111's visibility).", rich_help_panel=UP)] = 1.0,
+    face_fidelity: Annotated[float, typer.Option("--face-fidelity", help="CodeFormer's weight: 0 the model's face, 1 closest to the image's.", rich_help_panel=UP)] = 0.5,
     allow_pickle: o.AllowPickle = False,
     preset: o.PresetName = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder (default ./outputs/upscaled/, files NAME-x4.png), or a .png for one image.", rich_help_panel=o.OUT)] = None,
@@ -34,8 +37,8 @@ def upscale(
     server: o.Server = None,
     local: o.Local = False,
 ) -> None:
-    """Upscale images; their generation settings are kept and the upscale recorded in the metadata.
-    Images already upscaled in a folder are skipped."""
+    """Upscale images (A1111's extras), faces restored after with --restore-faces; their generation settings are
+    kept and the upscale recorded in the metadata. Images already upscaled in a folder are skipped."""
     import json as _json
 
     from genimg.cli.render import progress_reporter, stderr
@@ -45,7 +48,8 @@ def upscale(
 
     settings = UpscaleSettings(scale=scale, model=model, prompt=prompt, negative=negative, noise_level=noise_level,
                                steps=steps, guidance=cfg, seed=seed, tile=tile, tile_overlap=tile_overlap,
-                               allow_pickle=allow_pickle, preset=preset)
+                               allow_pickle=allow_pickle, preset=preset, restore_faces=restore_faces,
+                               face_strength=face_strength, face_fidelity=face_fidelity)
     with progress_reporter(quiet) as report:
         def on_event(event, **info):
             if event == "skip":
@@ -54,7 +58,9 @@ def upscale(
             else:
                 report(event, **info)
 
-        address = server_for(server, local, [("upscaler", model)] if model and is_path(model) else [])
+        paths = [(what, name) for what, name in (("upscaler", model), ("face restorer", restore_faces))
+                 if name and is_path(name)]
+        address = server_for(server, local, paths)
         if address is not None:
             made = upscale_remote(address, inputs, settings, output, overwrite, on_event)
         else:

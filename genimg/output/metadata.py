@@ -124,6 +124,8 @@ def a1111_extra(image) -> dict:
         extra["Tiling"] = "True" if image.spec.tiling == "xy" else image.spec.tiling
     if plan.refiner is not None:
         extra.update({"Refiner": plan.refiner.name, "Refiner switch at": _number(image.spec.refiner_switch)})
+    if plan.face_restorer is not None:  # A1111 writes the model's name alone (its visibility is a setting)
+        extra["Face restoration"] = plan.face_restorer.name
     if plan.loras:
         # A1111 writes LoRAs into the prompt as <lora:name:weight>; "Lora hashes" lets civitai link them.
         extra["Lora hashes"] = ", ".join(f"{lora.name}: {_lora_hash(lora.path)}" for lora in plan.loras)
@@ -256,7 +258,7 @@ A1111_KEYS = {"Steps": "steps", "Sampler": "scheduler", "CFG scale": "cfg", "See
               "Hires steps": "hires_steps", "Hires upscaler": "hires_upscaler", "Clip skip": "clip_skip",
               "Variation seed": "variation_seed", "Variation seed strength": "variation_strength",
               "Seed resize from": "seed_resize_from", "Tiling": "tiling", "Refiner": "refiner",
-              "Refiner switch at": "refiner_switch"}
+              "Refiner switch at": "refiner_switch", "Face restoration": "restore_faces"}
 
 
 def spec_from_png(path) -> PngSettings:

@@ -19,7 +19,8 @@ A1111_HANDLED = set(A1111_FIELDS) | {
     "inpainting_mask_invert", "mask_blur", "resize_mode", "alwayson_scripts", "enable_hr", "hr_scale",
     "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "sampler_index", "CLIP_stop_at_last_layers",
     "inpaint_full_res", "inpaint_full_res_padding", "subseed", "subseed_strength", "seed_resize_from_w",
-    "seed_resize_from_h", "tiling", "refiner_checkpoint", "refiner_switch_at", "script_name", "script_args"}
+    "seed_resize_from_h", "tiling", "refiner_checkpoint", "refiner_switch_at", "script_name", "script_args",
+    "restore_faces"}
 PLOT_SCRIPT = "x/y/z plot"  # A1111's script_name of its X/Y/Z plot (the only script genimg runs)
 # img2img's resize_mode: just resize, crop and resize, resize and fill (A1111's "latent upscale": a resize too)
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}
@@ -50,6 +51,7 @@ def a1111_settings(data: dict, task: str, options: dict) -> tuple[dict, dict]:
         settings.pop("seed")  # A1111's "random"
     settings["count"] = _whole(data, "batch_size", 1) * _whole(data, "n_iter", 1)
     settings.update(_noise(data))
+    settings.update(_faces(data, override, options))
     clip = data.get("CLIP_stop_at_last_layers", override.get("CLIP_stop_at_last_layers"))
     if clip not in (None, "", 1):
         settings["clip_skip"] = clip
@@ -179,6 +181,38 @@ def _noise(data: dict) -> dict:
         if data.get("refiner_switch_at") not in (None, ""):
             out["refiner_switch"] = data["refiner_switch_at"]
     return out
+
+
+def _faces(data: dict, override: dict, options: dict) -> dict:
+    """A1111's ``restore_faces``: the model its ``face_restoration_model`` option names (in the request's
+    override_settings or set on the server), else the server's ``face_restorer`` setting; CodeFormer's weight
+    from ``code_former_weight``."""
+    if not data.get("restore_faces"):
+        return {}
+    from genimg import config
+
+    name = override.get("face_restoration_model") or options.get("face_restoration_model") or config.get("face_restorer")
+    if not name:
+        raise UsageError("restore_faces: this server has no face restoration model; its owner sets one with "
+                         "`genimg config set face_restorer FILE` (GFPGAN, CodeFormer or RestoreFormer weights)")
+    out = {"restore_faces": name}
+    weight = override.get("code_former_weight", options.get("code_former_weight"))
+    if weight not in (None, ""):
+        out["face_fidelity"] = weight
+    return out
+
+
+def a1111_face_settings(data: dict) -> dict:
+    """A1111's extras fields for faces (``gfpgan_visibility``; ``codeformer_visibility`` and ``codeformer_weight``)
+    as upscale settings: one model restores them here, so one visibility above 0 is taken."""
+    gfpgan, codeformer = (float(data.get(key) or 0) for key in ("gfpgan_visibility", "codeformer_visibility"))
+    if gfpgan and codeformer:
+        raise UsageError("gfpgan_visibility and codeformer_visibility: genimg restores faces with one model; "
+                         "set the other to 0")
+    if codeformer:
+        return {"restore_faces": "CodeFormer", "face_strength": codeformer,
+                "face_fidelity": float(data.get("codeformer_weight") or 0)}
+    return {"restore_faces": "GFPGAN", "face_strength": gfpgan} if gfpgan else {}
 
 
 def _hires(data: dict) -> dict:

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Request
 from genimg.errors import UsageError
 from genimg.serve.api_genimg import upscale_settings
 from genimg.serve.common import b64, body, failed, finished, image_width, png_b64, spec_of, worker_of
-from genimg.serve.a1111_request import a1111_plot, a1111_settings, checkpoint_name, rounded_size, upscaler_name
+from genimg.serve.a1111_request import (a1111_face_settings, a1111_plot, a1111_settings, checkpoint_name, rounded_size,
+                                       upscaler_name)
 from genimg.serve.jobs import Job, Worker
 from genimg.serve.safety import decoded_image
 
@@ -168,7 +169,7 @@ async def a1111_extra_batch_images(request: Request, worker: Worker = Depends(wo
 OPTION_DEFAULTS = {"sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "samples_format": "png", "send_seed": True,
                    "send_size": True, "eta_noise_seed_delta": 0, "img2img_fix_steps": False, "enable_pnginfo": True,
                    "save_images_add_number": True, "jpeg_quality": 80, "show_progress_every_n_steps": 10,
-                   "sd_checkpoint_cache": 0, "upscaler_for_img2img": None, "outdir_samples": ""}
+                   "sd_checkpoint_cache": 0, "code_former_weight": 0.5, "upscaler_for_img2img": None, "outdir_samples": ""}
 
 
 @router.get("/sdapi/v1/options")
@@ -179,6 +180,7 @@ def a1111_options(request: Request):
 
     options = {**OPTION_DEFAULTS, **request.app.state.options}
     options["sd_model_checkpoint"] = options.get("sd_model_checkpoint") or config.generation_defaults({})["model"]
+    options.setdefault("face_restoration_model", config.get("face_restorer"))
     return options
 
 
@@ -231,7 +233,7 @@ def a1111_upscale_settings(data: dict, width: int | None = None):
     scale = data.get("upscaling_resize", 2)
     if data.get("resize_mode") == 1 and data.get("upscaling_resize_w") and width:
         scale = float(data["upscaling_resize_w"]) / width
-    return upscale_settings({"scale": scale, "model": upscaler})
+    return upscale_settings({"scale": scale, "model": upscaler} | a1111_face_settings(data))
 
 
 def a1111_info(job: Job, results: list | None = None) -> dict:
@@ -250,7 +252,7 @@ def a1111_info(job: Job, results: list | None = None) -> dict:
             "height": first.get("height"), "sd_model_name": images[0]["model"], "infotexts": texts,
             "subseed": first.get("variation_seed", -1), "subseed_strength": first.get("variation_strength", 0),
             "all_subseeds": [summary["settings"].get("variation_seed", -1) for summary in answered],
-            "tiling": bool(first.get("tiling"))}
+            "tiling": bool(first.get("tiling")), "restore_faces": bool(first.get("restore_faces"))}
 
 
 # The command line that remakes an image, flag by flag, for the settings a spec records.
@@ -294,9 +296,16 @@ def a1111_scripts():
 
 
 @router.get("/sdapi/v1/face-restorers")
+def a1111_face_restorers():
+    """A1111's face restorers this server has the files of (never their folders: ``cmd_dir`` is null)."""
+    from genimg.upscale.faces import present_face_restorers
+
+    return [{"name": name, "cmd_dir": None} for name in present_face_restorers()]
+
+
 @router.get("/sdapi/v1/hypernetworks")
 async def a1111_none():
-    return []  # genimg has no face restorers (yet) and no hypernetworks
+    return []  # genimg has no hypernetworks
 
 
 @router.get("/sdapi/v1/realesrgan-models")

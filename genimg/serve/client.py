@@ -88,7 +88,7 @@ def upscale_remote(address: ServerAddress, inputs, settings, output=None, overwr
     from genimg.output.sink import ImageSink
     from genimg.upscale.run import Upscaled, plan_upscale
 
-    _, jobs = plan_upscale(inputs, settings, output, overwrite)
+    _, _, jobs = plan_upscale(inputs, settings, output, overwrite)
     todo = [job for job in jobs if not job.skip]
     for job in jobs:
         if job.skip and progress:

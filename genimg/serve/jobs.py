@@ -196,6 +196,9 @@ class Worker:
         if settings.model and is_path(settings.model):
             raise UsageError(f"model {settings.model!r} is a filesystem path; name the upscaler by alias or a name "
                              "in the server's upscaler folders (the server opens no path a client names)")
+        if settings.restore_faces and is_path(settings.restore_faces):
+            raise UsageError(f"restore_faces {settings.restore_faces!r} is a filesystem path; name the face restorer "
+                             "(GFPGAN, CodeFormer, RestoreFormer or a name in the server's face_restorer_dirs)")
         if settings.preset is None and self.preset:
             settings = replace(settings, preset=self.preset)
         settings = replace(settings, allow_pickle=False)

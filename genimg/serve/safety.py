@@ -34,7 +34,7 @@ def named_paths(spec) -> list[tuple[str, str]]:
              ("model_config", spec.model_config), *(("embedding", e) for e in spec.embeddings),
              *(("ControlNet", c.model) for c in spec.controls), *(("IP-Adapter", a.model) for a in spec.ip_adapters),
              *(("Redux model", r.model) for r in spec.redux),
-             ("hires upscaler", spec.hires.upscaler if spec.hires else None), *(("LoRA", lora.path) for lora in spec.loras)]
+             ("hires upscaler", spec.hires.upscaler if spec.hires else None), ("face restorer", spec.restore_faces), *(("LoRA", lora.path) for lora in spec.loras)]
     return [(what, value) for what, value in named if value and is_path(value)]
 
 

@@ -9,22 +9,22 @@ from pathlib import Path
 
 class WarmModels:
     """Up to ``keep`` loaded models (one PipelineFactory each), the least recently used let go first, and
-    the last upscaler used."""
+    the last upscaler and face restorer used."""
 
     def __init__(self, keep: int):
         self.keep = max(1, keep)
         self.factories: OrderedDict = OrderedDict()
-        self.upscaler_key, self.upscaler = None, None
+        self.upscalers: dict = {}  # "upscaler" or "face" -> (load key, the loaded one)
 
     def upscaler_for(self, ref, settings, progress=None):
-        """The upscaler ``upscale_files`` asks for: the one kept when the request is the same."""
+        """The upscaler (or face restorer) ``upscale_files`` asks for: the one kept when the request is the same."""
         from genimg.upscale.run import load, load_key
 
-        key = load_key(ref, settings)
-        if key != self.upscaler_key:
-            self.upscaler_key, self.upscaler = None, None  # let the old one go before the new one loads
-            self.upscaler, self.upscaler_key = load(ref, settings, progress), key
-        return self.upscaler
+        slot, key = "face" if ref.kind == "face" else "upscaler", load_key(ref, settings)
+        if self.upscalers.get(slot, (None,))[0] != key:
+            self.upscalers.pop(slot, None)  # let the old one go before the new one loads
+            self.upscalers[slot] = (key, load(ref, settings, progress))
+        return self.upscalers[slot][1]
 
     def factory_for(self, plan):
         """The factory of ``plan``'s model: the one kept, or a new one after letting go of the least
@@ -43,7 +43,7 @@ class WarmModels:
         return self.factories[key]
 
     def loaded(self) -> list[str]:
-        return [key[0] for key in self.factories] + ([self.upscaler_key[0].name] if self.upscaler_key else [])
+        return [key[0] for key in self.factories] + [key[0].name for key, _ in self.upscalers.values()]
 
 
 HEADROOM = 1.3  # a model in memory takes its weights and about a third more (activations, the VAE's decode)

@@ -322,6 +322,31 @@ def save_random_spandrel(path: Path, architecture: str = "esrgan", scale: int = 
     return path
 
 
+def save_random_face_restorer(path: Path, architecture: str = "RestoreFormer", seed: int = 0) -> Path:
+    """A face restorer of a real architecture with random weights, as a .safetensors state dict spandrel
+    recognises: a RestoreFormer narrowed to 1 M parameters (its loader reads the widths from the weights), or
+    GFPGAN v1.4's full network (86 M: spandrel reads no width from its weights)."""
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    if architecture == "RestoreFormer":
+        from spandrel.architectures.RestoreFormer import RestoreFormer
+
+        # six levels take 512 pixels down to the 16 of the attention its loader assumes
+        model = RestoreFormer(n_embed=32, embed_dim=32, ch=32, out_ch=3, ch_mult=(1, 1, 1, 1, 1, 2), num_res_blocks=1,
+                              attn_resolutions=(16,), dropout=0.0, in_channels=3, resolution=512, z_channels=32,
+                              double_z=False, enable_mid=True, head_size=8)
+    else:
+        from spandrel.architectures.GFPGAN import GFPGAN
+
+        model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
+                       fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
 def save_tiny_gguf(model_folder: Path, path: Path) -> Path:
     """The denoiser of a saved tiny model as a GGUF file, its 2-D weights in Q8_0 (as a downloaded
     ``*-Q8_0.gguf`` holds them), the rest in fp32; diffusers' key names."""

@@ -22,7 +22,7 @@ NATIVE_SCALE = {"sd-x4": 4, "sd-latent-x2": 2}
 @dataclass(frozen=True)
 class UpscalerRef:
     name: str
-    kind: str  # "spandrel" | "resample" | "sd-x4" | "sd-latent-x2"
+    kind: str  # "spandrel" | "resample" | "sd-x4" | "sd-latent-x2" | "face" (a face restorer, genimg.upscale.faces)
     location: str | None = None  # file, folder or hub id
     allow_pickle: bool = False
 
@@ -109,17 +109,23 @@ def _from_path(name: str, path: Path, allow_pickle: bool) -> UpscalerRef:
         raise UsageError(f"upscaler folder {path} has no model_index.json and "
                          f"{'several' if weights else 'no'} .safetensors files; give a weights file or a diffusers "
                          "upscaler folder")
+    return weights_ref(name, path, allow_pickle)
+
+
+def weights_ref(name: str, path: Path, allow_pickle: bool, kind: str = "spandrel", what: str = "upscaler") -> UpscalerRef:
+    """A weights file spandrel loads (an upscaler, or a face restorer with ``kind`` "face"), checked now: a
+    pickle only when allowed, a damaged safetensors header said before any work."""
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         if not allow_pickle:
-            raise UsageError(f"upscaler {path.name} is a pickle file, which can run code when loaded; convert it to "
+            raise UsageError(f"{what} {path.name} is a pickle file, which can run code when loaded; convert it to "
                              ".safetensors, or pass --allow-pickle if you trust its source")
     elif suffix == ".safetensors":
         safetensors_header(path)  # a damaged file says so now, before any work
     else:
-        raise UsageError(f"upscaler {path.name}: unknown weights file type {suffix!r}; expected .safetensors "
+        raise UsageError(f"{what} {path.name}: unknown weights file type {suffix!r}; expected .safetensors "
                          "(or .pth with --allow-pickle)")
-    return UpscalerRef(name, "spandrel", str(path.resolve()), allow_pickle)
+    return UpscalerRef(name, kind, str(path.resolve()), allow_pickle)
 
 
 def _pipeline_kind(index: Path) -> str:

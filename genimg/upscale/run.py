@@ -30,6 +30,10 @@ class UpscaleSettings:
     tile_overlap: int = 32
     allow_pickle: bool = False
     preset: str | None = None  # None: the user's (config, GENIMG_PRESET), else auto
+    # A1111's extras: faces restored after the upscale (see GenerationSpec's fields of the same names)
+    restore_faces: str | None = None
+    face_strength: float = 1.0
+    face_fidelity: float = 0.5
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "") -> "UpscaleSettings":
@@ -54,6 +58,9 @@ class UpscaleSettings:
             raise UsageError(f"--tile-overlap must be 0 or more (got {self.tile_overlap})")
         if not 0 <= self.noise_level <= 350:
             raise UsageError(f"--noise-level must be between 0 and 350 (got {self.noise_level})")
+        for flag, value in (("--face-strength", self.face_strength), ("--face-fidelity", self.face_fidelity)):
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
 
 
 @dataclass(frozen=True)
@@ -73,14 +80,20 @@ class Upscaled:
     upscaler: str
 
 
-def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool = False) -> tuple[UpscalerRef, list[UpscaleJob]]:
+def plan_upscale(inputs, settings: UpscaleSettings, output=None,
+                 overwrite: bool = False) -> tuple[UpscalerRef, UpscalerRef | None, list[UpscaleJob]]:
     """Check every input and output before anything loads; outputs that exist are refused (a file
-    given by name) or skipped (an image found in a folder)."""
+    given by name) or skipped (an image found in a folder). The upscaler, the face restorer (or None), the jobs."""
     from genimg.inputs import load_image
     from genimg.files import check_folder
 
     settings.check()
     ref = resolve_upscaler(settings.model, settings.allow_pickle)
+    faces = None
+    if settings.restore_faces:
+        from genimg.upscale.faces import resolve_face_restorer
+
+        faces = resolve_face_restorer(settings.restore_faces, settings.allow_pickle)
     from genimg.inputs import expand_inputs
 
     found = expand_inputs(inputs)
@@ -106,7 +119,7 @@ def plan_upscale(inputs, settings: UpscaleSettings, output=None, overwrite: bool
             raise UsageError(f"{path} already exists; pass --overwrite to replace it, or choose another -o")
         jobs.append(UpscaleJob(source, path, size, skip))
     check_folder(target.parent if single_file else target)
-    return ref, jobs
+    return ref, faces, jobs
 
 
 def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=None, overwrite: bool = False,
@@ -115,7 +128,7 @@ def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=
     ``loader(ref, settings, progress)`` gives the upscaler (default :func:`load`; a server's keeps it warm)."""
     from genimg.inputs import load_image
 
-    ref, jobs = plan_upscale(inputs, settings, output, overwrite)
+    ref, faces, jobs = plan_upscale(inputs, settings, output, overwrite)
     todo = [job for job in jobs if not job.skip]
     for job in jobs:
         if job.skip and progress:
@@ -123,6 +136,7 @@ def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=
     if not todo:
         return
     upscaler = (loader or load)(ref, settings, progress)
+    restorer = (loader or load)(faces, settings, progress) if faces is not None else None
     native = upscaler.scale
     if native > 1 and progress and not _is_power(settings.scale, native):
         progress("warning", message=f"{ref.name} upscales x{native}; its output is resized to x{settings.scale:g} "
@@ -131,7 +145,9 @@ def upscale_files(inputs, settings: UpscaleSettings = UpscaleSettings(), output=
         began = time.perf_counter()
         image = load_image(job.source)
         result = upscale_image(upscaler, image, settings.scale, settings.seed, progress)
-        path = save_upscaled(result, job, settings.scale, ref.name, overwrite)
+        if restorer is not None:  # after the upscale, as A1111's extras order them
+            result = restorer.restore(result, settings.face_strength, settings.face_fidelity)
+        path = save_upscaled(result, job, settings.scale, ref.name, overwrite, faces.name if faces else None)
         if progress:
             progress("image", done=n + 1, total=len(todo))
         yield Upscaled(job.source, path, result.size, time.perf_counter() - began, ref.name)
@@ -184,11 +200,13 @@ def upscale_image(upscaler, image, scale: float, seed: int = 0, progress=None):
     return image if image.size == target else image.resize(target, Image.LANCZOS)
 
 
-def save_upscaled(image, job: UpscaleJob, scale: float, upscaler: str, overwrite: bool) -> Path:
+def save_upscaled(image, job: UpscaleJob, scale: float, upscaler: str, overwrite: bool,
+                  face_restorer: str | None = None) -> Path:
     """The upscaled PNG with the source's generation settings kept and the upscale recorded as A1111
-    records it (``Postprocess upscale by``, ``Postprocess upscaler``)."""
+    records it (``Postprocess upscale by``, ``Postprocess upscaler``; ``Face restoration``)."""
     from genimg.output.metadata import postprocess_pnginfo
     from genimg.files import atomic_save
 
-    info = postprocess_pnginfo(job.source, {"Postprocess upscale by": f"{scale:g}", "Postprocess upscaler": upscaler})
+    pairs = {"Postprocess upscale by": f"{scale:g}", "Postprocess upscaler": upscaler}
+    info = postprocess_pnginfo(job.source, pairs | ({"Face restoration": face_restorer} if face_restorer else {}))
     return atomic_save(job.output, lambda tmp: image.save(tmp, format="PNG", pnginfo=info), overwrite)

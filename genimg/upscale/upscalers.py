@@ -125,20 +125,40 @@ def load_upscaler(ref: UpscalerRef, *, tile: int = 0, overlap: int = 32, preset=
                   negative: str = "", steps: int = 20, guidance: float = 7.5, noise_level: int = 20):
     if ref.kind == "resample":
         return Resampler(ref)
-    if ref.kind == "spandrel":
+    if ref.kind in ("spandrel", "face"):
         model = load_spandrel(ref)
-        return SpandrelUpscaler(ref, on_preset(model, preset) if preset is not None else model, tile, overlap)
+        model = on_preset(model, preset) if preset is not None else model
+        if ref.kind == "face":
+            from genimg.upscale.faces import FaceRestorer
+
+            return FaceRestorer(ref, model)
+        return SpandrelUpscaler(ref, model, tile, overlap)
     return DiffusionUpscaler(ref, load_diffusion(ref, preset), prompt, negative, steps, guidance, noise_level,
                              tile, overlap)
 
 
+# What spandrel calls the models each kind takes: upscalers (and restorers at scale 1), face restorers.
+PURPOSES = {"spandrel": ("SR", "Restoration"), "face": ("FaceSR",)}
+A_KIND = {"spandrel": "an upscaler", "face": "a face restorer"}
+KNOWN = {"spandrel": "an upscaler spandrel supports (ESRGAN, Real-ESRGAN, SwinIR, HAT, DAT, SPAN …)",
+         "face": "GFPGAN or RestoreFormer (CodeFormer after `pip install spandrel-extra-arches`)"}
+
+
 def load_spandrel(ref: UpscalerRef):
+    """The spandrel model of ``ref``: an upscaler, or a face restorer (kind "face"), from its weights alone."""
     from pathlib import Path
 
     import spandrel
     import torch
 
     path = Path(ref.location)
+    what = A_KIND[ref.kind].split(" ", 1)[1]
+    try:  # CodeFormer's architecture lives apart, under its own non-commercial licence: used when installed
+        import spandrel_extra_arches
+
+        spandrel_extra_arches.install(ignore_duplicates=True)
+    except ImportError:
+        pass
     loader = spandrel.ModelLoader()
     try:
         if path.suffix.lower() == ".safetensors":
@@ -148,14 +168,14 @@ def load_spandrel(ref: UpscalerRef):
             state = torch.load(str(path), map_location="cpu", weights_only=True)
             model = loader.load_from_state_dict(state)
     except spandrel.UnsupportedModelError:
-        raise UsageError(f"{path.name}: spandrel does not recognise this upscaler's architecture from its weights; "
-                         "use an upscaler spandrel supports (ESRGAN, Real-ESRGAN, SwinIR, HAT, DAT, SPAN …)") from None
+        raise UsageError(f"{path.name}: spandrel does not recognise this {what}'s architecture from its weights; "
+                         f"use {KNOWN[ref.kind]}") from None
     except weight_file_errors() as e:
         if is_out_of_memory(e):
             raise
-        raise UsageError(f"{path.name} cannot be loaded as an upscaler ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose not in ("SR", "Restoration"):
-        raise UsageError(f"{path.name} is a {model.architecture.name} model, not an upscaler")
+        raise UsageError(f"{path.name} cannot be loaded as {A_KIND[ref.kind]} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose not in PURPOSES[ref.kind]:
+        raise UsageError(f"{path.name} is a {model.architecture.name} model, not {A_KIND[ref.kind]}")
     return model.eval()
 
 
