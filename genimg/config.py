@@ -30,6 +30,7 @@ KEYS = {
     "output": Key(str, "default -o: a folder, or a file-name template with {prompt} {seed} …", "outputs"),
     "upscaler": Key(str, "default --model of genimg upscale", "demo-upscaler"),
     "captioner": Key(str, "default --model of genimg caption (and lora-train --caption auto, the server's interrogate)", "blip"),
+    "tagger": Key(str, "the server's interrogate with model deepdanbooru: a WD14 tagger (an alias, hub id or folder)", "wd14"),
     "lora_dirs": Key(list, "folders searched for <lora:NAME> in prompts (besides the config folder's loras/)", []),
     "checkpoint_dir": Key(str, "where `genimg models download URL` saves checkpoints; empty: the data folder's checkpoints/"),
     "model_dirs": Key(list, "folders searched for -m NAME (NAME or NAME.safetensors; checkpoint_dir always is)", []),

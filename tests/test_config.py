@@ -114,7 +114,7 @@ def test_models_embeddings_and_upscalers_are_found_by_name_in_the_configured_fol
     from safetensors.torch import save_file
 
     from genimg.testing.images import pixels
-    from genimg.testing.tiny_models import save_random_spandrel
+    from genimg.testing.tiny_image_models import save_random_spandrel
 
     for key in ("model", "embedding", "upscaler"):
         (tmp_path / key).mkdir()

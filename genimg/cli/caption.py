@@ -13,7 +13,7 @@ from genimg.cli import options as o
 
 def caption(
     folder: Annotated[Path, typer.Argument(help="A folder of images (kohya's N_name subfolders too).", show_default=False)],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Captioner: blip (default, or your `captioner` setting), blip-large, a hub id in the cache, or a BLIP folder.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Captioner: blip (default, or your `captioner` setting), blip-large, florence2, florence2-large, wd14 (booru tags), wd14-swinv2, wd14-convnext, a hub id in the cache, or a model folder.")] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="Put this first in every caption (a trigger word: 'sks dog').")] = "",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Caption images that have a caption already, replacing it.")] = False,
     json: o.Json = False,

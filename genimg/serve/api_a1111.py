@@ -341,11 +341,13 @@ async def a1111_refresh_checkpoints():
 
 @router.post("/sdapi/v1/interrogate")
 async def a1111_interrogate(request: Request):
-    """A1111's interrogate: the image's caption by the server's captioner (the ``captioner`` setting, BLIP),
-    whatever ``model`` names (A1111's "clip" is its BLIP captioner too; "deepdanbooru" tags are not genimg's)."""
+    """A1111's interrogate: with ``model`` "clip" (A1111's BLIP) a sentence by the server's captioner (the
+    ``captioner`` setting); with "deepdanbooru" booru tags by its tagger (the ``tagger`` setting, a WD14 tagger),
+    brackets escaped as A1111 escapes its tags for a prompt."""
     data = await body(request)
-    if str(data.get("model") or "clip") not in ("clip", "blip"):
-        raise UsageError(f"model: {data['model']!r} is not one genimg has; it captions with BLIP (model \"clip\")")
+    model = str(data.get("model") or "clip")
+    if model not in INTERROGATORS:
+        raise UsageError(f"model: {model!r} is not one genimg has; give \"clip\" (a caption) or \"deepdanbooru\" (tags)")
 
     def caption():
         import io
@@ -354,23 +356,27 @@ async def a1111_interrogate(request: Request):
 
         png = decoded_image(b64(data.get("image", ""), "image"), "image")
         with Image.open(io.BytesIO(png)) as image:
-            return _captioner().caption(image)
+            text = _captioner(INTERROGATORS[model]).caption(image)
+        return text.replace("(", "\\(").replace(")", "\\)") if INTERROGATORS[model] == "tagger" else text
 
     return {"caption": await asyncio.to_thread(caption)}
 
 
-_CAPTIONERS: dict = {}
+INTERROGATORS = {"clip": "captioner", "blip": "captioner", "deepdanbooru": "tagger", "wd14": "tagger"}  # -> setting
+
+
+_CAPTIONERS: dict = {}  # setting -> (name, the captioner loaded)
 _CAPTIONER_LOCK = threading.Lock()
 
 
-def _captioner():
-    """The server's captioner, loaded on the first request and kept."""
+def _captioner(setting: str):
+    """The server's captioner (or tagger: ``setting`` says which), loaded on the first request and kept."""
     from genimg import config
     from genimg.caption import load_captioner
 
-    name = config.get("captioner")
+    name = config.get(setting)
     with _CAPTIONER_LOCK:
-        if name not in _CAPTIONERS:
-            _CAPTIONERS.clear()
-            _CAPTIONERS[name] = load_captioner(name)
-        return _CAPTIONERS[name]
+        if _CAPTIONERS.get(setting, (None,))[0] != name:
+            _CAPTIONERS.pop(setting, None)  # the one it replaces let go first
+            _CAPTIONERS[setting] = (name, load_captioner(name))
+        return _CAPTIONERS[setting][1]

@@ -299,54 +299,6 @@ def save_tiny_upscaler(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def save_random_spandrel(path: Path, architecture: str = "esrgan", scale: int = 4, seed: int = 0) -> Path:
-    """A small upscaler of a spandrel architecture with random weights, as a .safetensors state dict."""
-    import torch
-    from safetensors.torch import save_file
-
-    torch.manual_seed(seed)
-    if architecture == "esrgan":
-        from spandrel.architectures.ESRGAN import ESRGAN
-
-        model = ESRGAN(in_nc=3, out_nc=3, num_filters=16, num_blocks=1, scale=scale)
-    elif architecture == "span":
-        from spandrel.architectures.SPAN import SPAN
-
-        model = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=16, upscale=scale)
-    else:
-        from spandrel.architectures.Compact import Compact
-
-        model = Compact(num_feat=16, num_conv=4, upscale=scale)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
-def save_random_face_restorer(path: Path, architecture: str = "RestoreFormer", seed: int = 0) -> Path:
-    """A face restorer of a real architecture with random weights, as a .safetensors state dict spandrel
-    recognises: a RestoreFormer narrowed to 1 M parameters (its loader reads the widths from the weights), or
-    GFPGAN v1.4's full network (86 M: spandrel reads no width from its weights)."""
-    import torch
-    from safetensors.torch import save_file
-
-    torch.manual_seed(seed)
-    if architecture == "RestoreFormer":
-        from spandrel.architectures.RestoreFormer import RestoreFormer
-
-        # six levels take 512 pixels down to the 16 of the attention its loader assumes
-        model = RestoreFormer(n_embed=32, embed_dim=32, ch=32, out_ch=3, ch_mult=(1, 1, 1, 1, 1, 2), num_res_blocks=1,
-                              attn_resolutions=(16,), dropout=0.0, in_channels=3, resolution=512, z_channels=32,
-                              double_z=False, enable_mid=True, head_size=8)
-    else:
-        from spandrel.architectures.GFPGAN import GFPGAN
-
-        model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                       fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
 def save_tiny_gguf(model_folder: Path, path: Path) -> Path:
     """The denoiser of a saved tiny model as a GGUF file, its 2-D weights in Q8_0 (as a downloaded
     ``*-Q8_0.gguf`` holds them), the rest in fp32; diffusers' key names."""
@@ -390,25 +342,4 @@ def save_tiny_redux(folder: Path, seed: int = 0, text_width: int = 32) -> Path:
     prior = FluxPriorReduxPipeline(image_encoder=encoder, feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
                                    image_embedder=ReduxImageEncoder(redux_dim=32, txt_in_features=text_width))
     prior.save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
-def save_tiny_blip(folder: Path, seed: int = 0) -> Path:
-    """A BLIP captioner (transformers' BlipForConditionalGeneration and BlipProcessor) with a 20-word
-    vocabulary and random weights: it writes deterministic nonsense captions through the real classes."""
-    import torch
-    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
-
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "photo", "of", "dog", "cat", "red", "blue",
-             "circle", "on", "the", "grass", "sks", "with", "and"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    tokenizer = BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]")
-    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
-    config = BlipConfig(text_config=dict(vocab_size=len(words), max_position_embeddings=64, bos_token_id=5,
-                                         pad_token_id=0, sep_token_id=3, eos_token_id=3, **small),
-                        vision_config=dict(image_size=32, patch_size=8, **small), projection_dim=32)
-    torch.manual_seed(seed)
-    BlipForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
-    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(folder)
     return folder

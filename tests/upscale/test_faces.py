@@ -20,7 +20,7 @@ FACE = (177, 64, 98)  # the astronaut's face as the cascade finds it: left, top,
 @pytest.fixture(scope="session")
 def restorer_dir(tmp_path_factory):
     """A folder holding a RestoreFormer (random weights, the real architecture) under A1111's file name."""
-    from genimg.testing.tiny_models import save_random_face_restorer
+    from genimg.testing.tiny_image_models import save_random_face_restorer
 
     folder = tmp_path_factory.mktemp("faces")
     save_random_face_restorer(folder / "RestoreFormer.safetensors")
@@ -146,7 +146,7 @@ def test_bad_face_settings_are_one_line_before_any_load(cli, tmp_path, restorer_
                      *args, "-o", tmp_path / "x.png")
         assert result.code == 2 and words in result.err and len(result.err.strip().splitlines()) == 1, result
     upscaler = tmp_path / "esrgan.safetensors"
-    from genimg.testing.tiny_models import save_random_spandrel
+    from genimg.testing.tiny_image_models import save_random_spandrel
 
     save_random_spandrel(upscaler)
     wrong = cli("txt2img", "a face", "--restore-faces", upscaler, "-o", tmp_path / "x.png")
@@ -222,7 +222,7 @@ def _ask_the_server(client, restorer_dir, astronaut, monkeypatch):
 @pytest.mark.slow
 def test_gfpgans_full_network_restores_in_its_signed_range(tmp_path, astronaut):
     """GFPGAN v1.4's architecture (random weights) loads as a face restorer and reads and writes [-1, 1]."""
-    from genimg.testing.tiny_models import save_random_face_restorer
+    from genimg.testing.tiny_image_models import save_random_face_restorer
     from genimg.upscale.faces import find_faces
 
     path = save_random_face_restorer(tmp_path / "GFPGANv1.4.safetensors", "GFPGAN")

@@ -23,7 +23,7 @@ def demo_png(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spandrel_files(tmp_path_factory):
-    from genimg.testing.tiny_models import save_random_spandrel
+    from genimg.testing.tiny_image_models import save_random_spandrel
 
     root = tmp_path_factory.mktemp("spandrel")
     return {arch: save_random_spandrel(root / f"{arch}-x4.safetensors", arch) for arch in ("esrgan", "span", "compact")}
