@@ -234,3 +234,17 @@ def test_gfpgans_full_network_restores_in_its_signed_range(tmp_path, astronaut):
     [square] = find_faces(photo)
     outside = _outside(original, square)
     assert (restored[outside] == original[outside]).all() and (restored[~outside] != original[~outside]).any()
+
+
+@pytest.mark.slow
+def test_codeformers_fidelity_reaches_its_network(tmp_path, astronaut):
+    """CodeFormer (spandrel-extra-arches, genimg[faces]): its weight is --face-fidelity, read in [-1, 1]."""
+    pytest.importorskip("spandrel_extra_arches")
+    from safetensors.torch import save_file
+    from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
+
+    save_file({k: v.contiguous() for k, v in CodeFormer().state_dict().items()}, str(tmp_path / "codeformer.safetensors"))
+    restorer = _restorer(tmp_path / "codeformer.safetensors")
+    photo = Image.open(astronaut).convert("RGB")
+    model_face, input_face = (np.asarray(restorer.restore(photo, 1.0, w), dtype=np.int16) for w in (0.0, 1.0))
+    assert restorer.model.architecture.id == "CodeFormer" and np.abs(model_face - input_face).mean() > 1
