@@ -176,6 +176,44 @@ def ldm(
                                            for k, v in measured.items()))
 
 
+@app.command("flow")
+def flow(
+    output: Path = Run,
+    vae: Optional[Path] = typer.Option(None, "--vae", help="A `genimg learn vae --spatial` run (an ldm run's RUN/vae too) to move the codes of (default: train one into RUN/vae first)."),
+    epochs: int = typer.Option(150, "--epochs", help="Passes over the data of the transformer."),
+    vae_epochs: int = typer.Option(100, "--vae-epochs", help="Passes of the autoencoder trained first (without --vae)."),
+    size: int = typer.Option(16, "--size", help="Image side in pixels (a multiple of 4; the code is a quarter of it)."),
+    batch: int = typer.Option(128, "--batch", help="Codes per step."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = Resume,
+    overwrite: o.Overwrite = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Train FLUX's recipe in miniature: a diffusion transformer moved by flow matching on the digits' codes,
+    told the prompt by joint attention."""
+    import json as _json
+
+    from genimg.errors import UsageError
+    from genimg.learn.train_flow import FlowConfig, quality, train_flow
+
+    if epochs < 1 or vae_epochs < 1 or batch < 1 or size < 8 or size % 4:
+        raise UsageError("--epochs, --vae-epochs and --batch must be at least 1, and --size a multiple of 4 of at "
+                         "least 8")
+    if vae is not None and not (vae / "checkpoint.safetensors").is_file():
+        raise UsageError(f"--vae {vae} is no trained run; train one with `genimg learn vae --spatial -o {vae}`")
+    config = FlowConfig(vae=str(vae) if vae else None, epochs=epochs, vae_epochs=vae_epochs, size=size, batch=batch,
+                        seed=seed)
+    _train_run(train_flow, output, config, resume, overwrite, quiet, "training the flow DiT",
+               vae_progress="training the autoencoder")
+    measured = quality(output)
+    if json:
+        print(_json.dumps({"run": str(output), **measured}))
+        return
+    print(f"{output}: samples in {output / 'samples'}" + "".join(
+        f"; {k} {v:.1%}" if k.startswith("samples") else f"; {k} {v:.2f}" for k, v in measured.items()))
+
+
 @app.command("controlnet")
 def controlnet(
     base: Path = typer.Argument(..., help="A run of `genimg learn ddpm` to steer."),
@@ -287,7 +325,7 @@ def dcgan(
 
 @app.command("sample")
 def sample(
-    run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm`, `ldm` or `dcgan`."),
+    run: Path = typer.Argument(..., help="A run folder from `genimg learn ddpm`, `ldm`, `flow` or `dcgan`."),
     label: Optional[int] = typer.Option(None, "--class", help="Class to draw (conditional runs); default: all in turn."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="ldm runs: the text, e.g. \"a seven\" (default: \"a <class>\" for each class in turn)."),
     guidance: float = typer.Option(3.0, "--guidance", help="Classifier-free guidance scale (1 = none)."),

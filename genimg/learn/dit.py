@@ -161,3 +161,52 @@ class DoubleStreamBlock(nn.Module):
             nn.init.zeros_(norm.linear.weight)
             nn.init.zeros_(norm.linear.bias)
         return self
+
+
+class DiT(nn.Module):
+    """The whole transformer, FLUX in miniature: a latent and a prompt's token ids in, the velocity out.
+
+    The latent becomes patch tokens; the prompt becomes text tokens by the LDM chapter's text encoder (FLUX
+    reads T5's); the time and the prompt's pooled tokens (FLUX: CLIP's pooled vector) make the embedding that
+    modulates every block; ``depth`` double-stream blocks mix the two streams; a last modulated norm and a
+    linear layer turn each image token back into its patch of velocity. Every gate and the output layer
+    start at zero: the untrained model predicts no motion at all.
+    """
+
+    def __init__(self, channels: int, vocabulary: int, length: int, dim: int = 96, depth: int = 4, heads: int = 4,
+                 patch: int = 1, text_layers: int = 1):
+        from genimg.learn.ldm import TextEncoder
+
+        super().__init__()
+        self.channels, self.patch, self.dim = channels, patch, dim
+        head_dim = dim // heads
+        side = head_dim // 3 // 2 * 2  # rotary dimensions for the row and the column axes (even), the rest for axis 0
+        self.axes = [head_dim - 2 * side, side, side]
+        self.x_embedder = nn.Linear(channels * patch * patch, dim)
+        self.text = TextEncoder(vocabulary, length, dim, text_layers)
+        self.time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.pooled = nn.Linear(dim, dim)
+        self.blocks = nn.ModuleList(DoubleStreamBlock(dim, heads).zero_gates() for _ in range(depth))
+        self.norm_out = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.modulation_out = nn.Linear(dim, 2 * dim)  # shift and scale of the last norm
+        self.proj_out = nn.Linear(dim, channels * patch * patch)
+        for layer in (self.modulation_out, self.proj_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        from genimg.learn.unet import timestep_embedding
+
+        b, c, h, w = x.shape
+        image = self.x_embedder(patchify(x, self.patch))
+        text, padding = self.text(tokens)
+        kept = (~padding).unsqueeze(-1).to(text.dtype)
+        pooled = (text * kept).sum(1) / kept.sum(1)  # the mean of the prompt's real tokens
+        emb = self.time(timestep_embedding(t * 1000, self.dim)) + self.pooled(pooled)
+        positions = torch.cat([torch.zeros(text.shape[1], 3), image_positions(h // self.patch, w // self.patch)])
+        cos, sin = rotary(positions, self.axes)
+        for block in self.blocks:
+            text, image = block(image, text, emb, cos, sin)
+        shift, scale = self.modulation_out(F.silu(emb)).chunk(2, dim=1)
+        out = self.proj_out(self.norm_out(image) * (1 + scale[:, None]) + shift[:, None])
+        return unpatchify(out, self.patch, c, h, w)

@@ -28,13 +28,14 @@ def load_run(run: Path):
     from genimg.learn.runs import config_from_dict
     from genimg.learn.train_dcgan import GANConfig
     from genimg.learn.train_ddpm import DDPMConfig
+    from genimg.learn.train_flow import FlowConfig
     from genimg.learn.train_ldm import LDMConfig
 
     if not (run / "config.json").is_file() or not (run / "checkpoint.safetensors").is_file():
         raise UsageError(f"{run} is not a training run (no config.json and checkpoint.safetensors); "
                          "train one with `genimg learn ddpm`, `ldm` or `dcgan`")
     return config_from_dict(json.loads((run / "config.json").read_text()),
-                            {"ddpm": DDPMConfig, "ldm": LDMConfig, "dcgan": GANConfig})
+                            {"ddpm": DDPMConfig, "ldm": LDMConfig, "dcgan": GANConfig, "flow": FlowConfig})
 
 
 def load_ddpm(run: Path, config):
@@ -68,7 +69,7 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
 
     config = load_run(run)
     generator = torch.Generator().manual_seed(request.seed)
-    if request.prompt is not None and config.kind != "ldm":
+    if request.prompt is not None and config.kind not in ("ldm", "flow"):
         raise UsageError(f"{run} is a {config.kind} run, which takes no prompt; give --class, or sample an ldm run")
     if config.kind == "dcgan":
         from genimg.learn.dcgan import Generator
@@ -82,7 +83,7 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
         y = _labels(request, classes)
         with torch.no_grad():
             return g(torch.randn(request.count, config.z_dim, generator=generator), y), []
-    if config.kind == "ldm":
+    if config.kind in ("ldm", "flow"):
         return _sample_ldm(run, request, generator)
     from genimg.learn.ddpm import GaussianDiffusion
 
@@ -104,12 +105,14 @@ def sample_run(run: Path, request: SampleRequest) -> tuple[torch.Tensor, list[to
 
 
 def _sample_ldm(run: Path, request: SampleRequest, generator: torch.Generator):
-    """Latent diffusion: every image for ``request.prompt``, or "a <class>" for each class in turn; the
-    frames are the codes of the reverse process decoded."""
+    """Latent diffusion and latent flow: every image for ``request.prompt``, or "a <class>" for each class in
+    turn; the frames are the codes of the reverse process decoded (a flow run's sampler is Euler's, no GIF)."""
     from genimg.learn.ldm import prompt_for
+    from genimg.learn.train_flow import load_flow
     from genimg.learn.train_ldm import load_ldm
 
-    ldm, _, names = load_ldm(run)
+    flow = load_run(run).kind == "flow"
+    ldm, _, names = (load_flow if flow else load_ldm)(run)
     labels = _labels(request, len(names))
     prompts = [request.prompt] * request.count if request.prompt is not None else [prompt_for(names[int(k)]) for k in labels]
     try:
@@ -123,6 +126,8 @@ def _sample_ldm(run: Path, request: SampleRequest, generator: torch.Generator):
         if request.gif and i % every == 0:
             codes.append(z.clone())
 
+    if flow:
+        return ldm.sample(prompts, request.guidance, request.steps, generator), []
     images = ldm.sample(prompts, request.guidance, request.sampler, request.steps, generator, keep)
     return images, [ldm.decode(z) for z in codes] + [images]
 
