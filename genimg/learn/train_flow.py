@@ -6,7 +6,7 @@ resumes exactly. ``genimg learn flow`` runs it; :func:`steps_table` compares it 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -65,13 +65,15 @@ class LatentFlow(torch.nn.Module):
         from genimg.learn.flow import sample
 
         tokens, empty = self.tokenizer(prompts), self.tokenizer([""] * len(prompts))
+        noise = torch.randn((len(prompts), *self.vae.latent_shape), generator=generator)
+        if guidance == 1:  # a distilled student: its guidance is in its weights, one call a step
+            return self.vae.decode(sample(self.model, noise, steps, self.shift, tokens=tokens) / self.scale)
 
         def guided(x, t, tokens):
             both = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, empty]))
             told, untold = both.chunk(2)
             return untold + guidance * (told - untold)
 
-        noise = torch.randn((len(prompts), *self.vae.latent_shape), generator=generator)
         return self.vae.decode(sample(guided, noise, steps, self.shift, tokens=tokens) / self.scale)
 
 
@@ -169,6 +171,59 @@ def load_flow(run: Path):
     return flow.eval(), config, class_names
 
 
+@dataclass
+class ReflowConfig:
+    teacher: str  # a `genimg learn flow` run
+    pairs: int = 4096  # guided teacher samples to straighten the paths on
+    teacher_steps: int = 16
+    guidance: float = 3.0
+    epochs: int = 10
+    batch: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    kind: str = field(default="reflow", init=False)
+
+
+def distill_flow(run: Path, config: ReflowConfig, on_epoch=None) -> ReflowConfig:
+    """distill.py's reflow of a trained flow run into RUN/student.safetensors: a student sampled unguided in
+    one to four steps. Prompts drawn as in training (every template, every class)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from genimg.learn.distill import reflow
+    from genimg.learn.ldm import TEMPLATES, prompt_for
+
+    teacher, _, names = load_flow(Path(config.teacher))
+
+    def prompts_of(n, generator):
+        classes = torch.randint(len(names), (n,), generator=generator)
+        templates = torch.randint(len(TEMPLATES), (n,), generator=generator)
+        prompts = [prompt_for(names[int(c)], TEMPLATES[int(k)]) for c, k in zip(classes, templates)]
+        return teacher.tokenizer(prompts), teacher.tokenizer([""] * n)
+
+    began = time.perf_counter()
+    student = reflow(teacher.model, teacher.vae.latent_shape, prompts_of, config.pairs, config.teacher_steps,
+                     config.guidance, config.epochs, config.batch, config.lr, config.seed, on_epoch)
+    run.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(run / "student.safetensors"))
+    record = {**asdict(config), "seconds": round(time.perf_counter() - began, 1)}
+    (run / "config.json").write_text(json.dumps(record))
+    return config
+
+
+def load_student(run: Path):
+    """A reflow run's student in its teacher's autoencoder and tokenizer (sample it with guidance 1)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    data = {k: v for k, v in json.loads((run / "config.json").read_text()).items() if k not in ("kind", "seconds")}
+    flow, config, names = load_flow(Path(ReflowConfig(**data).teacher))
+    flow.model.load_state_dict(load_file(str(run / "student.safetensors")))
+    return flow.eval(), config, names
+
+
 STEPS = (1, 2, 4, 8, 16, 50)
 
 
@@ -179,23 +234,24 @@ def steps_table(runs: dict[str, Path], steps=STEPS, per_class: int = 10, fid_cou
     from genimg.learn import datasets
     from genimg.learn.ldm import prompt_for
     from genimg.learn.metrics import fid, train_digit_features
-    from genimg.learn.sampling import load_run
+    import json
+
     from genimg.learn.train_ldm import load_ldm
 
     rows = []
     judge = digits = None
     wanted = torch.arange(10).repeat_interleave(per_class)
     for name, run in runs.items():
-        kind = load_run(run).kind
-        model, config, _ = (load_flow if kind == "flow" else load_ldm)(run)
+        kind = json.loads((run / "config.json").read_text())["kind"]
+        model, config, _ = {"flow": load_flow, "ldm": load_ldm, "reflow": load_student}[kind](run)
         if judge is None:
             digits = datasets.load("digits", config.size)
             judge = train_digit_features(digits.images, digits.labels)
         for n in steps:
             def draw(prompts, seed):
                 generator = torch.Generator().manual_seed(seed)
-                if kind == "flow":
-                    return model.sample(prompts, steps=n, generator=generator)
+                if kind != "ldm":  # the student unguided: its guidance is distilled in
+                    return model.sample(prompts, guidance=3.0 if kind == "flow" else 1.0, steps=n, generator=generator)
                 return model.sample(prompts, sampler="ddim", steps=n, generator=generator)
 
             began = time.perf_counter()

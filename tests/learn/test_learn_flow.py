@@ -107,6 +107,14 @@ def test_learn_flow_trains_samples_prompts_and_resumes_exactly(cli, tmp_path):
     train_flow(tmp_path / "parts", config, resume=True)
     one, two = (load_file(str(tmp_path / r / "checkpoint.safetensors")) for r in ("straight", "parts"))
     assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+    distilled = cli("learn", "distill", run, "-o", tmp_path / "student", "--pairs", "64", "--teacher-steps", "2",
+                    "--epochs", "1", "--json")
+    assert distilled.code == 0, distilled
+    rows = [json.loads(line) for line in distilled.out.splitlines()]
+    assert [(r["run"], r["steps"]) for r in rows] == [("teacher", 50), ("student", 1), ("student", 2), ("student", 4)]
+    assert all(0 <= r["read as asked"] <= 1 and r["fid"] > 0 for r in rows)
+    refused = cli("learn", "distill", tmp_path / "student", "-o", tmp_path / "again")
+    assert refused.code == 2 and "is not a run of `genimg learn flow`" in refused.err
     for name in ("seven.png", "again.png"):
         sampled = cli("learn", "sample", run, "--prompt", "the digit seven", "-n", "4", "--steps", "3",
                       "-o", tmp_path / name)
