@@ -205,14 +205,21 @@ def _faces(data: dict, override: dict, options: dict) -> dict:
 def a1111_face_settings(data: dict) -> dict:
     """A1111's extras fields for faces (``gfpgan_visibility``; ``codeformer_visibility`` and ``codeformer_weight``)
     as upscale settings: one model restores them here, so one visibility above 0 is taken."""
-    gfpgan, codeformer = (float(data.get(key) or 0) for key in ("gfpgan_visibility", "codeformer_visibility"))
+    gfpgan, codeformer, weight = (_number(data, key) for key in ("gfpgan_visibility", "codeformer_visibility",
+                                                                 "codeformer_weight"))
     if gfpgan and codeformer:
         raise UsageError("gfpgan_visibility and codeformer_visibility: genimg restores faces with one model; "
                          "set the other to 0")
     if codeformer:
-        return {"restore_faces": "CodeFormer", "face_strength": codeformer,
-                "face_fidelity": float(data.get("codeformer_weight") or 0)}
+        return {"restore_faces": "CodeFormer", "face_strength": codeformer, "face_fidelity": weight}
     return {"restore_faces": "GFPGAN", "face_strength": gfpgan} if gfpgan else {}
+
+
+def _number(data: dict, key: str) -> float:
+    try:
+        return float(data.get(key) or 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"{key}: expected a number between 0 and 1 (got {data[key]!r})") from None
 
 
 def _hires(data: dict) -> dict:

@@ -208,6 +208,8 @@ def _ask_the_server(client, restorer_dir, astronaut, monkeypatch):
     extras = client.post("/sdapi/v1/extra-single-image", json={"image": photo, "upscaler_1": "None",
                                                                  "upscaling_resize": 1, "codeformer_visibility": 1})
     assert extras.status_code == 400 and "A1111's CodeFormer is the file" in extras.json()["error"]
+    typo = client.post("/sdapi/v1/extra-single-image", json={"image": photo, "gfpgan_visibility": "full"})
+    assert typo.status_code == 400 and "gfpgan_visibility: expected a number" in typo.json()["error"]
     monkeypatch.setattr("genimg.upscale.faces.face_restorer_names",
                         lambda: {"GFPGAN": ["RestoreFormer"]})  # this server's GFPGAN file: the tiny restorer
     answer = client.post("/sdapi/v1/extra-single-image", json={"image": photo, "upscaler_1": "None",
