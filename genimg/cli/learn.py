@@ -153,25 +153,34 @@ def ldm(
     quiet: o.Quiet = False,
 ) -> None:
     """Train latent diffusion: a DDPM on an autoencoder's codes, told the prompt through cross-attention."""
-    import json as _json
-
-    from genimg.errors import UsageError
     from genimg.learn.train_ldm import LDMConfig, quality, train_ldm
+
+    _check_latent_run(epochs, vae_epochs, batch, size, vae)
+    config = LDMConfig(dataset=dataset, vae=str(vae) if vae else None, epochs=epochs, vae_epochs=vae_epochs,
+                       size=size, batch=batch, seed=seed)
+    _train_run(train_ldm, output, config, resume, overwrite, quiet, "training LDM",
+               vae_progress="training the autoencoder")
+    _print_measured(output, quality(output) if dataset.startswith("digits") else {}, json,
+                    f"samples in {output / 'samples'}, attention maps {output / 'attention.png'}")
+
+
+def _check_latent_run(epochs: int, vae_epochs: int, batch: int, size: int, vae: Path | None) -> None:
+    """The checks of a latent run's flags (ldm, flow), before anything trains."""
+    from genimg.errors import UsageError
 
     if epochs < 1 or vae_epochs < 1 or batch < 1 or size < 8 or size % 4:
         raise UsageError("--epochs, --vae-epochs and --batch must be at least 1, and --size a multiple of 4 of at "
                          "least 8")
     if vae is not None and not (vae / "checkpoint.safetensors").is_file():
         raise UsageError(f"--vae {vae} is no trained run; train one with `genimg learn vae --spatial -o {vae}`")
-    config = LDMConfig(dataset=dataset, vae=str(vae) if vae else None, epochs=epochs, vae_epochs=vae_epochs,
-                       size=size, batch=batch, seed=seed)
-    _train_run(train_ldm, output, config, resume, overwrite, quiet, "training LDM",
-               vae_progress="training the autoencoder")
-    measured = quality(output) if dataset.startswith("digits") else {}
+
+
+def _print_measured(output: Path, measured: dict, json: bool, figures: str) -> None:
+    import json as _json
+
     if json:
         print(_json.dumps({"run": str(output), **measured}))
         return
-    figures = f"samples in {output / 'samples'}, attention maps {output / 'attention.png'}"
     print(f"{output}: {figures}" + "".join(f"; {k} {v:.1%}" if k.startswith("samples") else f"; {k} {v:.2f}"
                                            for k, v in measured.items()))
 
@@ -192,26 +201,14 @@ def flow(
 ) -> None:
     """Train FLUX's recipe in miniature: a diffusion transformer moved by flow matching on the digits' codes,
     told the prompt by joint attention."""
-    import json as _json
-
-    from genimg.errors import UsageError
     from genimg.learn.train_flow import FlowConfig, quality, train_flow
 
-    if epochs < 1 or vae_epochs < 1 or batch < 1 or size < 8 or size % 4:
-        raise UsageError("--epochs, --vae-epochs and --batch must be at least 1, and --size a multiple of 4 of at "
-                         "least 8")
-    if vae is not None and not (vae / "checkpoint.safetensors").is_file():
-        raise UsageError(f"--vae {vae} is no trained run; train one with `genimg learn vae --spatial -o {vae}`")
+    _check_latent_run(epochs, vae_epochs, batch, size, vae)
     config = FlowConfig(vae=str(vae) if vae else None, epochs=epochs, vae_epochs=vae_epochs, size=size, batch=batch,
                         seed=seed)
     _train_run(train_flow, output, config, resume, overwrite, quiet, "training the flow DiT",
                vae_progress="training the autoencoder")
-    measured = quality(output)
-    if json:
-        print(_json.dumps({"run": str(output), **measured}))
-        return
-    print(f"{output}: samples in {output / 'samples'}" + "".join(
-        f"; {k} {v:.1%}" if k.startswith("samples") else f"; {k} {v:.2f}" for k, v in measured.items()))
+    _print_measured(output, quality(output), json, f"samples in {output / 'samples'}")
 
 
 @app.command("distill")

@@ -130,6 +130,29 @@ def resume_one_cycle(schedule, saved: dict, opt, max_lr: float, total_steps: int
                                                last_epoch=saved["last_epoch"] - 1)
 
 
+def training_state(model, ema, opt, sched, data_gen: torch.Generator, epoch: int, **extra) -> dict:
+    """What a checkpoint of a model trained with an EMA copy holds: both weights, the optimizer, the learning
+    rate schedule, both random generators and the epoch (and ``extra``), so a resumed run equals an
+    uninterrupted one."""
+    return {"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
+            "optimizer": opt.state_dict(), "lr_schedule": sched.state_dict(), "rng": rng_state(data_gen),
+            "epoch": epoch, **extra}
+
+
+def resume_training(run: Path, model, ema, opt, sched, data_gen: torch.Generator, max_lr: float, total_steps: int):
+    """Load what :func:`training_state` saved into the run's objects: (the schedule to go on with, the epoch)."""
+    from genimg.state_file import load_state
+
+    state = load_state(run / "checkpoint.safetensors")
+    model.load_state_dict(state["model"])
+    ema.model.load_state_dict(state["ema"])
+    ema.updates = state["ema_updates"]
+    opt.load_state_dict(state["optimizer"])
+    sched = resume_one_cycle(sched, state["lr_schedule"], opt, max_lr, total_steps)
+    set_rng_state(state["rng"], data_gen)
+    return sched, state["epoch"]
+
+
 def end_epoch(run: Path, state: dict, rows: list[dict], progress: Progress | None, total: int, began: float) -> None:
     """Save the epoch's checkpoint (``state`` names its ``epoch``), then report it: the mean loss of ``rows``."""
     from genimg.state_file import save_state

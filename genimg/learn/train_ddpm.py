@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import (Progress, end_epoch, log_losses, one_cycle, open_run, read_losses, resume_one_cycle,
-                               rng_state, set_rng_state)
+from genimg.learn.runs import (Progress, end_epoch, log_losses, one_cycle, open_run, read_losses, resume_training,
+                               training_state)
 from genimg.output.plots import loss_curve
 
 
@@ -47,7 +47,6 @@ def build_diffusion(config: DDPMConfig, channels: int, num_classes: int | None):
 def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: bool = False,
                progress: Progress | None = None, stop_after_epoch: int | None = None) -> DDPMConfig:
     from genimg.learn import pictures
-    from genimg.state_file import load_state
     from genimg.learn.ema import EMA
 
     config, data, classes = open_run(run, config, resume, overwrite)
@@ -60,14 +59,7 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
     data_gen = torch.Generator().manual_seed(config.seed)
     epoch = 0
     if resume:
-        state = load_state(run / "checkpoint.safetensors")
-        diffusion.model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        ema.updates = state["ema_updates"]
-        opt.load_state_dict(state["optimizer"])
-        sched = resume_one_cycle(sched, state["lr_schedule"], opt, config.lr, total_steps)
-        set_rng_state(state["rng"], data_gen)
-        epoch = state["epoch"]
+        sched, epoch = resume_training(run, diffusion.model, ema, opt, sched, data_gen, config.lr, total_steps)
     else:
         pictures.forward_noising_strip(diffusion.schedule, data.images[:8], run / "forward_noising.png")
     began = time.perf_counter()
@@ -89,9 +81,8 @@ def train_ddpm(run: Path, config: DDPMConfig, resume: bool = False, overwrite: b
         log_losses(run, rows)
         if epoch % config.sample_every == 0 or epoch == config.epochs:
             _ddpm_epoch_grid(diffusion, ema, classes, data, run / "samples" / f"epoch_{epoch:03d}.png")
-        end_epoch(run, {"model": diffusion.model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
-                        "optimizer": opt.state_dict(), "lr_schedule": sched.state_dict(), "rng": rng_state(data_gen),
-                        "epoch": epoch}, rows, progress, config.epochs, began)
+        end_epoch(run, training_state(diffusion.model, ema, opt, sched, data_gen, epoch), rows, progress,
+                  config.epochs, began)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     loss_curve(read_losses(run), run / "loss.png")

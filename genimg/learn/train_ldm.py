@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from genimg.learn.runs import (Progress, end_epoch, log_losses, one_cycle, open_run, read_losses, resume_one_cycle,
-                               rng_state, set_rng_state)
+from genimg.learn.runs import (Progress, end_epoch, log_losses, one_cycle, open_run, read_losses, resume_training,
+                               training_state)
 from genimg.output.plots import loss_curve
 
 
@@ -77,7 +77,6 @@ def train_ldm(run: Path, config: LDMConfig, resume: bool = False, overwrite: boo
     from genimg.learn import pictures
     from genimg.learn.ema import EMA
     from genimg.learn.ldm import TEMPLATES, latent_scale, prompt_for
-    from genimg.state_file import load_state
 
     vae = first_stage(run, config, None) if config.vae else None  # a wrong --vae: nothing written
     config, data, _ = open_run(run, config, resume, overwrite)
@@ -94,14 +93,7 @@ def train_ldm(run: Path, config: LDMConfig, resume: bool = False, overwrite: boo
     data_gen = torch.Generator().manual_seed(config.seed)
     epoch = 0
     if resume:
-        state = load_state(run / "checkpoint.safetensors")
-        unet.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        ema.updates = state["ema_updates"]
-        opt.load_state_dict(state["optimizer"])
-        sched = resume_one_cycle(sched, state["lr_schedule"], opt, config.lr, steps_per_epoch * config.epochs)
-        set_rng_state(state["rng"], data_gen)
-        epoch = state["epoch"]
+        sched, epoch = resume_training(run, unet, ema, opt, sched, data_gen, config.lr, steps_per_epoch * config.epochs)
     began = time.perf_counter()
     while epoch < config.epochs:
         unet.train()
@@ -126,9 +118,8 @@ def train_ldm(run: Path, config: LDMConfig, resume: bool = False, overwrite: boo
             prompts = [prompt_for(name) for name in data.class_names for _ in range(8)]
             pictures.save_grid(sampler.sample(prompts, steps=50, generator=torch.Generator().manual_seed(0)),
                                run / "samples" / f"epoch_{epoch:03d}.png")
-        end_epoch(run, {"model": unet.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
-                        "optimizer": opt.state_dict(), "lr_schedule": sched.state_dict(), "rng": rng_state(data_gen),
-                        "epoch": epoch, "scale": torch.tensor(ldm.scale)}, rows, progress, config.epochs, began)
+        state = training_state(unet, ema, opt, sched, data_gen, epoch, scale=torch.tensor(ldm.scale))
+        end_epoch(run, state, rows, progress, config.epochs, began)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     loss_curve(read_losses(run), run / "loss.png")
