@@ -77,7 +77,16 @@ def main() -> None:
     parser.add_argument("--gan-features", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    out = args.out or Path(tempfile.mkdtemp(prefix="genimg-learn-"))
+    if args.out is not None:
+        measure(args, args.out)
+        return
+    # The runs' folders go with the run, a killed one too (the folder is removed as the exception unwinds;
+    # a SIGKILL leaves it under the system's temporary folder, named genimg-learn-*).
+    with tempfile.TemporaryDirectory(prefix="genimg-learn-") as folder:
+        measure(args, Path(folder))
+
+
+def measure(args, out: Path) -> None:
     table = []  # (model, settings, training minutes, quality, FID)
     clf = digit_classifier()
     from genimg.learn import datasets
