@@ -18,7 +18,7 @@ from genimg.errors import UsageError, did_you_mean
 from genimg.spec_parts import (FILL_MODES, RESIZE_MODES, SIDES, ControlSpec, HiresSpec, IPAdapterSpec, LoraSpec,
                                MaskSpec, OutpaintSpec, ReduxSpec, build_part, part_dict)
 
-__all__ = ["DEFAULT_STRENGTH", "FILL_MODES", "RESIZE_MODES", "SIDES", "TASKS", "ControlSpec", "GenerationSpec",
+__all__ = ["DEFAULT_STRENGTH", "FILL_MODES", "RESIZE_MODES", "SIDES", "TASKS", "ControlSpec", "GenerationSpec", "check_face_settings",
            "HiresSpec", "IPAdapterSpec", "LoraSpec", "MaskSpec", "OutpaintSpec", "ReduxSpec", "known_keys",
            "style_names"]
 
@@ -128,9 +128,7 @@ class GenerationSpec:
             raise UsageError(f"--refiner-switch must be between 0 and 1, a fraction of the steps (got {self.refiner_switch})")
         if self.refiner and self.task != "txt2img":
             raise UsageError(f"--refiner takes over txt2img's last steps; {self.task} has none to hand over")
-        for flag, value in (("--face-strength", self.face_strength), ("--face-fidelity", self.face_fidelity)):
-            if not 0.0 <= value <= 1.0:
-                raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
+        check_face_settings(self.face_strength, self.face_fidelity)
         if self.varied and self.task != "txt2img":
             raise UsageError("--variation-seed and --seed-resize-from vary txt2img's initial noise; "
                              f"{self.task} starts from its input image")
@@ -223,6 +221,13 @@ class GenerationSpec:
             self.hires.check()
             if self.task != "txt2img":
                 raise UsageError("--hires (the hires fix) is for txt2img; for an image you have, use img2img or upscale")
+
+
+def check_face_settings(strength: float, fidelity: float) -> None:
+    """--face-strength and --face-fidelity (a generation's and an upscale's) are fractions."""
+    for flag, value in (("--face-strength", strength), ("--face-fidelity", fidelity)):
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
 
 
 # -- the one way in --------------------------------------------------------------------------------

@@ -21,19 +21,14 @@ import copy
 
 import torch
 
-from genimg.learn.flow import flow_loss, logit_normal_times, sample
+from genimg.learn.flow import flow_loss, guided, logit_normal_times, sample
 
 
 @torch.no_grad()
 def teacher_pairs(teacher, tokens: torch.Tensor, empty: torch.Tensor, noise: torch.Tensor, guidance: float,
                   steps: int) -> torch.Tensor:
     """Φ(ε): where the teacher's guided ODE takes each noise, in ``steps`` Euler steps (the new pairs' x₀)."""
-
-    def guided(x, t, tokens):
-        told, untold = teacher(torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, empty])).chunk(2)
-        return untold + guidance * (told - untold)
-
-    return sample(guided, noise, steps, tokens=tokens)
+    return sample(guided(teacher, empty, guidance), noise, steps, tokens=tokens)
 
 
 def reflow_loss(student, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor):

@@ -61,6 +61,17 @@ def sampling_times(steps: int, shift: float = 1.0, train_steps: int = 1000) -> t
     return torch.cat([t, torch.zeros(1, dtype=torch.float64)])
 
 
+def guided(model, empty: torch.Tensor, guidance: float):
+    """Classifier-free guidance of a velocity model ``v(x, t, tokens)``, as with diffusion:
+    v = v(∅) + w·(v(prompt) − v(∅)), both halves in one batch; ``empty`` the empty prompt's token ids."""
+
+    def velocity(x, t, tokens):
+        told, untold = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, empty])).chunk(2)
+        return untold + guidance * (told - untold)
+
+    return velocity
+
+
 @torch.no_grad()
 def sample(model, noise: torch.Tensor, steps: int, shift: float = 1.0, **condition) -> torch.Tensor:
     """Euler's method on dx/dt = v(x, t) from t = 1 (``noise``) to t = 0: each step moves x by the predicted

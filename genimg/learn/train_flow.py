@@ -60,21 +60,14 @@ class LatentFlow(torch.nn.Module):
     @torch.no_grad()
     def sample(self, prompts: list[str], guidance: float = 3.0, steps: int = 20,
                generator: torch.Generator | None = None):
-        """Images in [−1, 1]: Euler on the guided velocity from noise (t = 1) to codes (t = 0), then decoded.
-        Guidance as with diffusion: v = v(∅) + w·(v(prompt) − v(∅))."""
-        from genimg.learn.flow import sample
+        """Images in [−1, 1]: Euler on the guided velocity (flow.guided) from noise (t = 1) to codes (t = 0),
+        then decoded; with guidance 1 (a distilled student: its guidance is in its weights) one call a step."""
+        from genimg.learn.flow import guided, sample
 
         tokens, empty = self.tokenizer(prompts), self.tokenizer([""] * len(prompts))
         noise = torch.randn((len(prompts), *self.vae.latent_shape), generator=generator)
-        if guidance == 1:  # a distilled student: its guidance is in its weights, one call a step
-            return self.vae.decode(sample(self.model, noise, steps, self.shift, tokens=tokens) / self.scale)
-
-        def guided(x, t, tokens):
-            both = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, empty]))
-            told, untold = both.chunk(2)
-            return untold + guidance * (told - untold)
-
-        return self.vae.decode(sample(guided, noise, steps, self.shift, tokens=tokens) / self.scale)
+        velocity = self.model if guidance == 1 else guided(self.model, empty, guidance)
+        return self.vae.decode(sample(velocity, noise, steps, self.shift, tokens=tokens) / self.scale)
 
 
 def build_flow(config: FlowConfig, vae, class_names: list[str], scale: float) -> LatentFlow:

@@ -38,7 +38,6 @@ def resolve_face_restorer(text: str | None, allow_pickle: bool = False) -> Upsca
     A1111's name for one (GFPGAN, CodeFormer, RestoreFormer) whose file those folders hold; None: the
     ``face_restorer`` setting. Checked now, loaded later."""
     from genimg import config
-    from genimg.models.checkpoint import PICKLE_SUFFIXES
 
     name = text or config.get("face_restorer")
     if not name:
@@ -49,7 +48,7 @@ def resolve_face_restorer(text: str | None, allow_pickle: bool = False) -> Upsca
         return weights_ref(path.stem, path, allow_pickle, "face", "face restorer")
     names = face_restorer_names()
     for stem in (name, *names.get(name, ())):
-        found = config.search(stem, "face_restorer_dirs", (".safetensors", *PICKLE_SUFFIXES))
+        found = _in_folders(stem)
         if found is not None:
             return weights_ref(name, found, allow_pickle, "face", "face restorer")
     files = f" (A1111's {name} is the file {' or '.join(names[name])})" if name in names else did_you_mean(name, names)
@@ -59,11 +58,15 @@ def resolve_face_restorer(text: str | None, allow_pickle: bool = False) -> Upsca
 
 def present_face_restorers() -> list[str]:
     """A1111's names of the face restorers whose files the face_restorer_dirs folders hold."""
+    return [name for name, stems in face_restorer_names().items() if any(_in_folders(stem) for stem in stems)]
+
+
+def _in_folders(stem: str) -> Path | None:
+    """``stem`` (as it is, or .safetensors, or a pickle suffix) in the face_restorer_dirs folders."""
     from genimg import config
     from genimg.models.checkpoint import PICKLE_SUFFIXES
 
-    return [name for name, stems in face_restorer_names().items()
-            if any(config.search(stem, "face_restorer_dirs", (".safetensors", *PICKLE_SUFFIXES)) for stem in stems)]
+    return config.search(stem, "face_restorer_dirs", (".safetensors", *PICKLE_SUFFIXES))
 
 
 def find_faces(image) -> list[tuple[int, int, int]]:

@@ -58,9 +58,9 @@ class UpscaleSettings:
             raise UsageError(f"--tile-overlap must be 0 or more (got {self.tile_overlap})")
         if not 0 <= self.noise_level <= 350:
             raise UsageError(f"--noise-level must be between 0 and 350 (got {self.noise_level})")
-        for flag, value in (("--face-strength", self.face_strength), ("--face-fidelity", self.face_fidelity)):
-            if not 0.0 <= value <= 1.0:
-                raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
+        from genimg.spec import check_face_settings
+
+        check_face_settings(self.face_strength, self.face_fidelity)
 
 
 @dataclass(frozen=True)
