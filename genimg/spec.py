@@ -18,7 +18,8 @@ from genimg.errors import UsageError, did_you_mean
 from genimg.spec_parts import (FILL_MODES, RESIZE_MODES, SIDES, ControlSpec, HiresSpec, IPAdapterSpec, LoraSpec,
                                MaskSpec, OutpaintSpec, ReduxSpec, build_part, part_dict)
 
-__all__ = ["DEFAULT_STRENGTH", "FILL_MODES", "RESIZE_MODES", "SIDES", "TASKS", "ControlSpec", "GenerationSpec", "check_face_settings",
+__all__ = ["DEFAULT_STRENGTH", "FILL_MODES", "RESIZE_MODES", "SIDES", "TASKS", "ControlSpec", "GenerationSpec",
+           "check_face_settings",
            "HiresSpec", "IPAdapterSpec", "LoraSpec", "MaskSpec", "OutpaintSpec", "ReduxSpec", "known_keys",
            "style_names"]
 
