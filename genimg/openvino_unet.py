@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record, weights_path
-from genimg.third_party import replace_forward, tensor_version
+from genimg.third_party import convert_traced, replace_forward, tensor_version
 
 
 @dataclass(frozen=True)
@@ -272,8 +272,6 @@ class OpenVINOForward:
     def _convert(self, inputs: list, sdxl: bool, xml: Path, winograd: bool, f32_graph: bool = False) -> None:
         """Trace and convert the UNet for these inputs' shapes, and save it as IR at ``xml``; ``f32_graph``:
         from float32 copies of its (bf16) weights, made for the trace and freed after it (``in_float32``)."""
-        import openvino as ov
-
         from genimg.files import check_room
         from genimg.winograd import winograd_convs
 
@@ -289,7 +287,7 @@ class OpenVINOForward:
         with (torch.no_grad(), warnings.catch_warnings(), in_float32(self.unet, f32_graph),
               winograd_convs(traced, tuple(inputs), winograd)):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
-            model = ov.convert_model(traced, example_input=tuple(inputs))
+            model = convert_traced(traced, tuple(inputs))
             # Static shapes: the graph is compiled for this call's sizes only (another size is another key
             # anyway), which lets OpenVINO plan memory and pick kernels ahead: ~9% faster a step on full-size
             # SD1.5 than the dynamic shapes convert_model gives (docs/benchmarks.md).

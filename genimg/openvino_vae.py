@@ -19,7 +19,7 @@ import torch
 
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record
 from genimg.openvino_unet import Recipe, WeightsKey, compiled_request, in_float32, save_ir
-from genimg.third_party import replace_forward
+from genimg.third_party import convert_traced, replace_forward
 
 KEPT_GRAPHS = 2  # compiled graphs kept in memory per part (two sizes: an image and its hires pass)
 
@@ -77,8 +77,6 @@ class PartForward:
         return request
 
     def _convert(self, example: tuple, xml: Path, f32_graph: bool) -> None:
-        import openvino as ov
-
         from genimg.files import check_room
 
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -87,7 +85,7 @@ class PartForward:
         traced = self.traced()
         with torch.no_grad(), warnings.catch_warnings(), in_float32(self.module, f32_graph):
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks it keeps as constants
-            converted = ov.convert_model(traced, example_input=example)
+            converted = convert_traced(traced, example)
             converted.reshape({port: list(x.shape) for port, x in zip(converted.inputs, example)})
             save_ir(converted, xml, needed, f"the converted {self.model}")
 

@@ -1,7 +1,7 @@
 """Every private name of another library genimg relies on, and every patch it makes to another library's
 objects, each named once here: diffusers' private helpers where it has no public one, Kontext's private
 call argument, instance patches of a VAE's and a UNet's methods, torch's version counters and module
-swaps, tomesd's state. tests/test_third_party.py pins the behaviour each is used for, so a release that
+swaps, tomesd's state, OpenVINO's TorchScript decoder. tests/test_third_party.py pins the behaviour each is used for, so a release that
 changes one fails there, in one place, not deep inside a run."""
 
 from __future__ import annotations
@@ -116,3 +116,17 @@ def pad_circularly(conv, x_axis: bool, y_axis: bool):
 
     conv._conv_forward = forward
     return lambda: conv.__dict__.pop("_conv_forward", None)
+
+
+def convert_traced(module, example_input: tuple):
+    """``openvino.convert_model(module, example_input=…)`` without torch's check of the trace.
+
+    OpenVINO traces the module with ``torch.jit.trace``, whose default ``check_trace`` runs the module twice
+    more and traces it again to compare — over a third of a conversion, for a check that only warns (genimg's
+    parts keep their shapes as constants on purpose). OpenVINO passes torch's keywords only through its
+    TorchScript decoder's ``trace_kwargs``, built here as ``convert_model`` builds it."""
+    import openvino as ov
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
+    decoder = TorchScriptPythonDecoder(module, example_input=example_input, trace_kwargs={"check_trace": False})
+    return ov.convert_model(decoder, example_input=example_input)

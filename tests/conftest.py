@@ -62,13 +62,63 @@ def fake_device(monkeypatch):
 HUB_IDS = {"sd": "genimg-test/tiny-sd", "sdxl": "genimg-test/tiny-sdxl", "flux": "genimg-test/tiny-flux"}
 
 
+def _built_once(name: str, build, into: Path) -> Path:
+    """``build(folder)``'s files, made once and kept between runs, copied to ``into`` for this run (a test
+    that changed them changes only its run's copy). Kept under the user's cache folder, keyed by the versions
+    of the libraries that write them and by genimg/testing's own source; other keys' folders are removed
+    when a new one is made. ``GENIMG_TEST_CACHE=0`` builds afresh every run."""
+    import hashlib
+
+    import diffusers
+    import platformdirs
+    import torch
+    import transformers
+
+    import genimg.testing
+
+    if os.environ.get("GENIMG_TEST_CACHE") == "0":
+        build(into)
+        return into
+    source = hashlib.sha256()
+    for path in sorted(Path(genimg.testing.__file__).parent.glob("*.py")):
+        source.update(path.read_bytes())
+    key = f"{diffusers.__version__}-{transformers.__version__}-{torch.__version__}-{source.hexdigest()[:16]}"
+    root = Path(platformdirs.user_cache_dir("genimg-tests"))
+    kept = root / key / name
+    if not (kept / ".complete").is_file():
+        for stale in [*(p for p in root.glob("*") if p.name != key), *root.glob(f"{key}/.{name}-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # other versions', and what a killed run left
+        building = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_parent(kept)))
+        try:
+            build(building)
+            (building / ".complete").touch()
+            try:
+                building.rename(kept)  # whole or not at all: a run killed while building leaves a dot folder
+            except OSError:
+                if not (kept / ".complete").is_file():  # else another run beside this one was first
+                    raise
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    shutil.copytree(kept, into, ignore=shutil.ignore_patterns(".complete"))
+    return into
+
+
+def _parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Family name -> a saved diffusers folder of the tiny model."""
     from genimg.testing.tiny_models import save_tiny
 
-    root = tmp_path_factory.mktemp("tiny")
-    return {family: save_tiny(family, root / family) for family in FAMILIES}
+    def build(root):
+        for family in FAMILIES:
+            save_tiny(family, root / family)
+
+    root = _built_once("tiny", build, tmp_path_factory.getbasetemp() / "tiny")
+    return {family: root / family for family in FAMILIES}
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +126,12 @@ def tiny_controlnets(tiny_models, tmp_path_factory) -> dict[str, Path]:
     """Family name -> a saved ControlNet folder for that family's tiny model."""
     from genimg.testing.tiny_models import save_tiny_controlnet
 
-    root = tmp_path_factory.mktemp("controlnets")
-    return {family: save_tiny_controlnet(folder, root / family) for family, folder in tiny_models.items()}
+    def build(root):
+        for family, folder in tiny_models.items():
+            save_tiny_controlnet(folder, root / family)
+
+    root = _built_once("controlnets", build, tmp_path_factory.getbasetemp() / "controlnets")
+    return {family: root / family for family in tiny_models}
 
 
 @pytest.fixture(scope="session")
@@ -185,3 +239,19 @@ def eight_gb_fits(monkeypatch, tiny_models):
 
     monkeypatch.setattr(factory_module.PipelineFactory, "get", get)
     return asked
+
+
+def pytest_collection_finish(session):
+    """Freeze what every test shares — the imported libraries and the collected tests — out of the garbage
+    collector's sight. A full collection (genimg's factory runs one whenever it lets a model go, Python one
+    whenever long-lived objects grow) otherwise walks torch's, diffusers' and transformers' half a million
+    objects each time: 0.35 s, hundreds of times a run. What the tests make afterwards is collected as usual."""
+    import gc
+
+    import diffusers  # noqa: F401  the libraries nearly every test imports, before they are frozen
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from diffusers import FluxPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline  # noqa: F401
+
+    gc.collect()
+    gc.freeze()

@@ -39,7 +39,8 @@ def _kernels(xml) -> set:
     return found - {"other"}
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl"])
+@pytest.mark.parametrize("family", ["sd", pytest.param("sdxl", marks=pytest.mark.slow)])  # SDXL: its second text
+# encoder is checked on the route below; its whole image, a conversion more, is slow
 def test_openvino_makes_the_cpu_presets_image_and_converts_once(cli, tmp_path, tiny_models, family, monkeypatch):
     # a cache of its own: genimg processes other tests start see OpenVINO for `auto` (conftest pins only this
     # process), so they may have converted this model already
@@ -88,6 +89,7 @@ def test_on_a_cpu_with_bf16_the_route_converts_and_computes_in_bf16(cli, tmp_pat
     assert difference.mean() < 3 and difference.max() < 40, (difference.mean(), difference.max())
 
 
+@pytest.mark.slow  # a fourth conversion (the VAE's encoder); the route's own image is checked in the default run above
 def test_img2img_runs_the_vae_encoder_on_the_route_too_and_a_tiled_decode_stays_on_torch(cli, tmp_path, tiny_models,
                                                                                           monkeypatch):
     from genimg.testing.images import save_ring
@@ -306,6 +308,7 @@ def test_once_compiled_the_torch_weights_are_read_from_disk_and_a_fused_lora_nev
     assert np.abs(after - plain).max() <= 1  # unfused: the model's own graph again
 
 
+@pytest.mark.slow  # a conversion of its own; the route's image with Winograd's filters is checked in the default run above
 def test_the_graph_is_saved_while_the_winograd_filters_it_shares_are_alive(tiny_models, tmp_path, monkeypatch):
     # convert_model shares the torch tensors' memory: saved after the filters were freed, the IR was written
     # from freed memory (a crash on sd-turbo's full-size UNet, where a garbage collection came in between)

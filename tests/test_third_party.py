@@ -1,6 +1,7 @@
 """What genimg relies on in other libraries' private names and in patching their objects
-(genimg/third_party.py), pinned: a release of diffusers, torch or tomesd that changes one fails here."""
+(genimg/third_party.py), pinned: a release of diffusers, torch, tomesd or OpenVINO that changes one fails here."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,33 @@ def test_a_conv2d_pads_circularly_through_its_instance_conv_forward_until_restor
     assert torch.allclose(conv(x), wrapped(x), atol=1e-6)  # torch's own circular padding, through forward
     restore()
     assert torch.equal(conv(x), plain) and "_conv_forward" not in conv.__dict__
+
+
+def test_openvino_converts_a_module_traced_once_with_what_convert_model_gives():
+    """`convert_traced` builds OpenVINO's TorchScript decoder with torch's `check_trace` off: the module runs
+    once (the trace) instead of three times, and the graph computes what `convert_model`'s own does."""
+    import openvino as ov
+
+    from genimg.third_party import convert_traced
+
+    class Counted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv, self.calls = torch.nn.Conv2d(3, 4, 3, padding=1), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return torch.nn.functional.silu(self.conv(x)).mean(dim=1)
+
+    module, x = Counted().eval(), torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        plain = ov.convert_model(module, example_input=(x,))
+        calls_of_plain, module.calls = module.calls, 0
+        quick = convert_traced(module, (x,))
+    assert (calls_of_plain, module.calls) == (3, 1)
+    core = ov.Core()
+    theirs, ours = (core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x.numpy())[0]
+                    for m in (plain, quick))
+    assert np.array_equal(ours, theirs)
+    assert np.allclose(ours, module(x).detach().numpy(), atol=1e-5)

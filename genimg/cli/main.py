@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -73,6 +74,13 @@ def _root(
     """Generate images with Stable Diffusion 1.x/2.x, SDXL and FLUX."""
 
 
+@functools.cache
+def _command():
+    """The click command typer makes of the app — once a process: a Python program or a test calling
+    :func:`main` many times would otherwise rebuild every command's options each time (60–80 ms)."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app, turn every error into one line and an exit code."""
     from genimg.cli.render import error_line
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     except GenimgError:
         pass  # a broken config file is reported, with its line, by the command that reads it
     try:
-        code = app(args=args, prog_name="genimg", standalone_mode=False)
+        code = _command().main(args=args, prog_name="genimg", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)  # click hands back a command's Exit(code) as a return value here
     except click.NoArgsIsHelpError:

@@ -3,6 +3,7 @@ ControlNet made from a UNet is), the zero convolutions still learn, and `genimg 
 
 import json
 
+import pytest
 import torch
 
 from genimg.learn.controlnet import ControlledUNet, ControlNet, edge_map, zero_conv
@@ -56,6 +57,7 @@ def test_the_edge_map_marks_where_the_brightness_changes():
     assert not edges[0, 0, 0, 0] and not edges[0, 0, 7, 7] and edges.sum() < 64
 
 
+@pytest.mark.slow  # the chapter's whole CLI run and its measurements; its pieces are checked against the libraries above
 def test_learn_controlnet_trains_beside_a_locked_run_and_measures_it(cli, tmp_path):
     assert cli("learn", "ddpm", "--epochs", "1", "--quiet", "-o", tmp_path / "base").code == 0
     before = (tmp_path / "base" / "checkpoint.safetensors").read_bytes()

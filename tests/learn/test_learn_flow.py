@@ -86,6 +86,7 @@ def test_a_new_dit_predicts_no_motion_and_reads_its_prompt_once_trained_a_little
     assert out[0].mean() > 0.5 and out[1].mean() < -0.5  # told apart by the text tokens alone
 
 
+@pytest.mark.slow  # the chapter's whole CLI run and its measurements; its pieces are checked against the libraries above
 def test_learn_flow_trains_samples_prompts_and_resumes_exactly(cli, tmp_path):
     import json
 

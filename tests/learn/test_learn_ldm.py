@@ -67,6 +67,7 @@ def test_the_scale_makes_the_codes_unit_variance():
     assert abs(float(scaled.std()) - 1) < 1e-5 and abs(latent_scale(codes) - 1 / 5.3) < 0.01
 
 
+@pytest.mark.slow  # the chapter's whole CLI run and its measurements; its pieces are checked against the libraries above
 def test_learn_ldm_trains_both_stages_draws_attention_samples_prompts_and_resumes_exactly(cli, tmp_path):
     args = ("learn", "ldm", "--epochs", "2", "--vae-epochs", "2", "--size", "8", "--quiet")
     made = cli(*args, "--json", "-o", tmp_path / "straight")

@@ -1,6 +1,7 @@
 """The teaching module trains, checkpoints, resumes exactly, and draws its pictures."""
 
 import numpy as np
+import pytest
 import torch
 
 from genimg.state_file import load_state, save_state
@@ -62,6 +63,7 @@ def test_resumed_ddpm_run_matches_an_uninterrupted_one(tmp_path):
     assert (whole / "loss.csv").read_text() == (parts / "loss.csv").read_text()
 
 
+@pytest.mark.slow  # two more trainings; an exact resume is checked in the default run below
 def test_a_finished_ddpm_run_is_lengthened_by_resume_with_more_epochs(cli, tmp_path):
     run = tmp_path / "run"
     args = ("learn", "ddpm", "-o", run, "--dataset", "digits", "--size", "8", "--batch", "512", "--quiet")
@@ -181,6 +183,7 @@ def test_dcgan_without_classes_refuses_a_class(cli, tmp_path):
     assert not (tmp_path / "faces").exists()  # refused before anything is written
 
 
+@pytest.mark.slow  # a training interrupted and resumed; Ctrl-C's own path is checked in the default run (test_reliability.py)
 def test_ctrl_c_in_learn_names_the_checkpoint_kept_and_resume_finishes_the_run(cli, tmp_path, monkeypatch):
     import genimg.learn.train_ddpm as trainer
 

@@ -34,6 +34,7 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
+@pytest.mark.slow  # three fresh processes and an idle wait; `serve --stop` on a real process stays in the default run
 def test_auto_starts_one_server_later_commands_use_it_and_it_exits_when_idle(cli, tmp_path, monkeypatch):
     state = tmp_path / "state"
     env = {**os.environ, "GENIMG_STATE_DIR": str(state), "GENIMG_SERVER": "auto",

@@ -491,6 +491,7 @@ def test_the_form_makes_an_image_and_the_gallery_shows_it(tmp_path):
         process.communicate(timeout=60)
 
 
+@pytest.mark.slow  # a server process of its own with two workers
 def test_one_worker_per_device_runs_jobs_side_by_side(tmp_path):
     """Two lanes (two CPU "devices" here; cuda:0 and cuda:1 on a two-GPU machine) take jobs from one queue."""
     url, process, _ = _start(tmp_path, "--device", "cpu", "--device", "cpu")
@@ -540,7 +541,7 @@ def test_a_name_clash_fails_before_the_server_runs_anything(cli, tmp_path, serve
     assert cli(*args, "--overwrite").code == 0
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_ctrl_c_answers_waiting_clients_and_stops_within_seconds(tmp_path, stop_signal):
     """The first Ctrl-C (or SIGTERM) stops taking jobs, cancels the waiting one, stops the running one at its next
     step, answers the clients waiting on them (503, "server stopping"), says what was done and removes its
@@ -572,7 +573,8 @@ def test_ctrl_c_answers_waiting_clients_and_stops_within_seconds(tmp_path, stop_
     assert "Traceback" not in err and not (state / "server.json").exists()
 
 
-@pytest.mark.parametrize("stop_signal,words", [(signal.SIGKILL, "stopped answering"), (signal.SIGTERM, "cancelled the job")])
+@pytest.mark.parametrize("stop_signal,words", [(signal.SIGKILL, "stopped answering"),
+                                               pytest.param(signal.SIGTERM, "cancelled the job", marks=pytest.mark.slow)])
 def test_the_cli_says_what_it_wrote_when_its_server_goes_away(tmp_path, stop_signal, words):
     import re
 
@@ -612,6 +614,7 @@ def test_a_client_that_goes_away_cancels_its_job(server, route, request_body):
     assert httpx.get(f"{url}/v1/health").json()["running"] == 0
 
 
+@pytest.mark.slow  # a server process of its own; the first Ctrl-C is checked in the default run
 def test_a_second_ctrl_c_still_says_what_happened_and_leaves_nothing_behind(tmp_path):
     url, process, state = _start(tmp_path)
     answers = {}
