@@ -88,7 +88,8 @@ def _built_once(name: str, build, into: Path) -> Path:
     if not (kept / ".complete").is_file():
         for stale in [*(p for p in root.glob("*") if p.name != key), *root.glob(f"{key}/.{name}-*")]:
             shutil.rmtree(stale, ignore_errors=True)  # other versions', and what a killed run left
-        building = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_parent(kept)))
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=kept.parent))
         try:
             build(building)
             (building / ".complete").touch()
@@ -101,11 +102,6 @@ def _built_once(name: str, build, into: Path) -> Path:
             shutil.rmtree(building, ignore_errors=True)
     shutil.copytree(kept, into, ignore=shutil.ignore_patterns(".complete"))
     return into
-
-
-def _parent(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent
 
 
 @pytest.fixture(scope="session")
