@@ -1,8 +1,8 @@
 """Every private name of another library genimg relies on, and every patch it makes to another library's
 objects, each named once here: diffusers' private helpers where it has no public one, Kontext's private
 call argument, instance patches of a VAE's and a UNet's methods, torch's version counters and module
-swaps, tomesd's state, OpenVINO's TorchScript decoder. tests/test_third_party.py pins the behaviour each is used for, so a release that
-changes one fails there, in one place, not deep inside a run."""
+swaps, tomesd's state, OpenVINO's TorchScript decoder. tests/test_third_party.py pins the behaviour each is
+used for, so a release that changes one fails there, in one place, not deep inside a run."""
 
 from __future__ import annotations
 

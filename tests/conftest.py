@@ -11,7 +11,7 @@ from pathlib import Path
 # Set before anything imports huggingface_hub, which reads these once at import time: nothing in
 # the tests may touch the network or the user's own caches and config.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="genimg-tests-"))
-atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)  # a run leaves no cache or config behind
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)  # no cache or config left behind (but _built_once's)
 os.environ.update({
     "HF_HOME": str(_SANDBOX / "hf"),
     "HF_HUB_CACHE": str(_SANDBOX / "hf" / "hub"),
@@ -22,6 +22,7 @@ os.environ.update({
     "GENIMG_DATA_DIR": str(_SANDBOX / "data"),
     "GENIMG_STATE_DIR": str(_SANDBOX / "state"),
 })
+_BUILD_AFRESH = os.environ.get("GENIMG_TEST_CACHE") == "0"  # read before the loop below takes it away
 for _name in [n for n in os.environ if n.startswith("GENIMG_")
               and n not in ("GENIMG_CONFIG_DIR", "GENIMG_CACHE_DIR", "GENIMG_DATA_DIR", "GENIMG_STATE_DIR")]:
     os.environ.pop(_name)  # a developer's own defaults (GENIMG_MODEL, GENIMG_CONFIG, …) must not reach the tests
@@ -76,7 +77,7 @@ def _built_once(name: str, build, into: Path) -> Path:
 
     import genimg.testing
 
-    if os.environ.get("GENIMG_TEST_CACHE") == "0":
+    if _BUILD_AFRESH:
         build(into)
         return into
     source = hashlib.sha256()
