@@ -3,26 +3,20 @@ genimg's route does it (``third_party.convert_traced``: the same trace without t
 
     python bench/openvino_convert.py [--family sd|sdxl] [--runs 2]
 
-Random weights (genimg.testing.full_size), nothing written to disk: the conversion alone, interleaved, the
-CPU named on the table. Needs about 4× the UNet's fp32 size in RAM (SD1.5: 14 GB)."""
+Random weights (genimg.testing.full_size), nothing kept on disk: the conversion alone, interleaved, the
+CPU and its flags named on the table. SD1.5 peaked at 7.3 GB of RAM (twice its fp32 UNet); SDXL needs 24 GB."""
 
 from __future__ import annotations
 
 import argparse
 import gc
-import platform
 import statistics
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+from cpu_presets import cpu_flags_shown, cpu_model
 
 
 def main() -> None:
@@ -66,8 +60,8 @@ def main() -> None:
                 del model
                 gc.collect()
     base = statistics.median(times["openvino.convert_model"])
-    print(f"{args.family} UNet at {side * 8}², batch 2, {cpu_name()}, torch {torch.__version__}, "
-          f"OpenVINO {ov.__version__}")
+    print(f"{args.family} UNet at {side * 8}², batch 2, {cpu_model()} ({', '.join(cpu_flags_shown())}), "
+          f"torch {torch.__version__}, OpenVINO {ov.__version__}")
     print("| conversion | median s | min s | vs convert_model |")
     print("|---|---|---|---|")
     for name, seconds in times.items():
