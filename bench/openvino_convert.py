@@ -4,7 +4,8 @@ genimg's route does it (``third_party.convert_traced``: the same trace without t
     python bench/openvino_convert.py [--family sd|sdxl] [--runs 2]
 
 Random weights (genimg.testing.full_size), nothing kept on disk: the conversion alone, interleaved, the
-CPU and its flags named on the table. SD1.5 peaked at 7.3 GB of RAM (twice its fp32 UNet); SDXL needs 24 GB."""
+CPU and its flags named on the table. SD1.5 peaked at 7.3 GB of RAM (twice its fp32 UNet); SDXL, with a UNet
+three times larger, was not run."""
 
 from __future__ import annotations
 
