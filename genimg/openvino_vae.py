@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from genimg.openvino_cache import compiled_folder, ir_name, mark_used, record
-from genimg.openvino_unet import Recipe, WeightsKey, compiled_request, in_float32, save_ir
+from genimg.openvino_unet import Recipe, WeightsKey, compiled_request, free_conversion_garbage, in_float32, save_ir
 from genimg.third_party import convert_traced, replace_forward
 
 KEPT_GRAPHS = 2  # compiled graphs kept in memory per part (two sizes: an image and its hires pass)
@@ -88,6 +88,9 @@ class PartForward:
             converted = convert_traced(traced, example)
             converted.reshape({port: list(x.shape) for port, x in zip(converted.inputs, example)})
             save_ir(converted, xml, needed, f"the converted {self.model}")
+            del converted
+        del traced
+        free_conversion_garbage()
 
 
 class _Traced(torch.nn.Module):
