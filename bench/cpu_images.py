@@ -92,12 +92,14 @@ def tiny_autoencoder(cache: Path) -> Path:
     return folder
 
 
-def anonymous_peak() -> dict:
-    """Samples this process's anonymous memory (``RssAnon`` in /proc/self/status) every half second from
-    a thread; ``["GB"]`` holds the highest so far (stays 0 where there is no /proc)."""
+def anonymous_peak(interval: float = 0.5, phase=None) -> dict:
+    """Samples this process's anonymous memory (``RssAnon`` in /proc/self/status) every ``interval`` seconds
+    from a thread; ``["GB"]`` holds the highest so far in GiB (stays 0 where there is no /proc). Given
+    ``phase`` (what the process is doing now, as a name), each name holds its own highest, in the order the
+    names were first seen (bench/route_memory.py)."""
     import threading
 
-    peak = {"GB": 0.0}
+    peak = {} if phase else {"GB": 0.0}
 
     def sample():
         while True:
@@ -106,8 +108,9 @@ def anonymous_peak() -> dict:
                     kb = next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
             except (OSError, StopIteration):
                 return
-            peak["GB"] = max(peak["GB"], kb / 2**20)
-            time.sleep(0.5)
+            name = phase() if phase else "GB"
+            peak[name] = max(peak.get(name, 0.0), kb / 2**20)
+            time.sleep(interval)
 
     threading.Thread(target=sample, daemon=True).start()
     return peak

@@ -13,18 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from cpu_images import anonymous_peak
 from cpu_presets import cpu_flags_shown, cpu_model
-
-
-def anonymous_gb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon"):
-            return int(line.split()[1]) / 1e6
-    return 0.0
 
 
 def main() -> None:
@@ -41,15 +34,7 @@ def main() -> None:
         from genimg.testing.full_size import save_full_size
 
         folder = save_full_size("sd", (args.cache or Path(work)) / "sd")
-        phase, highest, order, entered, began = ["load"], {}, [], {}, time.monotonic()
-
-        def sample():
-            while True:
-                name = phase[0]
-                if name not in highest:
-                    order.append(name)
-                highest[name] = max(highest.get(name, 0.0), anonymous_gb())
-                time.sleep(0.2)
+        phase, entered, began = ["load"], {}, time.monotonic()
 
         def enter(name):  # a part met again (the VAE after the text encoder) is a phase of its own
             entered[name] = entered.get(name, 0) + 1
@@ -75,17 +60,17 @@ def main() -> None:
             elif event == "image":
                 enter("image made")
 
-        threading.Thread(target=sample, daemon=True).start()
+        highest = anonymous_peak(0.2, lambda: phase[0])
         spec = GenerationSpec(prompt="a lighthouse", model=str(folder), preset="cpu-openvino", steps=args.steps,
                               width=512, height=512, seed=1)
         generate(spec, progress=progress)
         time.sleep(0.5)
     print(f"SD1.5 512², {args.steps} steps, cpu-openvino, first image from a fresh cache, "
           f"{cpu_model()} ({', '.join(cpu_flags_shown())}), {time.monotonic() - began:.0f} s")
-    print("| phase (in order) | highest anonymous memory GB |")
+    print("| phase (in order) | highest anonymous memory GiB |")
     print("|---|---|")
-    for name in order:
-        print(f"| {name} | {highest[name]:.2f} |")
+    for name, gib in list(highest.items()):
+        print(f"| {name} | {gib:.2f} |")
 
 
 if __name__ == "__main__":

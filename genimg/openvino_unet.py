@@ -339,7 +339,7 @@ def save_ir(model, xml: Path, needed: int, what: str) -> None:
 
 def free_conversion_garbage() -> None:
     """Collect what a trace and conversion leave in reference cycles, and give the pages back: called after
-    each part's conversion, before its graph is compiled (the VAE decoder's at 512² leaves 1.3 GB otherwise)."""
+    each part's conversion, before its graph is compiled (the VAE decoder's at 512² leaves 1.2 GiB otherwise)."""
     gc.collect()
     _return_freed_memory()
 
